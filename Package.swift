@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+// Pilot: federated multimodal instruction tuning as an MPI job.
+// Layering (arrows point down only):
+//   C shims (CMPI, COpenBLAS, CHDF5, CZlib)
+//   -> PilotCore (errors, checksums)  -> PilotTensor (buffers, sgemm, kernels)
+//   -> PilotModel (layers, connectors, LM, losses, optimiser)
+//   -> PilotComm (communicator protocol, MPI + in-process)   PilotHDF5 (HDF5 store)
+//   -> PilotData (benchmark generator, tokenizer, metrics)
+//   -> PilotCLI (subcommands) -> pilot (executable)
+import PackageDescription
+
+let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Pilot",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "pilot", targets: ["pilot"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: C system libraries (Debian packages) with small shims for macro-only constants
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev", "hdf5-tools"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+
+        // MARK: Library layers
+        .target(name: "PilotCore"),
+        .target(name: "PilotTensor", dependencies: ["PilotCore", "COpenBLAS"], swiftSettings: release),
+        .target(name: "PilotComm", dependencies: ["PilotCore", "CMPI"]),
+        .target(name: "PilotHDF5", dependencies: ["PilotCore", "CHDF5"]),
+        .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5"], swiftSettings: release),
+        .target(name: "PilotData", dependencies: ["PilotCore", "PilotHDF5", "CZlib"], swiftSettings: release),
+        .target(name: "PilotCLI", dependencies: [
+            "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // MARK: Executable
+        .executableTarget(name: "pilot", dependencies: ["PilotCLI"]),
+
+        // MARK: Tests
+        .target(name: "PilotTestSupport", dependencies: ["PilotCore"], path: "Tests/PilotTestSupport"),
+        .testTarget(name: "PilotCoreTests", dependencies: ["PilotCore", "PilotTestSupport"]),
+        .testTarget(name: "PilotTensorTests", dependencies: ["PilotTensor", "PilotTestSupport"]),
+        .testTarget(name: "PilotCommTests", dependencies: ["PilotComm", "PilotTestSupport"]),
+        .testTarget(name: "PilotHDF5Tests", dependencies: ["PilotHDF5", "PilotTestSupport"]),
+        .testTarget(name: "PilotModelTests", dependencies: ["PilotModel", "PilotTestSupport"]),
+        .testTarget(name: "PilotDataTests", dependencies: ["PilotData", "PilotTestSupport"]),
+        .testTarget(name: "PilotIntegrationTests", dependencies: ["PilotTestSupport", "PilotHDF5"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,22 @@
+import ArgumentParser
+
+/// The root `pilot` command: it only lists the subcommands; each lives in its own file.
+public struct PilotCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "pilot",
+        abstract: "Federated multimodal instruction tuning (Pilot, AAAI 2025) as an MPI job.",
+        discussion: """
+        Rank 0 is the federated server and every other rank is one client. Launch multi-rank \
+        commands with mpirun (workstation) or srun --mpi=pmix (Slurm). Checkpoints and metrics \
+        are HDF5 files that h5py and pandas can open.
+        """,
+        version: PilotVersion.string,
+        subcommands: [SelftestCommand.self]
+    )
+
+    public init() {}
+}
+
+public enum PilotVersion {
+    public static let string = "0.1.0"
+}

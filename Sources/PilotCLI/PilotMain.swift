@@ -1,0 +1,3 @@
+public enum PilotMain {
+    public static func run() { PilotCommand.main() }
+}

@@ -1,0 +1,1 @@
+// Placeholder so the target builds; filled by its own issue.

@@ -1,0 +1,66 @@
+import COpenBLAS
+
+/// Every matrix product in the project goes through here: row-major
+/// C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] + beta · C, with op = transpose when asked.
+/// Leading dimensions default to the packed row-major ones.
+@inlinable
+public func sgemm(transA: Bool = false, transB: Bool = false,
+                  m: Int, n: Int, k: Int,
+                  alpha: Float = 1,
+                  a: UnsafePointer<Float>, lda: Int? = nil,
+                  b: UnsafePointer<Float>, ldb: Int? = nil,
+                  beta: Float = 0,
+                  c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
+    if m == 0 || n == 0 { return }
+    let lda = lda ?? (transA ? m : k)
+    let ldb = ldb ?? (transB ? k : n)
+    let ldc = ldc ?? n
+    if k == 0 {
+        // BLAS would leave C untouched for beta == 1 and scale otherwise; make that explicit.
+        for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+        return
+    }
+    cblas_sgemm(CblasRowMajor,
+                transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha,
+                a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// The naive triple loop that `sgemm` is tested against. Accumulates in Double so that it
+/// is a stricter reference than the kernel it checks.
+public func referenceGEMM(transA: Bool = false, transB: Bool = false,
+                          m: Int, n: Int, k: Int, alpha: Float = 1,
+                          a: [Float], b: [Float], beta: Float = 0, c: inout [Float]) {
+    precondition(a.count == m * k && b.count == k * n && c.count == m * n, "referenceGEMM shapes")
+    for i in 0..<m {
+        for j in 0..<n {
+            var acc = 0.0
+            for p in 0..<k {
+                let av = transA ? a[p * m + i] : a[i * k + p]
+                let bv = transB ? b[j * k + p] : b[p * n + j]
+                acc += Double(av) * Double(bv)
+            }
+            c[i * n + j] = Float(Double(alpha) * acc + (beta == 0 ? 0 : Double(beta) * Double(c[i * n + j])))
+        }
+    }
+}
+
+extension Tensor {
+    /// C = alpha · op(A) · op(B) + beta · C for 2-D tensors (leading dimensions collapse).
+    public static func matmul(_ a: Tensor, transA: Bool = false, _ b: Tensor, transB: Bool = false,
+                              into c: Tensor, alpha: Float = 1, beta: Float = 0) {
+        let (ar, ac) = a.matrixShape, (br, bc) = b.matrixShape
+        let m = transA ? ac : ar, k = transA ? ar : ac
+        let k2 = transB ? bc : br, n = transB ? br : bc
+        precondition(k == k2, "matmul inner dimensions differ: \(a.shape) x \(b.shape)")
+        precondition(c.count == m * n, "matmul output \(c.shape) is not [\(m), \(n)]")
+        sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+              a: a.pointer, b: b.pointer, beta: beta, c: c.pointer)
+    }
+
+    /// Rows × columns, with every leading dimension folded into the rows.
+    public var matrixShape: (Int, Int) {
+        guard let last = shape.last else { return (1, 1) }
+        return (last == 0 ? 0 : count / last, last)
+    }
+}

@@ -1,0 +1,3 @@
+import PilotCLI
+
+PilotMain.run()
