@@ -34,7 +34,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var len: Int32 = 0
         MPI_Error_string(code, &buf, &len)
         throw PilotError.mpi(operation: "\(operation()) on \(name)", rank: worldRank, code: code,
-                             message: String(cString: buf))
+                             message: String(cBuffer: buf))
     }
 
     static func datatype<T: CommElement>(_: T.Type) -> MPI_Datatype? {

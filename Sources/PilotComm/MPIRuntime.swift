@@ -82,7 +82,7 @@ public enum MPIRuntime {
         var buf = [CChar](repeating: 0, count: Int(pilot_MPI_MAX_PROCESSOR_NAME()) + 1)
         var len: Int32 = 0
         MPI_Get_processor_name(&buf, &len)
-        return String(cString: buf)
+        return String(cBuffer: buf)
     }
 
     /// The MPI library's own version string.
@@ -90,7 +90,7 @@ public enum MPIRuntime {
         var buf = [CChar](repeating: 0, count: 8192)
         var len: Int32 = 0
         MPI_Get_library_version(&buf, &len)
-        return String(cString: buf).split(separator: "\n").first.map(String.init) ?? ""
+        return String(cBuffer: buf).split(separator: "\n").first.map(String.init) ?? ""
     }
 }
 

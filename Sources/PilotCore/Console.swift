@@ -28,3 +28,11 @@ public enum Console {
     /// True when `fd` is a terminal (progress bars are drawn only then).
     public static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) != 0 }
 }
+
+extension String {
+    /// Decodes a NUL-terminated C buffer as UTF-8 (text after the first NUL is ignored).
+    public init(cBuffer: [CChar]) {
+        let end = cBuffer.firstIndex(of: 0) ?? cBuffer.count
+        self = String(decoding: cBuffer[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

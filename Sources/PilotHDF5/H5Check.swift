@@ -1,0 +1,52 @@
+import CHDF5
+import Foundation
+import PilotCore
+
+/// libhdf5 here is the serial, non-thread-safe build: every call into it goes through this one
+/// lock, so that tests and threads in one process can share the library safely.
+let h5Lock = NSRecursiveLock()
+
+/// Installs the "don't print" handler once: HDF5's error stack becomes the message of a Swift
+/// error instead of text on stderr behind the caller's back.
+let h5Silenced: Bool = {
+    _ = pilot_h5_silence_errors()
+    return true
+}()
+
+@inline(__always)
+func withH5<R>(_ body: () throws -> R) rethrows -> R {
+    h5Lock.lock()
+    defer { h5Lock.unlock() }
+    _ = h5Silenced
+    return try body()
+}
+
+/// HDF5's current error stack as one line ("H5Fopen(): unable to open file; …"), cleared afterwards.
+func h5ErrorStack() -> String {
+    var buf = [CChar](repeating: 0, count: 4096)
+    _ = pilot_h5_error_stack(&buf, buf.count)
+    return String(cBuffer: buf)
+}
+
+/// Checks an identifier returned by HDF5 (negative means failure).
+@discardableResult
+func check(_ id: hid_t, _ operation: @autoclosure () -> String, file: String, object: String = "") throws -> hid_t {
+    if id < 0 {
+        throw PilotError.hdf5(operation: operation(), file: file, object: object, detail: h5ErrorStack())
+    }
+    return id
+}
+
+/// Checks a status code returned by HDF5 (negative means failure).
+func check(_ status: herr_t, _ operation: @autoclosure () -> String, file: String, object: String = "") throws {
+    if status < 0 {
+        throw PilotError.hdf5(operation: operation(), file: file, object: object, detail: h5ErrorStack())
+    }
+}
+
+/// Closes an identifier when the scope ends.
+struct H5Handle {
+    let id: hid_t
+    let close: (hid_t) -> herr_t
+    func release() { if id >= 0 { _ = close(id) } }
+}
