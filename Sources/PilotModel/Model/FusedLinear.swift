@@ -1,0 +1,111 @@
+import PilotTensor
+
+// Shape letters: N rows, I input width, O = Σ member widths, P LoRA branches, R rank.
+
+/// Bias-free linears that read the same input (q,k,v or gate,up), each with zero or more LoRA
+/// branches, run as ONE sgemm over merged weights W' = [W_1 + Σ s·A·B | W_2 + … ] [I, O].
+/// The merge costs 2·I·R·O flops per branch, far less than the skinny (x·A)·B products it replaces,
+/// and the backward pass gets dx = dy·W'ᵀ (which already includes the LoRA path) in one sgemm too.
+/// x·[A_1 | A_2 | …] [N, P·R] is kept for dB, and dA for all branches comes from one sgemm.
+final class FusedLinear {
+    struct Member {
+        let weight: UnsafeMutablePointer<Float>        // [I, out] frozen or trainable base
+        let dweight: UnsafeMutablePointer<Float>?
+        let out: Int
+        let column: Int                                // first column in the fused output
+    }
+    struct Branch {
+        let member: Int
+        let a: UnsafeMutablePointer<Float>             // [I, R]
+        let b: UnsafeMutablePointer<Float>             // [R, out]
+        let da: UnsafeMutablePointer<Float>?
+        let db: UnsafeMutablePointer<Float>?
+        let baseScale: Float
+        let isLocal: Bool                              // FedDPA's local branch (scaled by the mix)
+        var scale: Float
+    }
+
+    let inFeatures: Int, outTotal: Int, rank: Int
+    let members: [Member]
+    var branches: [Branch]
+    /// [I, O] merged weights.
+    let merged: Tensor
+    /// [I, P·R] A matrices side by side, and their gradient.
+    let packedA: Tensor
+    let dPackedA: Tensor
+    /// Whether any LoRA branch trains (then x·A is kept and dA, dB are computed).
+    let trainsLoRA: Bool
+
+    init(inFeatures: Int, rank: Int, members: [Member], branches: [Branch]) {
+        self.inFeatures = inFeatures; self.rank = rank; self.members = members; self.branches = branches
+        outTotal = members.reduce(0) { $0 + $1.out }
+        merged = Tensor(shape: [inFeatures, outTotal])
+        packedA = Tensor(shape: [inFeatures, max(1, branches.count * rank)])
+        dPackedA = Tensor(shape: [inFeatures, max(1, branches.count * rank)])
+        trainsLoRA = branches.contains { $0.da != nil || $0.db != nil }
+    }
+
+    var packedWidth: Int { branches.count * rank }
+
+    /// Recomputes W' and the packed A from the current parameters (once per forward pass).
+    func prepare(localMix: Float) {
+        let I = inFeatures, O = outTotal, R = rank, PR = packedWidth
+        for m in members {
+            for i in 0..<I { (merged.pointer + i * O + m.column).update(from: m.weight + i * m.out, count: m.out) }
+        }
+        for p in branches.indices {
+            let br = branches[p]
+            let s = br.baseScale * (br.isLocal ? localMix : 1)
+            branches[p].scale = s
+            let m = members[br.member]
+            sgemm(m: I, n: m.out, k: R, alpha: s, a: br.a, b: br.b, beta: 1, c: merged.pointer + m.column, ldc: O)
+            if trainsLoRA {
+                for i in 0..<I { (packedA.pointer + i * PR + p * R).update(from: br.a + i * R, count: R) }
+            }
+        }
+    }
+
+    /// y[N,O] = x·W' (+ y when accumulate); xa[N,P·R] = x·[A…] when LoRA trains.
+    func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, xa: UnsafeMutablePointer<Float>?,
+                 rows: Int, accumulate: Bool = false) {
+        sgemm(m: rows, n: outTotal, k: inFeatures, a: x, b: merged.pointer, beta: accumulate ? 1 : 0, c: y)
+        if trainsLoRA, let xa {
+            sgemm(m: rows, n: packedWidth, k: inFeatures, a: x, b: packedA.pointer, c: xa)
+        }
+    }
+
+    /// dx (+)= dy·W'ᵀ; LoRA and base-weight gradients are added into their `d…` buffers.
+    /// `t` is scratch [N, P·R].
+    func backward(dx: UnsafeMutablePointer<Float>?, accumulateDx: Bool, dy: UnsafePointer<Float>,
+                  x: UnsafePointer<Float>, xa: UnsafePointer<Float>?, rows: Int, t: UnsafeMutablePointer<Float>) {
+        let I = inFeatures, O = outTotal, R = rank, PR = packedWidth
+        if trainsLoRA, let xa {
+            for (p, br) in branches.enumerated() {
+                let m = members[br.member]
+                if let db = br.db {
+                    sgemm(transA: true, m: R, n: m.out, k: rows, alpha: br.scale, a: xa + p * R, lda: PR,
+                          b: dy + m.column, ldb: O, beta: 1, c: db, ldc: m.out)
+                }
+                sgemm(transB: true, m: rows, n: R, k: m.out, alpha: br.scale, a: dy + m.column, lda: O,
+                      b: br.b, ldb: m.out, c: t + p * R, ldc: PR)
+            }
+            sgemm(transA: true, m: I, n: PR, k: rows, a: x, lda: I, b: t, ldb: PR, c: dPackedA.pointer, ldc: PR)
+            for (p, br) in branches.enumerated() {
+                guard let da = br.da else { continue }
+                for i in 0..<I {
+                    let s = dPackedA.pointer + i * PR + p * R, d = da + i * R
+                    for r in 0..<R { d[r] += s[r] }
+                }
+            }
+        }
+        for m in members {
+            if let dw = m.dweight {
+                sgemm(transA: true, m: I, n: m.out, k: rows, a: x, lda: I, b: dy + m.column, ldb: O, beta: 1, c: dw, ldc: m.out)
+            }
+        }
+        if let dx {
+            sgemm(transB: true, m: rows, n: I, k: O, a: dy, lda: O, b: merged.pointer, ldb: O,
+                  beta: accumulateDx ? 1 : 0, c: dx, ldc: I)
+        }
+    }
+}

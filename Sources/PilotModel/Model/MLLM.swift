@@ -1,0 +1,188 @@
+import PilotCore
+import PilotTensor
+
+// Shape letters: B sequences, P visual tokens, T context, N = B·T, C LM width, Dv vision width.
+
+/// The loss of one step and its parts (auxiliary parts already multiplied by their λ, as in the JAX reference).
+public struct LossParts: Sendable, Equatable, CustomStringConvertible {
+    public var total: Double
+    /// Mean next-token cross-entropy over the target tokens.
+    public var ce: Double
+    /// λ0·Ld (Pilot stage 1).
+    public var diff: Double
+    /// λ1·Lb (stage 2).
+    public var balance: Double
+    /// λ2·Lz (stage 2).
+    public var z: Double
+    /// Number of target tokens.
+    public var targets: Int
+    public var description: String {
+        "loss \(total) (ce \(ce), diff \(diff), balance \(balance), z \(z), \(targets) targets)"
+    }
+}
+
+/// The small LLaVA-style MLLM of DESIGN §2: ViT → connector (variant) → Llama-style LM with LoRA.
+/// Hand-written forward and backward passes over flat buffers; every parameter is a named view into
+/// `parameters` (trainable ones in one contiguous buffer).
+public final class MLLM {
+    public let config: ModelConfig
+    public let variant: ConnectorVariant
+    public let options: ConnectorOptions
+    public let parameters: ParameterStore
+    public let optimizer: AdamW
+    public let maxBatch: Int
+    /// Weight of FedDPA's local LoRA (1 in training; set per instance for FedDPA-T inference).
+    public var localLoRAMix: Float
+
+    let vision: VisionEncoder
+    let connector: Connector
+    let lm: LanguageModel
+    let hasLoRA: Bool
+    let trainsVision: Bool
+    /// [B·P, Dv] vision features of the current batch when they are given precomputed.
+    let hvInput: Tensor
+    let dvis: Tensor
+
+    /// - Parameters:
+    ///   - trainable: which parameter groups train (the variant's rule by default).
+    ///   - maxBatch: activations are allocated once for this many sequences.
+    ///   - seed: initial weights (each parameter from its own stream keyed by its name).
+    public init(config: ModelConfig = .tiny, variant: ConnectorVariant, options: ConnectorOptions = .init(),
+                trainable: TrainableSelection = .variantDefault, maxBatch: Int, seed: UInt64 = 0,
+                optimizer: AdamW.Parameters = .init()) throws {
+        try config.validate()
+        try options.validate()
+        guard maxBatch >= 1 else { throw PilotError.invalidArgument("maxBatch must be ≥ 1") }
+        self.config = config; self.variant = variant; self.options = options; self.maxBatch = maxBatch
+        localLoRAMix = options.fedDPAMix
+        hasLoRA = trainable != .pretrain
+        let branches = hasLoRA ? (variant == .fedDPA ? ["", "local_"] : [""]) : []
+        let specs = VisionEncoder.parameterSpecs(config) + Connector.parameterSpecs(variant, options, config)
+            + LanguageModel.parameterSpecs(config, loraBranches: branches)
+        let groups = Set(specs.map(\.group))
+        let isTrainable: (String) -> Bool
+        switch trainable {
+        case .variantDefault:
+            switch variant {
+            case .mlp, .fedDPA, .pilotStage1:
+                isTrainable = { $0.hasPrefix("connector/") || $0.hasPrefix("lora") }
+            case .pilotStage2:
+                let local = "connector/task_adapters/\(options.localTask)"
+                let client = options.clientAdapterInStage2 == .trainable
+                isTrainable = { g in
+                    g == local || g == "connector/cross_task_adapters" || g == "connector/router" || g.hasPrefix("lora")
+                        || (client && g == "connector/client_adapter")
+                }
+            }
+        case .pretrain: isTrainable = { $0 == "vision" || $0 == "lm" || $0.hasPrefix("connector/") }
+        case .connectorAndLoRA: isTrainable = { $0.hasPrefix("connector/") || $0.hasPrefix("lora") }
+        case let .groups(set):
+            if let bad = set.first(where: { !groups.contains($0) }) {
+                throw PilotError.invalidArgument("unknown parameter group '\(bad)'; this model has: \(groups.sorted().joined(separator: ", "))")
+            }
+            isTrainable = { set.contains($0) }
+        }
+        parameters = ParameterStore(specs: specs, trainableGroups: isTrainable, seed: seed)
+        self.optimizer = AdamW(count: parameters.trainableCount, parameters: optimizer)
+        vision = VisionEncoder(cfg: config, store: parameters, maxBatch: maxBatch)
+        connector = Connector(variant: variant, options: options, cfg: config, store: parameters, maxBatch: maxBatch)
+        lm = LanguageModel(cfg: config, store: parameters, maxBatch: maxBatch, loraBranches: branches)
+        trainsVision = vision.trains
+        hvInput = Tensor(shape: [maxBatch * config.visualTokens, config.visionWidth])
+        dvis = Tensor(shape: [maxBatch * config.visualTokens, config.visionWidth])
+        if variant == .pilotStage2 { try initializeCrossTaskAdapters() }
+    }
+
+    // MARK: Named parameters
+
+    /// A parameter's values as a view into the model (writes change the model).
+    public func tensor(named name: String) throws -> Tensor { try parameters.tensor(named: name) }
+    /// The contiguous trainable slice of a group (e.g. "lora", "connector/task_adapters/0").
+    public func trainableView(group: String) throws -> Tensor { try parameters.view(group: group) }
+
+    /// Stage 2: sets every cross-task adapter from the local task adapter (default) or leaves the random
+    /// init (`crossTaskInit = .random`). Call after loading the aggregated task adapters.
+    public func initializeCrossTaskAdapters() throws {
+        guard variant == .pilotStage2, options.crossTaskInit == .copyOfLocal else { return }
+        for t in 0..<options.numTasks where t != options.localTask {
+            try parameters.copy(from: "connector/task_adapters/\(options.localTask)/", to: "connector/cross_task_adapters/\(t)/")
+        }
+    }
+
+    // MARK: Forward and backward
+
+    private func visualFeatures(_ batch: Batch) -> UnsafePointer<Float> {
+        switch batch.visual {
+        case let .features(f):
+            f.withUnsafeBufferPointer { hvInput.pointer.update(from: $0.baseAddress!, count: f.count) }
+            return UnsafePointer(hvInput.pointer)
+        case let .pixels(p):
+            p.withUnsafeBufferPointer { vision.forward(pixels: $0.baseAddress!, batch: batch.size) }
+            return UnsafePointer(vision.hv.pointer)
+        }
+    }
+
+    /// Forward pass (and, with `backward`, the backward pass adding into `parameters.gradients`).
+    func run(_ batch: Batch, backward: Bool) throws -> LossParts {
+        try batch.validate(config, maxBatch: maxBatch)
+        let B = batch.size, P = config.visualTokens, T = config.contextLength, C = config.width, L = T - P
+        lm.prepare(localMix: localLoRAMix)
+        let hv = visualFeatures(batch)
+        let aux = connector.forward(hv: hv, batch: B)
+        // x0 = [visual tokens | token embeddings]
+        let x0 = lm.resid[0].pointer, vis = connector.out.pointer
+        batch.tokens.withUnsafeBufferPointer { tok in
+            for b in 0..<B {
+                (x0 + b * T * C).update(from: vis + b * P * C, count: P * C)
+                Embedding.forward(out: x0 + (b * T + P) * C, tokens: tok.baseAddress! + b * L, table: lm.embed, count: L, width: C)
+            }
+        }
+        let lengths = batch.lengths
+        if let lengths {
+            lengths.withUnsafeBufferPointer { lm.forward(batch: B, lengths: $0.baseAddress) }
+        } else {
+            lm.forward(batch: B, lengths: nil)
+        }
+        let head = batch.targets.withUnsafeBufferPointer { lm.headLoss(batch: B, targets: $0.baseAddress!, backward: backward) }
+        if backward {
+            lm.backward(batch: B)
+            let dx0 = lm.dres.pointer
+            if let dEmbed = lm.dEmbed {
+                batch.tokens.withUnsafeBufferPointer { tok in
+                    for b in 0..<B {
+                        Embedding.backward(dtable: dEmbed, dout: dx0 + (b * T + P) * C, tokens: tok.baseAddress! + b * L, count: L, width: C)
+                    }
+                }
+            }
+            let dv = dvis.pointer
+            for b in 0..<B { (dv + b * P * C).update(from: dx0 + b * T * C, count: P * C) }
+            let needHv = trainsVision
+            if needHv { vision.dhv.pointer.update(repeating: 0, count: B * P * config.visionWidth) }
+            if connector.trains || needHv {
+                connector.backward(dout: dv, batch: B, dhv: needHv ? vision.dhv.pointer : nil)
+            }
+            if needHv { vision.backward(batch: B) }
+        }
+        let total = head.ce + aux.diff + aux.balance + aux.z
+        return LossParts(total: total, ce: head.ce, diff: aux.diff, balance: aux.balance, z: aux.z, targets: head.count)
+    }
+
+    /// The loss of `batch` (forward only).
+    public func loss(_ batch: Batch) throws -> LossParts { try run(batch, backward: false) }
+
+    /// Zeroes the gradients, then runs forward and backward; the gradients are in `parameters.gradients`.
+    @discardableResult
+    public func forwardBackward(_ batch: Batch) throws -> LossParts {
+        parameters.zeroGradients()
+        return try run(batch, backward: true)
+    }
+
+    /// One training step: forward, backward and an AdamW update of the trainable buffer. The returned
+    /// loss is the one before the update. Frozen parameters are never written.
+    @discardableResult
+    public func trainStep(_ batch: Batch, learningRate: Float) throws -> LossParts {
+        let l = try forwardBackward(batch)
+        optimizer.step(params: parameters.trainable, grads: parameters.gradients, lr: learningRate)
+        return l
+    }
+}

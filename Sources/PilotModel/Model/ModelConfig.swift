@@ -1,0 +1,136 @@
+import PilotCore
+
+/// Sizes of the LLaVA-style model (DESIGN §2). The default is the "tiny" reference.
+public struct ModelConfig: Codable, Sendable, Equatable {
+    // Vision encoder (ViT)
+    /// Square RGB image side in pixels.
+    public var imageSize = 32
+    /// Square patch side; (imageSize/patchSize)² visual tokens.
+    public var patchSize = 8
+    public var channels = 3
+    /// Vision width Dv.
+    public var visionWidth = 128
+    public var visionLayers = 2
+    public var visionHeads = 4
+    public var visionMLPHidden = 512
+    // Language model (Llama-style)
+    /// Model width d (C in the shape comments).
+    public var width = 256
+    public var layers = 4
+    public var heads = 4
+    /// SwiGLU hidden width F.
+    public var ffnHidden = 688
+    public var vocabSize = 512
+    /// Context length T = visual tokens + text tokens.
+    public var contextLength = 64
+    public var ropeTheta = 10_000.0
+    public var normEps: Float = 1e-5
+    // LoRA
+    public var loraRank = 16
+    public var loraAlpha: Float = 32
+    /// Standard deviation of LoRA B at init; 0 (the LoRA convention) makes the adapter start as a no-op.
+    public var loraBInitStd: Float = 0
+    // Connector
+    /// Hidden width of every connector MLP (Dv → hidden → d).
+    public var adapterHidden = 256
+
+    public init() {}
+
+    public static let tiny = ModelConfig()
+
+    public var headDim: Int { width / heads }
+    public var visualTokens: Int { (imageSize / patchSize) * (imageSize / patchSize) }
+    public var textLength: Int { contextLength - visualTokens }
+    public var loraScale: Float { loraAlpha / Float(loraRank) }
+    public var patchDim: Int { channels * patchSize * patchSize }
+
+    public func validate() throws {
+        func need(_ ok: Bool, _ msg: String) throws { if !ok { throw PilotError.invalidArgument("model config: \(msg)") } }
+        try need(width % heads == 0, "width \(width) is not a multiple of heads \(heads)")
+        try need(headDim % 2 == 0, "head width \(headDim) must be even for RoPE")
+        try need(visionWidth % visionHeads == 0, "vision_width \(visionWidth) is not a multiple of vision_heads \(visionHeads)")
+        try need(imageSize % patchSize == 0, "image_size \(imageSize) is not a multiple of patch_size \(patchSize)")
+        try need(contextLength > visualTokens, "context_length \(contextLength) leaves no room for text after \(visualTokens) visual tokens")
+        try need(loraRank > 0, "lora_rank must be positive")
+        try need(layers > 0 && vocabSize > 1, "need at least one layer and two tokens")
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case imageSize = "image_size", patchSize = "patch_size", channels
+        case visionWidth = "vision_width", visionLayers = "vision_layers", visionHeads = "vision_heads"
+        case visionMLPHidden = "vision_mlp_hidden", width, layers, heads, ffnHidden = "ffn_hidden"
+        case vocabSize = "vocab_size", contextLength = "context_length", ropeTheta = "rope_theta"
+        case normEps = "norm_eps", loraRank = "lora_rank", loraAlpha = "lora_alpha"
+        case loraBInitStd = "lora_b_init_std", adapterHidden = "adapter_hidden"
+    }
+}
+
+/// The connector between vision encoder and LM (DESIGN §3).
+public enum ConnectorVariant: String, Codable, Sendable, CaseIterable {
+    /// (a) one 2-layer GELU MLP (LLaVA's mlp2x_gelu): pretraining and the baselines.
+    case mlp
+    /// (b) Pilot stage 1: task adapter + client adapter, difference loss.
+    case pilotStage1 = "pilot_stage1"
+    /// (c) Pilot stage 2: CT-MoA (task adapters, cross-task adapters, router).
+    case pilotStage2 = "pilot_stage2"
+    /// (d) FedDPA: MLP connector and a global plus a local LoRA on the LM.
+    case fedDPA = "feddpa"
+}
+
+/// Every open point of DESIGN §3, with the defaults of its table.
+public struct ConnectorOptions: Codable, Sendable, Equatable {
+    public enum ClientAdapterInStage2: String, Codable, Sendable { case frozen, trainable, dropped }
+    public enum CrossTaskInit: String, Codable, Sendable { case copyOfLocal = "copy", random }
+
+    /// Number of tasks T (task adapters and router outputs in stage 2).
+    public var numTasks = 3
+    /// This client's task id (0-based); its task adapter is the router's first output.
+    public var localTask = 0
+    /// λ0 of the stage-1 difference loss.
+    public var lambdaDiff: Float = 0.1
+    public var diffNormalization: DifferenceLoss.Normalization = .rowL2Mean
+    /// λ1 of the load-balance loss.
+    public var lambdaBalance: Float = 0.1
+    /// λ2 of the router z-loss.
+    public var lambdaZ: Float = 0.01
+    /// nil: dense softmax over all T (the official code); k: top-k with renormalisation.
+    public var routerTopK: Int? = nil
+    /// The client adapter in stage 2: kept in the sum and frozen (default), kept and trained, or dropped.
+    public var clientAdapterInStage2: ClientAdapterInStage2 = .frozen
+    public var crossTaskInit: CrossTaskInit = .copyOfLocal
+    /// FedDPA: weight of the local LoRA in y = xW + s·(xA_g)B_g + mix·s·(xA_l)B_l.
+    public var fedDPAMix: Float = 1
+
+    public init() {}
+
+    public func validate() throws {
+        if numTasks < 1 { throw PilotError.invalidArgument("connector: num_tasks must be ≥ 1") }
+        if localTask < 0 || localTask >= numTasks {
+            throw PilotError.invalidArgument("connector: local_task \(localTask) is outside 0..<\(numTasks)")
+        }
+        if let k = routerTopK, k < 1 || k > numTasks {
+            throw PilotError.invalidArgument("connector: router_top_k \(k) must be in 1...\(numTasks)")
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case numTasks = "num_tasks", localTask = "local_task", lambdaDiff = "lambda_diff"
+        case diffNormalization = "diff_normalization", lambdaBalance = "lambda_balance", lambdaZ = "lambda_z"
+        case routerTopK = "router_top_k", clientAdapterInStage2 = "client_adapter_in_stage2"
+        case crossTaskInit = "cross_task_init", fedDPAMix = "feddpa_mix"
+    }
+}
+
+/// Which parameter groups train.
+public enum TrainableSelection: Sendable, Equatable {
+    /// The variant's rule: mlp → connector + LoRA; stage 1 → task + client adapter + LoRA;
+    /// stage 2 → local task adapter, cross-task adapters, router, LoRA (+ client adapter if so chosen);
+    /// FedDPA → connector + both LoRAs.
+    case variantDefault
+    /// Central pretraining: vision encoder, connector and the whole LM; no LoRA parameters exist.
+    case pretrain
+    /// Every connector group plus LoRA (the JAX reference benchmark trains this set).
+    case connectorAndLoRA
+    /// Exactly these groups.
+    case groups(Set<String>)
+}

@@ -1,1 +1,0 @@
-// Placeholder so the target builds; filled by its own issue.
