@@ -89,7 +89,7 @@ public final class MLLM {
         lm = LanguageModel(cfg: config, store: parameters, maxBatch: maxBatch, loraBranches: branches)
         trainsVision = vision.trains
         hvInput = Tensor(shape: [maxBatch * config.visualTokens, config.visionWidth])
-        dvis = Tensor(shape: [maxBatch * config.visualTokens, config.visionWidth])
+        dvis = Tensor(shape: [maxBatch * config.visualTokens, config.width])
         if variant == .pilotStage2 { try initializeCrossTaskAdapters() }
     }
 

@@ -1,0 +1,135 @@
+import ArgumentParser
+import Foundation
+import PilotCore
+import PilotModel
+import PilotTensor
+
+/// `pilot bench`: one training step of the reference configuration (../shared/bench/README.md:
+/// B=16, T=64, stage-2 CT-MoA, LoRA r=16 on q,k,v,o,gate,up,down, AdamW), timed.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time one training step of the reference model (B=16, T=64, stage-2 CT-MoA) and compare with the sgemm peak.",
+        discussion: """
+        Prints tokens/s (median of --steps timed steps after --warmup steps), the analytic matmul FLOPs \
+        per step (counted as jax_ref.py --flops does), GFLOP/s, the share of the sgemm peak measured \
+        here, and the peak RSS. With --reference FILE.h5 (written by jax_ref.py --dump-h5) it loads those \
+        weights and that batch and prints the first three losses next to the reference's. \
+        Pin the process for stable numbers, e.g. `taskset -c 0 pilot bench --threads 1`.
+        """)
+
+    @Option(help: "Worker threads for OpenBLAS and the engine's own loops (1 or 2 on this machine).")
+    var threads = 1
+    @Option(help: "Timed steps.")
+    var steps = 30
+    @Option(help: "Untimed warm-up steps.")
+    var warmup = 5
+    @Option(help: "A jax_ref.py --dump-h5 file: use its weights and batch and compare the first three losses.")
+    var reference: String?
+    @Flag(help: "Skip measuring the sgemm peak.")
+    var noPeak = false
+    @Option(help: "Append a JSON line with the results to this file.")
+    var json: String?
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard steps >= 1, warmup >= 0 else { throw ValidationError("--steps must be ≥ 1 and --warmup ≥ 0") }
+    }
+
+    func run() throws {
+        Parallel.configure(threads: threads)
+        print("pilot bench: \(BLASRuntime.summary), engine threads \(Parallel.threads)")
+        let model: MLLM, batch: Batch, lr: Float
+        if let reference {
+            let ref = try JAXReference(path: reference)
+            model = try ref.makeModel()
+            batch = ref.batch; lr = ref.learningRate
+            print("reference \(reference): comparing the first three losses (loss before each update)")
+            print("step       total (swift)   total (jax)     |diff|     ce / z / lb (swift)            ce / z / lb (jax)")
+            for s in 0..<min(3, ref.losses.count) {
+                let l = try model.trainStep(batch, learningRate: lr)
+                let r = ref.losses[s], p = ref.parts[s]
+                print(String(format: "%4d  %14.6f  %14.6f  %9.2e     %.6f / %.6f / %.6f     %.6f / %.6f / %.6f",
+                             s + 1, l.total, r, abs(l.total - r), l.ce, l.z, l.balance, p[0], p[1], p[2]))
+            }
+        } else {
+            (model, batch) = try BenchCommand.syntheticReference()
+            lr = 1e-4
+        }
+        let B = batch.size, T = model.config.contextLength
+        let targetRows = batch.targets.filter { $0 >= 0 }.count
+        let flops = model.analyticFLOPs(batch: B, targetRows: targetRows)
+        print(String(format: "model: %d trainable + %d frozen parameters; %.4f GFLOP per step (analytic, matmuls only)",
+                     model.parameters.trainableCount, model.parameters.frozenCount, flops / 1e9))
+
+        for _ in 0..<warmup { try model.trainStep(batch, learningRate: lr) }
+        var times: [Double] = []
+        var last = 0.0
+        for _ in 0..<steps {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            last = try model.trainStep(batch, learningRate: lr).total
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        let sorted = times.sorted()
+        let median = sorted[sorted.count / 2]
+        let tokS = Double(B * T) / median
+        let gflops = flops / median / 1e9
+        print(String(format: "tokens/s (median of %d): %.1f  step %.2f ms [min %.2f, max %.2f]  %.1f GFLOP/s  final loss %.6f",
+                     steps, tokS, median * 1e3, sorted.first! * 1e3, sorted.last! * 1e3, gflops, last))
+        var peak = Double.nan
+        if !noPeak {
+            peak = BenchCommand.sgemmPeak()
+            print(String(format: "sgemm peak here (1024³, best of 8): %.1f GFLOP/s → this step runs at %.1f%% of it; wall (every matmul at peak): %.0f tokens/s",
+                         peak, 100 * gflops / peak, Double(B * T) / (flops / (peak * 1e9))))
+        }
+        let rss = BenchCommand.peakRSSMiB()
+        print(String(format: "peak RSS %.1f MiB", rss))
+        if let json {
+            let line = String(format: "{\"threads\": %d, \"tok_s_median\": %.1f, \"step_ms_median\": %.3f, \"gflops\": %.2f, \"sgemm_peak\": %.2f, \"flops\": %.0f, \"peak_rss_mib\": %.1f, \"loadavg\": %.2f}\n",
+                              threads, tokS, median * 1e3, gflops, peak, flops, rss, BenchCommand.loadAverage())
+            if let h = FileHandle(forWritingAtPath: json) { h.seekToEndOfFile(); h.write(Data(line.utf8)); h.closeFile() }
+            else { FileManager.default.createFile(atPath: json, contents: Data(line.utf8)) }
+        }
+    }
+
+    /// The reference configuration with seeded random weights and batch (LoRA B ~ N(0, 0.01) as in jax_ref.py).
+    static func syntheticReference() throws -> (MLLM, Batch) {
+        var cfg = ModelConfig.tiny
+        cfg.loraBInitStd = 0.01
+        var opts = ConnectorOptions()
+        opts.clientAdapterInStage2 = .trainable
+        let B = 16, P = cfg.visualTokens, T = cfg.contextLength, L = T - P, answers = 24
+        let model = try MLLM(config: cfg, variant: .pilotStage2, options: opts, trainable: .connectorAndLoRA, maxBatch: B, seed: 0)
+        var rng = SeededRNG(seed: 1000)
+        let hv = (0..<(B * P * cfg.visionWidth)).map { _ in Float(rng.normal()) }
+        let tokens = (0..<(B * L)).map { _ in Int32(rng.next() % UInt64(cfg.vocabSize)) }
+        var targets = [Int32](repeating: -1, count: B * T)
+        for b in 0..<B { for j in 0..<answers { targets[b * T + T - answers - 1 + j] = tokens[b * L + L - answers + j] } }
+        return (model, Batch(size: B, visual: .features(hv), tokens: tokens, targets: targets))
+    }
+
+    /// Best-of-8 sgemm rate at 1024³ with the current thread setting.
+    static func sgemmPeak() -> Double {
+        let n = 1024
+        let a = Tensor(shape: [n, n]), b = Tensor(shape: [n, n]), c = Tensor(shape: [n, n])
+        for i in 0..<(n * n) { a.pointer[i] = Float(i % 7) * 0.1; b.pointer[i] = Float(i % 5) * 0.1 }
+        var best = Double.infinity
+        for _ in 0..<8 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            sgemm(m: n, n: n, k: n, a: a.pointer, b: b.pointer, c: c.pointer)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return 2 * Double(n * n * n) / best / 1e9
+    }
+
+    static func peakRSSMiB() -> Double {
+        var u = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+        return Double(u.ru_maxrss) / 1024
+    }
+
+    static func loadAverage() -> Double {
+        var l = [Double](repeating: 0, count: 3)
+        return getloadavg(&l, 3) > 0 ? l[0] : .nan
+    }
+}
