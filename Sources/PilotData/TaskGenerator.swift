@@ -23,7 +23,7 @@ public struct TaskGenerator: Sendable {
             describe describes do does fact find for give how image in iron is large left like locate made magnet \
             many middle no number object objects of on one or part picture pull pulls read right say see shape \
             shapes short show single sink float small text that the there things this three title top two water \
-            what where which will with word write written yes dark what
+            what where which will with word write written yes dark at melt glow spin you have size
             """
         var words = templateWords.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\\" }).map(String.init)
         words += ShapeKind.allCases.flatMap { [$0.rawValue, $0.plural] }
@@ -62,8 +62,8 @@ public struct TaskGenerator: Sendable {
         case 1:
             let a = s[0], r = a.region(imageSize: imageSize)
             pool = [
-                "a \(full(a))", "a \(short(a)) on the \(r)", "a single \(short(a))", "there is a \(full(a))",
-                "a \(a.size.rawValue) \(a.kind.rawValue) that is \(a.color.rawValue)", "one \(short(a)) in the \(r)",
+                "a \(full(a))", "a \(short(a)) \(place(r))", "a single \(short(a))", "there is a \(full(a))",
+                "a \(a.size.rawValue) \(a.kind.rawValue) that is \(a.color.rawValue)", "one \(full(a)) \(place(r))",
                 "a \(full(a)) on a dark background",
             ]
         case 2:
@@ -81,7 +81,7 @@ public struct TaskGenerator: Sendable {
                 "three shapes a \(short(a)) a \(short(b)) and a \(short(c))",
                 "a \(short(a)) \(rel) a \(full(b)) and a \(short(c))",
                 "a \(short(c)) a \(short(a)) and a \(short(b))",
-                "three shapes with a \(full(b)) in the \(b.region(imageSize: imageSize))",
+                "three shapes with a \(full(b)) \(place(b.region(imageSize: imageSize)))",
                 "a \(short(b)) and a \(short(c)) and a \(short(a))",
             ]
         }
@@ -89,6 +89,15 @@ public struct TaskGenerator: Sendable {
         let refs = Array(pool.prefix(5))
         return Example(id: id, task: .caption, image: scene.image, instruction: rng.pick(Self.captionPrompts),
                        answer: refs[0], references: refs, category: "caption/\(s.count)-shapes")
+    }
+
+    /// "on the left", "at the top", "in the middle".
+    func place(_ region: String) -> String {
+        switch region {
+        case "left", "right": return "on the \(region)"
+        case "top", "bottom": return "at the \(region)"
+        default: return "in the middle"
+        }
     }
 
     // MARK: vqa
@@ -102,7 +111,8 @@ public struct TaskGenerator: Sendable {
             let scene = drawer.scene(count: n, &rng)
             let shapes = scene.shapes
             let t = rng.pick(shapes)
-            let ref = referringExpression(t, in: shapes, &rng)
+            let avoid: Set<Attribute> = family == "color" ? [.color] : family == "size" ? [.size] : []
+            guard let ref = referringExpression(t, in: shapes, avoid: avoid, &rng) else { continue }
             var q = "", a = ""
             switch family {
             case "color":
@@ -141,7 +151,7 @@ public struct TaskGenerator: Sendable {
                 guard abs(t.centerX - o.centerX) >= 3 || abs(t.centerY - o.centerY) >= 3 else { continue }
                 let truth = t.relation(to: o)
                 let asked = rng.bool() ? truth : rng.pick(["left of", "right of", "above", "below"].filter { $0 != truth })
-                let oref = referringExpression(o, in: shapes, &rng)
+                let oref = referringExpression(o, in: shapes, &rng)!
                 q = "is \(ref) \(asked) \(oref)?"
                 a = asked == truth ? "yes" : "no"
             default: // position
@@ -155,15 +165,20 @@ public struct TaskGenerator: Sendable {
 
     /// A short description that names exactly one shape of the scene ("the red circle",
     /// "the circle", "the large circle", "the yellow shape").
-    func referringExpression(_ t: SceneShape, in shapes: [SceneShape], _ rng: inout PilotRNG) -> String {
-        var options = ["the \(t.color.rawValue) \(t.kind.rawValue)"]
+    /// `avoid` leaves out expressions that would give the answer away ("what color is the red
+    /// shape?"): `.color` and/or `.size`. Nil when no expression is left.
+    func referringExpression(_ t: SceneShape, in shapes: [SceneShape], avoid: Set<Attribute> = [], _ rng: inout PilotRNG) -> String? {
+        var options: [String] = []
+        if !avoid.contains(.color) { options.append("the \(t.color.rawValue) \(t.kind.rawValue)") }
         if shapes.filter({ $0.kind == t.kind }).count == 1 { options.append("the \(t.kind.rawValue)") }
-        if shapes.filter({ $0.color == t.color }).count == 1 { options.append("the \(t.color.rawValue) shape") }
-        if shapes.filter({ $0.kind == t.kind && $0.size == t.size }).count == 1 && shapes.filter({ $0.kind == t.kind }).count > 1 {
+        if !avoid.contains(.color) && shapes.filter({ $0.color == t.color }).count == 1 { options.append("the \(t.color.rawValue) shape") }
+        if !avoid.contains(.size) && shapes.filter({ $0.kind == t.kind && $0.size == t.size }).count == 1 && shapes.filter({ $0.kind == t.kind }).count > 1 {
             options.append("the \(t.size.rawValue) \(t.kind.rawValue)")
         }
-        return rng.pick(options)
+        return options.isEmpty ? nil : rng.pick(options)
     }
+
+    enum Attribute { case color, size }
 
     // MARK: grounding
 
@@ -176,7 +191,7 @@ public struct TaskGenerator: Sendable {
         let n = rng.int(in: 1...3)
         let scene = drawer.scene(count: n, &rng)
         let t = rng.pick(scene.shapes)
-        let ref = referringExpression(t, in: scene.shapes, &rng)
+        let ref = referringExpression(t, in: scene.shapes, &rng)!
         let q = rng.pick(Self.groundingPrompts).replacingOccurrences(of: "REF", with: ref)
         let box = formatBox(x1: Double(t.x) / Double(imageSize), y1: Double(t.y) / Double(imageSize),
                             x2: Double(t.x + t.w) / Double(imageSize), y2: Double(t.y + t.h) / Double(imageSize))
@@ -284,8 +299,9 @@ public struct TaskGenerator: Sendable {
             scene = drawer.scene(count: 1, &rng)
             let s = scene.shapes[0]
             context = rng.bool() ? "large shapes \(bigDoes). small shapes \(smallDoes)." : "small shapes \(smallDoes). large shapes \(bigDoes)."
-            question = rng.pick(["what will the \(s.kind.rawValue) do in water?", "does the \(s.kind.rawValue) sink or float?"])
-            options = rng.shuffled(["sink", "float"]); correct = s.size == .large ? bigDoes : smallDoes; name = "size-fact"
+            question = rng.pick(["what will the \(s.kind.rawValue) do in water?", "what does the \(s.kind.rawValue) do in water?"])
+            options = rng.shuffled(["sink", "float", rng.pick(["melt", "glow", "spin"])])
+            correct = s.size == .large ? bigDoes : smallDoes; name = "size-fact"
         case 2: // kind → material, then count
             let n = rng.int(in: 2...3)
             scene = drawer.scene(count: n, &rng)
@@ -296,14 +312,15 @@ public struct TaskGenerator: Sendable {
             var opts = [String(count)]
             for v in rng.shuffled([0, 1, 2, 3]) where v != count && opts.count < 3 { opts.append(String(v)) }
             options = rng.shuffled(opts); correct = String(count); name = "count-fact"
-        default: // position → property
-            let props = rng.shuffled(rng.pick(Self.propertySets)).prefix(2)
+        default: // position → property: left, middle or right third of the image
+            let props = rng.shuffled(rng.pick(Self.propertySets))
             scene = drawer.scene(count: 1, &rng)
             let s = scene.shapes[0]
-            let onLeft = s.centerX < Double(imageSize) / 2
-            context = "things on the left are \(props.first!). things on the right are \(props.last!)."
-            question = "is the \(s.color.rawValue) \(s.kind.rawValue) \(props.first!) or \(props.last!)?"
-            options = rng.shuffled(Array(props)); correct = onLeft ? props.first! : props.last!; name = "position-fact"
+            let third = min(2, Int(s.centerX * 3 / Double(imageSize)))
+            let places = ["on the left", "in the middle", "on the right"]
+            context = rng.shuffled(Array(0..<3)).map { "things \(places[$0]) are \(props[$0])." }.joined(separator: " ")
+            question = rng.pick(["which word describes the \(s.color.rawValue) \(s.kind.rawValue)?", "what is the \(s.kind.rawValue) like?"])
+            options = rng.shuffled(props); correct = props[third]; name = "position-fact"
         }
         let letter = Self.letters[options.firstIndex(of: correct)!]
         let prefix = rng.bool() ? "context: " : ""

@@ -84,3 +84,18 @@ import Testing
         #expect(s.clients.map(\.examples.count) != random.clients.map(\.examples.count) || s.clients[0].examples != random.clients[0].examples)
     }
 }
+
+@Suite struct LexiconTests {
+    /// The generator's lexicon alone must cover every generated word, so that a tokenizer
+    /// built from a small pretraining split never turns generated data into <unk>.
+    @Test(arguments: Scenario.allCases) func lexiconCoversEveryGeneratedWord(_ scenario: Scenario) throws {
+        let tok = try Tokenizer.build(from: [String](), required: TaskGenerator.lexicon)
+        #expect(tok.count <= 512)
+        let s = try ScenarioGenerator.generate(try ScenarioConfig(scenario: scenario, seed: 99, size: .tiny, perClient: 100, testPerTask: 10, pretrainCount: 1000))
+        var missing = Set<String>()
+        for e in s.pretrain.examples + s.clients.flatMap(\.examples) {
+            for text in [e.instruction, e.answer] + e.references { missing.formUnion(tok.unknownPieces(text)) }
+        }
+        #expect(missing.isEmpty, "not in TaskGenerator.lexicon: \(missing.sorted())")
+    }
+}

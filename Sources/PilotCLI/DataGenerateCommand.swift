@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import PilotCore
+import PilotData
+
+struct DataGenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Write a deterministic FedMIT scenario: 9 client shards, test splits, pretraining split, tokenizer.",
+        discussion: """
+        vu = vqa + caption + grounding, gvqa = science + vqa + ocr; each task's training pool is split \
+        among --clients-per-task clients (3 in the paper). The same seed gives byte-identical files.
+        Layout: DIR/scenario.json, DIR/tokenizer.h5, DIR/pretrain.h5, DIR/clients/client-KK.h5, DIR/test/<task>.h5.
+        """
+    )
+
+    @Option(help: "Scenario: vu (vqa, caption, grounding) or gvqa (science, vqa, ocr).")
+    var scenario: String
+
+    @Option(help: "Output directory (created if missing; existing files are replaced atomically).")
+    var out: String
+
+    @Option(help: "Random seed (unsigned 64-bit).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Size preset: tiny (tests), small (demo) or paper.")
+    var size: String = "small"
+
+    @Option(name: .customLong("image-size"), help: "Side of the square RGB images in pixels.")
+    var imageSize: Int = 32
+
+    @Option(help: "How each task's pool is divided among its clients: random or dirichlet.")
+    var split: String = "random"
+
+    @Option(help: "Dirichlet concentration for --split dirichlet (smaller = more skewed).")
+    var alpha: Double = 0.5
+
+    @Option(name: .customLong("clients-per-task"), help: "Clients per task.")
+    var clientsPerTask: Int = 3
+
+    @Option(name: .customLong("per-client"), help: "Examples per client (overrides the preset).")
+    var perClient: Int?
+
+    @Option(name: .customLong("test-size"), help: "Test examples per task (overrides the preset).")
+    var testSize: Int?
+
+    @Option(name: .customLong("pretrain-size"), help: "Examples in the pretraining split (overrides the preset).")
+    var pretrainSize: Int?
+
+    func validate() throws {
+        guard Scenario(rawValue: scenario) != nil else { throw ValidationError("--scenario must be vu or gvqa, not '\(scenario)'") }
+        guard SizePreset(rawValue: size) != nil else { throw ValidationError("--size must be tiny, small or paper, not '\(size)'") }
+        guard ["random", "dirichlet"].contains(split) else { throw ValidationError("--split must be random or dirichlet, not '\(split)'") }
+        guard alpha > 0 else { throw ValidationError("--alpha must be > 0") }
+        guard (16...512).contains(imageSize) else { throw ValidationError("--image-size must be within 16…512") }
+        guard clientsPerTask >= 1 else { throw ValidationError("--clients-per-task must be at least 1") }
+        for (name, v) in [("--per-client", perClient), ("--test-size", testSize), ("--pretrain-size", pretrainSize)] {
+            if let v, v < 1 { throw ValidationError("\(name) must be at least 1") }
+        }
+    }
+
+    func run() throws {
+        let config = try ScenarioConfig(
+            scenario: try Scenario.parse(scenario), seed: seed, size: SizePreset(rawValue: size)!, imageSize: imageSize,
+            clientsPerTask: clientsPerTask, split: split == "random" ? .random : .dirichlet(alpha: alpha),
+            perClient: perClient, testPerTask: testSize, pretrainCount: pretrainSize)
+        let start = Date()
+        let generated = try ScenarioGenerator.generate(config)
+        try ScenarioGenerator.write(generated, to: out)
+        let counts = generated.clients.map { String($0.examples.count) }.joined(separator: " ")
+        Console.out("wrote \(out): scenario \(scenario), seed \(seed), \(generated.clients.count) clients (\(counts) examples), "
+            + "test \(config.scenario.tasks.map { "\($0.rawValue) \(generated.tests[$0]!.examples.count)" }.joined(separator: ", ")), "
+            + "pretrain \(generated.pretrain.examples.count), vocabulary \(generated.tokenizer.count) tokens, "
+            + "\(fixed(Date().timeIntervalSince(start), 2)) s")
+    }
+}
