@@ -10,5 +10,5 @@ public enum BLASRuntime {
     public static var parallelism: String {
         switch pilot_openblas_parallel() { case 0: "sequential"; case 1: "pthreads"; case 2: "openmp"; default: "unknown" }
     }
-    public static var summary: String { "OpenBLAS \(config) core=\(coreName) threading=\(parallelism) threads=\(threads)" }
+    public static var summary: String { "\(config) core=\(coreName) threading=\(parallelism) threads=\(threads)" }
 }
