@@ -28,7 +28,7 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
     public static func run<R: Sendable>(size: Int, _ body: @escaping @Sendable (InProcessCommunicator) throws -> R) throws -> [R] {
         precondition(size >= 1, "InProcessCommunicator.run needs at least one rank")
         let world = World()
-        let group = Group(world: world, size: size, name: "world")
+        let group = Group(world: world, members: Array(0..<size), name: "world")
         let results = ResultBox<R>(count: size)
         let done = DispatchGroup()
         for r in 0..<size {
@@ -38,6 +38,7 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
                 let comm = InProcessCommunicator(group: group, rank: r, worldRank: r)
                 do {
                     results.set(r, .success(try body(comm)))
+                    world.finish(rank: r)
                 } catch {
                     results.set(r, .failure(error))
                     world.abort(rank: r, cause: "\(error)")
@@ -63,7 +64,7 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
             }
             .sorted { ($0.key, $0.rank) < ($1.key, $1.rank) }
         let newRank = members.firstIndex { $0.rank == rank }!
-        let sub = group.world.subgroup(id: "\(group.id)/\(seq)/\(color)", size: members.count, name: name)
+        let sub = group.world.subgroup(id: "\(group.id)/\(seq)/\(color)", members: members.map { group.members[$0.rank] }, name: name)
         return InProcessCommunicator(group: sub, rank: newRank, worldRank: worldRank)
     }
 
@@ -132,6 +133,16 @@ final class World: @unchecked Sendable {
     let lock = NSCondition()
     var abortedBy: (rank: Int, cause: String)?
     var groups: [String: Group] = [:]
+    var finished: Set<Int> = []
+
+    /// A rank whose body returned can no longer join collectives; members waiting for it fail
+    /// (under MPI they would hang) with a message that names it.
+    func finish(rank: Int) {
+        lock.lock()
+        finished.insert(rank)
+        lock.broadcast()
+        lock.unlock()
+    }
 
     func abort(rank: Int, cause: String) {
         lock.lock()
@@ -140,10 +151,10 @@ final class World: @unchecked Sendable {
         lock.unlock()
     }
 
-    func subgroup(id: String, size: Int, name: String) -> Group {
+    func subgroup(id: String, members: [Int], name: String) -> Group {
         lock.lock(); defer { lock.unlock() }
         if let g = groups[id] { return g }
-        let g = Group(world: self, size: size, name: name, id: id)
+        let g = Group(world: self, members: members, name: name, id: id)
         groups[id] = g
         return g
     }
@@ -153,6 +164,8 @@ final class World: @unchecked Sendable {
 final class Group: @unchecked Sendable {
     let world: World
     let size: Int
+    /// World ranks of the members, indexed by group rank.
+    let members: [Int]
     let name: String
     let id: String
     private var slots: [(op: String, value: Any)?]
@@ -160,9 +173,10 @@ final class Group: @unchecked Sendable {
     private var arrived = 0
     private var generation = 0
 
-    init(world: World, size: Int, name: String, id: String = "w") {
+    init(world: World, members: [Int], name: String, id: String = "w") {
         self.world = world
-        self.size = size
+        self.size = members.count
+        self.members = members
         self.name = name
         self.id = id
         slots = Array(repeating: nil, count: size)
@@ -189,6 +203,10 @@ final class Group: @unchecked Sendable {
             while generation == myGeneration {
                 if let a = world.abortedBy {
                     throw PilotError.aborted(operation: "\(op) on \(name)", rank: worldRank, cause: "rank \(a.rank): \(a.cause)")
+                }
+                if let gone = members.first(where: { world.finished.contains($0) }) {
+                    throw PilotError.aborted(operation: "\(op) on \(name)", rank: worldRank,
+                                             cause: "rank \(gone) returned without joining this collective (calls must be collective)")
                 }
                 lock.wait()
             }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: set up, build release, run every unit test and the
+# multi-rank tests (which launch mpirun on the release binary) in one `swift test` run.
+# Numeric tests only mean something in release builds, so everything runs with -c release.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+echo "== build (release)"
+swift build -c release 2>&1 | tail -n 3
+export PILOT_BIN="$PWD/.build/release/pilot"
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+echo "== swift test (release; unit tests + mpirun tests)"
+swift test -c release -Xswiftc -enable-testing "$@"
