@@ -88,7 +88,7 @@ struct BenchCommand: ParsableCommand {
             let line = String(format: "{\"threads\": %d, \"tok_s_median\": %.1f, \"step_ms_median\": %.3f, \"gflops\": %.2f, \"sgemm_peak\": %.2f, \"flops\": %.0f, \"peak_rss_mib\": %.1f, \"loadavg\": %.2f}\n",
                               threads, tokS, median * 1e3, gflops, peak, flops, rss, BenchCommand.loadAverage())
             if let h = FileHandle(forWritingAtPath: json) { h.seekToEndOfFile(); h.write(Data(line.utf8)); h.closeFile() }
-            else { FileManager.default.createFile(atPath: json, contents: Data(line.utf8)) }
+            else { _ = FileManager.default.createFile(atPath: json, contents: Data(line.utf8)) }
         }
     }
 

@@ -42,6 +42,7 @@ public final class MLLM {
     /// [B·P, Dv] vision features of the current batch when they are given precomputed.
     let hvInput: Tensor
     let dvis: Tensor
+    var decode: DecodeState?
 
     /// - Parameters:
     ///   - trainable: which parameter groups train (the variant's rule by default).
@@ -122,9 +123,8 @@ public final class MLLM {
         }
     }
 
-    /// Forward pass (and, with `backward`, the backward pass adding into `parameters.gradients`).
-    func run(_ batch: Batch, backward: Bool) throws -> LossParts {
-        try batch.validate(config, maxBatch: maxBatch)
+    /// Vision (if pixels), connector and every LM block for a validated batch; returns the connector's aux losses.
+    func prefill(_ batch: Batch) -> Connector.Aux {
         let B = batch.size, P = config.visualTokens, T = config.contextLength, C = config.width, L = T - P
         lm.prepare(localMix: localLoRAMix)
         let hv = visualFeatures(batch)
@@ -137,12 +137,19 @@ public final class MLLM {
                 Embedding.forward(out: x0 + (b * T + P) * C, tokens: tok.baseAddress! + b * L, table: lm.embed, count: L, width: C)
             }
         }
-        let lengths = batch.lengths
-        if let lengths {
+        if let lengths = batch.lengths {
             lengths.withUnsafeBufferPointer { lm.forward(batch: B, lengths: $0.baseAddress) }
         } else {
             lm.forward(batch: B, lengths: nil)
         }
+        return aux
+    }
+
+    /// Forward pass (and, with `backward`, the backward pass adding into `parameters.gradients`).
+    func run(_ batch: Batch, backward: Bool) throws -> LossParts {
+        try batch.validate(config, maxBatch: maxBatch)
+        let B = batch.size, P = config.visualTokens, T = config.contextLength, C = config.width, L = T - P
+        let aux = prefill(batch)
         let head = batch.targets.withUnsafeBufferPointer { lm.headLoss(batch: B, targets: $0.baseAddress!, backward: backward) }
         if backward {
             lm.backward(batch: B)
