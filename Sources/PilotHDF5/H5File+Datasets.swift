@@ -17,9 +17,10 @@ extension H5File {
             if exists(name) { throw PilotError.invalidArgument("write '\(name)' to '\(displayPath)': it already exists") }
             let space = try makeSpace(shape, name)
             defer { H5Sclose(space) }
-            let plist = try intermediateGroupsPlist()
-            defer { H5Pclose(plist) }
-            let ds = try check(H5Dcreate2(id, name, T.fileType, space, plist, pilot_H5P_DEFAULT(), pilot_H5P_DEFAULT()),
+            try createParents(of: name)
+            let dcpl = try untimedCreatePlist(pilot_H5P_DATASET_CREATE())
+            defer { H5Pclose(dcpl) }
+            let ds = try check(H5Dcreate2(id, name, T.fileType, space, pilot_H5P_DEFAULT(), dcpl, pilot_H5P_DEFAULT()),
                                "create dataset (\(T.typeName) \(shape))", file: displayPath, object: name)
             defer { H5Dclose(ds) }
             if n > 0 {
@@ -43,9 +44,10 @@ extension H5File {
             defer { H5Sclose(space) }
             let type = try makeStringType(name)
             defer { H5Tclose(type) }
-            let plist = try intermediateGroupsPlist()
-            defer { H5Pclose(plist) }
-            let ds = try check(H5Dcreate2(id, name, type, space, plist, pilot_H5P_DEFAULT(), pilot_H5P_DEFAULT()),
+            try createParents(of: name)
+            let dcpl = try untimedCreatePlist(pilot_H5P_DATASET_CREATE())
+            defer { H5Pclose(dcpl) }
+            let ds = try check(H5Dcreate2(id, name, type, space, pilot_H5P_DEFAULT(), dcpl, pilot_H5P_DEFAULT()),
                                "create string dataset", file: displayPath, object: name)
             defer { H5Dclose(ds) }
             if !strings.isEmpty {

@@ -54,8 +54,12 @@ public final class H5File: @unchecked Sendable {
         }
         let temp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(H5File.nextSerial())"
         let id = try withH5 {
-            try check(H5Fcreate(temp, pilot_H5F_ACC_TRUNC(), pilot_H5P_DEFAULT(), pilot_H5P_DEFAULT()),
-                      "create (temporary file for atomic commit)", file: temp)
+            // No object timestamps anywhere (root group included): the same content gives the same bytes.
+            let fcpl = try check(H5Pcreate(pilot_H5P_FILE_CREATE()), "H5Pcreate(file create)", file: temp)
+            defer { H5Pclose(fcpl) }
+            try check(H5Pset_obj_track_times(fcpl, false), "H5Pset_obj_track_times(file)", file: temp)
+            return try check(H5Fcreate(temp, pilot_H5F_ACC_TRUNC(), fcpl, pilot_H5P_DEFAULT()),
+                             "create (temporary file for atomic commit)", file: temp)
         }
         return H5File(path: path, workingPath: temp, fileID: id, writable: true, checksums: .require)
     }
@@ -144,11 +148,28 @@ extension H5File {
         return "/" + parts.joined(separator: "/")
     }
 
-    /// A link-creation property list that creates missing intermediate groups.
-    func intermediateGroupsPlist() throws -> hid_t {
-        let plist = try check(H5Pcreate(pilot_H5P_LINK_CREATE()), "H5Pcreate(link create)", file: displayPath)
-        try check(H5Pset_create_intermediate_group(plist, 1), "H5Pset_create_intermediate_group", file: displayPath)
+    /// An object-creation property list (group or dataset) that records no timestamps, so that
+    /// writing the same content twice gives byte-identical files.
+    func untimedCreatePlist(_ cls: hid_t) throws -> hid_t {
+        let plist = try check(H5Pcreate(cls), "H5Pcreate(object create)", file: displayPath)
+        try check(H5Pset_obj_track_times(plist, false), "H5Pset_obj_track_times", file: displayPath)
         return plist
+    }
+
+    /// Creates every missing group on the way to `name` (exclusive), without timestamps.
+    func createParents(of name: String) throws {
+        let parts = name.split(separator: "/").dropLast()
+        var prefix = ""
+        for part in parts {
+            prefix += "/" + part
+            if H5Lexists(id, prefix, pilot_H5P_DEFAULT()) > 0 { continue }
+            _ = h5ErrorStack()
+            let gcpl = try untimedCreatePlist(pilot_H5P_GROUP_CREATE())
+            defer { H5Pclose(gcpl) }
+            let g = try check(H5Gcreate2(id, prefix, pilot_H5P_DEFAULT(), gcpl, pilot_H5P_DEFAULT()),
+                              "create group", file: displayPath, object: prefix)
+            H5Gclose(g)
+        }
     }
 
     /// True when `object` (a group or dataset path) exists.
@@ -171,11 +192,7 @@ extension H5File {
         if name == "/" || isGroup(name) { return }
         try withH5 {
             try requireWritable("createGroup", name)
-            let plist = try intermediateGroupsPlist()
-            defer { H5Pclose(plist) }
-            let g = try check(H5Gcreate2(fileID, name, plist, pilot_H5P_DEFAULT(), pilot_H5P_DEFAULT()),
-                              "create group", file: displayPath, object: name)
-            H5Gclose(g)
+            try createParents(of: name + "/x")
         }
     }
 

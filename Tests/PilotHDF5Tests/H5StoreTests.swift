@@ -204,3 +204,25 @@ func captureStderr(_ body: () throws -> Void) throws -> String {
     try body()
     return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
 }
+
+@Suite("HDF5 store determinism")
+struct H5DeterminismTests {
+    @Test("the same content written twice, seconds apart, gives byte-identical files")
+    func byteIdentical() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        func write(_ path: String) throws {
+            let f = try H5File.create(path)
+            try f.write([Float(1), 2, 3], shape: [3], at: "a/b/c")
+            try f.write(strings: ["x", "y"], at: "a/s")
+            try f.createGroup("empty/group")
+            try f.setAttribute("round", .int(1), at: "a")
+            try f.commit()
+        }
+        try write(dir.file("one.h5"))
+        sleep(1)  // object timestamps have one-second resolution
+        try write(dir.file("two.h5"))
+        let one = try Data(contentsOf: URL(fileURLWithPath: dir.file("one.h5")))
+        let two = try Data(contentsOf: URL(fileURLWithPath: dir.file("two.h5")))
+        #expect(one == two)
+    }
+}
