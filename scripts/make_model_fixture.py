@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes Tests/PilotModelTests/Fixtures/tiny_ref.h5: the JAX reference step of ../shared/bench/jax_ref.py
+"""Writes Tests/Fixtures/model/tiny_ref.h5: the JAX reference step of ../shared/bench/jax_ref.py
 at tiny shapes (same code, smaller CFG, lr 1e-2 so the three steps differ clearly), in the layout of
 `jax_ref.py --dump-h5`. The Swift reference-loss test uses this fixture when the JAX venv is not available.
 Usage: /tmp/bench-venv/bin/python scripts/make_model_fixture.py
@@ -37,7 +37,7 @@ def main():
         tr, opt, loss, aux = step(tr, opt, fr, batch)
         losses.append(float(loss))
         parts.append([float(x) for x in aux])
-    out = os.path.join(ROOT, "Tests", "PilotModelTests", "Fixtures", "tiny_ref.h5")
+    out = os.path.join(ROOT, "Tests", "Fixtures", "model", "tiny_ref.h5")
     with h5py.File(out, "w") as h:
         def put(prefix, x):
             if isinstance(x, dict):

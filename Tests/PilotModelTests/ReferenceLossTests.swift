@@ -45,7 +45,7 @@ struct ReferenceLossTests {
 
     /// Tiny shapes from scripts/make_model_fixture.py (same JAX code); always runs.
     @Test func committedTinyFixture() throws {
-        let path = Self.repoRoot.appendingPathComponent("Tests/PilotModelTests/Fixtures/tiny_ref.h5").path
+        let path = Self.repoRoot.appendingPathComponent("Tests/Fixtures/model/tiny_ref.h5").path
         try check(path, expected: [4.404180, 3.817270, 3.424591])
     }
 }
