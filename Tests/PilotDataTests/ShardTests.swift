@@ -49,13 +49,9 @@ func filesUnder(_ dir: String) throws -> [String] {
         let files = try filesUnder(a)
         #expect(files == (try filesUnder(b)))
         #expect(FileManager.default.contents(atPath: a + "/scenario.json") == FileManager.default.contents(atPath: b + "/scenario.json"))
-        // Byte identity of the .h5 files holds within one second; across a second boundary the
-        // HDF5 store's dataset modification times differ (see DeterminismAcrossSeconds).
-        withKnownIssue("PilotHDF5 records dataset modification times", isIntermittent: true) {
-            for f in files {
-                let x = FileManager.default.contents(atPath: a + "/" + f), y = FileManager.default.contents(atPath: b + "/" + f)
-                #expect(x == y, "\(f) differs between two runs with the same seed")
-            }
+        for f in files {
+            let x = FileManager.default.contents(atPath: a + "/" + f), y = FileManager.default.contents(atPath: b + "/" + f)
+            #expect(x == y, "\(f) differs between two runs with the same seed")
         }
         for f in files where f.hasPrefix("clients/") || f.hasPrefix("test/") {
             #expect(FileManager.default.contents(atPath: a + "/" + f) != FileManager.default.contents(atPath: c + "/" + f),
@@ -76,10 +72,9 @@ func filesUnder(_ dir: String) throws -> [String] {
 }
 
 @Suite struct DeterminismAcrossSeconds {
-    /// Writes the same scenario twice, more than a second apart. The data must be identical;
-    /// byte identity of the .h5 files additionally needs the HDF5 store to stop recording
-    /// dataset modification times (H5Pset_obj_track_times(dcpl, 0) in PilotHDF5).
-    @Test func sameSeedAcrossSecondsHasIdenticalDataAndIdeallyBytes() throws {
+    /// Writes the same scenario twice, more than a second apart: HDF5 would record object
+    /// modification times unless the store turns them off, so this catches time stamps.
+    @Test func sameSeedAcrossSecondsGivesByteIdenticalFiles() throws {
         let a = try temporaryDirectory("sec-a"), b = try temporaryDirectory("sec-b")
         defer { for d in [a, b] { try? FileManager.default.removeItem(atPath: d) } }
         let cfg = try ScenarioConfig(scenario: .gvqa, seed: 8, size: .tiny, perClient: 4, testPerTask: 4, pretrainCount: 10)
@@ -91,8 +86,6 @@ func filesUnder(_ dir: String) throws -> [String] {
         for t in da.tasks { #expect(try da.test(t) == db.test(t)) }
         #expect(try da.pretrain() == db.pretrain() && da.tokenizer() == db.tokenizer())
         let differing = try filesUnder(a).filter { FileManager.default.contents(atPath: a + "/" + $0) != FileManager.default.contents(atPath: b + "/" + $0) }
-        withKnownIssue("PilotHDF5 records dataset modification times, so files written in different seconds differ in those bytes", isIntermittent: true) {
-            #expect(differing.isEmpty, "files differ: \(differing)")
-        }
+        #expect(differing.isEmpty, "files differ: \(differing)")
     }
 }
