@@ -6,6 +6,7 @@
 //   -> PilotModel (layers, connectors, LM, losses, optimiser)
 //   -> PilotComm (communicator protocol, MPI + in-process)   PilotHDF5 (HDF5 store)
 //   -> PilotData (benchmark generator, tokenizer, metrics)
+//   -> PilotFederation (aggregation math, strategies, round loop, checkpoints, metrics)
 //   -> PilotCLI (subcommands) -> pilot (executable)
 import PackageDescription
 
@@ -38,8 +39,11 @@ let package = Package(
         .target(name: "PilotHDF5", dependencies: ["PilotCore", "CHDF5"]),
         .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5"], swiftSettings: release),
         .target(name: "PilotData", dependencies: ["PilotCore", "PilotHDF5", "CZlib"], swiftSettings: release),
-        .target(name: "PilotCLI", dependencies: [
+        .target(name: "PilotFederation", dependencies: [
             "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData",
+        ], swiftSettings: release),
+        .target(name: "PilotCLI", dependencies: [
+            "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotFederation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -54,6 +58,7 @@ let package = Package(
         .testTarget(name: "PilotHDF5Tests", dependencies: ["PilotHDF5", "PilotTestSupport"]),
         .testTarget(name: "PilotModelTests", dependencies: ["PilotModel", "PilotTestSupport"]),
         .testTarget(name: "PilotDataTests", dependencies: ["PilotData", "PilotTestSupport"]),
+        .testTarget(name: "PilotFederationTests", dependencies: ["PilotFederation", "PilotComm", "PilotTestSupport"]),
         .testTarget(name: "PilotIntegrationTests", dependencies: ["PilotTestSupport", "PilotHDF5"]),
     ],
     swiftLanguageModes: [.v6]

@@ -9,6 +9,8 @@ static inline hid_t pilot_H5T_NATIVE_FLOAT(void) { return H5T_NATIVE_FLOAT; }
 static inline hid_t pilot_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
 static inline hid_t pilot_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }
 static inline hid_t pilot_H5T_NATIVE_UINT8(void) { return H5T_NATIVE_UINT8; }
+static inline hid_t pilot_H5T_NATIVE_INT32(void) { return H5T_NATIVE_INT32; }
+static inline hid_t pilot_H5T_STD_I32LE(void) { return H5T_STD_I32LE; }
 static inline hid_t pilot_H5T_IEEE_F32LE(void) { return H5T_IEEE_F32LE; }
 static inline hid_t pilot_H5T_IEEE_F64LE(void) { return H5T_IEEE_F64LE; }
 static inline hid_t pilot_H5T_STD_I64LE(void) { return H5T_STD_I64LE; }

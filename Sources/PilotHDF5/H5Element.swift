@@ -1,6 +1,6 @@
 import CHDF5
 
-/// Element types a dataset can hold: float32, float64, int64 and uint8.
+/// Element types a dataset can hold: float32, float64, int64, int32 and uint8.
 public protocol H5Element: Sendable, Equatable {
     static var typeName: String { get }
     /// Type used in memory (native byte order).
@@ -29,6 +29,15 @@ extension Int64: H5Element {
     public static var typeName: String { "int64" }
     public static var memoryType: hid_t { pilot_H5T_NATIVE_INT64() }
     public static var fileType: hid_t { pilot_H5T_STD_I64LE() }
+    public static var typeClass: H5T_class_t { H5T_INTEGER }
+}
+
+/// int32 is read for files from other tools (h5py writes numpy int32 token ids); pilot itself
+/// stores integers as int64.
+extension Int32: H5Element {
+    public static var typeName: String { "int32" }
+    public static var memoryType: hid_t { pilot_H5T_NATIVE_INT32() }
+    public static var fileType: hid_t { pilot_H5T_STD_I32LE() }
     public static var typeClass: H5T_class_t { H5T_INTEGER }
 }
 

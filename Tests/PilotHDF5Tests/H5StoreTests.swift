@@ -175,12 +175,14 @@ struct H5StoreTests {
     func foreignFiles() throws {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }
         let path = dir.file("foreign.h5")
-        let script = "import h5py, numpy as np\nwith h5py.File('\(path)','w') as f: f['w'] = np.arange(6, dtype=np.float32).reshape(2,3)"
+        let script = "import h5py, numpy as np\nwith h5py.File('\(path)','w') as f:\n  f['w'] = np.arange(6, dtype=np.float32).reshape(2,3)\n  f['ids'] = np.array([3, -1, 7], dtype=np.int32)"
         let r = try runProcess("/usr/bin/python3", ["-c", script])
         try #require(r.status == 0, "h5py failed: \(r.stderr)")
         #expect(throws: PilotError.self) { _ = try H5File.open(path).read(Float.self, at: "w") }
         let w = try H5File.open(path, checksums: .verifyIfPresent).read(Float.self, at: "w")
         #expect(w == H5Array(shape: [2, 3], values: [0, 1, 2, 3, 4, 5]))
+        let ids = try H5File.open(path, checksums: .verifyIfPresent).read(Int32.self, at: "ids")
+        #expect(ids == H5Array(shape: [3], values: [3, -1, 7]))
     }
 }
 

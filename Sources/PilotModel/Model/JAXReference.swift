@@ -1,16 +1,6 @@
-@preconcurrency import CHDF5
 import Foundation
 import PilotCore
 import PilotHDF5
-
-/// h5py writes the reference's token ids as int32; the store itself keeps ids as int64.
-extension Int32: H5Element {
-    public static var typeName: String { "int32" }
-    public static var memoryType: hid_t { H5T_NATIVE_INT32_g }
-    public static var fileType: hid_t { H5T_STD_I32LE_g }
-    public static var typeClass: H5T_class_t { H5T_INTEGER }
-    public static var zero: Int32 { 0 }
-}
 
 /// Loads a `jax_ref.py --dump-h5` file (../shared/bench): the stage-2 CT-MoA model's weights, its batch
 /// and the first three losses. Names map as
