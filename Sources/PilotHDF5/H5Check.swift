@@ -2,22 +2,18 @@ import CHDF5
 import Foundation
 import PilotCore
 
-/// libhdf5 here is the serial, non-thread-safe build: every call into it goes through this one
-/// lock, so that tests and threads in one process can share the library safely.
+/// Every call into libhdf5 goes through this one recursive lock, so that a sequence of calls
+/// (open, read, verify) is atomic with respect to other threads of the process.
 let h5Lock = NSRecursiveLock()
 
-/// Installs the "don't print" handler once: HDF5's error stack becomes the message of a Swift
-/// error instead of text on stderr behind the caller's back.
-let h5Silenced: Bool = {
-    _ = pilot_h5_silence_errors()
-    return true
-}()
-
+/// Every call switches off HDF5's automatic error printing first: HDF5's error stack becomes
+/// the message of a Swift error instead of text on stderr behind the caller's back. Debian's
+/// libhdf5 keeps that setting per thread, so setting it once is not enough.
 @inline(__always)
 func withH5<R>(_ body: () throws -> R) rethrows -> R {
     h5Lock.lock()
     defer { h5Lock.unlock() }
-    _ = h5Silenced
+    _ = pilot_h5_silence_errors()
     return try body()
 }
 

@@ -157,15 +157,18 @@ struct H5StoreTests {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }
         let path = dir.file("not-hdf5.h5")
         try "this is not an HDF5 file".write(toFile: path, atomically: true, encoding: .utf8)
+        // On a fresh thread: libhdf5 keeps its print-errors setting per thread.
         let captured = try captureStderr {
-            do {
-                _ = try H5File.open(path)
-                Issue.record("opening a text file as HDF5 succeeded")
-            } catch let PilotError.hdf5(op, file, _, detail) {
-                #expect(op == "open")
-                #expect(file == path)
-                #expect(detail.contains("H5F"), "detail was: \(detail)")
+            let outcome = OnThread.run { () -> Error? in
+                do { _ = try H5File.open(path); return nil } catch { return error }
             }
+            guard case let PilotError.hdf5(op, file, _, detail)? = outcome else {
+                Issue.record("expected an HDF5 error, got \(String(describing: outcome))")
+                return
+            }
+            #expect(op == "open")
+            #expect(file == path)
+            #expect(detail.contains("H5F"), "detail was: \(detail)")
         }
         #expect(captured.isEmpty, "HDF5 printed to stderr: \(captured)")
         #expect(throws: PilotError.notFound(file: dir.file("missing.h5"), object: "")) { _ = try H5File.open(dir.file("missing.h5")) }
@@ -226,5 +229,21 @@ struct H5DeterminismTests {
         let one = try Data(contentsOf: URL(fileURLWithPath: dir.file("one.h5")))
         let two = try Data(contentsOf: URL(fileURLWithPath: dir.file("two.h5")))
         #expect(one == two)
+    }
+}
+
+/// Runs a closure on a new thread and waits for its result.
+final class ThreadSlot<R>: @unchecked Sendable {
+    var value: R?
+    let done = DispatchSemaphore(value: 0)
+}
+
+enum OnThread {
+    static func run<R>(_ body: @escaping @Sendable () -> R) -> R {
+        let slot = ThreadSlot<R>()
+        let t = Thread { slot.value = body(); slot.done.signal() }
+        t.start()
+        slot.done.wait()
+        return slot.value!
     }
 }
