@@ -1,0 +1,154 @@
+import ArgumentParser
+import Foundation
+import PilotCore
+import PilotHDF5
+
+/// `pilot inspect`: the tree of any HDF5 file (checkpoints, metrics, shards, or files from other
+/// tools), with per-dataset type, shape, L2 norm and checksum status.
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Print the tree of an HDF5 file with dtypes, shapes, norms and checksum status.",
+        discussion: """
+        Every dataset is listed with its element type, shape, the L2 norm of float data and the \
+        status of its SHA-256 attribute: ok, MISMATCH (the bytes changed since pilot wrote them) or \
+        none (no checksum, e.g. a file from h5py). Root attributes follow (long strings truncated). \
+        Exits 1 if any checksum mismatches. With --verify only mismatches and a summary are printed.
+        """)
+
+    @Argument(help: "HDF5 file to inspect.")
+    var file: String
+    @Flag(help: "Only verify checksums: print mismatches and a one-line summary.")
+    var verify = false
+    @Option(help: "Also print the first N values of every dataset.")
+    var values: Int = 0
+    @Option(name: .customLong("max-attribute-chars"), help: "Truncate string attributes longer than this.")
+    var maxAttributeChars: Int = 160
+
+    func validate() throws {
+        guard values >= 0 else { throw ValidationError("--values must be ≥ 0") }
+        guard maxAttributeChars >= 8 else { throw ValidationError("--max-attribute-chars must be at least 8") }
+    }
+
+    func run() throws {
+        let f = try H5File.open(file, checksums: .skip)
+        defer { f.close() }
+        var counts = (ok: 0, mismatch: 0, none: 0, unchecked: 0)
+        var lines: [String] = []
+
+        func walk(_ group: String, depth: Int) throws {
+            for child in try f.children(of: group) {
+                let path = group == "/" ? "/" + child : group + "/" + child
+                let indent = String(repeating: "  ", count: depth)
+                if f.isGroup(path) {
+                    if !verify { lines.append("\(indent)\(child)/") }
+                    try walk(path, depth: depth + 1)
+                    continue
+                }
+                guard f.isDataset(path) else { if !verify { lines.append("\(indent)\(child)  (link or other object)") }; continue }
+                let status = checksumStatus(f, path)
+                switch status {
+                case "ok": counts.ok += 1
+                case "MISMATCH": counts.mismatch += 1
+                case "none": counts.none += 1
+                default: counts.unchecked += 1
+                }
+                if verify {
+                    if status != "ok" && status != "none" { lines.append("\(path)  sha256 \(status)") }
+                    continue
+                }
+                var line = "\(indent)\(child)"
+                var shown: [String] = []
+                if let info = try? f.info(of: path) {
+                    line += "  \(info.typeName) [\(info.shape.map(String.init).joined(separator: ", "))]"
+                    let (norm, first) = readValues(f, path, info)
+                    if let norm { line += String(format: "  norm %.6g", norm) }
+                    shown = first
+                } else {
+                    line += "  (unreadable type)"
+                }
+                line += "  sha256 \(status)"
+                lines.append(line)
+                if values > 0 && !shown.isEmpty { lines.append("\(indent)  = [\(shown.joined(separator: ", "))\(shown.count == values ? ", …" : "")]") }
+            }
+        }
+        try walk("/", depth: 1)
+
+        if verify {
+            for l in lines { Console.out(l) }
+        } else {
+            Console.out("\(file)")
+            Console.out("/")
+            for l in lines { Console.out(l) }
+            let names = try f.attributeNames(at: "/")
+            if !names.isEmpty {
+                Console.out("root attributes:")
+                for n in names {
+                    let text: String
+                    do { text = try f.attribute(n, at: "/").map { render($0) } ?? "(absent)" } catch { text = "(unreadable: \(error))" }
+                    Console.out("  \(n) = \(text)")
+                }
+            }
+        }
+        Console.out("checksums: \(counts.ok) ok, \(counts.mismatch) MISMATCH, \(counts.none) none\(counts.unchecked > 0 ? ", \(counts.unchecked) unchecked" : "")")
+        if counts.mismatch > 0 {
+            Console.error("pilot inspect: \(counts.mismatch) dataset(s) in '\(file)' do not match their stored SHA-256; the file is corrupt")
+            throw ExitCode(1)
+        }
+    }
+
+    /// ok / MISMATCH / none, or a short reason why it could not be checked.
+    func checksumStatus(_ f: H5File, _ path: String) -> String {
+        do {
+            switch try f.checksumStatus(of: path) {
+            case .some(true): return "ok"
+            case .some(false): return "MISMATCH"
+            case .none:
+                return (try? f.attribute(H5File.checksumAttribute, at: path)) == nil ? "none" : "unchecked (type not verifiable)"
+            }
+        } catch {
+            return "unchecked (\(error))"
+        }
+    }
+
+    /// L2 norm of float data and the first `values` values, as text (nil norm for non-float data).
+    func readValues(_ f: H5File, _ path: String, _ info: H5DatasetInfo) -> (Double?, [String]) {
+        func norm<T: BinaryFloatingPoint>(_ v: [T]) -> Double { v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
+        let n = values
+        switch info.typeName {
+        case "float32":
+            guard let a = try? f.read(Float.self, at: path) else { return (nil, []) }
+            return (norm(a.values), a.values.prefix(n).map { String(format: "%.6g", Double($0)) })
+        case "float64":
+            guard let a = try? f.read(Double.self, at: path) else { return (nil, []) }
+            return (norm(a.values), a.values.prefix(n).map { String(format: "%.9g", $0) })
+        case "int64" where n > 0:
+            return (nil, ((try? f.read(Int64.self, at: path).values) ?? []).prefix(n).map { "\($0)" })
+        case "int32" where n > 0:
+            return (nil, ((try? f.read(Int32.self, at: path).values) ?? []).prefix(n).map { "\($0)" })
+        case "uint8" where n > 0:
+            return (nil, ((try? f.read(UInt8.self, at: path).values) ?? []).prefix(n).map { "\($0)" })
+        case "string" where n > 0:
+            return (nil, ((try? f.readStrings(at: path)) ?? []).prefix(n).map { quote(truncate($0, 60)) })
+        default:
+            return (nil, [])
+        }
+    }
+
+    func render(_ v: H5AttributeValue) -> String {
+        switch v {
+        case .string(let s): return quote(truncate(s, maxAttributeChars))
+        case .strings(let a): return "[" + a.prefix(8).map { quote(truncate($0, 40)) }.joined(separator: ", ") + (a.count > 8 ? ", … (\(a.count))" : "") + "]"
+        case .ints(let a): return "[" + a.prefix(16).map(String.init).joined(separator: ", ") + (a.count > 16 ? ", … (\(a.count))" : "") + "]"
+        case .doubles(let a): return "[" + a.prefix(16).map { "\($0)" }.joined(separator: ", ") + (a.count > 16 ? ", … (\(a.count))" : "") + "]"
+        default: return v.description
+        }
+    }
+
+    func truncate(_ s: String, _ max: Int) -> String {
+        let flat = s.replacingOccurrences(of: "\n", with: "\\n")
+        return flat.count <= max ? flat : String(flat.prefix(max)) + "… (\(s.count) chars)"
+    }
+
+    func quote(_ s: String) -> String { "\"" + s + "\"" }
+}

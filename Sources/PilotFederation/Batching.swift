@@ -1,0 +1,120 @@
+import PilotCore
+import PilotData
+import PilotModel
+
+// Shape letters: n examples, B sequences in a batch, C image channels, S image side,
+// P visual tokens, L = T − P text tokens, T context.
+
+/// Examples made ready for the model once (tokenised, target rows found, pixels normalised), so
+/// that every later batch is a few copies. Used by pretraining, client training and evaluation.
+public struct PreparedExamples: Sendable {
+    public let examples: [Example]
+    public let encoded: [EncodedExample]
+    /// Number of loss-carrying positions (answer tokens + EOS) of each example.
+    public let targetCounts: [Int]
+    /// [n, C, S, S] pixels, scaled to [−1, 1].
+    let pixels: [Float]
+    let config: ModelConfig
+
+    public var count: Int { examples.count }
+
+    /// The batch of the examples at `indices`, in that order: pixels, text ids [B, L], next-token
+    /// targets [B, T] (−1 except where the next text token is an answer token or EOS) and the valid
+    /// length P + text length of each sequence.
+    public func batch<C: Collection>(_ indices: C) -> Batch where C.Element == Int {
+        let B = indices.count, P = config.visualTokens, T = config.contextLength, L = T - P
+        let image = config.channels * config.imageSize * config.imageSize
+        precondition(B >= 1, "a batch needs at least one example")
+        var px = [Float](repeating: 0, count: B * image)
+        var tokens = [Int32](repeating: 0, count: B * L)
+        var targets = [Int32](repeating: -1, count: B * T)
+        var lengths = [Int32](repeating: 0, count: B)
+        px.withUnsafeMutableBufferPointer { dst in
+            pixels.withUnsafeBufferPointer { src in
+                for (b, i) in indices.enumerated() {
+                    (dst.baseAddress! + b * image).update(from: src.baseAddress! + i * image, count: image)
+                }
+            }
+        }
+        for (b, i) in indices.enumerated() {
+            let e = encoded[i]
+            for j in 0..<L { tokens[b * L + j] = e.ids[j] }
+            // The output at sequence position P + j − 1 predicts text token j.
+            for j in 1..<L where e.targetMask[j] > 0 { targets[b * T + P + j - 1] = e.ids[j] }
+            lengths[b] = Int32(P + e.length)
+        }
+        return Batch(size: B, visual: .pixels(px), tokens: tokens, targets: targets, lengths: lengths)
+    }
+
+    /// Pixels [B, C, S, S] of the examples at `indices` (the visual input of `MLLM.generate`).
+    public func visual<C: Collection>(_ indices: C) -> Batch.Visual where C.Element == Int {
+        let image = config.channels * config.imageSize * config.imageSize
+        var px = [Float](); px.reserveCapacity(indices.count * image)
+        for i in indices { px += pixels[(i * image)..<((i + 1) * image)] }
+        return .pixels(px)
+    }
+
+    /// `[BOS] instruction [SEP]` of example i (the generation prompt).
+    public func prompt(_ i: Int) -> [Int32] { Array(encoded[i].ids.prefix(encoded[i].promptLength)) }
+}
+
+/// Turns PilotData examples into model batches for one model configuration and tokenizer.
+public struct Batcher: Sendable {
+    public let config: ModelConfig
+    public let tokenizer: Tokenizer
+    public let layout: SequenceLayout
+
+    /// - Parameter truncate: encode too-long (imported) examples by dropping instruction tokens
+    ///   instead of failing (`SequenceLayout.truncate`).
+    public init(config: ModelConfig, tokenizer: Tokenizer, truncate: Bool = false) throws {
+        guard tokenizer.count <= config.vocabSize else {
+            throw PilotError.invalidArgument("tokenizer has \(tokenizer.count) tokens but the model's vocab_size is \(config.vocabSize); raise vocab_size")
+        }
+        guard config.channels == 3 else {
+            throw PilotError.invalidArgument("model config: channels \(config.channels); the data is RGB (3 channels)")
+        }
+        self.config = config
+        self.tokenizer = tokenizer
+        layout = SequenceLayout(textLength: config.textLength, truncate: truncate)
+    }
+
+    /// Tokenises every example and converts its image; throws naming the first example that does not fit.
+    public func prepare(_ examples: [Example]) throws -> PreparedExamples {
+        let S = config.imageSize, image = 3 * S * S
+        var pixels = [Float](repeating: 0, count: examples.count * image)
+        var encoded: [EncodedExample] = []
+        encoded.reserveCapacity(examples.count)
+        for (i, e) in examples.enumerated() {
+            guard e.image.width == S, e.image.height == S else {
+                throw PilotError.invalidArgument("example '\(e.id)': image is \(e.image.width)x\(e.image.height) but the model takes \(S)x\(S); regenerate or import the data with --image-size \(S)")
+            }
+            Batcher.writePixels(e.image, into: &pixels, at: i * image)
+            encoded.append(try tokenizer.encode(e, layout: layout))
+        }
+        let counts = encoded.map { $0.targetMask.reduce(0) { $0 + ($1 > 0 ? 1 : 0) } }
+        return PreparedExamples(examples: examples, encoded: encoded, targetCounts: counts, pixels: pixels, config: config)
+    }
+
+    /// One batch of `examples` (convenience for callers that do not reuse the preparation).
+    public func batch(_ examples: [Example]) throws -> Batch {
+        try prepare(examples).batch(0..<examples.count)
+    }
+
+    /// The model's pixel input for one image: [C, S, S] (channels first), v/127.5 − 1 ∈ [−1, 1].
+    public static func pixels(_ image: RGBImage) -> [Float] {
+        var out = [Float](repeating: 0, count: image.pixels.count)
+        writePixels(image, into: &out, at: 0)
+        return out
+    }
+
+    static func writePixels(_ image: RGBImage, into out: inout [Float], at offset: Int) {
+        let hw = image.width * image.height
+        image.pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for p in 0..<hw {
+                    for c in 0..<3 { dst[offset + c * hw + p] = Float(src[3 * p + c]) / 127.5 - 1 }
+                }
+            }
+        }
+    }
+}
