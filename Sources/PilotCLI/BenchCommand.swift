@@ -63,12 +63,16 @@ struct BenchCommand: ParsableCommand {
                      model.parameters.trainableCount, model.parameters.frozenCount, flops / 1e9))
 
         for _ in 0..<warmup { try model.trainStep(batch, learningRate: lr) }
-        var times: [Double] = []
+        var times = [Double](repeating: 0, count: steps)
+        var allocs = [UInt](repeating: 0, count: steps)
+        let counter = BenchCommand.allocationCounter()
         var last = 0.0
-        for _ in 0..<steps {
+        for s in 0..<steps {
+            let a0 = counter?() ?? 0
             let t0 = DispatchTime.now().uptimeNanoseconds
             last = try model.trainStep(batch, learningRate: lr).total
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            times[s] = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            allocs[s] = (counter?() ?? 0) &- a0
         }
         let sorted = times.sorted()
         let median = sorted[sorted.count / 2]
@@ -76,6 +80,11 @@ struct BenchCommand: ParsableCommand {
         let gflops = flops / median / 1e9
         print(String(format: "tokens/s (median of %d): %.1f  step %.2f ms [min %.2f, max %.2f]  %.1f GFLOP/s  final loss %.6f",
                      steps, tokS, median * 1e3, sorted.first! * 1e3, sorted.last! * 1e3, gflops, last))
+        if counter != nil {
+            print("heap allocations per training step after warm-up: \(allocs.max()!) max, \(allocs.reduce(0, +)) in \(steps) steps (malloc-family calls, scripts/malloc_count.c)")
+        } else {
+            print("heap allocations per step: not counted (run with LD_PRELOAD=.build-engine/libmalloc_count.so, built by scripts/bench.sh)")
+        }
         var peak = Double.nan
         if !noPeak {
             peak = BenchCommand.sgemmPeak()
@@ -85,8 +94,9 @@ struct BenchCommand: ParsableCommand {
         let rss = BenchCommand.peakRSSMiB()
         print(String(format: "peak RSS %.1f MiB", rss))
         if let json {
-            let line = String(format: "{\"threads\": %d, \"tok_s_median\": %.1f, \"step_ms_median\": %.3f, \"gflops\": %.2f, \"sgemm_peak\": %.2f, \"flops\": %.0f, \"peak_rss_mib\": %.1f, \"loadavg\": %.2f}\n",
-                              threads, tokS, median * 1e3, gflops, peak, flops, rss, BenchCommand.loadAverage())
+            let line = String(format: "{\"threads\": %d, \"tok_s_median\": %.1f, \"step_ms_median\": %.3f, \"gflops\": %.2f, \"sgemm_peak\": %.2f, \"flops\": %.0f, \"peak_rss_mib\": %.1f, \"loadavg\": %.2f, \"allocs_per_step_max\": %d}\n",
+                              threads, tokS, median * 1e3, gflops, peak, flops, rss, BenchCommand.loadAverage(),
+                              counter == nil ? -1 : Int(allocs.max()!))
             if let h = FileHandle(forWritingAtPath: json) { h.seekToEndOfFile(); h.write(Data(line.utf8)); h.closeFile() }
             else { _ = FileManager.default.createFile(atPath: json, contents: Data(line.utf8)) }
         }
@@ -120,6 +130,12 @@ struct BenchCommand: ParsableCommand {
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
         return 2 * Double(n * n * n) / best / 1e9
+    }
+
+    /// `pilot_alloc_count` from scripts/malloc_count.c when it is preloaded, else nil.
+    static func allocationCounter() -> (@convention(c) () -> UInt)? {
+        guard let sym = dlsym(nil, "pilot_alloc_count") else { return nil }
+        return unsafeBitCast(sym, to: (@convention(c) () -> UInt).self)
     }
 
     static func peakRSSMiB() -> Double {

@@ -20,10 +20,47 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
         return
     }
+    if Parallel.splitsGEMM && 2 * m * n * k >= gemmSplitThreshold && max(m, n) >= 32 {
+        sgemmSplit(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                   b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return
+    }
     cblas_sgemm(CblasRowMajor,
                 transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha,
                 a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// Products below this many flops run whole (single-threaded) even at more than one thread:
+/// a hand-off costs a few microseconds, and the attention heads' 64³ products are parallelised
+/// one level up (over heads) instead.
+public let gemmSplitThreshold = 1 << 21
+
+/// Splits C into `Parallel.threads` fixed blocks of rows (when m ≥ n) or of columns, aligned to the
+/// kernel's 16-row / 8-column tiles, and runs each block as its own single-threaded OpenBLAS call.
+/// The blocks depend only on the shape and the thread count, so results are reproducible.
+@usableFromInline
+func sgemmSplit(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let byRows = m >= n
+    let extent = byRows ? m : n, align = byRows ? 16 : 8
+    let parts = min(Parallel.threads, max(1, extent / align))
+    let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
+    Parallel.run(parts: parts) { p in
+        func bound(_ q: Int) -> Int { q == parts ? extent : (extent * q / parts) / align * align }
+        let lo = bound(p), hi = bound(p + 1)
+        if hi <= lo { return }
+        if byRows {
+            let ap = transA ? a + lo : a + lo * lda
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(hi - lo), Int32(n), Int32(k), alpha,
+                        ap, Int32(lda), b, Int32(ldb), beta, c + lo * ldc, Int32(ldc))
+        } else {
+            let bp = transB ? b + lo * ldb : b + lo
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(hi - lo), Int32(k), alpha,
+                        a, Int32(lda), bp, Int32(ldb), beta, c + lo, Int32(ldc))
+        }
+    }
 }
 
 /// The naive triple loop that `sgemm` is tested against. Accumulates in Double so that it

@@ -13,11 +13,20 @@ public enum SwiGLU {
         Parallel.rows(rows, costPerItem: width * 8) { lo, hi in
             for n in lo..<hi {
                 let gr = g + n * ldg, ur = u + n * ldu, ar = act + n * width, sr = sigmoid + n * width
-                for f in 0..<width {
+                var f = 0
+                while f + 8 <= width {
+                    let x = VectorMath.load(gr + f)
+                    let s = VectorMath.sigmoid(x)
+                    VectorMath.store(s, sr + f)
+                    VectorMath.store(x * s * VectorMath.load(ur + f), ar + f)
+                    f += 8
+                }
+                while f < width {
                     let x = gr[f]
-                    let s = 1 / (1 + Foundation.exp(-x))
+                    let s = 1 / (1 + VectorMath.exp(-x))
                     sr[f] = s
                     ar[f] = x * s * ur[f]
+                    f += 1
                 }
             }
         }
@@ -49,27 +58,51 @@ public enum GELU {
     public static let k1: Float = 0.044715
 
     /// y = 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))), elementwise over `count` values (y may alias x only if x is not needed later).
+    /// Computed as x·σ(2u), u = √(2/π)(x + 0.044715x³), which is the same function (1 + tanh u = 2σ(2u))
+    /// and needs one vectorised exp.
     @inlinable
     public static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int) {
         Parallel.rows(count, costPerItem: 8) { lo, hi in
-            for i in lo..<hi {
+            var i = lo
+            while i + 8 <= hi {
+                let v = VectorMath.load(x + i)
+                let u2 = (2 * k0) * (v + k1 * v * v * v)
+                VectorMath.store(v * VectorMath.sigmoid(u2), y + i)
+                i += 8
+            }
+            while i < hi {
                 let v = x[i]
-                y[i] = 0.5 * v * (1 + Foundation.tanh(k0 * (v + k1 * v * v * v)))
+                let u2 = (2 * k0) * (v + k1 * v * v * v)
+                y[i] = v / (1 + VectorMath.exp(-u2))
+                i += 1
             }
         }
     }
 
     /// dx (+)= dy · gelu'(x); with `accumulate` false, writes.
+    /// gelu'(x) = σ + 2x·σ(1−σ)·√(2/π)(1 + 3·0.044715x²) with σ = σ(2u) (since tanh u = 2σ − 1).
     @inlinable
     public static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                 count: Int, accumulate: Bool = false) {
         Parallel.rows(count, costPerItem: 8) { lo, hi in
-            for i in lo..<hi {
-                let v = x[i]
-                let t = Foundation.tanh(k0 * (v + k1 * v * v * v))
-                let dt = (1 - t * t) * k0 * (1 + 3 * k1 * v * v)
-                let g = dy[i] * (0.5 * (1 + t) + 0.5 * v * dt)
+            var i = lo
+            while i + 8 <= hi {
+                let v = VectorMath.load(x + i)
+                let v2 = v * v
+                let s = VectorMath.sigmoid((2 * k0) * (v + k1 * v2 * v))
+                let d = s + (2 * k0) * v * s * (1 - s) * (1 + (3 * k1) * v2)
+                var g = VectorMath.load(dy + i) * d
+                if accumulate { g += VectorMath.load(dx + i) }
+                VectorMath.store(g, dx + i)
+                i += 8
+            }
+            while i < hi {
+                let v = x[i], v2 = v * v
+                let s = 1 / (1 + VectorMath.exp(-(2 * k0) * (v + k1 * v2 * v)))
+                let d = s + (2 * k0) * v * s * (1 - s) * (1 + (3 * k1) * v2)
+                let g = dy[i] * d
                 dx[i] = accumulate ? dx[i] + g : g
+                i += 1
             }
         }
     }

@@ -36,13 +36,11 @@ public struct Attention {
                 for i in 0..<T {
                     let row = p + i * T
                     let lim = keyLimit(i, len)
-                    var mx = -Float.infinity
-                    for j in 0..<lim { mx = max(mx, row[j]) }
-                    var s: Float = 0
-                    for j in 0..<lim { let e = Foundation.exp(row[j] - mx); row[j] = e; s += e }
-                    let inv = 1 / s
-                    for j in 0..<lim { row[j] *= inv }
-                    for j in lim..<T { row[j] = 0 }
+                    if lim == 0 { row.update(repeating: 0, count: T); continue }
+                    let mx = VectorMath.max(row, count: lim)
+                    let s = VectorMath.expShifted(row, into: row, count: lim, shift: mx)
+                    VectorMath.scale(row, count: lim, by: 1 / s)
+                    (row + lim).update(repeating: 0, count: T - lim)
                 }
                 sgemm(m: T, n: D, k: T, a: p, lda: T, b: vb, ldb: ldqkv, c: o + b * T * ldo + h * D, ldc: ldo)
             }

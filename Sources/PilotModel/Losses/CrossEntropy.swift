@@ -28,16 +28,25 @@ public enum CrossEntropy {
                 if let dlogits { (dlogits + m * vocab).update(repeating: 0, count: vocab) }
                 continue
             }
-            var mx = -Float.infinity
-            for j in 0..<vocab { mx = max(mx, row[j]) }
-            var s: Float = 0
-            for j in 0..<vocab { s += Foundation.exp(row[j] - mx) }
-            let lse = mx + Foundation.log(s)
-            total += Double(lse - row[t])
+            let mx = VectorMath.max(row, count: vocab)
+            let lse: Float
             if let dlogits {
+                // softmax into dlogits (may alias logits), then scale to the gradient
                 let d = dlogits + m * vocab
-                for j in 0..<vocab { d[j] = Foundation.exp(row[j] - lse) * g }
+                let rowT = row[t]
+                let s = VectorMath.expShifted(row, into: d, count: vocab, shift: mx)
+                lse = mx + Foundation.log(s)
+                total += Double(lse - rowT)
+                VectorMath.scale(d, count: vocab, by: g / s)
                 d[t] -= g
+            } else {
+                var s = Float8(repeating: 0)
+                var j = 0
+                while j + 8 <= vocab { s += VectorMath.exp(VectorMath.load(row + j) - mx); j += 8 }
+                var tail: Float = 0
+                while j < vocab { tail += VectorMath.exp(row[j] - mx); j += 1 }
+                lse = mx + Foundation.log(s.sum() + tail)
+                total += Double(lse - row[t])
             }
         }
         return (total / Double(count), count)

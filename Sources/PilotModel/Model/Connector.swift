@@ -123,17 +123,19 @@ final class Connector {
             aux.balance = r.balance; aux.z = r.z
         }
         // mixture
-        let o = out.pointer, C = self.C, E = self.E, w = weights.pointer
-        o.update(repeating: 0, count: N * C)
-        for a in adapters {
-            let y = a.y.pointer
-            switch a.coefficient {
-            case .one:
-                for i in 0..<(N * C) { o[i] += y[i] }
-            case let .router(r):
-                for n in 0..<N {
-                    let c = w[n * E + r], orow = o + n * C, yrow = y + n * C
-                    for j in 0..<C { orow[j] += c * yrow[j] }
+        let o = out.pointer, C = self.C, E = self.E, w = weights.pointer, adapters = self.adapters
+        Parallel.rows(N, costPerItem: C * adapters.count) { lo, hi in
+            (o + lo * C).update(repeating: 0, count: (hi - lo) * C)
+            for a in adapters {
+                let y = a.y.pointer
+                switch a.coefficient {
+                case .one:
+                    for i in (lo * C)..<(hi * C) { o[i] += y[i] }
+                case let .router(r):
+                    for n in lo..<hi {
+                        let c = w[n * E + r], orow = o + n * C, yrow = y + n * C
+                        for j in 0..<C { orow[j] += c * yrow[j] }
+                    }
                 }
             }
         }

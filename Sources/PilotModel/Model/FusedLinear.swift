@@ -50,8 +50,11 @@ final class FusedLinear {
     /// Recomputes W' and the packed A from the current parameters (once per forward pass).
     func prepare(localMix: Float) {
         let I = inFeatures, O = outTotal, R = rank, PR = packedWidth
-        for m in members {
-            for i in 0..<I { (merged.pointer + i * O + m.column).update(from: m.weight + i * m.out, count: m.out) }
+        let dst = merged.pointer, members = self.members
+        Parallel.rows(I, costPerItem: O) { lo, hi in
+            for m in members {
+                for i in lo..<hi { (dst + i * O + m.column).update(from: m.weight + i * m.out, count: m.out) }
+            }
         }
         for p in branches.indices {
             let br = branches[p]

@@ -19,7 +19,17 @@ final class VisionEncoder {
         let att: Tensor, xmid: Tensor                      // [N,Dv]
         let ln2: Tensor, mean2: Tensor, rstd2: Tensor
         let pre: Tensor, act: Tensor                       // [N,Hm]
+        /// This block's parameters and gradients by suffix ("norm1/weight", "attn/q/bias", …), resolved
+        /// once so that a step builds no name strings (short literal keys hash without allocating).
+        var w: [String: UnsafeMutablePointer<Float>] = [:]
+        var g: [String: UnsafeMutablePointer<Float>?] = [:]
     }
+
+    static let blockSuffixes = ["norm1/weight", "norm1/bias", "attn/q/weight", "attn/q/bias", "attn/k/weight", "attn/k/bias",
+                                "attn/v/weight", "attn/v/bias", "attn/o/weight", "attn/o/bias", "norm2/weight", "norm2/bias",
+                                "mlp/fc1/weight", "mlp/fc1/bias", "mlp/fc2/weight", "mlp/fc2/bias"]
+    static let qkvWeights = ["attn/q/weight", "attn/k/weight", "attn/v/weight"]
+    static let qkvBiases = ["attn/q/bias", "attn/k/bias", "attn/v/bias"]
     let store: ParameterStore
     var blocks: [Block] = []
     let patches: Tensor           // [N,K]
@@ -64,6 +74,10 @@ final class VisionEncoder {
                                 att: Tensor(shape: [N, Dv]), xmid: Tensor(shape: [N, Dv]),
                                 ln2: Tensor(shape: [N, Dv]), mean2: Tensor(shape: [N]), rstd2: Tensor(shape: [N]),
                                 pre: Tensor(shape: [N, Hm]), act: Tensor(shape: [N, Hm])))
+            for sfx in VisionEncoder.blockSuffixes {
+                blocks[l].w[sfx] = store.values("vision/blocks/\(l)/" + sfx)
+                blocks[l].g[sfx] = store.grad("vision/blocks/\(l)/" + sfx)
+            }
         }
         patches = Tensor(shape: [N, K])
         let dv = cfg.visionWidth; resid = (0...cfg.visionLayers).map { _ in Tensor(shape: [N, dv]) }
@@ -99,26 +113,26 @@ final class VisionEncoder {
         for n in 0..<N { let r = x0 + n * Dv, q = pos + (n % P) * Dv; for c in 0..<Dv { r[c] += q[c] } }
         let attention = Attention(batch: batch, seqLen: P, heads: heads, headDim: Dv / heads, causal: false)
         for (li, bl) in blocks.enumerated() {
-            let x = resid[li].pointer, p = bl.p
-            LayerNorm.forward(y: bl.ln1.pointer, mean: bl.mean1.pointer, rstd: bl.rstd1.pointer, x: x, weight: w(p + "norm1/weight"),
-                              bias: w(p + "norm1/bias"), rows: N, width: Dv, eps: cfg.normEps)
+            let x = resid[li].pointer
+            LayerNorm.forward(y: bl.ln1.pointer, mean: bl.mean1.pointer, rstd: bl.rstd1.pointer, x: x, weight: bl.w["norm1/weight"]!,
+                              bias: bl.w["norm1/bias"]!, rows: N, width: Dv, eps: cfg.normEps)
             for (j, n) in ["q", "k", "v"].enumerated() {
-                Linear.forward(y: bl.qkv.pointer + j * Dv, x: bl.ln1.pointer, weight: w(p + "attn/\(n)/weight"),
-                               bias: w(p + "attn/\(n)/bias"), rows: N, inFeatures: Dv, outFeatures: Dv, ldy: 3 * Dv)
+                Linear.forward(y: bl.qkv.pointer + j * Dv, x: bl.ln1.pointer, weight: bl.w["attn/\(n)/weight"]!,
+                               bias: bl.w["attn/\(n)/bias"]!, rows: N, inFeatures: Dv, outFeatures: Dv, ldy: 3 * Dv)
             }
             let q = bl.qkv.pointer
             attention.forward(o: bl.att.pointer, ldo: Dv, probs: bl.probs.pointer, q: q, k: q + Dv, v: q + 2 * Dv, ldqkv: 3 * Dv, lengths: nil)
             bl.xmid.pointer.update(from: x, count: N * Dv)
-            Linear.forward(y: bl.xmid.pointer, x: bl.att.pointer, weight: w(p + "attn/o/weight"), bias: w(p + "attn/o/bias"),
+            Linear.forward(y: bl.xmid.pointer, x: bl.att.pointer, weight: bl.w["attn/o/weight"]!, bias: bl.w["attn/o/bias"]!,
                            rows: N, inFeatures: Dv, outFeatures: Dv, accumulate: true)
             LayerNorm.forward(y: bl.ln2.pointer, mean: bl.mean2.pointer, rstd: bl.rstd2.pointer, x: bl.xmid.pointer,
-                              weight: w(p + "norm2/weight"), bias: w(p + "norm2/bias"), rows: N, width: Dv, eps: cfg.normEps)
-            Linear.forward(y: bl.pre.pointer, x: bl.ln2.pointer, weight: w(p + "mlp/fc1/weight"), bias: w(p + "mlp/fc1/bias"),
+                              weight: bl.w["norm2/weight"]!, bias: bl.w["norm2/bias"]!, rows: N, width: Dv, eps: cfg.normEps)
+            Linear.forward(y: bl.pre.pointer, x: bl.ln2.pointer, weight: bl.w["mlp/fc1/weight"]!, bias: bl.w["mlp/fc1/bias"]!,
                            rows: N, inFeatures: Dv, outFeatures: Hm)
             GELU.forward(y: bl.act.pointer, x: bl.pre.pointer, count: N * Hm)
             let out = resid[li + 1].pointer
             out.update(from: bl.xmid.pointer, count: N * Dv)
-            Linear.forward(y: out, x: bl.act.pointer, weight: w(p + "mlp/fc2/weight"), bias: w(p + "mlp/fc2/bias"),
+            Linear.forward(y: out, x: bl.act.pointer, weight: bl.w["mlp/fc2/weight"]!, bias: bl.w["mlp/fc2/bias"]!,
                            rows: N, inFeatures: Hm, outFeatures: Dv, accumulate: true)
         }
         LayerNorm.forward(y: hv.pointer, mean: meanF.pointer, rstd: rstdF.pointer, x: resid[blocks.count].pointer,
@@ -134,34 +148,34 @@ final class VisionEncoder {
                            mean: meanF.pointer, rstd: rstdF.pointer, rows: N, width: Dv)
         let attention = Attention(batch: batch, seqLen: P, heads: heads, headDim: Dv / heads, causal: false)
         for li in stride(from: blocks.count - 1, through: 0, by: -1) {
-            let bl = blocks[li], p = bl.p, x = resid[li].pointer
+            let bl = blocks[li], x = resid[li].pointer
             // MLP branch
             dpre.pointer.update(repeating: 0, count: N * Hm)
-            Linear.backward(dx: dpre.pointer, dweight: g(p + "mlp/fc2/weight"), dbias: g(p + "mlp/fc2/bias"), dy: dres.pointer,
-                            x: bl.act.pointer, weight: w(p + "mlp/fc2/weight"), rows: N, inFeatures: Hm, outFeatures: Dv)
+            Linear.backward(dx: dpre.pointer, dweight: bl.g["mlp/fc2/weight"]!, dbias: bl.g["mlp/fc2/bias"]!, dy: dres.pointer,
+                            x: bl.act.pointer, weight: bl.w["mlp/fc2/weight"]!, rows: N, inFeatures: Hm, outFeatures: Dv)
             GELU.backward(dx: dpre.pointer, dy: dpre.pointer, x: bl.pre.pointer, count: N * Hm)
             dln.pointer.update(repeating: 0, count: N * Dv)
-            Linear.backward(dx: dln.pointer, dweight: g(p + "mlp/fc1/weight"), dbias: g(p + "mlp/fc1/bias"), dy: dpre.pointer,
-                            x: bl.ln2.pointer, weight: w(p + "mlp/fc1/weight"), rows: N, inFeatures: Dv, outFeatures: Hm)
-            LayerNorm.backward(dx: dres.pointer, dweight: g(p + "norm2/weight"), dbias: g(p + "norm2/bias"), dy: dln.pointer,
-                               x: bl.xmid.pointer, weight: w(p + "norm2/weight"), mean: bl.mean2.pointer, rstd: bl.rstd2.pointer,
+            Linear.backward(dx: dln.pointer, dweight: bl.g["mlp/fc1/weight"]!, dbias: bl.g["mlp/fc1/bias"]!, dy: dpre.pointer,
+                            x: bl.ln2.pointer, weight: bl.w["mlp/fc1/weight"]!, rows: N, inFeatures: Dv, outFeatures: Hm)
+            LayerNorm.backward(dx: dres.pointer, dweight: bl.g["norm2/weight"]!, dbias: bl.g["norm2/bias"]!, dy: dln.pointer,
+                               x: bl.xmid.pointer, weight: bl.w["norm2/weight"]!, mean: bl.mean2.pointer, rstd: bl.rstd2.pointer,
                                rows: N, width: Dv)
             // attention branch
             datt.pointer.update(repeating: 0, count: N * Dv)
-            Linear.backward(dx: datt.pointer, dweight: g(p + "attn/o/weight"), dbias: g(p + "attn/o/bias"), dy: dres.pointer,
-                            x: bl.att.pointer, weight: w(p + "attn/o/weight"), rows: N, inFeatures: Dv, outFeatures: Dv)
+            Linear.backward(dx: datt.pointer, dweight: bl.g["attn/o/weight"]!, dbias: bl.g["attn/o/bias"]!, dy: dres.pointer,
+                            x: bl.att.pointer, weight: bl.w["attn/o/weight"]!, rows: N, inFeatures: Dv, outFeatures: Dv)
             let q = bl.qkv.pointer
             attention.backward(dq: dqkv.pointer, dk: dqkv.pointer + Dv, dv: dqkv.pointer + 2 * Dv, lddqkv: 3 * Dv,
                                dout: datt.pointer, lddo: Dv, probs: bl.probs.pointer, q: q, k: q + Dv, v: q + 2 * Dv,
                                ldqkv: 3 * Dv, scratch: scratch.pointer)
             dln.pointer.update(repeating: 0, count: N * Dv)
             for (j, n) in ["q", "k", "v"].enumerated() {
-                Linear.backward(dx: dln.pointer, dweight: g(p + "attn/\(n)/weight"), dbias: g(p + "attn/\(n)/bias"),
-                                dy: dqkv.pointer + j * Dv, x: bl.ln1.pointer, weight: w(p + "attn/\(n)/weight"),
+                Linear.backward(dx: dln.pointer, dweight: bl.g["attn/\(n)/weight"]!, dbias: bl.g["attn/\(n)/bias"]!,
+                                dy: dqkv.pointer + j * Dv, x: bl.ln1.pointer, weight: bl.w["attn/\(n)/weight"]!,
                                 rows: N, inFeatures: Dv, outFeatures: Dv, lddy: 3 * Dv)
             }
-            LayerNorm.backward(dx: dres.pointer, dweight: g(p + "norm1/weight"), dbias: g(p + "norm1/bias"), dy: dln.pointer,
-                               x: x, weight: w(p + "norm1/weight"), mean: bl.mean1.pointer, rstd: bl.rstd1.pointer, rows: N, width: Dv)
+            LayerNorm.backward(dx: dres.pointer, dweight: bl.g["norm1/weight"]!, dbias: bl.g["norm1/bias"]!, dy: dln.pointer,
+                               x: x, weight: bl.w["norm1/weight"]!, mean: bl.mean1.pointer, rstd: bl.rstd1.pointer, rows: N, width: Dv)
         }
         // patch embedding and positions
         if let dpos = g("vision/pos_embed") {
