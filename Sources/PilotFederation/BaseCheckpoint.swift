@@ -61,7 +61,7 @@ public enum BaseCheckpoint {
         try f.setAttribute("pretrain_examples", .int(Int64(metadata.examples)))
         try f.setAttribute("steps", .int(Int64(metadata.training.steps)))
         try f.setAttribute("batch_size", .int(Int64(metadata.training.batchSize)))
-        try f.setAttribute("learning_rate", .double(Double(metadata.training.learningRate)))
+        try f.setAttribute("learning_rate", .double(Double("\(metadata.training.learningRate)") ?? Double(metadata.training.learningRate)))
         try f.setAttribute("warmup_steps", .int(Int64(metadata.training.warmupSteps)))
         try f.setAttribute("seed", .int(Int64(bitPattern: metadata.training.seed)))
         try f.setAttribute("world_size", .int(Int64(metadata.worldSize)))

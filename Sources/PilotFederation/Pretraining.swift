@@ -9,7 +9,7 @@ import PilotModel
 /// `mpirun -np 2`, and a base that has learnt the answer formats but is far from solving the tasks.
 public struct PretrainingParameters: Codable, Sendable, Equatable {
     /// Optimizer steps.
-    public var steps = 400
+    public var steps = 250
     /// Global batch (sequences per step, summed over ranks).
     public var batchSize = 32
     /// Peak learning rate of the warm-up + cosine schedule.
@@ -17,7 +17,7 @@ public struct PretrainingParameters: Codable, Sendable, Equatable {
     /// Learning rate at the end of the cosine, as a fraction of the peak.
     public var minLearningRateFraction: Float = 0.1
     /// Linear warm-up steps.
-    public var warmupSteps = 40
+    public var warmupSteps = 25
     /// AdamW decoupled weight decay.
     public var weightDecay: Float = 0.01
     /// Global gradient-norm clip (≤ 0 disables).
