@@ -243,3 +243,38 @@ extension H5File {
         return out
     }
 }
+
+// MARK: - External links
+
+extension H5File {
+    /// Makes `object` a link to `target` inside another file (a path relative to this file's
+    /// directory). h5py and h5dump follow it transparently, so a round checkpoint can present
+    /// `/clients/<k>` while each client writes its own file.
+    public func linkExternal(at object: String, file target: String, targetObject: String = "/") throws {
+        let name = H5File.normalise(object)
+        try withH5 {
+            try requireWritable("linkExternal", name)
+            try createParents(of: name)
+            try check(H5Lcreate_external(target, targetObject, id, name, pilot_H5P_DEFAULT(), pilot_H5P_DEFAULT()),
+                      "create external link to '\(target)'", file: displayPath, object: name)
+        }
+    }
+
+    /// The target (file, object) of an external link, or nil if `object` is not one.
+    public func externalLinkTarget(_ object: String) -> (file: String, object: String)? {
+        let name = H5File.normalise(object)
+        return withH5 {
+            var info = H5L_info_t()
+            guard H5Lget_info(id, name, &info, pilot_H5P_DEFAULT()) >= 0 else { _ = h5ErrorStack(); return nil }
+            guard info.type == H5L_TYPE_EXTERNAL else { return nil }
+            let size = info.u.val_size
+            var buf = [UInt8](repeating: 0, count: size + 1)
+            guard H5Lget_val(id, name, &buf, size, pilot_H5P_DEFAULT()) >= 0 else { _ = h5ErrorStack(); return nil }
+            var flags: UInt32 = 0
+            var file: UnsafePointer<CChar>? = nil
+            var obj: UnsafePointer<CChar>? = nil
+            guard H5Lunpack_elink_val(&buf, size, &flags, &file, &obj) >= 0, let file, let obj else { _ = h5ErrorStack(); return nil }
+            return (String(cString: file), String(cString: obj))
+        }
+    }
+}

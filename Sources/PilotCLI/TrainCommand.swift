@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import PilotComm
+import PilotCore
+import PilotData
+import PilotFederation
+
+/// `pilot train`: the federated run. Rank 0 is the server, ranks 1…K the clients.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Run federated training (Pilot or a baseline) under mpirun: rank 0 is the server, ranks 1..K the clients.",
+        discussion: """
+        Start:   mpirun -np 10 pilot train --config configs/vu/pilot.toml --out runs/vu-pilot
+        Resume:  mpirun -np 10 pilot train --resume runs/vu-pilot
+        The world size must be 1 + the number of clients of the scenario. The config is validated \
+        before MPI starts: unknown keys, wrong types, out-of-range values, a wrong world size and \
+        missing data files are reported by rank 0, and every rank exits with status 1. \
+        `pilot train --list-keys` prints every config key with its default.
+        On SIGTERM or SIGUSR1 the current round finishes, its checkpoint is committed, and every \
+        rank exits with status \(StopSignal.exitCode); `--resume` continues bitwise identically.
+        """)
+
+    @Option(help: "Run configuration (TOML subset, see docs/config.md).")
+    var config: String?
+
+    @Option(help: "Run directory for checkpoints and metrics (default: runs/<config name>).")
+    var out: String?
+
+    @Option(help: "Resume the run in this directory from its newest complete checkpoint.")
+    var resume: String?
+
+    @Flag(help: "Print every config key with its type, default and meaning, then exit.")
+    var listKeys = false
+
+    @Option(help: ArgumentHelp("Act as if SIGUSR1 arrived during this round (tests of the stop/resume path).", visibility: .hidden))
+    var stopAfterRound: Int?
+
+    func validate() throws {
+        if listKeys { return }
+        if config == nil && resume == nil { throw ValidationError("give --config FILE to start a run, or --resume RUN_DIR to continue one") }
+        if resume != nil && out != nil { throw ValidationError("--out and --resume exclude each other: a resumed run stays in its directory") }
+    }
+
+    func run() throws {
+        if listKeys {
+            for k in RunConfigSchema.keys {
+                Console.out("\(k.name) = \(k.defaultValue?.description ?? "(required)")\n    \(k.help)")
+            }
+            return
+        }
+        let launch = LaunchEnvironment()
+        // Everything that can be checked without MPI is checked first, on every rank; only
+        // rank 0 prints, and every rank exits 1, so nothing waits on a collective.
+        let runDir: String
+        let cfg: RunConfig
+        do {
+            (cfg, runDir) = try prepare(launch: launch)
+        } catch {
+            if launch.rank == 0 { Console.error("pilot train: \(error)") }
+            throw ExitCode(1)
+        }
+        StopSignal.install()
+        let world = try MPIRuntime.world()
+        let loop = try RoundLoop(config: cfg, runDirectory: runDir, world: world) { Console.out($0) }
+        loop.simulateStopAfterRound = stopAfterRound
+        if world.isRoot {
+            Console.out("pilot train: \(cfg.string("run.algorithm")) on \(cfg.path("run.data")) with \(world.size - 1) clients, \(cfg.int("run.rounds")) rounds → \(runDir)")
+        }
+        let outcome = try loop.run(resume: resume != nil)
+        if world.isRoot, case .finished = outcome {
+            Console.out(try ResultsTable.render(run: runDir))
+        }
+        if case .stopped = outcome { throw ExitCode(StopSignal.exitCode) }
+    }
+
+    /// Loads and validates the config, checks the world size and the data files, and prepares
+    /// the run directory. No MPI.
+    func prepare(launch: LaunchEnvironment) throws -> (RunConfig, String) {
+        let runDir: String
+        let cfg: RunConfig
+        if let resume {
+            runDir = resume
+            let saved = runDir + "/config.toml"
+            guard FileManager.default.fileExists(atPath: saved) else {
+                throw PilotError.message("'\(runDir)' is not a run directory (no config.toml); start a run with --config")
+            }
+            let original = try RunConfig(file: ConfigFile(path: saved))
+            if let config {
+                let given = try RunConfig(file: ConfigFile(path: config))
+                if given.values != original.values {
+                    throw PilotError.message("refusing to resume \(runDir) with \(config): these keys differ from the run's config:\n  "
+                                             + given.differences(from: original).joined(separator: "\n  "))
+                }
+            }
+            cfg = original
+            guard try RoundCheckpoint.latestRound(run: runDir) != nil else {
+                throw PilotError.message("'\(runDir)' has no complete checkpoint yet; start it again with --config \(saved) --out \(runDir)")
+            }
+        } else {
+            let path = config!
+            cfg = try RunConfig(file: ConfigFile(path: path))
+            runDir = out ?? "runs/" + URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+            if (try? RoundCheckpoint.latestRound(run: runDir)) ?? nil != nil {
+                throw PilotError.message("'\(runDir)' already holds checkpoints; continue it with --resume \(runDir), or choose another --out")
+            }
+        }
+        let scenario = try ScenarioDirectory(path: cfg.path("run.data"))
+        let expected = scenario.clientCount + 1
+        if let size = launch.size, size != expected {
+            throw PilotError.message("world size is \(size) but \(cfg.path("run.data")) has \(scenario.clientCount) clients: run with -np \(expected) (rank 0 is the server)")
+        }
+        var missing: [String] = []
+        for k in 0..<scenario.clientCount where !FileManager.default.isReadableFile(atPath: scenario.clientPath(k)) { missing.append(scenario.clientPath(k)) }
+        for t in Set(scenario.clientTasks) where !FileManager.default.isReadableFile(atPath: scenario.testPath(t)) { missing.append(scenario.testPath(t)) }
+        if !FileManager.default.isReadableFile(atPath: cfg.path("run.base")) { missing.append(cfg.path("run.base") + " (create it with `pilot pretrain`)") }
+        if !missing.isEmpty { throw PilotError.message("missing or unreadable data files:\n  " + missing.joined(separator: "\n  ")) }
+        if launch.rank == 0 && resume == nil {
+            try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+            let dest = runDir + "/config.toml"
+            if FileManager.default.fileExists(atPath: dest) { try FileManager.default.removeItem(atPath: dest) }
+            try cfg.sourceText.write(toFile: dest, atomically: true, encoding: .utf8)
+        }
+        return (cfg, runDir)
+    }
+}
+
+/// What the launcher (mpirun, srun) tells a process before MPI starts.
+struct LaunchEnvironment {
+    let rank: Int
+    let size: Int?
+    init() {
+        let env = ProcessInfo.processInfo.environment
+        rank = Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMIX_RANK"] ?? env["SLURM_PROCID"] ?? env["PMI_RANK"] ?? "0") ?? 0
+        let s = env["OMPI_COMM_WORLD_SIZE"] ?? env["SLURM_NTASKS"] ?? env["PMI_SIZE"]
+        size = s.flatMap(Int.init) ?? (env["PMIX_RANK"] == nil ? 1 : nil)
+    }
+}

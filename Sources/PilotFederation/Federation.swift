@@ -1,0 +1,40 @@
+import PilotComm
+import PilotCore
+
+/// The communicators and the public facts of one federated job (DESIGN §6).
+///
+/// World rank 0 is the server; world rank k ≥ 1 is client k − 1. `clients` holds every client
+/// (the server is not a member); `task` holds the clients of this client's task (nil on the
+/// server). Sample counts n_k and task ids are the only facts about clients the server learns.
+public struct Federation {
+    public let world: CountingCommunicator
+    public let clients: (any Communicator)?
+    public let task: (any Communicator)?
+    /// Task id of every client, indexed by client (world rank − 1).
+    public let clientTasks: [Int]
+    /// Number of training examples n_k of every client.
+    public let clientSamples: [Int]
+    public let numTasks: Int
+
+    public var isServer: Bool { world.rank == 0 }
+    /// This rank's client index, or nil on the server.
+    public var client: Int? { world.rank == 0 ? nil : world.rank - 1 }
+    public var clientCount: Int { clientTasks.count }
+
+    /// Builds the communicators. Collective: every rank calls it with the same `clientTasks`;
+    /// each client passes its own sample count, which the server gathers.
+    public init(world base: any Communicator, clientTasks: [Int], numTasks: Int, localSamples: Int) throws {
+        guard base.size == clientTasks.count + 1 else {
+            throw PilotError.invalidArgument("the job has \(base.size) ranks but the scenario has \(clientTasks.count) clients: run with \(clientTasks.count + 1) ranks (rank 0 is the server)")
+        }
+        world = base as? CountingCommunicator ?? CountingCommunicator(base)
+        let myClient = world.rank == 0 ? nil : world.rank - 1
+        clients = try world.split(color: myClient == nil ? nil : 0, key: world.rank, name: "clients")
+        task = try world.split(color: myClient.map { clientTasks[$0] }, key: world.rank, name: myClient.map { "task[\(clientTasks[$0])]" } ?? "none")
+        let counts = try world.allgather([Int64(myClient == nil ? 0 : localSamples)])
+        clientSamples = counts.dropFirst().map { Int($0) }
+        self.clientTasks = clientTasks
+        self.numTasks = numTasks
+        world.resetCounts()
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import PilotCore
+import PilotHDF5
+
+/// `RUN/metrics.h5`: per round and per client, every loss term, the eval score, bytes sent and
+/// received, and seconds per phase. Rank 0 rewrites it (atomically) after every round.
+///
+/// Layout: `/round` int64 [R]; `/stage` int64 [R]; `/clients/<field>` float64 [R, K] for each
+/// field in `ClientRoundMetrics.fields`; `/server/<field>` float64 [R] for the server's bytes and
+/// seconds; root attributes `algorithm`, `scenario`, `client_tasks` (names), `run_config`.
+/// In pandas: `pd.DataFrame(f["clients/eval_score"][()], index=f["round"][()])`.
+public struct ClientRoundMetrics: Sendable, Equatable {
+    public static let fields = ["loss_total", "loss_ce", "loss_diff", "loss_balance", "loss_z", "steps",
+                                "eval_score", "bytes_sent", "bytes_received",
+                                "seconds_train", "seconds_communicate", "seconds_aggregate",
+                                "seconds_evaluate", "seconds_checkpoint"]
+    public var values: [Double]
+    public init(values: [Double]) { self.values = values }
+    public init() { values = [Double](repeating: .nan, count: Self.fields.count) }
+    public subscript(_ field: String) -> Double {
+        get { values[Self.fields.firstIndex(of: field)!] }
+        set { values[Self.fields.firstIndex(of: field)!] = newValue }
+    }
+}
+
+public struct MetricsLog: Sendable {
+    public var rounds: [Int] = []
+    public var stages: [Int] = []
+    /// [round][client]
+    public var clients: [[ClientRoundMetrics]] = []
+    /// [round] server: bytes_sent, bytes_received, seconds_aggregate, seconds_checkpoint
+    public var server: [[Double]] = []
+    public static let serverFields = ["bytes_sent", "bytes_received", "seconds_round", "seconds_checkpoint"]
+
+    public init() {}
+
+    public mutating func append(round: Int, stage: Int, clients c: [ClientRoundMetrics], server s: [Double]) {
+        rounds.append(round); stages.append(stage); clients.append(c); server.append(s)
+    }
+
+    /// Keeps rounds ≤ `round` (after a resume).
+    public mutating func truncate(to round: Int) {
+        let keep = rounds.filter { $0 <= round }.count
+        rounds = Array(rounds.prefix(keep)); stages = Array(stages.prefix(keep))
+        clients = Array(clients.prefix(keep)); server = Array(server.prefix(keep))
+    }
+
+    public func write(to path: String, attributes: [String: H5AttributeValue]) throws {
+        let f = try H5File.create(path)
+        for (k, v) in attributes.sorted(by: { $0.key < $1.key }) { try f.setAttribute(k, v) }
+        let r = rounds.count
+        let k = clients.first?.count ?? 0
+        try f.write(rounds.map(Int64.init), shape: [r], at: "round")
+        try f.write(stages.map(Int64.init), shape: [r], at: "stage")
+        for (i, field) in ClientRoundMetrics.fields.enumerated() {
+            try f.write(clients.flatMap { $0.map { $0.values[i] } }, shape: [r, k], at: "clients/" + field)
+        }
+        for (i, field) in Self.serverFields.enumerated() {
+            try f.write(server.map { $0[i] }, shape: [r], at: "server/" + field)
+        }
+        try f.commit()
+    }
+
+    public static func read(from path: String) throws -> MetricsLog {
+        let f = try H5File.open(path)
+        defer { f.close() }
+        var log = MetricsLog()
+        log.rounds = try f.read(Int64.self, at: "round").values.map { Int($0) }
+        log.stages = try f.read(Int64.self, at: "stage").values.map { Int($0) }
+        let r = log.rounds.count
+        var columns: [[Double]] = []
+        var k = 0
+        for field in ClientRoundMetrics.fields {
+            let a = try f.read(Double.self, at: "clients/" + field)
+            k = a.shape.count == 2 ? a.shape[1] : 0
+            columns.append(a.values)
+        }
+        log.clients = (0..<r).map { ri in
+            (0..<k).map { ki in ClientRoundMetrics(values: columns.map { $0[ri * k + ki] }) }
+        }
+        let serverColumns = try serverFields.map { try f.read(Double.self, at: "server/" + $0).values }
+        log.server = (0..<r).map { ri in serverColumns.map { $0[ri] } }
+        return log
+    }
+}

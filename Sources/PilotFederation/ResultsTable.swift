@@ -1,0 +1,43 @@
+import Foundation
+import PilotCore
+
+/// The per-client results table of a run (the paper's layout: one column per client, grouped by
+/// task, plus the per-task average), from its metrics.h5.
+public enum ResultsTable {
+    public static func render(run: String) throws -> String {
+        let log = try MetricsLog.read(from: run + "/metrics.h5")
+        let f = try PilotHDF5Bridge.attributes(run + "/metrics.h5")
+        let tasks = f.clientTasks
+        guard let last = log.clients.indices.last(where: { r in !log.clients[r].contains { $0["eval_score"].isNaN } }) else {
+            return "no evaluated round yet in \(run)/metrics.h5"
+        }
+        let scores = log.clients[last].map { $0["eval_score"] }
+        var lines = ["", "Results after round \(log.rounds[last]) (\(f.algorithm), \(run)):", ""]
+        lines.append("| client | task | score |")
+        lines.append("|---|---|---|")
+        for (k, s) in scores.enumerated() { lines.append(String(format: "| %d | %@ | %.4f |", k, tasks[k], s)) }
+        lines.append("")
+        lines.append("| task | mean over its clients |")
+        lines.append("|---|---|")
+        var order: [String] = []
+        for t in tasks where !order.contains(t) { order.append(t) }
+        for t in order {
+            let v = zip(tasks, scores).filter { $0.0 == t }.map(\.1)
+            lines.append(String(format: "| %@ | %.4f |", t, v.reduce(0, +) / Double(v.count)))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+import PilotHDF5
+
+enum PilotHDF5Bridge {
+    struct Attributes { let algorithm: String; let clientTasks: [String] }
+    static func attributes(_ path: String) throws -> Attributes {
+        let f = try H5File.open(path)
+        defer { f.close() }
+        var tasks: [String] = []
+        if case let .strings(t)? = try f.attribute("client_tasks") { tasks = t }
+        return Attributes(algorithm: try f.attribute("algorithm")?.stringValue ?? "?", clientTasks: tasks)
+    }
+}

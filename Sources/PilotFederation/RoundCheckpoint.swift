@@ -1,0 +1,174 @@
+import Foundation
+import PilotComm
+import PilotCore
+import PilotHDF5
+
+/// Round checkpoints of a run directory (DESIGN §7):
+///
+///     RUN/ckpt/round_003.h5               written by rank 0, committed last
+///       attrs  format, round, stage, algorithm, config (effective text), config_sha256, seed,
+///              world_size, clients, rng (how data order is derived), client_files_sha256
+///       /server/...                       the strategy's server state (e.g. Pilot's T task adapters)
+///       /clients/<k>  → external link to round_003/client_<k>.h5:/   (h5py follows it)
+///     RUN/ckpt/round_003/client_<k>.h5    written by client k's own rank
+///       attrs  round, client, task, samples, rng_seed
+///       /state/<parameter name>           the client's trainable and personalised tensors
+///     RUN/ckpt/latest                     "round_003.h5", replaced atomically after the commit
+///
+/// Each client writes its own file, so the client adapter never leaves its rank, yet the round
+/// file presents every client's state. Every file is committed atomically with per-dataset
+/// SHA-256; the round file is committed only after every client file (barrier), and `latest`
+/// only after the round file, so a round is complete exactly when `latest` names it.
+public enum RoundCheckpoint {
+    public static let format = "pilot-round"
+
+    public static func directory(_ run: String) -> String { run + "/ckpt" }
+    public static func roundFile(_ run: String, _ round: Int) -> String { directory(run) + "/" + roundName(round) }
+    public static func roundName(_ round: Int) -> String { String(format: "round_%03d.h5", round) }
+    public static func clientFile(_ run: String, _ round: Int, _ client: Int) -> String {
+        directory(run) + "/" + clientRelative(round, client)
+    }
+    static func clientRelative(_ round: Int, _ client: Int) -> String { String(format: "round_%03d/client_%02d.h5", round, client) }
+
+    public struct Metadata: Sendable {
+        public var round: Int
+        public var stage: Int
+        public var algorithm: String
+        public var configText: String
+        public var configHash: String
+        public var seed: Int
+        public var worldSize: Int
+    }
+
+    /// Collective. Clients write their own files; rank 0 writes the round file and `latest`.
+    public static func write(run: String, metadata m: Metadata, federation: Federation, clientState: TensorDict?,
+                             clientSeed: UInt64, serverState: TensorDict) throws {
+        let dir = directory(run)
+        var digest = ""
+        if let client = federation.client, let state = clientState {
+            let path = clientFile(run, m.round, client)
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let f = try H5File.create(path)
+            try f.setAttribute("format", .string("pilot-client-state"))
+            try f.setAttribute("round", .int(Int64(m.round)))
+            try f.setAttribute("client", .int(Int64(client)))
+            try f.setAttribute("task", .int(Int64(federation.clientTasks[client])))
+            try f.setAttribute("samples", .int(Int64(federation.clientSamples[client])))
+            try f.setAttribute("rng_seed", .int(Int64(bitPattern: clientSeed)))
+            for name in state.keys.sorted() {
+                try f.write(state[name]!, shape: [state[name]!.count], at: "state/" + name)
+            }
+            try f.commit()
+            digest = try fileDigest(path)
+        }
+        // Client files must be on disk before the round file names them.
+        let digests = try federation.world.gatherv(Array(digest.utf8), root: 0)
+        if federation.isServer {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let f = try H5File.create(roundFile(run, m.round))
+            try f.setAttribute("format", .string(format))
+            try f.setAttribute("format_version", .int(1))
+            try f.setAttribute("round", .int(Int64(m.round)))
+            try f.setAttribute("stage", .int(Int64(m.stage)))
+            try f.setAttribute("algorithm", .string(m.algorithm))
+            try f.setAttribute("config", .string(m.configText))
+            try f.setAttribute("config_sha256", .string(m.configHash))
+            try f.setAttribute("seed", .int(Int64(m.seed)))
+            try f.setAttribute("world_size", .int(Int64(m.worldSize)))
+            try f.setAttribute("clients", .int(Int64(federation.clientCount)))
+            try f.setAttribute("rng", .string("data order of client k in round r, epoch e is a permutation drawn from SplitMix64(seed, r, k, e); every client's seed is stored in its file"))
+            try f.setAttribute("client_files_sha256", .strings(digests.dropFirst().map { String(decoding: $0, as: UTF8.self) }))
+            try f.write(federation.clientSamples.map(Int64.init), shape: [federation.clientCount], at: "federation/client_samples")
+            try f.write(federation.clientTasks.map(Int64.init), shape: [federation.clientCount], at: "federation/client_tasks")
+            for name in serverState.keys.sorted() {
+                try f.write(serverState[name]!, shape: [serverState[name]!.count], at: "server/" + name)
+            }
+            if digests.dropFirst().allSatisfy({ !$0.isEmpty }) {
+                for k in 0..<federation.clientCount {
+                    try f.linkExternal(at: String(format: "clients/%02d", k), file: clientRelative(m.round, k))
+                }
+            }
+            try f.commit()
+            try writeLatest(run: run, round: m.round)
+        }
+        try federation.world.barrier()
+    }
+
+    static func writeLatest(run: String, round: Int) throws {
+        let dir = directory(run)
+        let tmp = dir + "/.latest.tmp-\(getpid())"
+        try (roundName(round) + "\n").write(toFile: tmp, atomically: false, encoding: .utf8)
+        let fd = open(tmp, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+        guard rename(tmp, dir + "/latest") == 0 else {
+            throw PilotError.message("cannot update '\(dir)/latest': \(String(cString: strerror(errno)))")
+        }
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    /// The newest complete round of a run directory, or nil if none was committed.
+    public static func latestRound(run: String) throws -> Int? {
+        let path = directory(run) + "/latest"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard name.hasPrefix("round_"), name.hasSuffix(".h5"), let r = Int(name.dropFirst(6).dropLast(3)) else {
+            throw PilotError.message("'\(path)' does not name a round file (it holds '\(name)'); remove it to restart the run")
+        }
+        return r
+    }
+
+    /// SHA-256 of a whole file.
+    static func fileDigest(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { throw PilotError.notFound(file: path, object: "") }
+        return data.withUnsafeBytes { SHA256.hex($0) }
+    }
+
+    /// Rank 0's view of a committed round: metadata and server state.
+    public static func readRound(run: String, round: Int) throws -> (metadata: Metadata, server: TensorDict, clientDigests: [String]) {
+        let path = roundFile(run, round)
+        let f = try H5File.open(path)
+        defer { f.close() }
+        guard try f.attribute("format")?.stringValue == format else {
+            throw PilotError.message("'\(path)' is not a pilot round checkpoint")
+        }
+        func int(_ k: String) throws -> Int {
+            guard let v = try f.attribute(k)?.intValue else { throw PilotError.notFound(file: path, object: "attribute \(k)") }
+            return Int(v)
+        }
+        func str(_ k: String) throws -> String {
+            guard let v = try f.attribute(k)?.stringValue else { throw PilotError.notFound(file: path, object: "attribute \(k)") }
+            return v
+        }
+        let m = Metadata(round: try int("round"), stage: try int("stage"), algorithm: try str("algorithm"),
+                         configText: try str("config"), configHash: try str("config_sha256"), seed: try int("seed"),
+                         worldSize: try int("world_size"))
+        var server = TensorDict()
+        if f.isGroup("server") {
+            for p in try f.datasetPaths(under: "server") {
+                server[String(p.dropFirst("/server/".count))] = try f.read(Float.self, at: p).values
+            }
+        }
+        var digests: [String] = []
+        if case let .strings(d)? = try f.attribute("client_files_sha256") { digests = d }
+        return (m, server, digests)
+    }
+
+    /// A client's own state file of a round, verified against the digest the round file recorded.
+    public static func readClient(run: String, round: Int, client: Int, expectedDigest: String?) throws -> TensorDict {
+        let path = clientFile(run, round, client)
+        if let expectedDigest, !expectedDigest.isEmpty {
+            let actual = try fileDigest(path)
+            guard actual == expectedDigest else {
+                throw PilotError.checksumMismatch(file: path, dataset: "(whole file, as recorded in \(roundName(round)))", expected: expectedDigest, actual: actual)
+            }
+        }
+        let f = try H5File.open(path)
+        defer { f.close() }
+        var out = TensorDict()
+        for p in try f.datasetPaths(under: "state") {
+            out[String(p.dropFirst("/state/".count))] = try f.read(Float.self, at: p).values
+        }
+        return out
+    }
+}

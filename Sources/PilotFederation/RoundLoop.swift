@@ -1,0 +1,282 @@
+import Foundation
+import PilotComm
+import PilotCore
+import PilotData
+import PilotHDF5
+import PilotModel
+
+/// The one round loop that every strategy runs in. Per round:
+/// train (clients, local data only) → communicate + aggregate (strategy, through the
+/// communicator) → evaluate (every `eval_every` rounds) → checkpoint → stop if a signal asked.
+public final class RoundLoop {
+    public enum Outcome: Equatable, Sendable { case finished(rounds: Int), stopped(afterRound: Int) }
+
+    public let config: RunConfig
+    public let runDirectory: String
+    let federation: Federation
+    let strategy: FederatedStrategy
+    let scenario: ScenarioDirectory
+    let basePath: String
+    let report: (String) -> Void
+    /// This client's data (nil on the server): only its own shard is ever read.
+    let train: PreparedExamples?
+    let test: [Example]
+    let tokenizer: Tokenizer
+    let taskNames: [String]
+    var state: TensorDict?
+    var log = MetricsLog()
+
+    /// Collective over `world`. `report` receives rank 0's progress lines.
+    public init(config: RunConfig, runDirectory: String, world: any Communicator, report: @escaping (String) -> Void) throws {
+        self.config = config
+        self.runDirectory = runDirectory
+        self.report = report
+        scenario = try ScenarioDirectory(path: config.path("run.data"))
+        basePath = config.path("run.base")
+        let tasks = scenario.tasks
+        taskNames = tasks.map(\.rawValue)
+        let clientTasks = scenario.clientTasks.map { t in tasks.firstIndex(of: t)! }
+        let (baseConfig, _) = try BaseCheckpoint.readMetadata(path: basePath)
+        let baseFile = try H5File.open(basePath)
+        tokenizer = try Tokenizer.read(from: baseFile, group: "/tokenizer")
+        baseFile.close()
+        var local: PreparedExamples? = nil
+        var test: [Example] = []
+        if world.rank > 0 {
+            let k = world.rank - 1
+            let shard = try scenario.client(k)
+            let batcher = try Batcher(config: baseConfig, tokenizer: tokenizer, truncate: true)
+            local = try batcher.prepare(shard.examples)
+            test = Array(try scenario.test(scenario.clientTasks[k]).examples.prefix(config.int("eval.max_examples")))
+        }
+        train = local
+        self.test = test
+        federation = try Federation(world: world, clientTasks: clientTasks, numTasks: tasks.count, localSamples: local?.count ?? 0)
+        strategy = try RoundLoop.makeStrategy(config)
+    }
+
+    static func makeStrategy(_ c: RunConfig) throws -> FederatedStrategy {
+        switch c.string("run.algorithm") {
+        case "local": return LocalStrategy(learningRate: c.double("train.lr"))
+        case "fedavg": return FedAvgStrategy(learningRate: c.double("train.lr"))
+        case "pilot":
+            var s = PilotStrategy.Settings()
+            s.lrStage1 = c.double("train.lr_stage1")
+            s.lrStage2 = c.double("train.lr_stage2")
+            s.connector.lambdaDiff = c.bool("pilot.diff_loss") ? Float(c.double("pilot.lambda_diff")) : 0
+            let aux = c.bool("pilot.aux_losses")
+            s.connector.lambdaBalance = aux ? Float(c.double("pilot.lambda_balance")) : 0
+            s.connector.lambdaZ = aux ? Float(c.double("pilot.lambda_z")) : 0
+            s.connector.diffNormalization = c.string("pilot.diff_normalization") == "raw_frobenius" ? .rawFrobenius : .rowL2Mean
+            s.connector.routerTopK = c.int("pilot.router_top_k") == 0 ? nil : c.int("pilot.router_top_k")
+            s.connector.clientAdapterInStage2 = .init(rawValue: c.string("pilot.client_adapter_stage2"))!
+            s.connector.crossTaskInit = c.string("pilot.cross_task_init") == "random" ? .random : .copyOfLocal
+            s.crossTask = c.bool("pilot.cross_task")
+            s.ata = c.bool("pilot.ata")
+            s.ataSelection = ATASelection(rawValue: c.string("pilot.ata_selection"))!
+            s.ataM = c.int("pilot.ata_m")
+            s.ataNormalisation = ATANormalisation(rawValue: c.string("pilot.ata_z"))!
+            return PilotStrategy(settings: s)
+        case let other:
+            throw PilotError.invalidArgument("run.algorithm \"\(other)\" is not implemented")
+        }
+    }
+
+    /// Seed of client k's data order in a round (counter-based, so nothing needs saving).
+    func dataSeed(round: Int, client: Int) -> UInt64 {
+        var s = SplitMix64(seed: UInt64(config.int("run.seed")) &* 0x9E37_79B9 &+ UInt64(round) &* 1_000_003 &+ UInt64(client))
+        return s.next()
+    }
+
+    /// Runs rounds after `startRound` (0 for a new run) until R, or until a stop signal.
+    /// Test hook: behave as if a stop signal arrived during this round.
+    public var simulateStopAfterRound: Int?
+
+    public func run(resume: Bool) throws -> Outcome {
+        let world = federation.world
+        var start = 0
+        if resume, let last = try RoundCheckpoint.latestRound(run: runDirectory) {
+            start = last
+            try restore(round: last)
+        }
+        let rounds = config.int("run.rounds")
+        if start >= rounds {
+            if world.isRoot { report("run already complete (\(rounds) rounds); nothing to do") }
+            return .finished(rounds: rounds)
+        }
+        for round in (start + 1)...rounds {
+            let roundStart = Date()
+            world.resetCounts()
+            var m = ClientRoundMetrics()
+            var stage = 0
+            var model: MLLM? = nil
+            if let client = federation.client, let train {
+                let spec = strategy.modelSpec(round: round, client: client, federation: federation)
+                stage = spec.stage
+                let t0 = Date()
+                var opt = AdamW.Parameters()
+                opt.weightDecay = Float(config.double("train.weight_decay"))
+                let clip = config.double("train.max_grad_norm")
+                opt.maxGradNorm = clip > 0 ? Float(clip) : nil
+                let (built, _) = try BaseCheckpoint.load(path: basePath, variant: spec.variant, options: spec.options,
+                                                         trainable: spec.trainable, maxBatch: config.int("train.batch_size"),
+                                                         seed: UInt64(config.int("run.seed")), optimizer: opt)
+                try strategy.prepare(model: built, round: round, client: client, state: state, federation: federation)
+                let losses = try trainLocally(built, data: train, spec: spec, seed: dataSeed(round: round, client: client))
+                m["loss_total"] = losses.total; m["loss_ce"] = losses.ce; m["loss_diff"] = losses.diff
+                m["loss_balance"] = losses.balance; m["loss_z"] = losses.z; m["steps"] = Double(losses.steps)
+                m["seconds_train"] = Date().timeIntervalSince(t0)
+                model = built
+            } else {
+                stage = strategy.modelSpec(round: round, client: 0, federation: federation).stage
+            }
+            // Everyone waits for the slowest client here; that wait is training time, not communication.
+            try world.barrier()
+            let t1 = Date()
+            let newState = try strategy.communicate(round: round, model: model, federation: federation)
+            m["seconds_communicate"] = Date().timeIntervalSince(t1)
+            m["seconds_aggregate"] = 0
+            m["bytes_sent"] = Double(world.bytesSent)
+            m["bytes_received"] = Double(world.bytesReceived)
+            let serverBytes = [Double(world.bytesSent), Double(world.bytesReceived)]
+            if federation.client != nil { state = newState }
+
+            let evalEvery = config.int("run.eval_every")
+            let evaluate = round == rounds || (evalEvery > 0 && round % evalEvery == 0)
+            if evaluate, let model, let state, let client = federation.client {
+                let t2 = Date()
+                try loadPersonalised(model, state: state, client: client)
+                let task = scenario.clientTasks[client]
+                let result = try Evaluation.evaluate(model: model, examples: test, tokenizer: tokenizer, task: task,
+                                                     batchSize: min(config.int("eval.batch_size"), model.maxBatch),
+                                                     maxNewTokens: config.int("eval.max_new_tokens"))
+                m["eval_score"] = result.metric.score
+                m["seconds_evaluate"] = Date().timeIntervalSince(t2)
+            }
+            model = nil
+
+            let t3 = Date()
+            let meta = RoundCheckpoint.Metadata(round: round, stage: stage, algorithm: strategy.name, configText: config.effectiveText,
+                                                configHash: config.hash, seed: config.int("run.seed"), worldSize: world.size)
+            try RoundCheckpoint.write(run: runDirectory, metadata: meta, federation: federation, clientState: state,
+                                      clientSeed: federation.client.map { dataSeed(round: round, client: $0) } ?? 0,
+                                      serverState: federation.isServer ? strategy.serverState() : [:])
+            m["seconds_checkpoint"] = Date().timeIntervalSince(t3)
+
+            // Metrics: every client's row reaches the server.
+            let rows = try world.gatherv(m.values, root: 0)
+            if federation.isServer {
+                let clientRows = rows.dropFirst().map { ClientRoundMetrics(values: $0) }
+                log.append(round: round, stage: stage, clients: Array(clientRows),
+                           server: serverBytes + [Date().timeIntervalSince(roundStart), m["seconds_checkpoint"]])
+                try log.write(to: runDirectory + "/metrics.h5", attributes: metricsAttributes())
+                report(roundLine(round: round, stage: stage, rows: Array(clientRows), seconds: Date().timeIntervalSince(roundStart)))
+            }
+            if simulateStopAfterRound == round { StopSignal.request() }
+            let stop = try world.allreduce(scalar: Int64(StopSignal.requested ? 1 : 0), op: .max) > 0
+            if stop && round < rounds {
+                if world.isRoot { report("stop requested by signal: round \(round) is committed; resume with `pilot train --resume \(runDirectory)`") }
+                return .stopped(afterRound: round)
+            }
+        }
+        return .finished(rounds: rounds)
+    }
+
+    struct LocalLosses { var total = 0.0, ce = 0.0, diff = 0.0, balance = 0.0, z = 0.0, steps = 0 }
+
+    /// E epochs over the client's shard in a seeded order, batch by batch (a short last batch
+    /// included), with warm-up then a cosine decay over the round's steps.
+    func trainLocally(_ model: MLLM, data: PreparedExamples, spec: ModelSpec, seed: UInt64) throws -> LocalLosses {
+        let B = config.int("train.batch_size")
+        let epochs = config.int("train.epochs")
+        let perEpoch = (data.count + B - 1) / B
+        var total = epochs * perEpoch
+        let cap = config.int("train.max_steps")
+        if cap > 0 { total = min(total, cap) }
+        let schedule = LRSchedule(peak: Float(spec.learningRate), minimum: Float(spec.learningRate) * 0.1,
+                                  warmupSteps: min(config.int("train.warmup_steps"), max(0, total - 1)), totalSteps: max(total, 1))
+        model.optimizer.reset()
+        var out = LocalLosses()
+        var step = 0
+        var rng = PilotRNG(seed: seed)
+        epochLoop: for _ in 0..<epochs {
+            var order = Array(0..<data.count)
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.int(i + 1)) }
+            for b in 0..<perEpoch {
+                if step >= total { break epochLoop }
+                let idx = order[(b * B)..<min((b + 1) * B, order.count)]
+                let parts = try model.trainStep(data.batch(idx), learningRate: schedule.rate(at: step))
+                out.total += parts.total; out.ce += parts.ce; out.diff += parts.diff
+                out.balance += parts.balance; out.z += parts.z
+                step += 1
+            }
+        }
+        let n = Double(max(step, 1))
+        out.total /= n; out.ce /= n; out.diff /= n; out.balance /= n; out.z /= n
+        out.steps = step
+        return out
+    }
+
+    /// Puts the personalised (post-aggregation) state into the trained model for evaluation.
+    func loadPersonalised(_ model: MLLM, state: TensorDict, client: Int) throws {
+        try model.assign(state)
+        if model.variant == .pilotStage1 {
+            // Stage 1 has one task adapter: evaluate with this task's aggregated one.
+            let t = federation.clientTasks[client]
+            let prefix = "connector/task_adapters/\(t)/"
+            var mapped = TensorDict()
+            for (k, v) in state where k.hasPrefix(prefix) { mapped["connector/task_adapter/" + k.dropFirst(prefix.count)] = v }
+            try model.assign(mapped)
+        }
+    }
+
+    func restore(round: Int) throws {
+        let world = federation.world
+        var digests: [String] = []
+        var storedText = ""
+        if federation.isServer {
+            let (meta, server, d) = try RoundCheckpoint.readRound(run: runDirectory, round: round)
+            storedText = meta.configText
+            digests = d
+            try strategy.restoreServerState(server)
+            if FileManager.default.fileExists(atPath: runDirectory + "/metrics.h5") {
+                log = try MetricsLog.read(from: runDirectory + "/metrics.h5")
+                log.truncate(to: round)
+            }
+        }
+        storedText = try world.broadcast(string: storedText, root: 0)
+        let stored = try RunConfig(effectiveText: storedText, path: RoundCheckpoint.roundFile(runDirectory, round))
+        if stored.values != config.values {
+            let diff = config.differences(from: stored)
+            throw PilotError.message("refusing to resume \(runDirectory): the config differs from the one the run was started with:\n  "
+                                     + diff.joined(separator: "\n  ") + "\nresume with the original config, or start a new run directory")
+        }
+        let allDigests = try world.broadcastSized(Array(digests.joined(separator: "\n").utf8), root: 0)
+        let list = String(decoding: allDigests, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if let client = federation.client {
+            state = try RoundCheckpoint.readClient(run: runDirectory, round: round, client: client,
+                                                   expectedDigest: client < list.count ? list[client] : nil)
+        }
+        if world.isRoot { report("resumed \(runDirectory) after round \(round)") }
+    }
+
+    func metricsAttributes() -> [String: H5AttributeValue] {
+        ["algorithm": .string(strategy.name), "scenario": .string(scenario.scenario.rawValue),
+         "client_tasks": .strings(scenario.clientTasks.map(\.rawValue)), "tasks": .strings(taskNames),
+         "config": .string(config.effectiveText), "config_sha256": .string(config.hash)]
+    }
+
+    func roundLine(round: Int, stage: Int, rows: [ClientRoundMetrics], seconds: Double) -> String {
+        func mean(_ f: String) -> Double { rows.map { $0[f] }.reduce(0, +) / Double(max(rows.count, 1)) }
+        let mb = (rows.map { $0["bytes_sent"] + $0["bytes_received"] }.reduce(0, +)) / 1e6
+        var line = String(format: "round %d/%d stage %d | loss %.4f (ce %.4f) | train %.1fs comm %.2fs ckpt %.2fs | %.1f MB moved | %.1fs",
+                          round, config.int("run.rounds"), stage, mean("loss_total"), mean("loss_ce"),
+                          rows.map { $0["seconds_train"] }.max() ?? 0, mean("seconds_communicate"), mean("seconds_checkpoint"), mb, seconds)
+        let scores = rows.map { $0["eval_score"] }
+        if !scores.contains(where: { $0.isNaN }) {
+            line += " | eval " + scores.map { String(format: "%.3f", $0) }.joined(separator: " ")
+        }
+        return line
+    }
+}
+

@@ -1,0 +1,177 @@
+import Foundation
+import PilotCore
+
+/// Every key a run configuration may set: its type, default, allowed range and meaning.
+/// This table is the documentation (`pilot train --help-config` prints it) and the validator.
+public struct ConfigKey: Sendable {
+    public enum Kind: Sendable { case string([String]?), int(ClosedRange<Int>), double(ClosedRange<Double>), bool }
+    public let name: String
+    public let kind: Kind
+    public let defaultValue: ConfigFile.Value?
+    public let help: String
+}
+
+public enum RunConfigSchema {
+    static let big = Int.max / 4
+    public static let keys: [ConfigKey] = [
+        .init(name: "run.algorithm", kind: .string(["pilot", "local", "fedavg"]), defaultValue: .string("pilot"),
+              help: "federated method: pilot (the paper), local (no communication), fedavg"),
+        .init(name: "run.seed", kind: .int(0...big), defaultValue: .int(1), help: "seed of every random choice (data order, initialisation)"),
+        .init(name: "run.rounds", kind: .int(1...1000), defaultValue: .int(3), help: "federated rounds R; Pilot runs stage 1 in round 1 and stage 2 after"),
+        .init(name: "run.data", kind: .string(nil), defaultValue: nil, help: "scenario directory written by `pilot data generate` (relative to the config file)"),
+        .init(name: "run.base", kind: .string(nil), defaultValue: nil, help: "base checkpoint written by `pilot pretrain` (relative to the config file)"),
+        .init(name: "run.eval_every", kind: .int(0...1000), defaultValue: .int(1), help: "evaluate every N rounds (0: only after the last round)"),
+        .init(name: "train.epochs", kind: .int(1...1000), defaultValue: .int(1), help: "local epochs E per round"),
+        .init(name: "train.max_steps", kind: .int(0...big), defaultValue: .int(0), help: "cap on local steps per round (0: no cap)"),
+        .init(name: "train.batch_size", kind: .int(1...512), defaultValue: .int(16), help: "local batch size"),
+        .init(name: "train.lr", kind: .double(1e-9...1), defaultValue: .double(1e-3), help: "learning rate of the baselines"),
+        .init(name: "train.lr_stage1", kind: .double(1e-9...1), defaultValue: .double(1e-3), help: "Pilot stage-1 learning rate (paper: 2e-5 at full size)"),
+        .init(name: "train.lr_stage2", kind: .double(1e-9...1), defaultValue: .double(1e-3), help: "Pilot stage-2 learning rate (paper: 4e-5 at full size)"),
+        .init(name: "train.warmup_steps", kind: .int(0...big), defaultValue: .int(0), help: "linear warm-up steps at the start of each round"),
+        .init(name: "train.weight_decay", kind: .double(0...10), defaultValue: .double(0), help: "AdamW decoupled weight decay"),
+        .init(name: "train.max_grad_norm", kind: .double(0...1e6), defaultValue: .double(1), help: "global-norm gradient clipping (0: off)"),
+        .init(name: "pilot.lambda_diff", kind: .double(0...1e3), defaultValue: .double(0.1), help: "λ0, weight of the stage-1 difference loss"),
+        .init(name: "pilot.lambda_balance", kind: .double(0...1e3), defaultValue: .double(0.1), help: "λ1, weight of the load-balance loss"),
+        .init(name: "pilot.lambda_z", kind: .double(0...1e3), defaultValue: .double(0.01), help: "λ2, weight of the router z-loss"),
+        .init(name: "pilot.diff_normalization", kind: .string(["row_l2_mean", "raw_frobenius"]), defaultValue: .string("row_l2_mean"),
+              help: "difference loss on row-normalised features (default) or raw Frobenius"),
+        .init(name: "pilot.router_top_k", kind: .int(0...64), defaultValue: .int(0), help: "0: dense softmax router over all T (official); k: top-k with renormalisation"),
+        .init(name: "pilot.client_adapter_stage2", kind: .string(["frozen", "dropped", "trainable"]), defaultValue: .string("frozen"),
+              help: "client adapter in stage 2: kept in the sum and frozen (default), dropped (official code), or trained"),
+        .init(name: "pilot.cross_task", kind: .bool, defaultValue: .bool(true), help: "ablation: false removes the cross-task adapters (zero and frozen)"),
+        .init(name: "pilot.cross_task_init", kind: .string(["copy", "random"]), defaultValue: .string("copy"), help: "cross-task adapter init (Table 6)"),
+        .init(name: "pilot.diff_loss", kind: .bool, defaultValue: .bool(true), help: "ablation: false sets λ0 = 0"),
+        .init(name: "pilot.aux_losses", kind: .bool, defaultValue: .bool(true), help: "ablation: false sets λ1 = λ2 = 0"),
+        .init(name: "pilot.ata", kind: .bool, defaultValue: .bool(true), help: "adaptive text-adapter aggregation; false: n_k-weighted average of LoRA"),
+        .init(name: "pilot.ata_selection", kind: .string(["top_m", "same_task", "all"]), defaultValue: .string("top_m"),
+              help: "ATA neighbour set (Table 5): the M nearest clients of any task, same-task clients, or all clients"),
+        .init(name: "pilot.ata_m", kind: .int(1...10_000), defaultValue: .int(6), help: "M of top-M (paper: 6 of 8 other clients)"),
+        .init(name: "pilot.ata_z", kind: .string(["normalised", "paper_literal"]), defaultValue: .string("normalised"),
+              help: "Z of Eq. 12: weights summing to one (default) or as printed (n_k + Σ n_k')"),
+        .init(name: "eval.max_examples", kind: .int(1...1_000_000), defaultValue: .int(200), help: "test examples each client scores (from its task's test split)"),
+        .init(name: "eval.max_new_tokens", kind: .int(1...64), defaultValue: .int(16), help: "greedy decoding length cap"),
+        .init(name: "eval.batch_size", kind: .int(1...512), defaultValue: .int(32), help: "evaluation batch size"),
+    ]
+
+    public static func key(_ name: String) -> ConfigKey? { keys.first { $0.name == name } }
+
+    /// "did you mean" for an unknown key: the closest valid key by edit distance.
+    public static func suggestion(for name: String) -> String? {
+        let tail = String(name.split(separator: ".").last ?? "")
+        let scored = keys.map { key -> (String, Int) in
+            let keyTail = String(key.name.split(separator: ".").last ?? "")
+            return (key.name, min(editDistance(key.name, name), editDistance(keyTail, tail)))
+        }
+        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(2, tail.count / 3) else { return nil }
+        return best.0
+    }
+}
+
+/// A validated run configuration: every key of the schema with a value (given or default).
+public struct RunConfig: Sendable, Equatable {
+    public let values: [String: ConfigFile.Value]
+    /// The file as written (stored in checkpoints with its hash).
+    public let sourceText: String
+    public let sourcePath: String
+
+    /// Parses and validates; every problem is collected and reported together, each with its line.
+    public init(file: ConfigFile) throws {
+        var problems: [String] = []
+        var values: [String: ConfigFile.Value] = [:]
+        for (name, entry) in file.entries {
+            guard let key = RunConfigSchema.key(name) else {
+                let hint = RunConfigSchema.suggestion(for: name).map { "; did you mean '\($0)'?" } ?? ""
+                problems.append("\(file.path):\(entry.line): unknown key '\(name)'\(hint)")
+                continue
+            }
+            if let problem = Self.check(key, entry.value) {
+                problems.append("\(file.path):\(entry.line): \(name) \(problem)")
+            } else {
+                values[name] = Self.normalise(key, entry.value)
+            }
+        }
+        for key in RunConfigSchema.keys where values[key.name] == nil {
+            if let d = key.defaultValue {
+                values[key.name] = d
+            } else if !problems.contains(where: { $0.contains(" \(key.name) ") }) {
+                problems.append("\(file.path): required key '\(key.name)' is missing (\(key.help))")
+            }
+        }
+        if !problems.isEmpty {
+            throw PilotError.message("invalid config:\n  " + problems.joined(separator: "\n  "))
+        }
+        self.values = values
+        sourceText = file.text
+        sourcePath = file.path
+    }
+
+    static func check(_ key: ConfigKey, _ v: ConfigFile.Value) -> String? {
+        switch (key.kind, v) {
+        case let (.string(choices), .string(s)):
+            if let choices, !choices.contains(s) { return "is \"\(s)\"; choose one of \(choices.map { "\"\($0)\"" }.joined(separator: ", "))" }
+            if s.isEmpty { return "must not be empty" }
+            return nil
+        case let (.int(range), .int(i)):
+            return range.contains(i) ? nil : "is \(i); it must be in \(range.lowerBound)...\(range.upperBound == RunConfigSchema.big ? "∞" : "\(range.upperBound)")"
+        case let (.double(range), .double(d)):
+            return range.contains(d) ? nil : "is \(d); it must be in \(range.lowerBound)...\(range.upperBound)"
+        case let (.double(range), .int(i)):
+            return range.contains(Double(i)) ? nil : "is \(i); it must be in \(range.lowerBound)...\(range.upperBound)"
+        case (.bool, .bool):
+            return nil
+        default:
+            return "has the wrong type: \(v.typeName) \(v), expected \(Self.typeName(key.kind))"
+        }
+    }
+
+    static func typeName(_ k: ConfigKey.Kind) -> String {
+        switch k {
+        case .string(let c): return c.map { "one of " + $0.map { "\"\($0)\"" }.joined(separator: ", ") } ?? "a string in double quotes"
+        case .int: return "an integer"
+        case .double: return "a number"
+        case .bool: return "true or false"
+        }
+    }
+
+    static func normalise(_ key: ConfigKey, _ v: ConfigFile.Value) -> ConfigFile.Value {
+        if case .double = key.kind, case let .int(i) = v { return .double(Double(i)) }
+        return v
+    }
+
+    public func string(_ k: String) -> String { if case let .string(s)? = values[k] { return s }; fatalError("config key \(k) is not a string") }
+    public func int(_ k: String) -> Int { if case let .int(i)? = values[k] { return i }; fatalError("config key \(k) is not an integer") }
+    public func double(_ k: String) -> Double { if case let .double(d)? = values[k] { return d }; fatalError("config key \(k) is not a number") }
+    public func bool(_ k: String) -> Bool { if case let .bool(b)? = values[k] { return b }; fatalError("config key \(k) is not a boolean") }
+
+    /// A path from the config, resolved relative to the config file's directory.
+    public func path(_ k: String) -> String {
+        let p = string(k)
+        if p.hasPrefix("/") { return p }
+        let dir = URL(fileURLWithPath: sourcePath).deletingLastPathComponent().path
+        return URL(fileURLWithPath: dir).appendingPathComponent(p).standardizedFileURL.path
+    }
+
+    /// Every effective value, one `key = value` line each, sorted: what the run actually used.
+    public var effectiveText: String {
+        values.keys.sorted().map { "\($0) = \(values[$0]!)" }.joined(separator: "\n") + "\n"
+    }
+
+    /// SHA-256 of the effective configuration (what resume compares).
+    public var hash: String { SHA256.hex(Array(effectiveText.utf8)) }
+
+    /// Keys whose effective values differ from another configuration's.
+    public func differences(from other: RunConfig) -> [String] {
+        Set(values.keys).union(other.values.keys).sorted().filter { values[$0] != other.values[$0] }
+            .map { "\($0): \(other.values[$0]?.description ?? "unset") → \(values[$0]?.description ?? "unset")" }
+    }
+
+    /// Parses the effective text stored in a checkpoint back (all keys present).
+    public init(effectiveText text: String, path: String) throws {
+        let file = try ConfigFile(text: text.split(separator: "\n").map { line -> String in
+            // "a.b = v" → section form understood by ConfigFile
+            guard let dot = line.firstIndex(of: "."), let eq = line.firstIndex(of: "="), dot < eq else { return String(line) }
+            return "[\(line[..<dot])]\n\(line[line.index(after: dot)...])"
+        }.joined(separator: "\n"), path: path)
+        try self.init(file: file)
+    }
+}
