@@ -36,7 +36,7 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
 /// one level up (over heads) instead.
 public let gemmSplitThreshold = 1 << 21
 
-/// Splits C into `Parallel.threads` fixed blocks of rows (when m ≥ n) or of columns, aligned to the
+/// Splits C into 2·`Parallel.threads` fixed blocks of rows (when m ≥ n) or of columns, aligned to the
 /// kernel's 16-row / 8-column tiles, and runs each block as its own single-threaded OpenBLAS call.
 /// The blocks depend only on the shape and the thread count, so results are reproducible.
 @usableFromInline
@@ -45,7 +45,8 @@ func sgemmSplit(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
                 beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
     let byRows = m >= n
     let extent = byRows ? m : n, align = byRows ? 16 : 8
-    let parts = min(Parallel.threads, max(1, extent / align))
+    // two chunks per thread, so that a thread slowed by a foreign load leaves its second chunk to the others
+    let parts = min(2 * Parallel.threads, max(1, extent / (2 * align)))
     let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
     Parallel.run(parts: parts) { p in
         func bound(_ q: Int) -> Int { q == parts ? extent : (extent * q / parts) / align * align }

@@ -40,15 +40,16 @@ public enum Parallel {
         BLASRuntime.setThreads(splitsGEMM ? 1 : n)
     }
 
-    /// Runs `body(part)` for part in `0..<parts` (parts ≤ `threads`), part 0 on the calling thread.
-    /// Falls back to running the parts in order on the caller when the pool is busy or absent.
+    /// Runs `body(part)` for part in `0..<parts` on the calling thread and the pool's workers (any
+    /// thread may run any part; parts write disjoint memory). Falls back to running the parts in order
+    /// on the caller when the pool is busy or absent.
     @usableFromInline
     static func run(parts: Int, _ body: (Int) -> Void) {
-        guard parts > 1, let pool = _pool, parts <= pool.parts, pool.acquire() else {
+        guard parts > 1, let pool = _pool, parts < 65_536, pool.acquire() else {
             for p in 0..<parts { body(p) }
             return
         }
-        withoutActuallyEscaping(body) { pool.execute(parts: parts, $0) }
+        withoutActuallyEscaping(body) { pool.execute(chunks: parts, $0) }
         pool.release()
     }
 
@@ -79,14 +80,19 @@ public enum Parallel {
 }
 
 /// A fixed set of `parts − 1` worker threads that spin briefly for the next job and then sleep on a
-/// condition variable. One caller at a time owns it (`acquire`/`release`).
+/// condition variable. One caller at a time owns it (`acquire`/`release`). A job is a fixed list of
+/// chunks; the caller and the workers claim chunks from one atomic ticket (generation | total | next),
+/// so which thread runs a chunk depends on timing but what a chunk computes does not (results stay
+/// bitwise reproducible), and a worker that is descheduled by a foreign load does not stall the caller:
+/// the caller runs the unclaimed chunks itself and waits only for chunks already running elsewhere.
 final class WorkerPool: @unchecked Sendable {
     let parts: Int
-    private let generation = Atomic<Int>(0)
-    private let pending = Atomic<Int>(0)
+    /// generation (bits 32…63) | total chunks (16…31) | next unclaimed chunk (0…15)
+    private let ticket = Atomic<Int>(0)
+    private let done = Atomic<Int>(0)
     private let owned = Atomic<Bool>(false)
     nonisolated(unsafe) private var job: ((Int) -> Void)?
-    nonisolated(unsafe) private var jobParts = 0
+    nonisolated(unsafe) private var gen = 0
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
     nonisolated(unsafe) private var sleepers = 0
@@ -102,7 +108,7 @@ final class WorkerPool: @unchecked Sendable {
             var tid = pthread_t()
             _ = pthread_create(&tid, nil, { arg in
                 let start = Unmanaged<WorkerStart>.fromOpaque(arg!).takeRetainedValue()
-                start.pool.loop(index: start.index)
+                start.pool.loop()
                 return nil
             }, box.toOpaque())
             pthread_detach(tid)
@@ -112,46 +118,67 @@ final class WorkerPool: @unchecked Sendable {
     func acquire() -> Bool { owned.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged }
     func release() { owned.store(false, ordering: .releasing) }
 
-    func execute(parts n: Int, _ body: @escaping (Int) -> Void) {
-        job = body; jobParts = n
-        pending.store(parts - 1, ordering: .relaxed)
+    /// Claims the next chunk of generation `g`; nil when that job has no unclaimed chunk (or is over).
+    @inline(__always)
+    private func claim(_ g: Int) -> Int? {
+        var t = ticket.load(ordering: .acquiring)
+        while true {
+            let tg = t >> 32, total = (t >> 16) & 0xFFFF, next = t & 0xFFFF
+            if tg != g || next >= total { return nil }
+            let r = ticket.compareExchange(expected: t, desired: t + 1, ordering: .acquiringAndReleasing)
+            if r.exchanged { return next }
+            t = r.original
+        }
+    }
+
+    /// Runs `body(c)` for every chunk c in `0..<chunks` (chunks < 65536) on this thread and the workers.
+    func execute(chunks: Int, _ body: @escaping (Int) -> Void) {
+        job = body
+        done.store(0, ordering: .relaxed)
+        gen = (gen + 1) & 0x7FFF_FFFF
+        let g = gen
         pthread_mutex_lock(mutex)
-        generation.wrappingAdd(1, ordering: .releasing)
+        ticket.store((g << 32) | (chunks << 16), ordering: .releasing)
         if sleepers > 0 { pthread_cond_broadcast(cond) }
         pthread_mutex_unlock(mutex)
-        body(0)
+        while let c = claim(g) {
+            body(c)
+            done.wrappingAdd(1, ordering: .releasing)
+        }
         var spins = 0
-        while pending.load(ordering: .acquiring) != 0 {
+        while done.load(ordering: .acquiring) != chunks {
             spins += 1
-            if spins > 20_000 { sched_yield() }   // the worker was descheduled: give it the core
+            if spins > 20_000 { sched_yield() }   // a chunk runs on a descheduled worker: give it the core
         }
         job = nil
     }
 
-    private func loop(index: Int) {
+    private func loop() {
         var seen = 0
         while true {
-            var g = generation.load(ordering: .acquiring)
+            var g = ticket.load(ordering: .acquiring) >> 32
             var spins = 0
             while g == seen {
                 spins += 1
                 if spins >= WorkerPool.spinLimit {
                     pthread_mutex_lock(mutex)
                     sleepers += 1
-                    g = generation.load(ordering: .acquiring)
+                    g = ticket.load(ordering: .acquiring) >> 32
                     while g == seen {
                         pthread_cond_wait(cond, mutex)
-                        g = generation.load(ordering: .acquiring)
+                        g = ticket.load(ordering: .acquiring) >> 32
                     }
                     sleepers -= 1
                     pthread_mutex_unlock(mutex)
                     break
                 }
-                g = generation.load(ordering: .acquiring)
+                g = ticket.load(ordering: .acquiring) >> 32
             }
             seen = g
-            if index < jobParts, let job { job(index) }
-            pending.subtract(1, ordering: .releasing)
+            while let c = claim(g) {
+                job!(c)
+                done.wrappingAdd(1, ordering: .releasing)
+            }
         }
     }
 }
