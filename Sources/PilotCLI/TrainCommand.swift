@@ -119,7 +119,7 @@ struct TrainCommand: ParsableCommand {
             try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
             let dest = runDir + "/config.toml"
             if FileManager.default.fileExists(atPath: dest) { try FileManager.default.removeItem(atPath: dest) }
-            try cfg.sourceText.write(toFile: dest, atomically: true, encoding: .utf8)
+            try cfg.effectiveFile.write(toFile: dest, atomically: true, encoding: .utf8)
         }
         return (cfg, runDir)
     }

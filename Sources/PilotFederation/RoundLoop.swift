@@ -156,7 +156,7 @@ public final class RoundLoop {
             model = nil
 
             let t3 = Date()
-            let meta = RoundCheckpoint.Metadata(round: round, stage: stage, algorithm: strategy.name, configText: config.effectiveText,
+            let meta = RoundCheckpoint.Metadata(round: round, stage: stage, algorithm: strategy.name, configText: config.effectiveFile,
                                                 configHash: config.hash, seed: config.int("run.seed"), worldSize: world.size)
             try RoundCheckpoint.write(run: runDirectory, metadata: meta, federation: federation, clientState: state,
                                       clientSeed: federation.client.map { dataSeed(round: round, client: $0) } ?? 0,
@@ -245,7 +245,7 @@ public final class RoundLoop {
             }
         }
         storedText = try world.broadcast(string: storedText, root: 0)
-        let stored = try RunConfig(effectiveText: storedText, path: RoundCheckpoint.roundFile(runDirectory, round))
+        let stored = try RunConfig(effectiveFile: storedText, path: RoundCheckpoint.roundFile(runDirectory, round))
         if stored.values != config.values {
             let diff = config.differences(from: stored)
             throw PilotError.message("refusing to resume \(runDirectory): the config differs from the one the run was started with:\n  "
@@ -263,7 +263,7 @@ public final class RoundLoop {
     func metricsAttributes() -> [String: H5AttributeValue] {
         ["algorithm": .string(strategy.name), "scenario": .string(scenario.scenario.rawValue),
          "client_tasks": .strings(scenario.clientTasks.map(\.rawValue)), "tasks": .strings(taskNames),
-         "config": .string(config.effectiveText), "config_sha256": .string(config.hash)]
+         "config": .string(config.effectiveFile), "config_sha256": .string(config.hash)]
     }
 
     func roundLine(round: Int, stage: Int, rows: [ClientRoundMetrics], seconds: Double) -> String {

@@ -88,6 +88,9 @@ public struct RunConfig: Sendable, Equatable {
                 problems.append("\(file.path):\(entry.line): \(name) \(problem)")
             } else {
                 values[name] = Self.normalise(key, entry.value)
+                if Self.pathKeys.contains(name), case let .string(p) = entry.value {
+                    values[name] = .string(Self.resolve(p, relativeTo: file.path))
+                }
             }
         }
         for key in RunConfigSchema.keys where values[key.name] == nil {
@@ -103,6 +106,16 @@ public struct RunConfig: Sendable, Equatable {
         self.values = values
         sourceText = file.text
         sourcePath = file.path
+    }
+
+    /// Keys holding paths: stored resolved (absolute, relative to the config file's directory), so
+    /// the copy in the run directory and a resumed run mean the same files.
+    static let pathKeys: Set<String> = ["run.data", "run.base"]
+
+    static func resolve(_ p: String, relativeTo configPath: String) -> String {
+        if p.hasPrefix("/") { return URL(fileURLWithPath: p).standardizedFileURL.path }
+        let dir = URL(fileURLWithPath: configPath).deletingLastPathComponent()
+        return dir.appendingPathComponent(p).standardizedFileURL.path
     }
 
     static func check(_ key: ConfigKey, _ v: ConfigFile.Value) -> String? {
@@ -143,21 +156,33 @@ public struct RunConfig: Sendable, Equatable {
     public func double(_ k: String) -> Double { if case let .double(d)? = values[k] { return d }; fatalError("config key \(k) is not a number") }
     public func bool(_ k: String) -> Bool { if case let .bool(b)? = values[k] { return b }; fatalError("config key \(k) is not a boolean") }
 
-    /// A path from the config, resolved relative to the config file's directory.
-    public func path(_ k: String) -> String {
-        let p = string(k)
-        if p.hasPrefix("/") { return p }
-        let dir = URL(fileURLWithPath: sourcePath).deletingLastPathComponent().path
-        return URL(fileURLWithPath: dir).appendingPathComponent(p).standardizedFileURL.path
+    /// A path from the config (already resolved against the config file's directory).
+    public func path(_ k: String) -> String { string(k) }
+
+    /// The effective configuration as a config file (sections, every key), which reads back to
+    /// the same values: what the run directory keeps as config.toml.
+    public var effectiveFile: String {
+        var out = "# Effective configuration of this run (every key, paths resolved); written by pilot train.\n"
+        var section = ""
+        for key in values.keys.sorted() {
+            let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
+            if parts[0] != section { section = parts[0]; out += "\n[\(section)]\n" }
+            out += "\(parts[1]) = \(Self.render(values[key]!))\n"
+        }
+        return out
     }
 
-    /// Every effective value, one `key = value` line each, sorted: what the run actually used.
-    public var effectiveText: String {
-        values.keys.sorted().map { "\($0) = \(values[$0]!)" }.joined(separator: "\n") + "\n"
+    static func render(_ v: ConfigFile.Value) -> String {
+        switch v {
+        case .string(let s): return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        case .double(let d): return d == d.rounded() && abs(d) < 1e15 ? String(format: "%.1f", d) : "\(d)"
+        case .array(let a): return "[" + a.map(render).joined(separator: ", ") + "]"
+        default: return v.description
+        }
     }
 
     /// SHA-256 of the effective configuration (what resume compares).
-    public var hash: String { SHA256.hex(Array(effectiveText.utf8)) }
+    public var hash: String { SHA256.hex(Array(effectiveFile.utf8)) }
 
     /// Keys whose effective values differ from another configuration's.
     public func differences(from other: RunConfig) -> [String] {
@@ -165,13 +190,8 @@ public struct RunConfig: Sendable, Equatable {
             .map { "\($0): \(other.values[$0]?.description ?? "unset") → \(values[$0]?.description ?? "unset")" }
     }
 
-    /// Parses the effective text stored in a checkpoint back (all keys present).
-    public init(effectiveText text: String, path: String) throws {
-        let file = try ConfigFile(text: text.split(separator: "\n").map { line -> String in
-            // "a.b = v" → section form understood by ConfigFile
-            guard let dot = line.firstIndex(of: "."), let eq = line.firstIndex(of: "="), dot < eq else { return String(line) }
-            return "[\(line[..<dot])]\n\(line[line.index(after: dot)...])"
-        }.joined(separator: "\n"), path: path)
-        try self.init(file: file)
+    /// Parses the effective configuration stored in a checkpoint back (all keys present).
+    public init(effectiveFile text: String, path: String) throws {
+        try self.init(file: ConfigFile(text: text, path: path))
     }
 }

@@ -1,0 +1,234 @@
+import Foundation
+import PilotHDF5
+import PilotTestSupport
+import Testing
+
+/// `pilot train` under mpirun on a tiny scenario with the micro model: end to end, resume after
+/// every round, refused resume, bad configs, and what rank 0's files may contain.
+@Suite("pilot train under mpirun", .serialized)
+struct TrainCLITests {
+    /// A tiny vu scenario and a micro base model, made once per test process.
+    static let fixture: TemporaryDirectory = {
+        let dir = TemporaryDirectory("train-fixture")
+        let gen = try! runProcess(pilotBinary, ["data", "generate", "--scenario", "vu", "--size", "tiny", "--seed", "3", "--out", dir.file("data")])
+        precondition(gen.status == 0, "data generate failed: \(gen.stderr)")
+        let pre = try! runProcess(pilotBinary, ["pretrain", "--data", dir.file("data"), "--out", dir.file("base.h5"),
+                                                "--model-size", "micro", "--steps", "4", "--batch", "8", "--eval-test", "0"])
+        precondition(pre.status == 0, "pretrain failed: \(pre.stderr)")
+        return dir
+    }()
+
+    static func config(_ extra: String = "", rounds: Int = 3, algorithm: String = "pilot") -> String {
+        """
+        [run]
+        algorithm = "\(algorithm)"
+        seed = 5
+        rounds = \(rounds)
+        data = "\(fixture.file("data"))"
+        base = "\(fixture.file("base.h5"))"
+
+        [train]
+        batch_size = 8
+        max_steps = 2
+        lr = 1e-3
+        lr_stage1 = 1e-3
+        lr_stage2 = 2e-3
+
+        [eval]
+        max_examples = 6
+        max_new_tokens = 6
+        \(extra)
+        """
+    }
+
+    static func train(_ args: [String], np: Int = 10) throws -> ProcessResult {
+        try runProcess(mpirunPath, mpirunArguments(np: np) + [pilotBinary, "train"] + args, timeout: 300)
+    }
+
+    static func writeConfig(_ dir: TemporaryDirectory, _ name: String, _ text: String) throws -> String {
+        let path = dir.file(name)
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Every dataset of every file of the final round, by (file, dataset) path.
+    static func finalRoundDatasets(_ run: String, round: Int) throws -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        let dir = run + "/ckpt"
+        var files = [String(format: "round_%03d.h5", round)]
+        let sub = String(format: "round_%03d", round)
+        files += try FileManager.default.contentsOfDirectory(atPath: dir + "/" + sub).sorted().map { sub + "/" + $0 }
+        for name in files {
+            let f = try H5File.open(dir + "/" + name)
+            for p in try f.datasetPaths() {
+                switch try f.info(of: p).typeName {
+                case "float32": out[name + ":" + p] = try f.read(Float.self, at: p).values
+                case "int64": out[name + ":" + p] = try f.read(Int64.self, at: p).values.map { Float($0) }
+                default: break
+                }
+            }
+        }
+        return out
+    }
+
+    @Test("pilot runs end to end and writes a valid checkpoint and metrics file")
+    func endToEnd() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try Self.writeConfig(dir, "pilot.toml", Self.config())
+        let r = try Self.train(["--config", cfg, "--out", dir.file("run")])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        for round in 1...3 { #expect(r.stdout.contains("round \(round)/3 stage \(round == 1 ? 1 : 2)"), "stdout: \(r.stdout)") }
+        #expect(r.stdout.contains("| task | mean over its clients |"))
+        let latest = try String(contentsOfFile: dir.file("run/ckpt/latest"), encoding: .utf8)
+        #expect(latest == "round_003.h5\n")
+        let inspect = try runProcess(pilotBinary, ["inspect", "--verify", dir.file("run/ckpt/round_003.h5")])
+        #expect(inspect.status == 0, "inspect: \(inspect.stdout) \(inspect.stderr)")
+
+        let script = """
+        import sys, h5py, numpy as np
+        run = sys.argv[1]
+        with h5py.File(run + '/metrics.h5') as m:
+            assert list(m['round'][()]) == [1, 2, 3]
+            assert m['clients/eval_score'].shape == (3, 9)
+            assert np.isfinite(m['clients/eval_score'][()]).all()
+            assert (m['clients/bytes_sent'][()] > 0).all() and (m['clients/loss_ce'][()] > 0).all()
+            assert (m['clients/loss_diff'][0] > 0).all() and (m['clients/loss_balance'][1:] > 0).all()
+            assert list(m.attrs['client_tasks']) == ['vqa'] * 3 + ['caption'] * 3 + ['grounding'] * 3
+        with h5py.File(run + '/ckpt/round_003.h5') as f:
+            assert f.attrs['round'] == 3 and f.attrs['stage'] == 2 and f.attrs['algorithm'] == 'pilot'
+            assert isinstance(f.attrs['config'], str) and 'ata_m = 6' in f.attrs['config']
+            lora = f['clients/04/state/lm/layers/0/attn/q/lora_b'][()]
+            assert lora.dtype == np.float32 and np.abs(lora).sum() > 0
+            assert 'connector/client_adapter' in f['clients/04/state']
+            assert 'connector/cross_task_adapters' in f['clients/04/state']
+            assert len(f['server/task_adapters'].keys()) == 3
+            # Clients of one task hold the same aggregated task adapter (Eq. 10), different LoRA (ATA).
+            a = f['clients/03/state/connector/task_adapters/1/fc1/weight'][()]
+            b = f['clients/05/state/connector/task_adapters/1/fc1/weight'][()]
+            assert np.array_equal(a, b)
+        print('ok')
+        """
+        let py = try runProcess("/usr/bin/python3", ["-c", script, dir.file("run")])
+        #expect(py.status == 0 && py.stdout.contains("ok"), "h5py: \(py.stderr)")
+    }
+
+    @Test("stop after round r, resume: the final checkpoint equals an uninterrupted run's bit for bit", arguments: [1, 2])
+    func resumeIsBitwise(stopAfter: Int) throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try Self.writeConfig(dir, "pilot.toml", Self.config())
+        let full = try Self.train(["--config", cfg, "--out", dir.file("full")])
+        try #require(full.status == 0, "\(full.stderr)")
+        let stopped = try Self.train(["--config", cfg, "--out", dir.file("cut"), "--stop-after-round", "\(stopAfter)"])
+        #expect(stopped.status == 75, "status \(stopped.status): \(stopped.stderr)")
+        #expect(try String(contentsOfFile: dir.file("cut/ckpt/latest"), encoding: .utf8) == String(format: "round_%03d.h5\n", stopAfter))
+        let resumed = try Self.train(["--resume", dir.file("cut")])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("resumed \(dir.file("cut")) after round \(stopAfter)"))
+        let a = try Self.finalRoundDatasets(dir.file("full"), round: 3)
+        let b = try Self.finalRoundDatasets(dir.file("cut"), round: 3)
+        #expect(a.count > 100)
+        #expect(a.keys.sorted() == b.keys.sorted())
+        let differing = a.keys.filter { a[$0]!.map(\.bitPattern) != b[$0]?.map(\.bitPattern) }
+        #expect(differing.isEmpty, "differ: \(differing.sorted().prefix(5))")
+    }
+
+    @Test("resuming with a different config is refused and the differing keys are listed")
+    func refusedResume() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try Self.writeConfig(dir, "pilot.toml", Self.config(rounds: 2))
+        let stopped = try Self.train(["--config", cfg, "--out", dir.file("run"), "--stop-after-round", "1"])
+        try #require(stopped.status == 75)
+        let other = try Self.writeConfig(dir, "other.toml", Self.config(rounds: 2).replacingOccurrences(of: "lr_stage2 = 2e-3", with: "lr_stage2 = 5e-3"))
+        let r = try Self.train(["--resume", dir.file("run"), "--config", other])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("train.lr_stage2: 0.002 → 0.005"), "stderr: \(r.stderr)")
+        #expect(r.stderr.components(separatedBy: "refusing to resume").count == 2, "printed by one rank only: \(r.stderr)")
+        // The run itself is untouched and still resumable with its own config.
+        #expect(try String(contentsOfFile: dir.file("run/ckpt/latest"), encoding: .utf8) == "round_001.h5\n")
+    }
+
+    struct BadConfig: Sendable, CustomStringConvertible {
+        let name: String, edit: @Sendable (String) -> String, np: Int, message: String
+        var description: String { name }
+    }
+
+    static let badConfigs: [BadConfig] = [
+        BadConfig(name: "unknown key", edit: { $0.replacingOccurrences(of: "lr_stage1 =", with: "lr_stag1 =") }, np: 10,
+                  message: "unknown key 'train.lr_stag1'; did you mean 'train.lr_stage1'?"),
+        BadConfig(name: "wrong type", edit: { $0.replacingOccurrences(of: "rounds = 3", with: "rounds = \"three\"") }, np: 10,
+                  message: "run.rounds has the wrong type: string \"three\", expected an integer"),
+        BadConfig(name: "out of range", edit: { $0.replacingOccurrences(of: "batch_size = 8", with: "batch_size = 0") }, np: 10,
+                  message: "train.batch_size is 0; it must be in 1...512"),
+        BadConfig(name: "bad choice", edit: { $0.replacingOccurrences(of: "[eval]", with: "[pilot]\nata_selection = \"nearest\"\n[eval]") }, np: 10,
+                  message: "pilot.ata_selection is \"nearest\"; choose one of \"top_m\", \"same_task\", \"all\""),
+        BadConfig(name: "world size", edit: { $0 }, np: 4,
+                  message: "world size is 4 but"),
+        BadConfig(name: "missing data", edit: { $0.replacingOccurrences(of: "base.h5\"", with: "nope.h5\"") }, np: 10,
+                  message: "missing or unreadable data files"),
+    ]
+
+    @Test("bad configs are rejected before MPI starts, by rank 0, and every rank exits", arguments: badConfigs)
+    func badConfig(_ bad: BadConfig) throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try Self.writeConfig(dir, "bad.toml", bad.edit(Self.config()))
+        let r = try Self.train(["--config", cfg, "--out", dir.file("run")], np: bad.np)
+        #expect(r.status != 0)
+        #expect(r.seconds < 30)
+        #expect(r.stderr.contains(bad.message), "stderr: \(r.stderr)")
+        #expect(r.stderr.components(separatedBy: "pilot train:").count == 2, "only rank 0 reports: \(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("run/ckpt")))
+    }
+
+    @Test("nothing from a client's shard appears in any file rank 0 writes or in its output")
+    func privacy() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try Self.writeConfig(dir, "pilot.toml", Self.config(rounds: 2))
+        let r = try Self.train(["--config", cfg, "--out", dir.file("run")])
+        try #require(r.status == 0, "\(r.stderr)")
+        // Rank 0's files: the round files, metrics.h5, config.toml, latest (not the clients' own files).
+        var serverBytes = Data(r.stdout.utf8) + Data(r.stderr.utf8)
+        for name in ["metrics.h5", "config.toml", "ckpt/latest", "ckpt/round_001.h5", "ckpt/round_002.h5"] {
+            serverBytes += try Data(contentsOf: URL(fileURLWithPath: dir.file("run/" + name)))
+        }
+        let haystack = [UInt8](serverBytes)
+        let script = """
+        import sys, h5py
+        for k in range(9):
+            with h5py.File(sys.argv[1] + '/clients/client-%02d.h5' % k) as f:
+                for name in ['ids', 'answers', 'image_ids']:
+                    for s in f[name][()]:
+                        print((s.decode() if isinstance(s, bytes) else s).replace('\\n', ' '))
+                img = f['images'][()]
+                print('IMG ' + img[0, 8:16, 8:16, :].tobytes().hex())
+        """
+        let shard = try runProcess("/usr/bin/python3", ["-c", script, Self.fixture.file("data")])
+        try #require(shard.status == 0, "\(shard.stderr)")
+        var checked = 0
+        for line in shard.stdout.split(separator: "\n") {
+            let needle: [UInt8]
+            if line.hasPrefix("IMG ") {
+                let hex = Array(line.dropFirst(4))
+                needle = stride(from: 0, to: hex.count, by: 2).map { UInt8(String(hex[$0...$0 + 1]), radix: 16)! }
+            } else {
+                // Short answers ("yes", "2") are common words; only distinctive strings can be checked.
+                guard line.count >= 8 else { continue }
+                needle = Array(line.utf8)
+            }
+            checked += 1
+            let what = String(line.prefix(60))
+            #expect(indexOf(needle, in: haystack) == nil, "client data found in rank 0's output: \(what)")
+        }
+        #expect(checked > 100)
+    }
+}
+
+func indexOf(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+    guard !needle.isEmpty, needle.count <= haystack.count else { return nil }
+    let first = needle[0]
+    var i = 0
+    while i <= haystack.count - needle.count {
+        if haystack[i] == first && Array(haystack[i..<(i + needle.count)]) == needle { return i }
+        i += 1
+    }
+    return nil
+}
