@@ -21,6 +21,16 @@ public struct Federation {
     public var client: Int? { world.rank == 0 ? nil : world.rank - 1 }
     public var clientCount: Int { clientTasks.count }
 
+    /// The public facts of a federation without any communication (offline evaluation).
+    public init(offline clientTasks: [Int], numTasks: Int) {
+        world = CountingCommunicator(OfflineCommunicator())
+        clients = nil
+        task = nil
+        self.clientTasks = clientTasks
+        clientSamples = Array(repeating: 0, count: clientTasks.count)
+        self.numTasks = numTasks
+    }
+
     /// Builds the communicators. Collective: every rank calls it with the same `clientTasks`;
     /// each client passes its own sample count, which the server gathers.
     public init(world base: any Communicator, clientTasks: [Int], numTasks: Int, localSamples: Int) throws {
@@ -37,4 +47,19 @@ public struct Federation {
         self.numTasks = numTasks
         world.resetCounts()
     }
+}
+
+/// A one-rank communicator for code paths that need a `Federation` but no peers.
+final class OfflineCommunicator: Communicator, @unchecked Sendable {
+    var rank: Int { 0 }
+    var size: Int { 1 }
+    var worldRank: Int { 0 }
+    var name: String { "offline" }
+    func split(color: Int?, key: Int, name: String) throws -> (any Communicator)? { color == nil ? nil : self }
+    func barrier() throws {}
+    func broadcast<T: CommElement>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws {}
+    func allreduce<T: CommElement>(_ buffer: UnsafeMutableBufferPointer<T>, op: ReduceOp) throws {}
+    func gatherv<T: CommElement>(_ send: UnsafeBufferPointer<T>, root: Int) throws -> [[T]] { [Array(send)] }
+    func scatterv<T: CommElement>(_ chunks: [[T]], root: Int) throws -> [T] { chunks.first ?? [] }
+    func allgatherv<T: CommElement>(_ send: UnsafeBufferPointer<T>) throws -> [[T]] { [Array(send)] }
 }

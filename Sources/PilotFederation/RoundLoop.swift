@@ -219,10 +219,13 @@ public final class RoundLoop {
 
     /// Puts the personalised (post-aggregation) state into the trained model for evaluation.
     func loadPersonalised(_ model: MLLM, state: TensorDict, client: Int) throws {
+        try Self.putPersonalised(model, state: state, task: federation.clientTasks[client])
+    }
+
+    static func putPersonalised(_ model: MLLM, state: TensorDict, task t: Int) throws {
         try model.assign(state)
         if model.variant == .pilotStage1 {
             // Stage 1 has one task adapter: evaluate with this task's aggregated one.
-            let t = federation.clientTasks[client]
             let prefix = "connector/task_adapters/\(t)/"
             var mapped = TensorDict()
             for (k, v) in state where k.hasPrefix(prefix) { mapped["connector/task_adapter/" + k.dropFirst(prefix.count)] = v }

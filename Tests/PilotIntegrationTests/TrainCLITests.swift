@@ -110,6 +110,13 @@ struct TrainCLITests {
         """
         let py = try runProcess("/usr/bin/python3", ["-c", script, dir.file("run")])
         #expect(py.status == 0 && py.stdout.contains("ok"), "h5py: \(py.stderr)")
+
+        // pilot eval rebuilds client 4's personalised model from the checkpoint and gets the run's score.
+        let ev = try runProcess(pilotBinary, ["eval", "--run", dir.file("run"), "--client", "4", "--max-examples", "6", "--max-new-tokens", "6"])
+        #expect(ev.status == 0, "eval: \(ev.stderr)")
+        let printed = Double(ev.stdout.split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+        let stored = try H5File.open(dir.file("run/metrics.h5")).read(Double.self, at: "clients/eval_score").values[2 * 9 + 4]
+        #expect(printed.map { abs($0 - stored) < 1e-6 } == true, "eval printed \(ev.stdout), metrics.h5 has \(stored)")
     }
 
     @Test("stop after round r, resume: the final checkpoint equals an uninterrupted run's bit for bit", arguments: [1, 2])

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import PilotCore
+import PilotData
+import PilotFederation
+
+/// `pilot eval`: score any client's personalised model of any committed round on any test split.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate a client's personalised model from a run's checkpoint on a test split.",
+        discussion: """
+        Example: pilot eval --run runs/vu-pilot --client 4 --round 3
+        By default the client is scored on its own task's test split; --split takes any shard \
+        (e.g. another task's test split, or one imported with `pilot data import`).
+        """)
+
+    @Option(name: .customLong("run"), help: "Run directory written by `pilot train`.") var runDirectory: String
+    @Option(help: "Client index (0-based).") var client: Int
+    @Option(help: "Round (default: the newest complete one).") var round: Int?
+    @Option(help: "A shard file to score on (default: the client's task's test split).") var split: String?
+    @Option(help: "Score at most this many examples.") var maxExamples: Int?
+    @Option(help: "Greedy decoding length cap.") var maxNewTokens = 16
+    @Option(help: "Write the predictions as JSON {id: answer} here (for `pilot score`).") var predictions: String?
+
+    func run() throws {
+        let (model, tokenizer, task, r) = try PersonalisedModel.load(run: runDirectory, round: round, client: client)
+        let shard: Shard
+        if let split {
+            shard = try Shard.read(path: split)
+        } else {
+            let cfg = try String(contentsOfFile: runDirectory + "/config.toml", encoding: .utf8)
+            let data = try RunConfig(effectiveFile: cfg, path: runDirectory + "/config.toml").path("run.data")
+            shard = try ScenarioDirectory(path: data).test(task)
+        }
+        var examples = shard.examples
+        if let maxExamples { examples = Array(examples.prefix(maxExamples)) }
+        guard let evalTask = examples.first?.task else { throw PilotError.message("the split has no examples") }
+        let result = try Evaluation.evaluate(model: model, examples: examples, tokenizer: tokenizer, task: evalTask,
+                                             maxNewTokens: maxNewTokens)
+        Console.out(String(format: "client %d (%@ model) round %d on %d %@ examples: %@ = %.6f", client, task.rawValue, r,
+                           examples.count, evalTask.rawValue, "\(evalTask.metric)", result.metric.score))
+        if let predictions {
+            var obj: [String: String] = [:]
+            for (e, p) in zip(examples, result.predictions) { obj[e.id] = p }
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
+            try data.write(to: URL(fileURLWithPath: predictions))
+        }
+    }
+}

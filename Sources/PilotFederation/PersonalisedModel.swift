@@ -1,0 +1,30 @@
+import Foundation
+import PilotCore
+import PilotData
+import PilotModel
+
+/// A client's personalised model as a committed round left it: the base checkpoint plus the
+/// client's state file, in the variant its strategy trained that round.
+public enum PersonalisedModel {
+    public static func load(run: String, round: Int? = nil, client: Int, maxBatch: Int = 32) throws -> (model: MLLM, tokenizer: Tokenizer, task: FedTask, round: Int) {
+        guard let r = try round ?? RoundCheckpoint.latestRound(run: run) else {
+            throw PilotError.message("'\(run)' has no complete checkpoint")
+        }
+        let (meta, _, digests) = try RoundCheckpoint.readRound(run: run, round: r)
+        let config = try RunConfig(effectiveFile: meta.configText, path: RoundCheckpoint.roundFile(run, r))
+        let scenario = try ScenarioDirectory(path: config.path("run.data"))
+        guard client >= 0 && client < scenario.clientCount else {
+            throw PilotError.invalidArgument("client \(client) does not exist: the run has clients 0...\(scenario.clientCount - 1)")
+        }
+        let tasks = scenario.tasks
+        let clientTasks = scenario.clientTasks.map { tasks.firstIndex(of: $0)! }
+        let state = try RoundCheckpoint.readClient(run: run, round: r, client: client, expectedDigest: client < digests.count ? digests[client] : nil)
+        let strategy = try RoundLoop.makeStrategy(config)
+        let federation = Federation(offline: clientTasks, numTasks: tasks.count)
+        let spec = strategy.modelSpec(round: r, client: client, federation: federation)
+        let (model, tokenizer) = try BaseCheckpoint.load(path: config.path("run.base"), variant: spec.variant, options: spec.options,
+                                                         trainable: spec.trainable, maxBatch: maxBatch, seed: UInt64(config.int("run.seed")))
+        try RoundLoop.putPersonalised(model, state: state, task: clientTasks[client])
+        return (model, tokenizer, scenario.clientTasks[client], r)
+    }
+}
