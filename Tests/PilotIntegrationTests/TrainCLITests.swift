@@ -139,6 +139,25 @@ struct TrainCLITests {
         #expect(differing.isEmpty, "differ: \(differing.sorted().prefix(5))")
     }
 
+    @Test("fedavg leaves every client with the same model; local leaves them all different", arguments: ["fedavg", "local"])
+    func baselines(algorithm: String) throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try Self.writeConfig(dir, "b.toml", Self.config(rounds: 2, algorithm: algorithm))
+        let r = try Self.train(["--config", cfg, "--out", dir.file("run")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("round 2/2 stage 0"))
+        let name = "lm/layers/0/mlp/down/lora_b"
+        let states = try (0..<9).map { k in
+            try H5File.open(dir.file(String(format: "run/ckpt/round_002/client_%02d.h5", k))).read(Float.self, at: "state/" + name).values
+        }
+        #expect(states[0].contains { $0 != 0 })
+        if algorithm == "fedavg" {
+            #expect(states.allSatisfy { $0 == states[0] })
+        } else {
+            #expect(Set(states.map { $0.map(\.bitPattern) }).count == 9)
+        }
+    }
+
     @Test("resuming with a different config is refused and the differing keys are listed")
     func refusedResume() throws {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }
