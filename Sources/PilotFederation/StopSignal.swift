@@ -16,6 +16,12 @@ public enum StopSignal {
         let handler: @convention(c) (Int32) -> Void = { _ in StopSignal.flag = 1 }
         signal(SIGTERM, handler)
         signal(SIGUSR1, handler)
+        // A launcher may start us with these signals blocked (the mask is inherited); unblock them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGUSR1)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     public static var requested: Bool { flag != 0 }

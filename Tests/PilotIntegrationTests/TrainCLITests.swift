@@ -158,6 +158,37 @@ struct TrainCLITests {
         }
     }
 
+    @Test("SIGUSR1 to the ranks (as srun delivers it): the round finishes, its checkpoint commits, every rank exits 75, and --resume completes")
+    func realSignal() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try Self.writeConfig(dir, "pilot.toml", Self.config(rounds: 8))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: mpirunPath)
+        p.arguments = mpirunArguments(np: 10) + [pilotBinary, "train", "--config", cfg, "--out", dir.file("run")]
+        p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OMPI_") && !$0.key.hasPrefix("PMIX_") }
+        FileManager.default.createFile(atPath: dir.file("out.txt"), contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: dir.file("out.txt"))!
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Signal once round 1 is committed: every rank has its handler installed by then.
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && p.isRunning && !FileManager.default.fileExists(atPath: dir.file("run/ckpt/latest")) {
+            usleep(5_000)
+        }
+        // The test runner's own signal mask is inherited by mpirun, so signal the ranks directly,
+        // as Slurm does for every task of a step.
+        _ = try runProcess("/usr/bin/pkill", ["-USR1", "-f", "pilot train --config \(cfg)"])
+        p.waitUntilExit()
+        let text = (try? String(contentsOfFile: dir.file("out.txt"), encoding: .utf8)) ?? ""
+        #expect(p.terminationStatus == 75, "status \(p.terminationStatus): \(text)")
+        #expect(text.contains("stop requested by signal"))
+        let latest = try String(contentsOfFile: dir.file("run/ckpt/latest"), encoding: .utf8)
+        #expect(latest != "round_008.h5\n", "the run finished before the signal arrived")
+        let resumed = try Self.train(["--resume", dir.file("run")])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try String(contentsOfFile: dir.file("run/ckpt/latest"), encoding: .utf8) == "round_008.h5\n")
+    }
+
     @Test("resuming with a different config is refused and the differing keys are listed")
     func refusedResume() throws {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }
