@@ -57,7 +57,13 @@ struct TrainCommand: ParsableCommand {
         do {
             (cfg, runDir) = try prepare(launch: launch)
         } catch {
-            if launch.rank == 0 { Console.error("pilot train: \(error)") }
+            if launch.rank == 0 {
+                Console.error("pilot train: \(error)")
+            } else {
+                // mpirun kills the whole job when the first rank exits non-zero; give rank 0 time
+                // to print the reason before that happens.
+                usleep(1_500_000)
+            }
             throw ExitCode(1)
         }
         StopSignal.install()

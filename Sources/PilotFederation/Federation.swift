@@ -1,3 +1,4 @@
+import Dispatch
 import PilotComm
 import PilotCore
 
@@ -15,6 +16,8 @@ public struct Federation {
     /// Number of training examples n_k of every client.
     public let clientSamples: [Int]
     public let numTasks: Int
+    /// Seconds the server spent in aggregation math (inside the collectives below) since reset.
+    public let aggregationClock = AggregationClock()
 
     public var isServer: Bool { world.rank == 0 }
     /// This rank's client index, or nil on the server.
@@ -62,4 +65,16 @@ final class OfflineCommunicator: Communicator, @unchecked Sendable {
     func gatherv<T: CommElement>(_ send: UnsafeBufferPointer<T>, root: Int) throws -> [[T]] { [Array(send)] }
     func scatterv<T: CommElement>(_ chunks: [[T]], root: Int) throws -> [T] { chunks.first ?? [] }
     func allgatherv<T: CommElement>(_ send: UnsafeBufferPointer<T>) throws -> [[T]] { [Array(send)] }
+}
+
+/// Accumulates wall time of the server's aggregation steps.
+public final class AggregationClock: @unchecked Sendable {
+    public private(set) var seconds = 0.0
+    public init() {}
+    public func reset() { seconds = 0 }
+    public func time<R>(_ body: () throws -> R) rethrows -> R {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        return try body()
+    }
 }

@@ -28,9 +28,9 @@ public struct MetricsLog: Sendable {
     public var stages: [Int] = []
     /// [round][client]
     public var clients: [[ClientRoundMetrics]] = []
-    /// [round] server: bytes_sent, bytes_received, seconds_aggregate, seconds_checkpoint
+    /// [round] server: `serverFields`
     public var server: [[Double]] = []
-    public static let serverFields = ["bytes_sent", "bytes_received", "seconds_round", "seconds_checkpoint"]
+    public static let serverFields = ["bytes_sent", "bytes_received", "seconds_aggregate", "seconds_round", "seconds_checkpoint"]
 
     public init() {}
 

@@ -133,12 +133,16 @@ public final class RoundLoop {
             // Everyone waits for the slowest client here; that wait is training time, not communication.
             try world.barrier()
             let t1 = Date()
+            federation.aggregationClock.reset()
             let newState = try strategy.communicate(round: round, model: model, federation: federation)
             m["seconds_communicate"] = Date().timeIntervalSince(t1)
-            m["seconds_aggregate"] = 0
+            // The server's aggregation time, which every client waited for inside the collectives.
+            let aggregateSeconds = try world.broadcast(scalar: federation.aggregationClock.seconds, root: 0)
+            m["seconds_aggregate"] = aggregateSeconds
             m["bytes_sent"] = Double(world.bytesSent)
             m["bytes_received"] = Double(world.bytesReceived)
             let serverBytes = [Double(world.bytesSent), Double(world.bytesReceived)]
+            let serverAggregate = aggregateSeconds
             if federation.client != nil { state = newState }
 
             let evalEvery = config.int("run.eval_every")
@@ -168,7 +172,7 @@ public final class RoundLoop {
             if federation.isServer {
                 let clientRows = rows.dropFirst().map { ClientRoundMetrics(values: $0) }
                 log.append(round: round, stage: stage, clients: Array(clientRows),
-                           server: serverBytes + [Date().timeIntervalSince(roundStart), m["seconds_checkpoint"]])
+                           server: serverBytes + [serverAggregate, Date().timeIntervalSince(roundStart), m["seconds_checkpoint"]])
                 try log.write(to: runDirectory + "/metrics.h5", attributes: metricsAttributes())
                 report(roundLine(round: round, stage: stage, rows: Array(clientRows), seconds: Date().timeIntervalSince(roundStart)))
             }

@@ -130,7 +130,7 @@ extension Federation {
         let parts = try world.gatherv(vector ?? [], root: 0)
         var chunks: [[Float]] = []
         if isServer {
-            let mixed = try mix(Array(parts.dropFirst()))
+            let mixed = try aggregationClock.time { try mix(Array(parts.dropFirst())) }
             guard mixed.count == clientCount else { throw PilotError.message("aggregation produced \(mixed.count) results for \(clientCount) clients") }
             chunks = [[]] + mixed
         }
@@ -143,7 +143,7 @@ extension Federation {
     public func gatherReduceBroadcast(_ vector: [Float]?, reduce: ([[Float]]) throws -> [Float]) throws -> [Float] {
         let parts = try world.gatherv(vector ?? [], root: 0)
         var global: [Float] = []
-        if isServer { global = try reduce(Array(parts.dropFirst())) }
+        if isServer { global = try aggregationClock.time { try reduce(Array(parts.dropFirst())) } }
         return try world.broadcastSized(global, root: 0)
     }
 }

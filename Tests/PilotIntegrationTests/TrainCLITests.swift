@@ -92,6 +92,7 @@ struct TrainCLITests {
             assert m['clients/eval_score'].shape == (3, 9)
             assert np.isfinite(m['clients/eval_score'][()]).all()
             assert (m['clients/bytes_sent'][()] > 0).all() and (m['clients/loss_ce'][()] > 0).all()
+            assert (m['clients/seconds_aggregate'][()] > 0).all() and (m['server/seconds_aggregate'][()] > 0).all()
             assert (m['clients/loss_diff'][0] > 0).all() and (m['clients/loss_balance'][1:] > 0).all()
             assert list(m.attrs['client_tasks']) == ['vqa'] * 3 + ['caption'] * 3 + ['grounding'] * 3
         with h5py.File(run + '/ckpt/round_003.h5') as f:
