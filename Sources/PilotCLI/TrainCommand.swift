@@ -68,7 +68,12 @@ struct TrainCommand: ParsableCommand {
         }
         StopSignal.install()
         let world = try MPIRuntime.world()
-        let loop = try RoundLoop(config: cfg, runDirectory: runDir, world: world) { Console.out($0) }
+        let indicator = PhaseIndicator()
+        let loop = try RoundLoop(config: cfg, runDirectory: runDir, world: world) { line in
+            indicator.clear()
+            Console.out(line)
+        }
+        if world.isRoot { loop.phaseStarted = { indicator.start(round: $0, phase: $1) } }
         loop.simulateStopAfterRound = stopAfterRound
         if world.isRoot {
             Console.out("pilot train: \(cfg.string("run.algorithm")) on \(cfg.path("run.data")) with \(world.size - 1) clients, \(cfg.int("run.rounds")) rounds → \(runDir)")

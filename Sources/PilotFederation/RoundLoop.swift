@@ -89,6 +89,10 @@ public final class RoundLoop {
     }
 
     /// Runs rounds after `startRound` (0 for a new run) until R, or until a stop signal.
+    /// Called on rank 0 when a phase of a round starts ("train", "communicate", "evaluate",
+    /// "checkpoint"), e.g. to draw a progress indicator on a terminal.
+    public var phaseStarted: ((_ round: Int, _ phase: String) -> Void)?
+
     /// Test hook: behave as if a stop signal arrived during this round.
     public var simulateStopAfterRound: Int?
 
@@ -110,6 +114,7 @@ public final class RoundLoop {
             var m = ClientRoundMetrics()
             var stage = 0
             var model: MLLM? = nil
+            if world.isRoot { phaseStarted?(round, "train") }
             if let client = federation.client, let train {
                 let spec = strategy.modelSpec(round: round, client: client, federation: federation)
                 stage = spec.stage
@@ -132,6 +137,7 @@ public final class RoundLoop {
             }
             // Everyone waits for the slowest client here; that wait is training time, not communication.
             try world.barrier()
+            if world.isRoot { phaseStarted?(round, "communicate + aggregate") }
             let t1 = Date()
             federation.aggregationClock.reset()
             let newState = try strategy.communicate(round: round, model: model, federation: federation)
@@ -146,6 +152,7 @@ public final class RoundLoop {
             if federation.client != nil { state = newState }
 
             let evalEvery = config.int("run.eval_every")
+            if world.isRoot { phaseStarted?(round, "evaluate") }
             let evaluate = round == rounds || (evalEvery > 0 && round % evalEvery == 0)
             if evaluate, let model, let state, let client = federation.client {
                 let t2 = Date()
@@ -159,6 +166,7 @@ public final class RoundLoop {
             }
             model = nil
 
+            if world.isRoot { phaseStarted?(round, "checkpoint") }
             let t3 = Date()
             let meta = RoundCheckpoint.Metadata(round: round, stage: stage, algorithm: strategy.name, configText: config.effectiveFile,
                                                 configHash: config.hash, seed: config.int("run.seed"), worldSize: world.size)
