@@ -1,20 +1,11 @@
+import PilotCore
+
 /// Seeded pseudo-random numbers for the benchmark generator.
 ///
 /// Generation must give byte-identical files for the same seed on every machine, so the
 /// generator never touches Foundation's or the system's random sources: it uses
 /// xoshiro256** seeded through SplitMix64, and every draw below is defined in integer or
-/// IEEE double arithmetic only.
-public struct SplitMix64: Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// IEEE double arithmetic only. (`SplitMix64` lives in PilotCore.)
 
 /// xoshiro256** (Blackman & Vigna). `fork(_:)` derives independent streams by label, so
 /// that adding draws to one part of the generator does not shift the data of another.

@@ -76,7 +76,7 @@ public enum RoundCheckpoint {
             try f.setAttribute("seed", .int(Int64(m.seed)))
             try f.setAttribute("world_size", .int(Int64(m.worldSize)))
             try f.setAttribute("clients", .int(Int64(federation.clientCount)))
-            try f.setAttribute("rng", .string("data order of client k in round r, epoch e is a permutation drawn from SplitMix64(seed, r, k, e); every client's seed is stored in its file"))
+            try f.setAttribute("rng", .string("client k's data order in round r comes from PilotRNG seeded with SplitMix64(f(seed, r, k)), one shuffle per epoch; each client's seed is stored in its file as rng_seed"))
             try f.setAttribute("client_files_sha256", .strings(digests.dropFirst().map { String(decoding: $0, as: UTF8.self) }))
             try f.write(federation.clientSamples.map(Int64.init), shape: [federation.clientCount], at: "federation/client_samples")
             try f.write(federation.clientTasks.map(Int64.init), shape: [federation.clientCount], at: "federation/client_tasks")
