@@ -47,11 +47,26 @@ func sgemmSplit(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
     let extent = byRows ? m : n, align = byRows ? 16 : 8
     // two chunks per thread, so that a thread slowed by a foreign load leaves its second chunk to the others
     let parts = min(2 * Parallel.threads, max(1, extent / (2 * align)))
-    let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
-    Parallel.run(parts: parts) { p in
+    Parallel.run(parts: parts, GEMMSplitJob(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                            a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
+                                            byRows: byRows, extent: extent, align: align, parts: parts))
+}
+
+/// One block of `sgemmSplit`: rows (or columns) `bound(p) ..< bound(p+1)` of C as a single-threaded
+/// OpenBLAS call. A plain value, so handing it to the workers allocates nothing.
+@usableFromInline
+struct GEMMSplitJob: ParallelJob {
+    let transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
+    let a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int
+    let beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    let byRows: Bool, extent: Int, align: Int, parts: Int
+
+    @usableFromInline
+    func run(part p: Int) {
         func bound(_ q: Int) -> Int { q == parts ? extent : (extent * q / parts) / align * align }
         let lo = bound(p), hi = bound(p + 1)
         if hi <= lo { return }
+        let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
         if byRows {
             let ap = transA ? a + lo : a + lo * lda
             cblas_sgemm(CblasRowMajor, ta, tb, Int32(hi - lo), Int32(n), Int32(k), alpha,

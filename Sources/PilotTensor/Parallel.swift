@@ -14,7 +14,7 @@ import Synchronization
 /// same time) the same chunks run one after another on the calling thread: same partition, same bits.
 public enum Parallel {
     nonisolated(unsafe) private static var _threads = 1
-    nonisolated(unsafe) private static var _pool: WorkerPool?
+    @usableFromInline nonisolated(unsafe) static var _pool: WorkerPool?
     nonisolated(unsafe) private static var _splitGEMM = true
 
     /// Worker count for `Parallel.rows`; set together with OpenBLAS's thread count by `configure`.
@@ -40,43 +40,77 @@ public enum Parallel {
         BLASRuntime.setThreads(splitsGEMM ? 1 : n)
     }
 
-    /// Runs `body(part)` for part in `0..<parts` on the calling thread and the pool's workers (any
+    /// Runs `job.run(part:)` for part in `0..<parts` on the calling thread and the pool's workers (any
     /// thread may run any part; parts write disjoint memory). Falls back to running the parts in order
     /// on the caller when the pool is busy or absent.
-    @usableFromInline
-    static func run(parts: Int, _ body: (Int) -> Void) {
+    ///
+    /// Allocation-free: the job is a value on the caller's stack, and the workers get a pointer to it
+    /// plus a trampoline that captures nothing once this generic function is specialised at the call
+    /// site (it is inlinable for that). No closure context is boxed per call, so a training step does
+    /// not touch the heap; `pilot bench` counts allocations per step and keeps this honest.
+    @inlinable @inline(__always)
+    public static func run<Job: ParallelJob>(parts: Int, _ job: Job) {
         guard parts > 1, let pool = _pool, parts < 65_536, pool.acquire() else {
-            for p in 0..<parts { body(p) }
+            for p in 0..<parts { job.run(part: p) }
             return
         }
-        withoutActuallyEscaping(body) { pool.execute(chunks: parts, $0) }
+        withUnsafePointer(to: job) { ptr in
+            pool.execute(chunks: parts, context: UnsafeRawPointer(ptr)) { context, part in
+                context.assumingMemoryBound(to: Job.self).pointee.run(part: part)
+            }
+        }
         pool.release()
     }
 
-    /// Calls `body(lo, hi)` on contiguous ranges covering `0..<count`, one per worker.
+    /// Calls `body(context, lo, hi)` on contiguous ranges covering `0..<count`, one per worker.
     /// Runs inline when there is one worker or when `count * costPerItem` is too small to pay for a hand-off.
-    @inlinable
-    public static func rows(_ count: Int, costPerItem: Int = 1, _ body: (Int, Int) -> Void) {
+    ///
+    /// `body` must capture nothing: pass what it reads in `context` (a tuple of pointers and sizes).
+    /// A capture-free closure is a bare function pointer, so handing it to the workers allocates nothing;
+    /// a capturing one still works but costs a heap box per call.
+    @inlinable @inline(__always)
+    public static func rows<Context>(_ count: Int, costPerItem: Int = 1, context: Context,
+                                     _ body: @escaping (_ context: Context, _ lo: Int, _ hi: Int) -> Void) {
         let n = threads
         if n == 1 || count < 2 || count * costPerItem < 16_384 {
-            body(0, count)
+            body(context, 0, count)
             return
         }
         let parts = min(n, count)
-        run(parts: parts) { p in body(count * p / parts, count * (p + 1) / parts) }
+        run(parts: parts, RangeJob(context: context, count: count, parts: parts) { c, _, lo, hi in body(c, lo, hi) })
     }
 
     /// Like `rows` but with the worker index, for per-worker scratch buffers.
-    @inlinable
-    public static func chunks(_ count: Int, costPerItem: Int = 1, _ body: (Int, Int, Int) -> Void) {
+    @inlinable @inline(__always)
+    public static func chunks<Context>(_ count: Int, costPerItem: Int = 1, context: Context,
+                                       _ body: @escaping (_ context: Context, _ worker: Int, _ lo: Int, _ hi: Int) -> Void) {
         let n = threads
         if n == 1 || count < 2 || count * costPerItem < 16_384 {
-            body(0, 0, count)
+            body(context, 0, 0, count)
             return
         }
         let parts = min(n, count)
-        run(parts: parts) { p in body(p, count * p / parts, count * (p + 1) / parts) }
+        run(parts: parts, RangeJob(context: context, count: count, parts: parts, body: body))
     }
+}
+
+/// A unit of parallel work: `run(part:)` for each part writes memory no other part touches.
+public protocol ParallelJob {
+    func run(part: Int)
+}
+
+/// `0..<count` split into `parts` contiguous ranges, part p getting `count·p/parts ..< count·(p+1)/parts`.
+@frozen
+public struct RangeJob<Context>: ParallelJob {
+    public let context: Context
+    public let count: Int, parts: Int
+    public let body: (Context, Int, Int, Int) -> Void
+    @inlinable
+    public init(context: Context, count: Int, parts: Int, body: @escaping (Context, Int, Int, Int) -> Void) {
+        self.context = context; self.count = count; self.parts = parts; self.body = body
+    }
+    @inlinable @inline(__always)
+    public func run(part p: Int) { body(context, p, count * p / parts, count * (p + 1) / parts) }
 }
 
 /// A fixed set of `parts − 1` worker threads that spin briefly for the next job and then sleep on a
@@ -85,13 +119,16 @@ public enum Parallel {
 /// so which thread runs a chunk depends on timing but what a chunk computes does not (results stay
 /// bitwise reproducible), and a worker that is descheduled by a foreign load does not stall the caller:
 /// the caller runs the unclaimed chunks itself and waits only for chunks already running elsewhere.
+@usableFromInline
 final class WorkerPool: @unchecked Sendable {
     let parts: Int
     /// generation (bits 32…63) | total chunks (16…31) | next unclaimed chunk (0…15)
     private let ticket = Atomic<Int>(0)
     private let done = Atomic<Int>(0)
     private let owned = Atomic<Bool>(false)
-    nonisolated(unsafe) private var job: ((Int) -> Void)?
+    /// The running job: a capture-free trampoline and the caller's stack value it reads.
+    nonisolated(unsafe) private var jobFunction: ((UnsafeRawPointer, Int) -> Void)?
+    nonisolated(unsafe) private var jobContext: UnsafeRawPointer?
     nonisolated(unsafe) private var gen = 0
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
@@ -115,7 +152,9 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
+    @usableFromInline
     func acquire() -> Bool { owned.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged }
+    @usableFromInline
     func release() { owned.store(false, ordering: .releasing) }
 
     /// Claims the next chunk of generation `g`; nil when that job has no unclaimed chunk (or is over).
@@ -131,9 +170,11 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Runs `body(c)` for every chunk c in `0..<chunks` (chunks < 65536) on this thread and the workers.
-    func execute(chunks: Int, _ body: @escaping (Int) -> Void) {
-        job = body
+    /// Runs `function(context, c)` for every chunk c in `0..<chunks` (chunks < 65536) on this thread and
+    /// the workers; returns when all chunks are done, so `context` may point into the caller's stack.
+    @usableFromInline
+    func execute(chunks: Int, context: UnsafeRawPointer, _ function: @escaping (UnsafeRawPointer, Int) -> Void) {
+        jobFunction = function; jobContext = context
         done.store(0, ordering: .relaxed)
         gen = (gen + 1) & 0x7FFF_FFFF
         let g = gen
@@ -142,7 +183,7 @@ final class WorkerPool: @unchecked Sendable {
         if sleepers > 0 { pthread_cond_broadcast(cond) }
         pthread_mutex_unlock(mutex)
         while let c = claim(g) {
-            body(c)
+            function(context, c)
             done.wrappingAdd(1, ordering: .releasing)
         }
         var spins = 0
@@ -150,7 +191,7 @@ final class WorkerPool: @unchecked Sendable {
             spins += 1
             if spins > 20_000 { sched_yield() }   // a chunk runs on a descheduled worker: give it the core
         }
-        job = nil
+        jobFunction = nil; jobContext = nil
     }
 
     private func loop() {
@@ -176,7 +217,7 @@ final class WorkerPool: @unchecked Sendable {
             }
             seen = g
             while let c = claim(g) {
-                job!(c)
+                jobFunction!(jobContext!, c)
                 done.wrappingAdd(1, ordering: .releasing)
             }
         }

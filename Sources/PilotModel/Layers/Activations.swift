@@ -10,7 +10,8 @@ public enum SwiGLU {
     public static func forward(act: UnsafeMutablePointer<Float>, sigmoid: UnsafeMutablePointer<Float>,
                                g: UnsafePointer<Float>, ldg: Int, u: UnsafePointer<Float>, ldu: Int,
                                rows: Int, width: Int) {
-        Parallel.rows(rows, costPerItem: width * 8) { lo, hi in
+        Parallel.rows(rows, costPerItem: width * 8, context: (act, sigmoid, g, ldg, u, ldu, width)) { k, lo, hi in
+            let (act, sigmoid, g, ldg, u, ldu, width) = k
             for n in lo..<hi {
                 let gr = g + n * ldg, ur = u + n * ldu, ar = act + n * width, sr = sigmoid + n * width
                 var f = 0
@@ -38,7 +39,9 @@ public enum SwiGLU {
                                 dact: UnsafePointer<Float>, sigmoid: UnsafePointer<Float>,
                                 g: UnsafePointer<Float>, ldg: Int, u: UnsafePointer<Float>, ldu: Int,
                                 rows: Int, width: Int) {
-        Parallel.rows(rows, costPerItem: width * 2) { lo, hi in
+        let c = (dg, lddg, du, lddu, dact, sigmoid, g, ldg, u, ldu, width)
+        Parallel.rows(rows, costPerItem: width * 2, context: c) { c, lo, hi in
+            let (dg, lddg, du, lddu, dact, sigmoid, g, ldg, u, ldu, width) = c
             for n in lo..<hi {
                 let gr = g + n * ldg, ur = u + n * ldu, dr = dact + n * width, sr = sigmoid + n * width
                 let dgr = dg + n * lddg, dur = du + n * lddu
@@ -62,7 +65,8 @@ public enum GELU {
     /// and needs one vectorised exp.
     @inlinable
     public static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int) {
-        Parallel.rows(count, costPerItem: 8) { lo, hi in
+        Parallel.rows(count, costPerItem: 8, context: (y, x)) { c, lo, hi in
+            let (y, x) = c
             var i = lo
             while i + 8 <= hi {
                 let v = VectorMath.load(x + i)
@@ -84,7 +88,8 @@ public enum GELU {
     @inlinable
     public static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                 count: Int, accumulate: Bool = false) {
-        Parallel.rows(count, costPerItem: 8) { lo, hi in
+        Parallel.rows(count, costPerItem: 8, context: (dx, dy, x, accumulate)) { c, lo, hi in
+            let (dx, dy, x, accumulate) = c
             var i = lo
             while i + 8 <= hi {
                 let v = VectorMath.load(x + i)

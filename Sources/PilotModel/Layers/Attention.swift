@@ -26,7 +26,10 @@ public struct Attention {
                         lengths: UnsafePointer<Int32>?) {
         let T = seqLen, D = headDim, H = heads
         let scale = 1 / Float(D).squareRoot()
-        Parallel.rows(batch * H, costPerItem: 4 * T * T * D) { lo, hi in
+        let c = (self, o, ldo, probs, q, k, v, ldqkv, lengths, scale)
+        Parallel.rows(batch * H, costPerItem: 4 * T * T * D, context: c) { c, lo, hi in
+            let (a, o, ldo, probs, q, k, v, ldqkv, lengths, scale) = c
+            let T = a.seqLen, D = a.headDim, H = a.heads
             for bh in lo..<hi {
                 let b = bh / H, h = bh % H
                 let len = lengths.map { Int($0[b]) } ?? T
@@ -35,7 +38,7 @@ public struct Attention {
                 sgemm(transB: true, m: T, n: T, k: D, alpha: scale, a: qb, lda: ldqkv, b: kb, ldb: ldqkv, c: p, ldc: T)
                 for i in 0..<T {
                     let row = p + i * T
-                    let lim = keyLimit(i, len)
+                    let lim = a.keyLimit(i, len)
                     if lim == 0 { row.update(repeating: 0, count: T); continue }
                     let mx = VectorMath.max(row, count: lim)
                     let s = VectorMath.expShifted(row, into: row, count: lim, shift: mx)
@@ -56,7 +59,10 @@ public struct Attention {
                          scratch: UnsafeMutablePointer<Float>) {
         let T = seqLen, D = headDim, H = heads
         let scale = 1 / Float(D).squareRoot()
-        Parallel.chunks(batch * H, costPerItem: 8 * T * T * D) { worker, lo, hi in
+        let c = (self, dq, dk, dv, lddqkv, dout, lddo, probs, q, k, v, ldqkv, scratch, scale)
+        Parallel.chunks(batch * H, costPerItem: 8 * T * T * D, context: c) { c, worker, lo, hi in
+            let (a, dq, dk, dv, lddqkv, dout, lddo, probs, q, k, v, ldqkv, scratch, scale) = c
+            let T = a.seqLen, D = a.headDim, H = a.heads
             let dp = scratch + worker * T * T
             for bh in lo..<hi {
                 let b = bh / H, h = bh % H

@@ -8,7 +8,8 @@ public enum RMSNorm {
     public static func forward(y: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
                                x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                rows: Int, width: Int, eps: Float) {
-        Parallel.rows(rows, costPerItem: width) { lo, hi in
+        Parallel.rows(rows, costPerItem: width, context: (y, rstd, x, weight, width, eps)) { k, lo, hi in
+            let (y, rstd, x, weight, width, eps) = k
             for n in lo..<hi {
                 let xr = x + n * width, yr = y + n * width
                 var ss: Float = 0
@@ -25,7 +26,8 @@ public enum RMSNorm {
     public static func backward(dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>?,
                                 dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 rstd: UnsafePointer<Float>, rows: Int, width: Int) {
-        Parallel.rows(rows, costPerItem: width) { lo, hi in
+        Parallel.rows(rows, costPerItem: width, context: (dx, dy, x, weight, rstd, width)) { k, lo, hi in
+            let (dx, dy, x, weight, rstd, width) = k
             for n in lo..<hi {
                 let xr = x + n * width, dyr = dy + n * width, dxr = dx + n * width
                 let r = rstd[n]

@@ -124,7 +124,8 @@ final class Connector {
         }
         // mixture
         let o = out.pointer, C = self.C, E = self.E, w = weights.pointer, adapters = self.adapters
-        Parallel.rows(N, costPerItem: C * adapters.count) { lo, hi in
+        Parallel.rows(N, costPerItem: C * adapters.count, context: (o, C, E, w, adapters)) { k, lo, hi in
+            let (o, C, E, w, adapters) = k
             (o + lo * C).update(repeating: 0, count: (hi - lo) * C)
             for a in adapters {
                 let y = a.y.pointer

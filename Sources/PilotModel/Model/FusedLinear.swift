@@ -51,7 +51,8 @@ final class FusedLinear {
     func prepare(localMix: Float) {
         let I = inFeatures, O = outTotal, R = rank, PR = packedWidth
         let dst = merged.pointer, members = self.members
-        Parallel.rows(I, costPerItem: O) { lo, hi in
+        Parallel.rows(I, costPerItem: O, context: (dst, O, members)) { k, lo, hi in
+            let (dst, O, members) = k
             for m in members {
                 for i in lo..<hi { (dst + i * O + m.column).update(from: m.weight + i * m.out, count: m.out) }
             }

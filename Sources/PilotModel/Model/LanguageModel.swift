@@ -143,7 +143,8 @@ final class LanguageModel {
             RMSNorm.forward(y: l.h1.pointer, rstd: l.rstd1.pointer, x: x.pointer, weight: l.attnNorm, rows: N, width: C, eps: cfg.normEps)
             l.qkv.forward(y: l.qkvOut.pointer, x: l.h1.pointer, xa: l.xaQKV.pointer, rows: N)
             let qkv = l.qkvOut.pointer, rope = self.rope, C = self.C, H = self.H, T = self.T
-            Parallel.rows(N, costPerItem: 2 * C) { lo, hi in
+            Parallel.rows(N, costPerItem: 2 * C, context: (qkv, rope, C, H, T)) { k, lo, hi in
+                let (qkv, rope, C, H, T) = k
                 for n in lo..<hi {
                     rope.apply(row: qkv + n * 3 * C, heads: H, pos: n % T)
                     rope.apply(row: qkv + n * 3 * C + C, heads: H, pos: n % T)
@@ -214,7 +215,8 @@ final class LanguageModel {
                                dout: datt.pointer, lddo: C, probs: l.probs.pointer, q: qkv, k: qkv + C, v: qkv + 2 * C,
                                ldqkv: 3 * C, scratch: attnScratch.pointer)
             let dq = dqkv.pointer, rope = self.rope, C = self.C, H = self.H, T = self.T
-            Parallel.rows(N, costPerItem: 2 * C) { lo, hi in
+            Parallel.rows(N, costPerItem: 2 * C, context: (dq, rope, C, H, T)) { k, lo, hi in
+                let (dq, rope, C, H, T) = k
                 for n in lo..<hi {
                     rope.apply(row: dq + n * 3 * C, heads: H, pos: n % T, inverse: true)
                     rope.apply(row: dq + n * 3 * C + C, heads: H, pos: n % T, inverse: true)

@@ -63,7 +63,9 @@ public final class AdamW {
         let bc1 = 1 - Float(Foundation.pow(Double(b1), Double(t)))
         let bc2 = 1 - Float(Foundation.pow(Double(b2), Double(t)))
         let p = params.pointer, g = grads.pointer, mp = m.pointer, vp = v.pointer
-        Parallel.rows(m.count, costPerItem: 4) { lo, hi in
+        let k = (p, g, mp, vp, clip, b1, b2, bc1, bc2, eps, wd, lr)
+        Parallel.rows(m.count, costPerItem: 4, context: k) { k, lo, hi in
+            let (p, g, mp, vp, clip, b1, b2, bc1, bc2, eps, wd, lr) = k
             for i in lo..<hi {
                 let gi = g[i] * clip
                 let mi = b1 * mp[i] + (1 - b1) * gi
