@@ -25,19 +25,30 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         let (model, tokenizer, task, r) = try PersonalisedModel.load(run: runDirectory, round: round, client: client)
+        let cfg = try String(contentsOfFile: runDirectory + "/config.toml", encoding: .utf8)
+        let config = try RunConfig(effectiveFile: cfg, path: runDirectory + "/config.toml")
+        let scenario = try ScenarioDirectory(path: config.path("run.data"))
         let shard: Shard
         if let split {
             shard = try Shard.read(path: split)
         } else {
-            let cfg = try String(contentsOfFile: runDirectory + "/config.toml", encoding: .utf8)
-            let data = try RunConfig(effectiveFile: cfg, path: runDirectory + "/config.toml").path("run.data")
-            shard = try ScenarioDirectory(path: data).test(task)
+            shard = try scenario.test(task)
         }
         var examples = shard.examples
         if let maxExamples { examples = Array(examples.prefix(maxExamples)) }
         guard let evalTask = examples.first?.task else { throw PilotError.message("the split has no examples") }
-        let result = try Evaluation.evaluate(model: model, examples: examples, tokenizer: tokenizer, task: evalTask,
+        let result: Evaluation.Result
+        if model.variant == .fedDPA {
+            // FedDPA-T: each instance weighs the local LoRA by its similarity to the client's own training prompts.
+            let support = try Batcher(config: model.config, tokenizer: tokenizer, truncate: true)
+                .prepare(Array(try scenario.client(client).examples.prefix(config.int("feddpa.support"))))
+            result = try FedDPAInference.evaluate(model: model, examples: examples, support: support, supportCount: support.count,
+                                                  tokenizer: tokenizer, task: evalTask, batchSize: model.maxBatch,
+                                                  maxNewTokens: maxNewTokens).evaluation
+        } else {
+            result = try Evaluation.evaluate(model: model, examples: examples, tokenizer: tokenizer, task: evalTask,
                                              maxNewTokens: maxNewTokens)
+        }
         Console.out(String(format: "client %d (%@ model) round %d on %d %@ examples: %@ = %.6f", client, task.rawValue, r,
                            examples.count, evalTask.rawValue, "\(evalTask.metric)", result.metric.score))
         if let predictions {

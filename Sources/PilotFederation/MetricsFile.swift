@@ -10,8 +10,8 @@ import PilotHDF5
 /// seconds; root attributes `algorithm`, `scenario`, `client_tasks` (names), `run_config`.
 /// In pandas: `pd.DataFrame(f["clients/eval_score"][()], index=f["round"][()])`.
 public struct ClientRoundMetrics: Sendable, Equatable {
-    public static let fields = ["loss_total", "loss_ce", "loss_diff", "loss_balance", "loss_z", "steps",
-                                "eval_score", "bytes_sent", "bytes_received",
+    public static let fields = ["loss_total", "loss_ce", "loss_diff", "loss_balance", "loss_z", "loss_proximal", "steps",
+                                "eval_score", "eval_local_weight", "bytes_sent", "bytes_received",
                                 "seconds_train", "seconds_communicate", "seconds_aggregate",
                                 "seconds_evaluate", "seconds_checkpoint"]
     public var values: [Double]
@@ -68,15 +68,18 @@ public struct MetricsLog: Sendable {
         log.rounds = try f.read(Int64.self, at: "round").values.map { Int($0) }
         log.stages = try f.read(Int64.self, at: "stage").values.map { Int($0) }
         let r = log.rounds.count
-        var columns: [[Double]] = []
+        var columns: [[Double]?] = []
         var k = 0
+        let present = Set(try f.children(of: "clients"))
         for field in ClientRoundMetrics.fields {
+            // A field added after the file was written reads as NaN.
+            guard present.contains(field) else { columns.append(nil); continue }
             let a = try f.read(Double.self, at: "clients/" + field)
             k = a.shape.count == 2 ? a.shape[1] : 0
             columns.append(a.values)
         }
         log.clients = (0..<r).map { ri in
-            (0..<k).map { ki in ClientRoundMetrics(values: columns.map { $0[ri * k + ki] }) }
+            (0..<k).map { ki in ClientRoundMetrics(values: columns.map { $0?[ri * k + ki] ?? .nan }) }
         }
         let serverColumns = try serverFields.map { try f.read(Double.self, at: "server/" + $0).values }
         log.server = (0..<r).map { ri in serverColumns.map { $0[ri] } }

@@ -58,7 +58,16 @@ public final class RoundLoop {
     static func makeStrategy(_ c: RunConfig) throws -> FederatedStrategy {
         switch c.string("run.algorithm") {
         case "local": return LocalStrategy(learningRate: c.double("train.lr"))
+        case "centralized": return CentralizedStrategy(learningRate: c.double("train.lr"))
         case "fedavg": return FedAvgStrategy(learningRate: c.double("train.lr"))
+        case "fedprox": return FedProxStrategy(learningRate: c.double("train.lr"), mu: Float(c.double("fedprox.mu")))
+        case "shepherd": return ShepherdStrategy(learningRate: c.double("train.lr"))
+        case "feddpa": return FedDPAStrategy(learningRate: c.double("train.lr"), supportPrompts: c.int("feddpa.support"))
+        case "fedadam":
+            var h = FedAdamServer.Hyper()
+            h.eta = c.double("fedadam.eta"); h.beta1 = c.double("fedadam.beta1"); h.beta2 = c.double("fedadam.beta2")
+            h.tau = c.double("fedadam.tau"); h.biasCorrected = c.bool("fedadam.bias_correction")
+            return FedAdamStrategy(learningRate: c.double("train.lr"), hyper: h)
         case "pilot":
             var s = PilotStrategy.Settings()
             s.lrStage1 = c.double("train.lr_stage1")
@@ -129,7 +138,8 @@ public final class RoundLoop {
                 try strategy.prepare(model: built, round: round, client: client, state: state, federation: federation)
                 let losses = try trainLocally(built, data: train, spec: spec, seed: dataSeed(round: round, client: client))
                 m["loss_total"] = losses.total; m["loss_ce"] = losses.ce; m["loss_diff"] = losses.diff
-                m["loss_balance"] = losses.balance; m["loss_z"] = losses.z; m["steps"] = Double(losses.steps)
+                m["loss_balance"] = losses.balance; m["loss_z"] = losses.z; m["loss_proximal"] = losses.proximal
+                m["steps"] = Double(losses.steps)
                 m["seconds_train"] = Date().timeIntervalSince(t0)
                 model = built
             } else {
@@ -158,10 +168,18 @@ public final class RoundLoop {
                 let t2 = Date()
                 try loadPersonalised(model, state: state, client: client)
                 let task = scenario.clientTasks[client]
-                let result = try Evaluation.evaluate(model: model, examples: test, tokenizer: tokenizer, task: task,
-                                                     batchSize: min(config.int("eval.batch_size"), model.maxBatch),
-                                                     maxNewTokens: config.int("eval.max_new_tokens"))
-                m["eval_score"] = result.metric.score
+                let batchSize = min(config.int("eval.batch_size"), model.maxBatch)
+                if let dpa = strategy as? FedDPAStrategy, let train {
+                    let r = try FedDPAInference.evaluate(model: model, examples: test, support: train, supportCount: dpa.supportPrompts,
+                                                         tokenizer: tokenizer, task: task, batchSize: batchSize,
+                                                         maxNewTokens: config.int("eval.max_new_tokens"))
+                    m["eval_score"] = r.evaluation.metric.score
+                    m["eval_local_weight"] = r.weights.map(Double.init).reduce(0, +) / Double(max(r.weights.count, 1))
+                } else {
+                    let result = try Evaluation.evaluate(model: model, examples: test, tokenizer: tokenizer, task: task,
+                                                         batchSize: batchSize, maxNewTokens: config.int("eval.max_new_tokens"))
+                    m["eval_score"] = result.metric.score
+                }
                 m["seconds_evaluate"] = Date().timeIntervalSince(t2)
             }
             model = nil
@@ -194,7 +212,7 @@ public final class RoundLoop {
         return .finished(rounds: rounds)
     }
 
-    struct LocalLosses { var total = 0.0, ce = 0.0, diff = 0.0, balance = 0.0, z = 0.0, steps = 0 }
+    struct LocalLosses { var total = 0.0, ce = 0.0, diff = 0.0, balance = 0.0, z = 0.0, proximal = 0.0, steps = 0 }
 
     /// E epochs over the client's shard in a seeded order, batch by batch (a short last batch
     /// included), with warm-up then a cosine decay over the round's steps.
@@ -205,28 +223,56 @@ public final class RoundLoop {
         var total = epochs * perEpoch
         let cap = config.int("train.max_steps")
         if cap > 0 { total = min(total, cap) }
+        let clients = strategy.dataParallel ? federation.clients : nil
+        if let clients {
+            // Every client takes the same number of steps; a smaller shard wraps around its order.
+            total = Int(try clients.allreduce(scalar: Int64(total), op: .max))
+        }
         let schedule = LRSchedule(peak: Float(spec.learningRate), minimum: Float(spec.learningRate) * 0.1,
                                   warmupSteps: min(config.int("train.warmup_steps"), max(0, total - 1)), totalSteps: max(total, 1))
         model.optimizer.reset()
         var out = LocalLosses()
         var step = 0
         var rng = PilotRNG(seed: seed)
-        epochLoop: for _ in 0..<epochs {
+        if clients != nil && perEpoch == 0 { throw PilotError.message("centralized training: this client has no training examples") }
+        var epoch = 0
+        epochLoop: while step < total {
+            if epoch >= epochs && clients == nil { break }
+            epoch += 1
             var order = Array(0..<data.count)
             for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.int(i + 1)) }
             for b in 0..<perEpoch {
                 if step >= total { break epochLoop }
                 let idx = order[(b * B)..<min((b + 1) * B, order.count)]
-                let parts = try model.trainStep(data.batch(idx), learningRate: schedule.rate(at: step))
+                let parts: LossParts
+                if let clients {
+                    parts = try model.forwardBackward(data.batch(idx))
+                    try Self.sumGradients(model, targets: parts.targets, over: clients)
+                    model.optimizer.step(params: model.parameters.trainable, grads: model.parameters.gradients,
+                                         lr: schedule.rate(at: step))
+                } else {
+                    parts = try model.trainStep(data.batch(idx), learningRate: schedule.rate(at: step))
+                }
                 out.total += parts.total; out.ce += parts.ce; out.diff += parts.diff
-                out.balance += parts.balance; out.z += parts.z
+                out.balance += parts.balance; out.z += parts.z; out.proximal += parts.proximal
                 step += 1
             }
         }
         let n = Double(max(step, 1))
-        out.total /= n; out.ce /= n; out.diff /= n; out.balance /= n; out.z /= n
+        out.total /= n; out.ce /= n; out.diff /= n; out.balance /= n; out.z /= n; out.proximal /= n
         out.steps = step
         return out
+    }
+
+    /// Data-parallel step: turns this client's gradient of its batch's mean loss into its share of the
+    /// union batch's (weight targets_k / Σ targets) and sums the shares over `clients` in rank order,
+    /// so every client ends with the same gradient.
+    static func sumGradients(_ model: MLLM, targets: Int, over clients: any Communicator) throws {
+        let total = try clients.allreduce(scalar: Int64(targets), op: .sum)
+        let grads = model.parameters.gradients
+        let w = total > 0 ? Float(Double(targets) / Double(total)) : 0
+        if w != 1 { let g = grads.pointer; for i in 0..<grads.count { g[i] *= w } }
+        try clients.allreduce(grads.buffer, op: .sum)
     }
 
     /// Puts the personalised (post-aggregation) state into the trained model for evaluation.

@@ -14,8 +14,9 @@ public struct ConfigKey: Sendable {
 public enum RunConfigSchema {
     static let big = Int.max / 4
     public static let keys: [ConfigKey] = [
-        .init(name: "run.algorithm", kind: .string(["pilot", "local", "fedavg"]), defaultValue: .string("pilot"),
-              help: "federated method: pilot (the paper), local (no communication), fedavg"),
+        .init(name: "run.algorithm", kind: .string(["pilot", "local", "centralized", "fedavg", "fedprox", "fedadam", "shepherd", "feddpa"]),
+              defaultValue: .string("pilot"),
+              help: "method: pilot (the paper), local (no communication), centralized (one model on all clients' data, data-parallel), fedavg, fedprox, fedadam, shepherd (LoRA-only FedAvg), feddpa (FedDPA-T)"),
         .init(name: "run.seed", kind: .int(0...big), defaultValue: .int(1), help: "seed of every random choice (data order, initialisation)"),
         .init(name: "run.rounds", kind: .int(1...1000), defaultValue: .int(3), help: "federated rounds R; Pilot runs stage 1 in round 1 and stage 2 after"),
         .init(name: "run.data", kind: .string(nil), defaultValue: nil, help: "scenario directory written by `pilot data generate` (relative to the config file)"),
@@ -48,6 +49,15 @@ public enum RunConfigSchema {
         .init(name: "pilot.ata_m", kind: .int(1...10_000), defaultValue: .int(6), help: "M of top-M (paper: 6 of 8 other clients)"),
         .init(name: "pilot.ata_z", kind: .string(["normalised", "paper_literal"]), defaultValue: .string("normalised"),
               help: "Z of Eq. 12: weights summing to one (default) or as printed (n_k + Σ n_k')"),
+        .init(name: "fedprox.mu", kind: .double(0...1e6), defaultValue: .double(0.01), help: "μ of FedProx's proximal term (μ/2)‖w − w_global‖²"),
+        .init(name: "fedadam.eta", kind: .double(1e-9...10), defaultValue: .double(1e-2), help: "FedAdam server learning rate η"),
+        .init(name: "fedadam.beta1", kind: .double(0...0.999_999), defaultValue: .double(0.9), help: "FedAdam server β1"),
+        .init(name: "fedadam.beta2", kind: .double(0...0.999_999), defaultValue: .double(0.99), help: "FedAdam server β2"),
+        .init(name: "fedadam.tau", kind: .double(1e-12...1), defaultValue: .double(1e-3), help: "FedAdam adaptivity τ (the denominator guard)"),
+        .init(name: "fedadam.bias_correction", kind: .bool, defaultValue: .bool(false),
+              help: "false: the paper's step (Reddi et al.); true: Flower's bias-corrected step η·√(1−β2^(t+1))/(1−β1^(t+1))"),
+        .init(name: "feddpa.support", kind: .int(1...4096), defaultValue: .int(5),
+              help: "FedDPA-T inference: local training prompts whose last-token states weigh the local LoRA per test instance"),
         .init(name: "eval.max_examples", kind: .int(1...1_000_000), defaultValue: .int(200), help: "test examples each client scores (from its task's test split)"),
         .init(name: "eval.max_new_tokens", kind: .int(1...64), defaultValue: .int(16), help: "greedy decoding length cap"),
         .init(name: "eval.batch_size", kind: .int(1...512), defaultValue: .int(32), help: "evaluation batch size"),

@@ -35,11 +35,15 @@ public protocol FederatedStrategy: AnyObject {
     /// Server state that a checkpoint must hold to resume bitwise (e.g. FedAdam's m, v).
     func serverState() -> TensorDict
     func restoreServerState(_ state: TensorDict) throws
+    /// true: the clients sum their gradients every step (centralized training, data-parallel over
+    /// the client ranks) instead of training independently.
+    var dataParallel: Bool { get }
 }
 
 extension FederatedStrategy {
     public func serverState() -> TensorDict { [:] }
     public func restoreServerState(_ state: TensorDict) throws {}
+    public var dataParallel: Bool { false }
 }
 
 // MARK: - Helpers shared by strategies

@@ -64,6 +64,31 @@ extension MLLM {
         return out
     }
 
+    /// The last layer's hidden state (the residual stream before the final norm) at each prompt's last
+    /// token: one [C] vector per prompt, for FedDPA-T's instance-wise weighting. Uses the current
+    /// `localLoRAMix`.
+    public func promptStates(visual: Batch.Visual, prompts: [[Int32]]) throws -> [[Float]] {
+        let B = prompts.count, P = config.visualTokens, T = config.contextLength, L = T - P, C = config.width
+        guard B >= 1, B <= maxBatch else { throw PilotError.invalidArgument("promptStates: \(B) prompts; this model takes 1...\(maxBatch)") }
+        guard prompts.allSatisfy({ !$0.isEmpty && $0.count <= L }) else {
+            throw PilotError.invalidArgument("promptStates: every prompt needs 1...\(L) tokens")
+        }
+        var tokens = [Int32](repeating: 0, count: B * L)
+        var lengths = [Int32](repeating: 0, count: B)
+        for (b, p) in prompts.enumerated() {
+            for (j, t) in p.enumerated() { tokens[b * L + j] = t }
+            lengths[b] = Int32(P + p.count)
+        }
+        let batch = Batch(size: B, visual: visual, tokens: tokens, targets: [Int32](repeating: -1, count: B * T), lengths: lengths)
+        try batch.validate(config, maxBatch: maxBatch)
+        _ = prefill(batch)
+        let last = lm.resid[config.layers].pointer
+        return (0..<B).map { b in
+            let row = last + (b * T + Int(lengths[b]) - 1) * C
+            return Array(UnsafeBufferPointer(start: row, count: C))
+        }
+    }
+
     /// Argmax of the logits at position lengths[b] − 1 of each sequence (after `prefill`).
     func lastPositionArgmax(batch B: Int, lengths: [Int32]) -> [Int32] {
         let T = config.contextLength, C = config.width
