@@ -2,6 +2,8 @@
 # The whole test suite, from a fresh machine: set up, build release, run every unit test and the
 # multi-rank tests (which launch mpirun on the release binary) in one `swift test` run.
 # Numeric tests only mean something in release builds, so everything runs with -c release.
+# SlurmJobTests runs scripts/test_slurm.sh: the jobs/*.sbatch scripts on a real single-node Slurm
+# (../shared/slurm, as root; skipped only if Slurm cannot run or be installed here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -9,5 +11,5 @@ echo "== build (release)"
 swift build -c release 2>&1 | tail -n 3
 export PILOT_BIN="$PWD/.build/release/pilot"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-echo "== swift test (release; unit tests + mpirun tests)"
+echo "== swift test (release; unit tests + mpirun tests + Slurm job tests)"
 swift test -c release -Xswiftc -enable-testing "$@"

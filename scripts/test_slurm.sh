@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The jobs/*.sbatch scripts on a real single-node Slurm cluster (../shared/slurm/slurm-up.sh:
+# slurm 22.05 + munge, no systemd; as root). About a minute on 2 cores. Checks:
+#   0. jobs/pretrain.sbatch generates a tiny vu scenario and pretrains a micro base model (2 ranks);
+#   a. sbatch --wait jobs/train.sbatch CONFIG RUN exits 0 with the last round committed, and a
+#      second submission on the finished run exits 0 ("run already complete");
+#   b. a second run gets `scancel -b -s USR1` once round 1 is committed: the job stops after
+#      committing its round (exit 75), requeues itself, resumes and completes; its final round
+#      equals (a)'s bit for bit (scripts/compare_rounds.py: every dataset of the round file and of
+#      every client file);
+#   c. a two-element jobs/sweep.sbatch array (seeds 1 and 2, run.rounds=3 as an override) finishes
+#      both runs, each with its own seed, and the two results differ.
+# Exit 0: all passed; 77: skipped (not root, or Slurm cannot be installed); anything else: failed.
+# Environment: PILOT_BIN (default .build/release/pilot), SLURM_LAB (default ../shared/slurm),
+# PYTHON (with h5py; default /usr/bin/python3), KEEP=1 keeps the work directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+LAB=${SLURM_LAB:-$REPO/../shared/slurm}
+PYTHON=${PYTHON:-/usr/bin/python3}
+export PILOT_BIN=${PILOT_BIN:-$REPO/.build/release/pilot}
+T0=$(date +%s)
+say() { echo "[test_slurm +$(( $(date +%s) - T0 ))s] $*"; }
+fail() { say "FAIL: $*"; exit 1; }
+skip() { say "SKIP: $*"; exit 77; }
+
+[ "$(id -u)" = 0 ] || skip "the lab cluster runs its daemons as root; run as root"
+[ -f "$LAB/slurm-up.sh" ] || skip "no $LAB/slurm-up.sh (the shared folder beside the repository)"
+[ -x "$PILOT_BIN" ] || fail "no pilot binary at $PILOT_BIN: swift build -c release --product pilot"
+"$PYTHON" -c "import h5py, numpy" 2>/dev/null || fail "$PYTHON cannot import h5py and numpy (scripts/bootstrap.sh installs them)"
+
+WORK=$(mktemp -d /tmp/pilot-slurm-test.XXXXXX)
+STARTED=0
+cleanup() {
+  if [ "$STARTED" = 1 ]; then bash "$LAB/slurm-down.sh" --purge >/dev/null 2>&1 || true; fi
+  if [ "${KEEP:-0}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- cluster
+# Slurm we did not start (already up) is left running; one we start is stopped and purged.
+if ! up=$(bash "$LAB/slurm-up.sh" 2>&1); then
+  echo "$up" | tail -n 30
+  if ! command -v sbatch >/dev/null || ! command -v slurmctld >/dev/null; then
+    skip "Slurm is not installed and could not be installed (no network or no packages)"
+  fi
+  fail "slurm-up.sh failed"
+fi
+case "$up" in *"already up"*) ;; *) STARTED=1 ;; esac
+. "${SLURM_LAB_DIR:-/tmp/slurm-lab}/env.sh"
+say "cluster up: $(sinfo -h -o '%P %T cpus=%c')"
+
+# submit [SBATCH ARGS...]: sbatch --wait with a time limit per job and a log under $WORK;
+# prints sbatch's exit status (the job's) and never makes the script exit.
+submit() { local rc=0; timeout 300 sbatch --wait --time=4 "$@" >/dev/null || rc=$?; echo "$rc"; }
+# The run's newest committed round file.
+latest() { cat "$1/ckpt/latest" 2>/dev/null || echo none; }
+show_log() { echo "---- $1"; tail -n 40 "$1" 2>/dev/null || true; }
+
+# ---------------------------------------------------------------- 0. pretrain.sbatch
+rc=$(PILOT_DATA_SEED=3 submit -o "$WORK/pretrain.out" jobs/pretrain.sbatch vu "$WORK/data" tiny \
+       --model-size micro --steps 4 --batch 8 --eval-test 0)
+[ "$rc" = 0 ] && [ -f "$WORK/data/base.h5" ] || { show_log "$WORK/pretrain.out"; fail "pretrain.sbatch: exit $rc"; }
+grep -q "on 2 ranks" "$WORK/pretrain.out" || { show_log "$WORK/pretrain.out"; fail "pretrain did not run on 2 ranks"; }
+say "ok 0: pretrain.sbatch wrote data/ and base.h5 on 2 ranks"
+
+# The tiny config, derived from configs/tiny with the fixture's paths and small settings. Eight
+# rounds of about 0.6 s leave several rounds between the first commit and the end, so the signal
+# of (b) lands mid-run.
+"$PYTHON" scripts/derive_config.py configs/tiny/pilot.toml "$WORK/cfg/tiny.toml" \
+  run.data="$WORK/data" run.base="$WORK/data/base.h5" run.seed=5 run.rounds=8 \
+  train.max_steps=2 eval.max_examples=6 eval.max_new_tokens=6
+ROUNDS=8
+
+# ---------------------------------------------------------------- a. train.sbatch, uninterrupted
+A=$WORK/runs/a
+rc=$(submit -o "$WORK/a.out" jobs/train.sbatch "$WORK/cfg/tiny.toml" "$A")
+[ "$rc" = 0 ] || { show_log "$WORK/a.out"; fail "a: train.sbatch exited $rc"; }
+[ "$(latest "$A")" = "$(printf 'round_%03d.h5' $ROUNDS)" ] || fail "a: latest is $(latest "$A")"
+"$PILOT_BIN" inspect --verify "$A/ckpt/$(latest "$A")" >/dev/null || fail "a: checksum verification failed"
+rc=$(submit -o "$WORK/a2.out" jobs/train.sbatch "$WORK/cfg/tiny.toml" "$A")
+[ "$rc" = 0 ] && grep -q "run already complete" "$WORK/a2.out" || { show_log "$WORK/a2.out"; fail "a: resubmitting a finished run: exit $rc"; }
+say "ok a: train.sbatch finished round $ROUNDS; resubmitted, it says the run is complete and exits 0"
+
+# ---------------------------------------------------------------- b. USR1 mid-run, requeue, resume
+B=$WORK/runs/b
+timeout 300 sbatch --wait --time=4 --parsable -o "$WORK/b.out" jobs/train.sbatch "$WORK/cfg/tiny.toml" "$B" >"$WORK/b.id" &
+SB=$!
+for _ in $(seq 1200); do [ -f "$B/ckpt/round_001.h5" ] || ! kill -0 $SB 2>/dev/null && break; sleep 0.1; done
+[ -f "$B/ckpt/round_001.h5" ] || { show_log "$WORK/b.out"; fail "b: round 1 was never committed"; }
+JOB=$(cat "$WORK/b.id")
+scancel -b -s USR1 "$JOB"
+say "b: job $JOB has committed round 1; sent USR1 to its batch script"
+rc=0; wait $SB || rc=$?
+[ "$rc" = 0 ] || { show_log "$WORK/b.out"; show_log "$B/jobs.log"; fail "b: job exited $rc"; }
+cat "$B/jobs.log"
+grep -q "restart 0: exit 75 after USR1" "$B/jobs.log" || fail "b: the first run did not stop with 75 after USR1 (did the signal arrive after the last round?)"
+grep -q "requeued" "$B/jobs.log" || fail "b: the job did not requeue itself"
+grep -q "restart 1: start --resume" "$B/jobs.log" || fail "b: the requeued run did not resume"
+grep -q "restart 1: exit 0" "$B/jobs.log" || fail "b: the resumed run did not finish"
+grep -q "resumed $B after round" "$WORK/b.out" || fail "b: pilot did not report the resume"
+[ "$(latest "$B")" = "$(printf 'round_%03d.h5' $ROUNDS)" ] || fail "b: latest is $(latest "$B")"
+"$PYTHON" scripts/compare_rounds.py "$A" "$B" $ROUNDS || fail "b: the resumed run differs from (a)"
+say "ok b: stopped by USR1 ($(grep -o 'stop requested by signal: round [0-9]* is committed' "$WORK/b.out")), requeued, resumed, bitwise equal to (a)"
+
+# ---------------------------------------------------------------- c. sweep.sbatch array
+printf '# two seeds of the test config, three rounds each\n%s 1 run.rounds=3\n\n%s 2 run.rounds=3\n' \
+  "$WORK/cfg/tiny.toml" "$WORK/cfg/tiny.toml" >"$WORK/sweep.txt"
+rc=$(submit --array=0-1 -o "$WORK/sweep-%a.out" jobs/sweep.sbatch "$WORK/sweep.txt" "$WORK/sweep")
+[ "$rc" = 0 ] || { show_log "$WORK/sweep-0.out"; show_log "$WORK/sweep-1.out"; fail "c: sweep array exited $rc"; }
+for seed in 1 2; do
+  R=$WORK/sweep/cfg-tiny-s$seed-run.rounds=3
+  [ "$(latest "$R")" = round_003.h5 ] || { ls "$WORK/sweep"; fail "c: $R: latest is $(latest "$R")"; }
+  grep -qx "seed = $seed" "$R/config.toml" && grep -qx "rounds = 3" "$R/config.toml" \
+    || fail "c: $R/config.toml does not have seed $seed and 3 rounds"
+done
+if "$PYTHON" scripts/compare_rounds.py "$WORK/sweep/cfg-tiny-s1-run.rounds=3" "$WORK/sweep/cfg-tiny-s2-run.rounds=3" 3 >/dev/null; then
+  fail "c: seeds 1 and 2 gave identical results"
+fi
+say "ok c: sweep array of 2 finished both runs (seeds 1 and 2, 3 rounds each), with different results"
+say "PASS (slurm job scripts)"
