@@ -5,5 +5,8 @@
 set -euo pipefail
 args=(--oversubscribe --bind-to none -x OMPI_MCA_mpi_yield_when_idle=1 -x "OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}")
 if [ "$(id -u)" = "0" ]; then args=(--allow-run-as-root "${args[@]}"); fi
+# OpenMPI hands rank 0 a pseudo-terminal even when mpirun's own output goes to a file or a pipe;
+# tell pilot whether a person is actually watching, so that logs get no progress redraws.
+if [ -t 1 ]; then args+=(-x PILOT_TTY=1); else args+=(-x PILOT_TTY=0); fi
 export OMPI_MCA_mpi_yield_when_idle=1
 exec mpirun "${args[@]}" "$@"

@@ -3,13 +3,14 @@ import PilotCore
 
 /// On a terminal, redraws "round r · phase · seconds" once a second on one line while rank 0 waits
 /// in a collective (a helper thread draws; it never calls MPI). Elsewhere it does nothing, so logs
-/// get only the plain per-round lines.
+/// get only the plain per-round lines. OpenMPI gives rank 0 a pseudo-terminal even when mpirun's
+/// output is redirected, so `PILOT_TTY=0` (set by scripts/mpirun.sh in that case) turns it off.
 final class PhaseIndicator: @unchecked Sendable {
     private let lock = NSLock()
     private var label = ""
     private var since = Date()
     private var active = false
-    let enabled = Console.isTerminal(1)
+    let enabled = Console.isTerminal(1) && ProcessInfo.processInfo.environment["PILOT_TTY"] != "0"
 
     init() {
         guard enabled else { return }
