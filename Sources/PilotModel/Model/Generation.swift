@@ -23,21 +23,9 @@ extension MLLM {
     public func generate(visual: Batch.Visual, prompts: [[Int32]], maxNewTokens: Int, eosToken: Int32? = nil,
                          useKVCache: Bool = true) throws -> [[Int32]] {
         let B = prompts.count, P = config.visualTokens, T = config.contextLength, L = T - P
-        guard B >= 1, B <= maxBatch else { throw PilotError.invalidArgument("generate: \(B) prompts; this model takes 1...\(maxBatch)") }
-        guard prompts.allSatisfy({ !$0.isEmpty && $0.count <= L }) else {
-            throw PilotError.invalidArgument("generate: every prompt needs 1...\(L) tokens")
-        }
-        var tokens = [Int32](repeating: 0, count: B * L)
-        var lengths = [Int32](repeating: 0, count: B)
-        for (b, p) in prompts.enumerated() {
-            for (j, t) in p.enumerated() { tokens[b * L + j] = t }
-            lengths[b] = Int32(P + p.count)
-        }
+        var (batch, lengths) = try promptBatch(visual: visual, prompts: prompts, caller: "generate")
         var out = [[Int32]](repeating: [], count: B)
         var done = [Bool](repeating: false, count: B)
-        let noTargets = [Int32](repeating: -1, count: B * T)
-        var batch = Batch(size: B, visual: visual, tokens: tokens, targets: noTargets, lengths: lengths)
-        try batch.validate(config, maxBatch: maxBatch)
         _ = prefill(batch)
         var next = lastPositionArgmax(batch: B, lengths: lengths)
         for _ in 0..<maxNewTokens {
@@ -68,10 +56,23 @@ extension MLLM {
     /// token: one [C] vector per prompt, for FedDPA-T's instance-wise weighting. Uses the current
     /// `localLoRAMix`.
     public func promptStates(visual: Batch.Visual, prompts: [[Int32]]) throws -> [[Float]] {
-        let B = prompts.count, P = config.visualTokens, T = config.contextLength, L = T - P, C = config.width
-        guard B >= 1, B <= maxBatch else { throw PilotError.invalidArgument("promptStates: \(B) prompts; this model takes 1...\(maxBatch)") }
+        let B = prompts.count, T = config.contextLength, C = config.width
+        let (batch, lengths) = try promptBatch(visual: visual, prompts: prompts, caller: "promptStates")
+        _ = prefill(batch)
+        let last = lm.resid[config.layers].pointer
+        return (0..<B).map { b in
+            let row = last + (b * T + Int(lengths[b]) - 1) * C
+            return Array(UnsafeBufferPointer(start: row, count: C))
+        }
+    }
+
+    /// A validated batch of prompts with no targets (text ids left-aligned after the visual tokens)
+    /// and its lengths, P + prompt length each.
+    private func promptBatch(visual: Batch.Visual, prompts: [[Int32]], caller: String) throws -> (Batch, [Int32]) {
+        let B = prompts.count, P = config.visualTokens, T = config.contextLength, L = T - P
+        guard B >= 1, B <= maxBatch else { throw PilotError.invalidArgument("\(caller): \(B) prompts; this model takes 1...\(maxBatch)") }
         guard prompts.allSatisfy({ !$0.isEmpty && $0.count <= L }) else {
-            throw PilotError.invalidArgument("promptStates: every prompt needs 1...\(L) tokens")
+            throw PilotError.invalidArgument("\(caller): every prompt needs 1...\(L) tokens")
         }
         var tokens = [Int32](repeating: 0, count: B * L)
         var lengths = [Int32](repeating: 0, count: B)
@@ -81,12 +82,7 @@ extension MLLM {
         }
         let batch = Batch(size: B, visual: visual, tokens: tokens, targets: [Int32](repeating: -1, count: B * T), lengths: lengths)
         try batch.validate(config, maxBatch: maxBatch)
-        _ = prefill(batch)
-        let last = lm.resid[config.layers].pointer
-        return (0..<B).map { b in
-            let row = last + (b * T + Int(lengths[b]) - 1) * C
-            return Array(UnsafeBufferPointer(start: row, count: C))
-        }
+        return (batch, lengths)
     }
 
     /// Argmax of the logits at position lengths[b] − 1 of each sequence (after `prefill`).
