@@ -47,6 +47,25 @@ struct DataGenerateCommand: ParsableCommand {
     @Option(name: .customLong("pretrain-size"), help: "Examples in the pretraining split (overrides the preset).")
     var pretrainSize: Int?
 
+    @Option(name: .customLong("pretrain-mix"),
+            help: "Task shares of the pretraining split as task=weight,… (default caption=0.4 and 0.15 for each other task; e.g. caption=1 for a LLaVA-style caption-only alignment split).")
+    var pretrainMix: String?
+
+    /// Parses --pretrain-mix into task → weight.
+    func parsedMix() throws -> [FedTask: Double]? {
+        guard let pretrainMix else { return nil }
+        var mix: [FedTask: Double] = [:]
+        for part in pretrainMix.split(separator: ",") {
+            let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard kv.count == 2, let task = FedTask(rawValue: kv[0]), let w = Double(kv[1]), w >= 0 else {
+                throw ValidationError("--pretrain-mix: '\(part)' is not task=weight with a task of \(FedTask.allCases.map(\.rawValue).joined(separator: ", ")) and a weight ≥ 0")
+            }
+            mix[task] = w
+        }
+        guard mix.values.reduce(0, +) > 0 else { throw ValidationError("--pretrain-mix: the weights sum to 0") }
+        return mix
+    }
+
     func validate() throws {
         guard Scenario(rawValue: scenario) != nil else { throw ValidationError("--scenario must be vu or gvqa, not '\(scenario)'") }
         guard SizePreset(rawValue: size) != nil else { throw ValidationError("--size must be tiny, small or paper, not '\(size)'") }
@@ -57,13 +76,15 @@ struct DataGenerateCommand: ParsableCommand {
         for (name, v) in [("--per-client", perClient), ("--test-size", testSize), ("--pretrain-size", pretrainSize)] {
             if let v, v < 1 { throw ValidationError("\(name) must be at least 1") }
         }
+        _ = try parsedMix()
     }
 
     func run() throws {
-        let config = try ScenarioConfig(
+        var config = try ScenarioConfig(
             scenario: try Scenario.parse(scenario), seed: seed, size: SizePreset(rawValue: size)!, imageSize: imageSize,
             clientsPerTask: clientsPerTask, split: split == "random" ? .random : .dirichlet(alpha: alpha),
             perClient: perClient, testPerTask: testSize, pretrainCount: pretrainSize)
+        if let mix = try parsedMix() { config.pretrainMix = mix }
         let start = Date()
         let generated = try ScenarioGenerator.generate(config)
         try ScenarioGenerator.write(generated, to: out)

@@ -98,4 +98,16 @@ import Testing
         }
         #expect(missing.isEmpty, "not in TaskGenerator.lexicon: \(missing.sorted())")
     }
+
+    @Test("a caption-only pretraining mix gives a pretraining split of captions, the same clients, tests and vocabulary")
+    func captionOnlyPretrainingMix() throws {
+        var cfg = try ScenarioConfig(scenario: .vu, seed: 7, size: .tiny)
+        cfg.pretrainMix = [.caption: 1]
+        let mixed = try Self.tiny(), captions = try ScenarioGenerator.generate(cfg)
+        #expect(captions.pretrain.examples.count == mixed.pretrain.examples.count)
+        #expect(Set(captions.pretrain.examples.map(\.task)) == [.caption])
+        #expect(captions.clients.map { $0.examples.map(\.id) } == mixed.clients.map { $0.examples.map(\.id) })
+        #expect(captions.clients.map { $0.examples.map(\.answer) } == mixed.clients.map { $0.examples.map(\.answer) })
+        #expect(captions.tokenizer.count == mixed.tokenizer.count)
+    }
 }
