@@ -3,12 +3,10 @@ import PilotModel
 
 /// The single-stage baselines (DESIGN §4): every client trains one connector and LoRA from the
 /// base, and the next round starts from the client's state. Subclasses define what crosses the
-/// network. On a client, `roundStart` keeps the trainable buffer as the round began (the global
-/// model for the FedAvg family), which FedProx anchors to and FedAdam measures its update from.
+/// network.
 public class SingleStageStrategy {
     let learningRate: Double
     let variant: ConnectorVariant
-    var roundStart: [Float] = []
 
     public init(learningRate: Double, variant: ConnectorVariant = .mlp) {
         self.learningRate = learningRate; self.variant = variant
@@ -20,7 +18,6 @@ public class SingleStageStrategy {
 
     public func prepare(model: MLLM, round: Int, client: Int, state: TensorDict?, federation: Federation) throws {
         if let state { try model.assign(state) }
-        roundStart = model.parameters.trainable.values
     }
 }
 
@@ -109,11 +106,18 @@ public final class FedDPAStrategy: AveragingStrategy, FederatedStrategy {
 /// server keeps optimizer state (m, v, t; checkpointed).
 public final class FedAdamStrategy: SingleStageStrategy, FederatedStrategy {
     var server: FedAdamServer
+    /// Client: the global model x as the round began (what the update is measured from).
+    var roundStart: [Float] = []
     public var name: String { "fedadam" }
 
     public init(learningRate: Double, hyper: FedAdamServer.Hyper) {
         server = FedAdamServer(hyper: hyper)
         super.init(learningRate: learningRate)
+    }
+
+    public override func prepare(model: MLLM, round: Int, client: Int, state: TensorDict?, federation: Federation) throws {
+        try super.prepare(model: model, round: round, client: client, state: state, federation: federation)
+        roundStart = model.parameters.trainable.values
     }
 
     public func communicate(round: Int, model: MLLM?, federation: Federation) throws -> TensorDict? {

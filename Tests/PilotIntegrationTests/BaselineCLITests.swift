@@ -93,10 +93,8 @@ struct BaselineCLITests {
         #expect(py.status == 0 && py.stdout.contains("ok"), "h5py (\(m.name)): \(py.stderr)")
 
         // pilot eval reproduces the run's stored score (for feddpa: with the instance-wise weighting).
-        let ev = try runProcess(pilotBinary, ["eval", "--run", dir.file("full"), "--client", "7", "--max-examples", "6", "--max-new-tokens", "6"])
+        let ev = try TrainCLITests.evalAgainstMetrics(run: dir.file("full"), client: 7, round: 3)
         #expect(ev.status == 0, "eval: \(ev.stderr)")
-        let printed = Double(ev.stdout.split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
-        let stored = try H5File.open(dir.file("full/metrics.h5")).read(Double.self, at: "clients/eval_score").values[2 * 9 + 7]
-        #expect(printed.map { abs($0 - stored) < 1e-6 } == true, "\(m.name): eval printed \(ev.stdout), metrics.h5 has \(stored)")
+        #expect(ev.printed.map { abs($0 - ev.stored) < 1e-6 } == true, "\(m.name): eval printed \(ev.stdout), metrics.h5 has \(ev.stored)")
     }
 }

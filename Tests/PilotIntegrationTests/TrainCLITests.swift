@@ -51,6 +51,17 @@ struct TrainCLITests {
         return path
     }
 
+    /// Runs `pilot eval` on client `client`'s model of `round` (6 examples, 6 new tokens, as the
+    /// test configs evaluate) and returns the score it printed next to the one in metrics.h5.
+    static func evalAgainstMetrics(run: String, client: Int, round: Int, clients: Int = 9) throws
+        -> (status: Int32, stdout: String, stderr: String, printed: Double?, stored: Double) {
+        let ev = try runProcess(pilotBinary, ["eval", "--run", run, "--client", "\(client)", "--round", "\(round)",
+                                              "--max-examples", "6", "--max-new-tokens", "6"])
+        let printed = Double(ev.stdout.split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+        let stored = try H5File.open(run + "/metrics.h5").read(Double.self, at: "clients/eval_score").values[(round - 1) * clients + client]
+        return (ev.status, ev.stdout, ev.stderr, printed, stored)
+    }
+
     /// Every dataset of every file of the final round, by (file, dataset) path.
     static func finalRoundDatasets(_ run: String, round: Int) throws -> [String: [Float]] {
         var out: [String: [Float]] = [:]
@@ -113,11 +124,9 @@ struct TrainCLITests {
         #expect(py.status == 0 && py.stdout.contains("ok"), "h5py: \(py.stderr)")
 
         // pilot eval rebuilds client 4's personalised model from the checkpoint and gets the run's score.
-        let ev = try runProcess(pilotBinary, ["eval", "--run", dir.file("run"), "--client", "4", "--max-examples", "6", "--max-new-tokens", "6"])
+        let ev = try Self.evalAgainstMetrics(run: dir.file("run"), client: 4, round: 3)
         #expect(ev.status == 0, "eval: \(ev.stderr)")
-        let printed = Double(ev.stdout.split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
-        let stored = try H5File.open(dir.file("run/metrics.h5")).read(Double.self, at: "clients/eval_score").values[2 * 9 + 4]
-        #expect(printed.map { abs($0 - stored) < 1e-6 } == true, "eval printed \(ev.stdout), metrics.h5 has \(stored)")
+        #expect(ev.printed.map { abs($0 - ev.stored) < 1e-6 } == true, "eval printed \(ev.stdout), metrics.h5 has \(ev.stored)")
     }
 
     @Test("stop after round r, resume: the final checkpoint equals an uninterrupted run's bit for bit", arguments: [1, 2])
