@@ -126,6 +126,15 @@ struct TrainCommand: ParsableCommand {
         for t in Set(scenario.clientTasks) where !FileManager.default.isReadableFile(atPath: scenario.testPath(t)) { missing.append(scenario.testPath(t)) }
         if !FileManager.default.isReadableFile(atPath: cfg.path("run.base")) { missing.append(cfg.path("run.base") + " (create it with `pilot pretrain`)") }
         if !missing.isEmpty { throw PilotError.message("missing or unreadable data files:\n  " + missing.joined(separator: "\n  ")) }
+        let first = cfg.int("eval.first_example")
+        if first > 0 {
+            for t in Set(scenario.clientTasks) {
+                let n = try scenario.test(t).examples.count
+                if first >= n {
+                    throw PilotError.message("eval.first_example = \(first) is past the end of \(scenario.testPath(t)) (\(n) examples): use a value below \(n)")
+                }
+            }
+        }
         if launch.rank == 0 && resume == nil {
             try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
             let dest = runDir + "/config.toml"

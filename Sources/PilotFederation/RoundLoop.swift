@@ -47,7 +47,12 @@ public final class RoundLoop {
             let shard = try scenario.client(k)
             let batcher = try Batcher(config: baseConfig, tokenizer: tokenizer, truncate: true)
             local = try batcher.prepare(shard.examples)
-            test = Array(try scenario.test(scenario.clientTasks[k]).examples.prefix(config.int("eval.max_examples")))
+            let split = try scenario.test(scenario.clientTasks[k]).examples
+            let first = config.int("eval.first_example")
+            guard first < split.count else {
+                throw PilotError.invalidArgument("eval.first_example = \(first) is past the end of the \(scenario.clientTasks[k].rawValue) test split (\(split.count) examples); use a value below \(split.count)")
+            }
+            test = Array(split.dropFirst(first).prefix(config.int("eval.max_examples")))
         }
         train = local
         self.test = test

@@ -59,6 +59,8 @@ public enum RunConfigSchema {
         .init(name: "feddpa.support", kind: .int(1...4096), defaultValue: .int(5),
               help: "FedDPA-T inference: local training prompts whose last-token states weigh the local LoRA per test instance"),
         .init(name: "eval.max_examples", kind: .int(1...1_000_000), defaultValue: .int(200), help: "test examples each client scores (from its task's test split)"),
+        .init(name: "eval.first_example", kind: .int(0...1_000_000), defaultValue: .int(0),
+              help: "index of the first test example scored: 0 for the reported scores, e.g. 200 for a held-out slice that tunes learning rates"),
         .init(name: "eval.max_new_tokens", kind: .int(1...64), defaultValue: .int(16), help: "greedy decoding length cap"),
         .init(name: "eval.batch_size", kind: .int(1...512), defaultValue: .int(32), help: "evaluation batch size"),
     ]

@@ -232,6 +232,8 @@ struct TrainCLITests {
                   message: "world size is 4 but"),
         BadConfig(name: "missing data", edit: { $0.replacingOccurrences(of: "base.h5\"", with: "nope.h5\"") }, np: 10,
                   message: "missing or unreadable data files"),
+        BadConfig(name: "eval slice past the test split", edit: { $0.replacingOccurrences(of: "[eval]", with: "[eval]\nfirst_example = 100000") }, np: 10,
+                  message: "eval.first_example = 100000 is past the end of"),
     ]
 
     @Test("bad configs are rejected before MPI starts, by rank 0, and every rank exits", arguments: badConfigs)
