@@ -48,7 +48,7 @@ struct DataGenerateCommand: ParsableCommand {
     var pretrainSize: Int?
 
     @Option(name: .customLong("pretrain-mix"),
-            help: "Task shares of the pretraining split as task=weight,… (default caption=0.4 and 0.15 for each other task; e.g. caption=1 for a LLaVA-style caption-only alignment split).")
+            help: "Task shares of the pretraining split as task=weight,… (default: half captions and half the tasks no client of the scenario owns, i.e. vu caption=0.5,ocr=0.25,science=0.25 and gvqa caption=0.5,grounding=0.5; caption=1 is a caption-only alignment split).")
     var pretrainMix: String?
 
     /// Parses --pretrain-mix into task → weight.

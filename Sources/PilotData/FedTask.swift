@@ -48,6 +48,20 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
         }
     }
 
+    /// The default task shares of the public pretraining split: half captions (LLaVA's feature
+    /// alignment: the base learns to see and to describe) and half, in equal parts, the other
+    /// instruction tasks that none of this scenario's clients owns (the base learns to follow
+    /// instructions). vu: caption 0.5, ocr 0.25, science 0.25; gvqa: caption 0.5, grounding 0.5.
+    /// Calibration (docs/calibration.md): with every client format in pretraining the base already
+    /// matched local tuning; with captions only it could not follow instructions at all, and every
+    /// method with one global model collapsed to a single answer format.
+    public var defaultPretrainMix: [FedTask: Double] {
+        let others = FedTask.allCases.filter { $0 != .caption && !tasks.contains($0) }
+        var mix: [FedTask: Double] = [.caption: 0.5]
+        for t in others { mix[t, default: 0] += 0.5 / Double(others.count) }
+        return mix
+    }
+
     public static func parse(_ name: String) throws -> Scenario {
         guard let s = Scenario(rawValue: name.lowercased()) else {
             throw PilotError.invalidArgument("unknown scenario '\(name)'; expected vu (vqa, caption, grounding) or gvqa (science, vqa, ocr)")

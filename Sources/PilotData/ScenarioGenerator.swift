@@ -10,7 +10,7 @@ public enum SizePreset: String, CaseIterable, Sendable {
     public var perClient: Int { switch self { case .tiny: 24; case .small: 300; case .paper: 2000 } }
     /// Examples in each task's test split.
     public var testPerTask: Int { switch self { case .tiny: 30; case .small: 300; case .paper: 1000 } }
-    /// Examples in the public pretraining split (all five tasks, caption-heavy).
+    /// Examples in the public pretraining split (see `pretrainMix`).
     public var pretrain: Int { switch self { case .tiny: 100; case .small: 1500; case .paper: 10000 } }
 }
 
@@ -34,8 +34,10 @@ public struct ScenarioConfig: Equatable, Sendable {
     public var perClient: Int
     public var testPerTask: Int
     public var pretrainCount: Int
-    /// Share of each task in the pretraining split (normalised; caption-heavy like LLaVA's
-    /// feature-alignment stage, so that the base model is clearly behind local tuning).
+    /// Share of each task in the pretraining split (normalised). The default is
+    /// `Scenario.defaultPretrainMix`: half captions (LLaVA's feature alignment) and half the
+    /// instruction tasks that no client of the scenario owns, so that the base follows
+    /// instructions but has never seen a client's task format (docs/calibration.md).
     public var pretrainMix: [FedTask: Double]
     /// Largest vocabulary the tokenizer may have (the model's vocab size).
     public var maxVocab: Int
@@ -56,7 +58,7 @@ public struct ScenarioConfig: Equatable, Sendable {
         guard self.perClient >= 1, self.testPerTask >= 1, self.pretrainCount >= FedTask.allCases.count else {
             throw PilotError.invalidArgument("sizes must be positive (per client \(self.perClient), test \(self.testPerTask)) and the pretraining split needs at least 5 examples")
         }
-        pretrainMix = [.caption: 0.4, .vqa: 0.15, .grounding: 0.15, .ocr: 0.15, .science: 0.15]
+        pretrainMix = scenario.defaultPretrainMix
         self.maxVocab = maxVocab
     }
 }

@@ -17,7 +17,8 @@ import Testing
             #expect(c.examples.allSatisfy { $0.task.rawValue == c.metadata.task })
         }
         #expect(Set(s.tests.keys) == Set(Scenario.vu.tasks))
-        #expect(Set(s.pretrain.examples.map(\.task)) == Set(FedTask.allCases))
+        // Captions plus only tasks that no client owns (docs/calibration.md).
+        #expect(Set(s.pretrain.examples.map(\.task)).intersection(Scenario.vu.tasks) == [.caption])
         #expect(s.pretrain.examples.count == SizePreset.tiny.pretrain)
     }
 
@@ -99,13 +100,18 @@ import Testing
         #expect(missing.isEmpty, "not in TaskGenerator.lexicon: \(missing.sorted())")
     }
 
-    @Test("a caption-only pretraining mix gives a pretraining split of captions, the same clients, tests and vocabulary")
-    func captionOnlyPretrainingMix() throws {
+    @Test("the default pretraining split holds captions and only tasks no client owns; another mix changes only the pretraining split, not the clients, tests or vocabulary")
+    func pretrainingMix() throws {
         var cfg = try ScenarioConfig(scenario: .vu, seed: 7, size: .tiny)
-        cfg.pretrainMix = [.caption: 1]
-        let mixed = try GeneratorTests.tiny(), captions = try ScenarioGenerator.generate(cfg)
+        cfg.pretrainMix = [.caption: 0.4, .vqa: 0.15, .grounding: 0.15, .ocr: 0.15, .science: 0.15]
+        let captions = try GeneratorTests.tiny(), mixed = try ScenarioGenerator.generate(cfg)
         #expect(captions.pretrain.examples.count == mixed.pretrain.examples.count)
-        #expect(Set(captions.pretrain.examples.map(\.task)) == [.caption])
+        #expect(Set(captions.pretrain.examples.map(\.task)) == [.caption, .ocr, .science])
+        let gvqa = try GeneratorTests.tiny(.gvqa)
+        #expect(Set(gvqa.pretrain.examples.map(\.task)) == [.caption, .grounding])
+        let n = captions.pretrain.examples.count
+        #expect(captions.pretrain.examples.filter { $0.task == .caption }.count == n / 2)
+        #expect(Set(mixed.pretrain.examples.map(\.task)) == Set(FedTask.allCases))
         let ids: (GeneratedScenario) -> [[String]] = { g in g.clients.map { c in c.examples.map { e in e.id + "|" + e.answer } } }
         #expect(ids(captions) == ids(mixed))
         #expect(captions.tokenizer.count == mixed.tokenizer.count)

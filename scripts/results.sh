@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The comparison of docs/results.md (issue #7), from nothing or from the committed results/.
+#
+#   scripts/results.sh run       data + base models for vu and gvqa (if missing), every run of
+#                                jobs/sweep.txt under mpirun (resumes, skips finished runs), then
+#                                copies each run's metrics.h5 into results/runs/ and makes the tables
+#   scripts/results.sh tables    only the tables, from results/runs/ (no training; a few seconds)
+#   scripts/results.sh check     the tables from results/runs/, compared with the committed ones
+#
+# The tables are `pilot report` outputs, one per table of the paper: results/tables/<name>.md
+# (markdown, what docs/results.md shows), <name>.csv (tidy) and, for the method comparisons, a
+# plot of the score per round (<name>.svg). Set SWEEP_FILTER to run only some lines (e.g.
+# 'configs/vu/') and SWEEP_ROOT to put the run directories elsewhere (default runs/sweep).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-}
+PILOT=${PILOT_BIN:-.build/release/pilot}
+RUNS=results/runs
+ROOT=${SWEEP_ROOT:-runs/sweep}
+
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+
+prepare() {
+  bash scripts/bootstrap.sh
+  echo "== build (release)"
+  swift build -c release --product pilot 2>&1 | tail -n 1
+  for s in vu gvqa; do
+    if [ ! -f "data/$s/scenario.json" ]; then
+      echo "== pilot data generate --scenario $s --seed 1"
+      "$PILOT" data generate --scenario "$s" --size small --seed 1 --out "data/$s"
+    fi
+    if [ ! -f "data/$s/base.h5" ]; then
+      echo "== pilot pretrain data/$s (mpirun -np 2)"
+      bash scripts/mpirun.sh -np 2 "$PILOT" pretrain --data "data/$s" --out "data/$s/base.h5" --eval-test 200
+    fi
+  done
+}
+
+collect() {
+  mkdir -p "$RUNS"
+  local n=0
+  for d in "$ROOT"/*/; do
+    d=${d%/}
+    [ -f "$d/metrics.h5" ] || continue
+    mkdir -p "$RUNS/$(basename "$d")"
+    cp "$d/metrics.h5" "$RUNS/$(basename "$d")/metrics.h5"
+    n=$((n + 1))
+  done
+  echo "== copied the metrics of $n runs into $RUNS"
+}
+
+# table NAME RUN_DIR... [-- pilot report options]: one table from the runs that exist.
+table() {
+  local name=$1; shift
+  local dirs=() opts=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+    [ -f "$1/metrics.h5" ] && dirs+=("$1")
+    shift
+  done
+  [ $# -gt 0 ] && shift && opts=("$@")
+  if [ ${#dirs[@]} -eq 0 ]; then echo "   $name: no runs yet, skipped"; return; fi
+  "$PILOT" report "${dirs[@]}" "${opts[@]}" --csv "$OUT/$name.csv" > "$OUT/$name.md"
+  echo "   $name: ${#dirs[@]} runs -> $OUT/$name.md"
+}
+
+methods="local centralized fedavg fedprox fedadam shepherd feddpa pilot"
+seeds="1 2 3"
+
+tables() {
+  OUT=${1:-results/tables}
+  mkdir -p "$OUT"
+  echo "== tables from $RUNS into $OUT"
+  for s in vu gvqa; do
+    local dirs=()
+    for m in $methods; do for k in $seeds; do dirs+=("$RUNS/$s-$m-s$k"); done; done
+    local plot=()
+    [ "$OUT" = results/tables ] && plot=(--plot "$OUT/methods-$s.svg")
+    table "methods-$s" "${dirs[@]}" -- "${plot[@]}"
+  done
+  for s in vu gvqa; do
+    local full=() t3=() t5=() t6=()
+    for k in $seeds; do full+=("$RUNS/$s-pilot-s$k"); done
+    local p="$RUNS/$s-pilot-s"
+    for k in $seeds; do
+      t3+=("$RUNS/$s-fedavg-s$k"
+           "${p}$k-pilot.cross_task=false-pilot.diff_loss=false-pilot.aux_losses=false-pilot.ata=false"
+           "${p}$k-pilot.cross_task=false-pilot.aux_losses=false-pilot.ata=false"
+           "${p}$k-pilot.aux_losses=false-pilot.ata=false"
+           "${p}$k-pilot.ata=false")
+      t5+=("${p}$k-pilot.ata_selection=same_task" "${p}$k-pilot.ata_selection=all"
+           "${p}$k-pilot.ata_m=5" "${p}$k-pilot.ata_m=7")
+      t6+=("${p}$k-pilot.cross_task_init=random")
+    done
+    table "ablation-components-$s" "${t3[@]}" "${full[@]}" -- \
+      --label "FedAvg=$RUNS/$s-fedavg-s1" \
+      --label "+ stage 1 adapters (ψt+ψs)=${p}1-pilot.cross_task=false-pilot.diff_loss=false-pilot.aux_losses=false-pilot.ata=false" \
+      --label "+ difference loss=${p}1-pilot.cross_task=false-pilot.aux_losses=false-pilot.ata=false" \
+      --label "+ cross-task adapters=${p}1-pilot.aux_losses=false-pilot.ata=false" \
+      --label "+ auxiliary losses=${p}1-pilot.ata=false" \
+      --label "+ ATA (Pilot)=${p}1"
+    table "ablation-ata-$s" "${t5[@]}" "${full[@]}" -- \
+      --label "same task=${p}1-pilot.ata_selection=same_task" --label "all clients=${p}1-pilot.ata_selection=all" \
+      --label "top-M, M=5=${p}1-pilot.ata_m=5" --label "top-M, M=6 (Pilot)=${p}1" --label "top-M, M=7=${p}1-pilot.ata_m=7"
+    table "ablation-init-$s" "${t6[@]}" "${full[@]}" -- \
+      --label "random init=${p}1-pilot.cross_task_init=random" --label "copy of the task adapter (Pilot)=${p}1"
+  done
+}
+
+case "$MODE" in
+  run)
+    prepare
+    echo "== sweep: jobs/sweep.txt -> $ROOT"
+    bash scripts/sweep_local.sh jobs/sweep.txt "$ROOT" "${SWEEP_FILTER:-}"
+    collect
+    tables
+    ;;
+  tables)
+    tables
+    ;;
+  check)
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    tables "$tmp"
+    status=0
+    for f in results/tables/*.md; do
+      if ! cmp -s "$f" "$tmp/$(basename "$f")"; then
+        echo "DIFFERS: $f"; diff "$f" "$tmp/$(basename "$f")" | head -20; status=1
+      fi
+    done
+    [ $status = 0 ] && echo "== every table in results/tables is reproduced by pilot report on $RUNS"
+    exit $status
+    ;;
+  *) usage ;;
+esac
