@@ -4,13 +4,16 @@
 #   scripts/results.sh run       data + base models for vu and gvqa (if missing), every run of
 #                                jobs/sweep.txt under mpirun (resumes, skips finished runs), then
 #                                copies each run's metrics.h5 into results/runs/ and makes the tables
-#   scripts/results.sh tables    only the tables, from results/runs/ (no training; a few seconds)
+#   scripts/results.sh tables    only the tables, from results/runs/ (no training; a few seconds),
+#                                and copies them into docs/results.md (scripts/fill_tables.py)
 #   scripts/results.sh check     the tables from results/runs/, compared with the committed ones
 #
-# The tables are `pilot report` outputs, one per table of the paper: results/tables/<name>.md
+# The tables are `pilot report` outputs, one per table of the paper (and tuning-vu, the learning-rate
+# grid of results/tuning/): results/tables/<name>.md
 # (markdown, what docs/results.md shows), <name>.csv (tidy) and, for the method comparisons, a
 # plot of the score per round (<name>.svg). Set SWEEP_FILTER to run only some lines (e.g.
 # 'configs/vu/') and SWEEP_ROOT to put the run directories elsewhere (default runs/sweep).
+# walltime.md (seconds per run, from metrics.h5) needs h5py: /usr/bin/python3, or set PYTHON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-}
@@ -18,7 +21,7 @@ PILOT=${PILOT_BIN:-.build/release/pilot}
 RUNS=results/runs
 ROOT=${SWEEP_ROOT:-runs/sweep}
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 prepare() {
   bash scripts/bootstrap.sh
@@ -57,7 +60,18 @@ table() {
     [ -f "$1/metrics.h5" ] && dirs+=("$1")
     shift
   done
-  [ $# -gt 0 ] && shift && opts=("$@")
+  [ $# -gt 0 ] && shift
+  # Options, minus the --label of a run that does not exist (yet).
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "--label" ]; then
+      local keep=0 d
+      for d in "${dirs[@]}"; do [[ "$2" == *"=$d" ]] && keep=1; done
+      [ $keep = 1 ] && opts+=("$1" "$2")
+      shift 2
+    else
+      opts+=("$1"); shift
+    fi
+  done
   if [ ${#dirs[@]} -eq 0 ]; then echo "   $name: no runs yet, skipped"; return; fi
   "$PILOT" report "${dirs[@]}" "${opts[@]}" --csv "$OUT/$name.csv" > "$OUT/$name.md"
   echo "   $name: ${#dirs[@]} runs -> $OUT/$name.md"
@@ -70,6 +84,8 @@ tables() {
   OUT=${1:-results/tables}
   mkdir -p "$OUT"
   echo "== tables from $RUNS into $OUT"
+  # The learning-rate grid (seed 1, vu, scored on test examples 200-299; docs/calibration.md §3).
+  table "tuning-vu" results/tuning/*
   for s in vu gvqa; do
     local dirs=()
     for m in $methods; do for k in $seeds; do dirs+=("$RUNS/$s-$m-s$k"); done; done
@@ -77,6 +93,8 @@ tables() {
     [ "$OUT" = results/tables ] && plot=(--plot "$OUT/methods-$s.svg")
     table "methods-$s" "${dirs[@]}" -- "${plot[@]}"
   done
+  "${PYTHON:-/usr/bin/python3}" scripts/walltime.py "$RUNS"/* > "$OUT/walltime.md"
+  echo "   walltime: seconds per run -> $OUT/walltime.md"
   for s in vu gvqa; do
     local full=() t3=() t5=() t6=()
     for k in $seeds; do full+=("$RUNS/$s-pilot-s$k"); done
@@ -93,7 +111,7 @@ tables() {
     done
     table "ablation-components-$s" "${t3[@]}" "${full[@]}" -- \
       --label "FedAvg=$RUNS/$s-fedavg-s1" \
-      --label "+ stage 1 adapters (ψt+ψs)=${p}1-pilot.cross_task=false-pilot.diff_loss=false-pilot.aux_losses=false-pilot.ata=false" \
+      --label "+ two-stage connector, task-wise aggregation=${p}1-pilot.cross_task=false-pilot.diff_loss=false-pilot.aux_losses=false-pilot.ata=false" \
       --label "+ difference loss=${p}1-pilot.cross_task=false-pilot.aux_losses=false-pilot.ata=false" \
       --label "+ cross-task adapters=${p}1-pilot.aux_losses=false-pilot.ata=false" \
       --label "+ auxiliary losses=${p}1-pilot.ata=false" \
@@ -113,16 +131,18 @@ case "$MODE" in
     bash scripts/sweep_local.sh jobs/sweep.txt "$ROOT" "${SWEEP_FILTER:-}"
     collect
     tables
+    python3 scripts/fill_tables.py docs/results.md results/tables
     ;;
   tables)
     tables
+    python3 scripts/fill_tables.py docs/results.md results/tables
     ;;
   check)
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     tables "$tmp"
     status=0
-    for f in results/tables/*.md; do
+    for f in results/tables/*.md results/tables/*.csv; do
       if ! cmp -s "$f" "$tmp/$(basename "$f")"; then
         echo "DIFFERS: $f"; diff "$f" "$tmp/$(basename "$f")" | head -20; status=1
       fi

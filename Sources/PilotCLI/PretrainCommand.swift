@@ -20,8 +20,8 @@ struct PretrainCommand: ParsableCommand {
         give a bitwise-identical checkpoint. Runs without mpirun as one rank. Rank 0 writes BASE.h5 \
         (every parameter by name, the tokenizer under /tokenizer, the loss curve under \
         /pretraining/loss, the model config and training settings as root attributes) with an atomic \
-        commit and a SHA-256 per dataset. Defaults take about 3-4 minutes on the 'small' scenario \
-        with `mpirun -np 2` on a 2-core machine (docs/pretraining.md).
+        commit and a SHA-256 per dataset. Defaults take about 1 minute on the 'small' scenario \
+        with `mpirun -np 2` on a quiet 2-core machine (docs/pretraining.md).
         """)
 
     @Option(help: "Scenario directory written by `pilot data generate`.")
