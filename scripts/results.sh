@@ -4,6 +4,8 @@
 #   scripts/results.sh run       data + base models for vu and gvqa (if missing), every run of
 #                                jobs/sweep.txt under mpirun (resumes, skips finished runs), then
 #                                copies each run's metrics.h5 into results/runs/ and makes the tables
+#   scripts/results.sh collect   after `sbatch --array=0-101 jobs/sweep.sbatch`: copy the metrics of
+#                                runs/sweep/* into results/runs/, then make the tables
 #   scripts/results.sh tables    only the tables, from results/runs/ (no training; a few seconds),
 #                                and copies them into docs/results.md (scripts/fill_tables.py)
 #   scripts/results.sh check     the tables from results/runs/, compared with the committed ones
@@ -21,17 +23,27 @@ PILOT=${PILOT_BIN:-.build/release/pilot}
 RUNS=results/runs
 ROOT=${SWEEP_ROOT:-runs/sweep}
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 prepare() {
   bash scripts/bootstrap.sh
   echo "== build (release)"
   swift build -c release --product pilot 2>&1 | tail -n 1
   for s in vu gvqa; do
-    if [ ! -f "data/$s/scenario.json" ]; then
-      echo "== pilot data generate --scenario $s --seed 1"
-      "$PILOT" data generate --scenario "$s" --size small --seed 1 --out "data/$s"
+    # The benchmark is generated afresh (about a second) and compared with data/$s: data made by
+    # an older generator or with other flags is replaced, and its base model retrained.
+    local fresh
+    fresh=$(mktemp -d)
+    "$PILOT" data generate --scenario "$s" --size small --seed 1 --out "$fresh/$s" >/dev/null
+    local same=1 f
+    for f in scenario.json pretrain.h5 tokenizer.h5 clients/client-00.h5 clients/client-08.h5; do
+      cmp -s "$fresh/$s/$f" "data/$s/$f" || same=0
+    done
+    if [ $same = 0 ]; then
+      echo "== data/$s: the benchmark data (pilot data generate --scenario $s --size small --seed 1)"
+      rm -rf "data/$s"; mkdir -p data; mv "$fresh/$s" "data/$s"
     fi
+    rm -rf "$fresh"
     if [ ! -f "data/$s/base.h5" ]; then
       echo "== pilot pretrain data/$s (mpirun -np 2)"
       bash scripts/mpirun.sh -np 2 "$PILOT" pretrain --data "data/$s" --out "data/$s/base.h5" --eval-test 200
@@ -129,6 +141,11 @@ case "$MODE" in
     prepare
     echo "== sweep: jobs/sweep.txt -> $ROOT"
     bash scripts/sweep_local.sh jobs/sweep.txt "$ROOT" "${SWEEP_FILTER:-}"
+    collect
+    tables
+    python3 scripts/fill_tables.py docs/results.md results/tables
+    ;;
+  collect)
     collect
     tables
     python3 scripts/fill_tables.py docs/results.md results/tables
