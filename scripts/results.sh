@@ -57,6 +57,14 @@ collect() {
   for d in "$ROOT"/*/; do
     d=${d%/}
     [ -f "$d/metrics.h5" ] || continue
+    # Only finished runs: the newest checkpoint is the last round of the run's config.
+    local rounds latest
+    rounds=$(sed -n 's/^rounds *= *\([0-9]*\).*/\1/p' "$d/config.toml" 2>/dev/null | head -1)
+    latest=$(cat "$d/ckpt/latest" 2>/dev/null || true)
+    if [ -z "$rounds" ] || [ "$latest" != "$(printf 'round_%03d.h5' "$rounds")" ]; then
+      echo "   $(basename "$d"): not finished ($latest of ${rounds:-?} rounds), not copied"
+      continue
+    fi
     mkdir -p "$RUNS/$(basename "$d")"
     cp "$d/metrics.h5" "$RUNS/$(basename "$d")/metrics.h5"
     n=$((n + 1))
@@ -98,6 +106,8 @@ tables() {
   echo "== tables from $RUNS into $OUT"
   # The learning-rate grid (seed 1, vu, scored on test examples 200-299; docs/calibration.md §3).
   table "tuning-vu" results/tuning/*
+  # Follow-up of the Pilot-vs-local gap: both with 6 rounds instead of 3 (seed 1, vu).
+  table "rounds-vu" results/investigate/vu-local-R6-s1 results/investigate/vu-pilot-R6-s1
   for s in vu gvqa; do
     local dirs=()
     for m in $methods; do for k in $seeds; do dirs+=("$RUNS/$s-$m-s$k"); done; done
@@ -108,6 +118,10 @@ tables() {
   "${PYTHON:-/usr/bin/python3}" scripts/walltime.py "$RUNS"/* > "$OUT/walltime.md"
   echo "   walltime: seconds per run -> $OUT/walltime.md"
   for s in vu gvqa; do
+    if ! compgen -G "$RUNS/$s-pilot-s*-pilot.*" >/dev/null; then
+      echo "   ablations of $s: no ablation runs yet, skipped"
+      continue
+    fi
     local full=() t3=() t5=() t6=()
     for k in $seeds; do full+=("$RUNS/$s-pilot-s$k"); done
     local p="$RUNS/$s-pilot-s"
