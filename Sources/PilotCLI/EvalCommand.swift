@@ -19,6 +19,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Client index (0-based).") var client: Int
     @Option(help: "Round (default: the newest complete one).") var round: Int?
     @Option(help: "A shard file to score on (default: the client's task's test split).") var split: String?
+    @Option(help: ArgumentHelp("Skip this many examples of the split first.",
+                               discussion: "Pass the run's eval.first_example (and eval.max_examples) to rescore exactly the slice that `pilot train` scored, e.g. 200 for a tuning run."))
+    var firstExample = 0
     @Option(help: "Score at most this many examples.") var maxExamples: Int?
     @Option(help: "Greedy decoding length cap.") var maxNewTokens = 16
     @Option(help: "Write the predictions as JSON {id: answer} here (for `pilot score`).") var predictions: String?
@@ -34,7 +37,11 @@ struct EvalCommand: ParsableCommand {
         } else {
             shard = try scenario.test(task)
         }
-        var examples = shard.examples
+        guard firstExample >= 0 else { throw ValidationError("--first-example must be 0 or more (got \(firstExample))") }
+        guard firstExample == 0 || firstExample < shard.examples.count else {
+            throw PilotError.message("--first-example \(firstExample) is past the end of \(split ?? scenario.testPath(task)) (\(shard.examples.count) examples): use a value below \(shard.examples.count)")
+        }
+        var examples = Array(shard.examples.dropFirst(firstExample))
         if let maxExamples { examples = Array(examples.prefix(maxExamples)) }
         guard let evalTask = examples.first?.task else { throw PilotError.message("the split has no examples") }
         let result: Evaluation.Result

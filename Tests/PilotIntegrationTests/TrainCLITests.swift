@@ -53,10 +53,10 @@ struct TrainCLITests {
 
     /// Runs `pilot eval` on client `client`'s model of `round` (6 examples, 6 new tokens, as the
     /// test configs evaluate) and returns the score it printed next to the one in metrics.h5.
-    static func evalAgainstMetrics(run: String, client: Int, round: Int, clients: Int = 9) throws
+    static func evalAgainstMetrics(run: String, client: Int, round: Int, clients: Int = 9, firstExample: Int = 0) throws
         -> (status: Int32, stdout: String, stderr: String, printed: Double?, stored: Double) {
         let ev = try runProcess(pilotBinary, ["eval", "--run", run, "--client", "\(client)", "--round", "\(round)",
-                                              "--max-examples", "6", "--max-new-tokens", "6"])
+                                              "--first-example", "\(firstExample)", "--max-examples", "6", "--max-new-tokens", "6"])
         let printed = Double(ev.stdout.split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
         let stored = try H5File.open(run + "/metrics.h5").read(Double.self, at: "clients/eval_score").values[(round - 1) * clients + client]
         return (ev.status, ev.stdout, ev.stderr, printed, stored)
@@ -127,6 +127,28 @@ struct TrainCLITests {
         let ev = try Self.evalAgainstMetrics(run: dir.file("run"), client: 4, round: 3)
         #expect(ev.status == 0, "eval: \(ev.stderr)")
         #expect(ev.printed.map { abs($0 - ev.stored) < 1e-6 } == true, "eval printed \(ev.stdout), metrics.h5 has \(ev.stored)")
+    }
+
+    @Test("eval.first_example scores the slice it names: pilot eval on that slice reproduces every client's score, and slice 0 would not")
+    func evalSliceIsHonoured() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let first = 12  // examples 12–17 of each 30-example test split; the default slice is 0–5
+        let cfg = try Self.writeConfig(dir, "local.toml", Self.config("first_example = \(first)", rounds: 1, algorithm: "local"))
+        let r = try Self.train(["--config", cfg, "--out", dir.file("run")])
+        try #require(r.status == 0, "train failed: \(r.stderr)")
+        var differsFromSliceZero = 0
+        for client in 0..<9 {
+            let slice = try Self.evalAgainstMetrics(run: dir.file("run"), client: client, round: 1, firstExample: first)
+            #expect(slice.status == 0, "eval: \(slice.stderr)")
+            #expect(slice.printed.map { abs($0 - slice.stored) < 1e-6 } == true,
+                    "client \(client): eval on examples \(first)… printed \(slice.stdout), metrics.h5 has \(slice.stored)")
+            let zero = try Self.evalAgainstMetrics(run: dir.file("run"), client: client, round: 1, firstExample: 0)
+            if let p = zero.printed, abs(p - slice.stored) > 1e-6 { differsFromSliceZero += 1 }
+        }
+        // Without this, the check above could not tell the two slices apart.
+        #expect(differsFromSliceZero > 0, "every client scores the same on examples 0–5 and \(first)–\(first + 5): the test cannot tell the slices apart")
+        let past = try runProcess(pilotBinary, ["eval", "--run", dir.file("run"), "--client", "0", "--first-example", "30"])
+        #expect(past.status != 0 && past.stderr.contains("--first-example 30 is past the end of"), "eval past the split: \(past.stderr)")
     }
 
     @Test("stop after round r, resume: the final checkpoint equals an uninterrupted run's bit for bit", arguments: [1, 2])
