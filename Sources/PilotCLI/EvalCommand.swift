@@ -26,6 +26,10 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Greedy decoding length cap.") var maxNewTokens = 16
     @Option(help: "Write the predictions as JSON {id: answer} here (for `pilot score`).") var predictions: String?
 
+    func validate() throws {
+        guard firstExample >= 0 else { throw ValidationError("--first-example must be 0 or more (got \(firstExample))") }
+    }
+
     func run() throws {
         let (model, tokenizer, task, r) = try PersonalisedModel.load(run: runDirectory, round: round, client: client)
         let cfg = try String(contentsOfFile: runDirectory + "/config.toml", encoding: .utf8)
@@ -37,7 +41,6 @@ struct EvalCommand: ParsableCommand {
         } else {
             shard = try scenario.test(task)
         }
-        guard firstExample >= 0 else { throw ValidationError("--first-example must be 0 or more (got \(firstExample))") }
         guard firstExample == 0 || firstExample < shard.examples.count else {
             throw PilotError.message("--first-example \(firstExample) is past the end of \(split ?? scenario.testPath(task)) (\(shard.examples.count) examples): use a value below \(shard.examples.count)")
         }
