@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 MODE=${1:-}
 PILOT=${PILOT_BIN:-.build/release/pilot}
 RUNS=results/runs
+. jobs/lib.sh   # pilot_run_name
 ROOT=${SWEEP_ROOT:-runs/sweep}
 
 usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
@@ -117,15 +118,18 @@ tables() {
     [ "$OUT" = results/tables ] && plot=(--plot "$OUT/methods-$s.svg")
     table "methods-$s" "${dirs[@]}" -- "${plot[@]}"
   done
-  # Table 2b: gvqa with gvqa's own tuning choices (results/tuning/gvqa-*); local's choice is vu's.
-  local t2b=() labels=() m o
-  for m in "local:" "centralized:-train.lr=1e-3" "fedavg:-train.lr=3e-3" "fedprox:-fedprox.mu=0.01" \
-           "fedadam:-fedadam.eta=1e-2" "shepherd:-train.lr=1e-3" "feddpa:-train.lr=1e-3" \
-           "pilot:-train.lr_stage1=3e-3-train.lr_stage2=3e-3"; do
-    o=${m#*:}; m=${m%%:*}
-    for k in $seeds; do t2b+=("$RUNS/gvqa-$m-s$k$o"); done
-    labels+=(--label "$m=$RUNS/gvqa-$m-s1$o")
-  done
+  # Table 2b: gvqa with gvqa's own tuning choices, i.e. the "Table 2b" lines of jobs/sweep.txt
+  # (read from there, so the list is kept in one place); local's choice is vu's, so its runs are
+  # Table 2's.
+  local t2b=() labels=() line cfg seed name
+  for k in $seeds; do t2b+=("$RUNS/gvqa-local-s$k"); done
+  labels+=(--label "local=$RUNS/gvqa-local-s1")
+  while read -r cfg seed line; do
+    read -r -a o <<<"$line"
+    name=$(pilot_run_name "$cfg" "$seed" "${o[@]}")
+    t2b+=("$RUNS/$name")
+    [ "$seed" = 1 ] && labels+=(--label "$(basename "$cfg" .toml)=$RUNS/$name")
+  done < <(sed -n '/^# Table 2b/,$p' jobs/sweep.txt | sed -e 's/#.*//' | grep -v '^[[:space:]]*$')
   local plot2b=()
   [ "$OUT" = results/tables ] && plot2b=(--plot "$OUT/methods-gvqa-tuned.svg")
   table "methods-gvqa-tuned" "${t2b[@]}" -- "${labels[@]}" "${plot2b[@]}"
