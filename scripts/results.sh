@@ -30,18 +30,21 @@ prepare() {
   bash scripts/bootstrap.sh
   echo "== build (release)"
   swift build -c release --product pilot 2>&1 | tail -n 1
-  for s in vu gvqa; do
+  local entry s scenario version
+  # data/vu and data/gvqa: task version 1 (Tables 1-6); data/vu2 and data/gvqa2: task version 2.
+  for entry in vu:vu:1 gvqa:gvqa:1 vu2:vu:2 gvqa2:gvqa:2; do
+    IFS=: read -r s scenario version <<<"$entry"
     # The benchmark is generated afresh (about a second) and compared with data/$s: data made by
     # an older generator or with other flags is replaced, and its base model retrained.
     local fresh
     fresh=$(mktemp -d)
-    "$PILOT" data generate --scenario "$s" --size small --seed 1 --out "$fresh/$s" >/dev/null
+    "$PILOT" data generate --scenario "$scenario" --task-version "$version" --size small --seed 1 --out "$fresh/$s" >/dev/null
     local same=1 f
     for f in scenario.json pretrain.h5 tokenizer.h5 clients/client-00.h5 clients/client-08.h5; do
       cmp -s "$fresh/$s/$f" "data/$s/$f" || same=0
     done
     if [ $same = 0 ]; then
-      echo "== data/$s: the benchmark data (pilot data generate --scenario $s --size small --seed 1)"
+      echo "== data/$s: the benchmark data (pilot data generate --scenario $scenario --task-version $version --size small --seed 1)"
       rm -rf "data/$s"; mkdir -p data; mv "$fresh/$s" "data/$s"
     fi
     rm -rf "$fresh"

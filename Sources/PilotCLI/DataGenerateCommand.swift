@@ -51,6 +51,10 @@ struct DataGenerateCommand: ParsableCommand {
             help: "Task shares of the pretraining split as task=weight,… (default: half captions and half the tasks no client of the scenario owns, i.e. vu caption=0.5,ocr=0.25,science=0.25 and gvqa caption=0.5,grounding=0.5; caption=1 is a caption-only alignment split).")
     var pretrainMix: String?
 
+    @Option(name: .customLong("task-version"),
+            help: "Definition of the tasks: 1 (as first released; docs/results.md uses it) or 2 (calibrated for the reference model: grounding boxes on the 4×4 patch grid; science facts from one fixed world, answered with the option's text; docs/calibration.md §6).")
+    var taskVersion: String = "1"
+
     /// Parses --pretrain-mix into task → weight.
     func parsedMix() throws -> [FedTask: Double]? {
         guard let pretrainMix else { return nil }
@@ -77,6 +81,7 @@ struct DataGenerateCommand: ParsableCommand {
             if let v, v < 1 { throw ValidationError("\(name) must be at least 1") }
         }
         _ = try parsedMix()
+        do { _ = try TaskVersion.parse(taskVersion) } catch { throw ValidationError("--task-version must be 1 or 2, not '\(taskVersion)'") }
     }
 
     func run() throws {
@@ -85,6 +90,7 @@ struct DataGenerateCommand: ParsableCommand {
             clientsPerTask: clientsPerTask, split: split == "random" ? .random : .dirichlet(alpha: alpha),
             perClient: perClient, testPerTask: testSize, pretrainCount: pretrainSize)
         if let mix = try parsedMix() { config.pretrainMix = mix }
+        config.taskVersion = try TaskVersion.parse(taskVersion)
         let start = Date()
         let generated = try ScenarioGenerator.generate(config)
         try ScenarioGenerator.write(generated, to: out)

@@ -90,9 +90,14 @@ public enum Metrics {
         return c.count == 1 && c.first!.isLetter ? c : nil
     }
 
+    /// 1 when the prediction chooses a reference's letter. A reference that is not a letter (task
+    /// version 2 answers with the option's text, "hot" or "2") is matched as `exactMatch` does.
     public static func choiceAccuracy(_ prediction: String, references: [String]) -> Double {
-        guard let p = choiceLetter(prediction) else { return 0 }
-        return references.contains { choiceLetter($0) == p } ? 1 : 0
+        let p = choiceLetter(prediction)
+        return references.contains { r in
+            if let letter = choiceLetter(r) { return p == letter }
+            return normalizeAnswer(r) == normalizeAnswer(prediction)
+        } ? 1 : 0
     }
 
     // MARK: boxes

@@ -41,6 +41,8 @@ public struct ScenarioConfig: Equatable, Sendable {
     public var pretrainMix: [FedTask: Double]
     /// Largest vocabulary the tokenizer may have (the model's vocab size).
     public var maxVocab: Int
+    /// Which definition of the tasks to generate (`TaskVersion`).
+    public var taskVersion: TaskVersion = .v1
 
     public init(scenario: Scenario, seed: UInt64 = 0, size: SizePreset = .small, imageSize: Int = 32,
                 clientsPerTask: Int = 3, split: ClientSplit = .random, perClient: Int? = nil, testPerTask: Int? = nil,
@@ -82,7 +84,7 @@ public enum ScenarioGenerator {
     /// Generates every split in memory. Each example has its own random stream derived from
     /// (seed, split, task, index), so one part's size does not change another part's data.
     public static func generate(_ config: ScenarioConfig) throws -> GeneratedScenario {
-        let gen = TaskGenerator(imageSize: config.imageSize)
+        let gen = TaskGenerator(imageSize: config.imageSize, version: config.taskVersion)
         var seenImages = Set<UInt64>()
         func make(_ task: FedTask, _ split: String, _ index: Int) -> Example {
             let id = "\(task.rawValue)-\(split)-\(pad(index, 6))"
@@ -96,7 +98,8 @@ public enum ScenarioGenerator {
                 attempt += 1
             }
         }
-        let source = "\(version) seed=\(config.seed) size=\(config.size.rawValue) image=\(config.imageSize)"
+        let tasks = config.taskVersion == .v1 ? "" : " tasks=v\(config.taskVersion.rawValue)"
+        let source = "\(version) seed=\(config.seed) size=\(config.size.rawValue) image=\(config.imageSize)\(tasks)"
         let seed64 = Int64(bitPattern: config.seed)
 
         // Pretraining split first: its images take precedence in the disjointness check.
@@ -201,6 +204,7 @@ public enum ScenarioGenerator {
         lines.append("  \"format_version\": 1,")
         lines.append("  \"generator\": \(jsonString(version)),")
         lines.append("  \"scenario\": \(jsonString(c.scenario.rawValue)),")
+        lines.append("  \"task_version\": \(c.taskVersion.rawValue),")
         lines.append("  \"tasks\": [\(c.scenario.tasks.map { jsonString($0.rawValue) }.joined(separator: ", "))],")
         lines.append("  \"seed\": \(c.seed),")
         lines.append("  \"size\": \(jsonString(c.size.rawValue)),")

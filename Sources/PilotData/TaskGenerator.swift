@@ -5,13 +5,21 @@
 /// know what to answer) and several question families (`Example.category`).
 public struct TaskGenerator: Sendable {
     public let imageSize: Int
+    /// Which definition of the tasks (`TaskVersion`): 1 as first released, 2 calibrated for the
+    /// reference model (docs/calibration.md §6).
+    public let version: TaskVersion
     let drawer: SceneDrawer
 
-    public init(imageSize: Int = 32) {
+    public init(imageSize: Int = 32, version: TaskVersion = .v1) {
         precondition(imageSize >= 16, "images smaller than 16×16 cannot hold the scenes")
         self.imageSize = imageSize
+        self.version = version
         drawer = SceneDrawer(size: imageSize)
     }
+
+    /// Side of one cell of the 4 × 4 grid that version 2 snaps grounding boxes to: the reference
+    /// model's patch (8 pixels of a 32-pixel image).
+    var cell: Int { imageSize / 4 }
 
     /// Every word the generator can write. The tokenizer always includes these (after the
     /// closed set), so that the vocabulary does not depend on which rare words happen to be
@@ -193,8 +201,14 @@ public struct TaskGenerator: Sendable {
         let t = rng.pick(scene.shapes)
         let ref = referringExpression(t, in: scene.shapes, &rng)!
         let q = rng.pick(Self.groundingPrompts).replacingOccurrences(of: "REF", with: ref)
-        let box = formatBox(x1: Double(t.x) / Double(imageSize), y1: Double(t.y) / Double(imageSize),
-                            x2: Double(t.x + t.w) / Double(imageSize), y2: Double(t.y + t.h) / Double(imageSize))
+        var x1 = t.x, y1 = t.y, x2 = t.x + t.w, y2 = t.y + t.h
+        if version == .v2 {
+            // Snap outwards to the 4 × 4 grid: the box names the cells that hold the object.
+            x1 = x1 / cell * cell; y1 = y1 / cell * cell
+            x2 = min(imageSize, (x2 + cell - 1) / cell * cell); y2 = min(imageSize, (y2 + cell - 1) / cell * cell)
+        }
+        let box = formatBox(x1: Double(x1) / Double(imageSize), y1: Double(y1) / Double(imageSize),
+                            x2: Double(x2) / Double(imageSize), y2: Double(y2) / Double(imageSize))
         return Example(id: id, task: .grounding, image: scene.image, instruction: q, answer: box,
                        category: "grounding/\(t.kind.rawValue)")
     }
@@ -268,7 +282,7 @@ public struct TaskGenerator: Sendable {
 
     // MARK: science
 
-    static let propertySets: [[String]] = [
+    public static let propertySets: [[String]] = [
         ["hot", "cold", "warm"], ["heavy", "light", "hollow"], ["soft", "hard", "sticky"], ["wet", "dry", "damp"],
         ["fast", "slow", "still"], ["sweet", "sour", "salty"], ["loud", "quiet", "silent"],
     ]
@@ -283,18 +297,30 @@ public struct TaskGenerator: Sendable {
         var scene: Scene
         var context = "", question = "", options: [String] = [], correct = "", name = ""
         switch family {
-        case 0: // colour → property: needs the fact (which changes per example) and the colour in the image
-            let props = rng.shuffled(rng.pick(Self.propertySets))
-            let colors = Array(rng.shuffled(ShapeColor.allCases).prefix(3))
+        // v1 draws every fact afresh per example (red things are hot here, cold there), so only the
+        // context can tell. v2 keeps one fixed world, as real science facts are: the context states
+        // the facts, and they never contradict another example's (docs/calibration.md §6).
+        case 0: // colour → property: needs the fact and the colour in the image
+            var props: [String], colors: [ShapeColor], order = [0, 1, 2]
+            if version == .v1 {
+                props = rng.shuffled(rng.pick(Self.propertySets))
+                colors = Array(rng.shuffled(ShapeColor.allCases).prefix(3))
+            } else {
+                // v2: one fixed world. Colour c has property (c + set) mod 3 of the set, always.
+                let set = rng.int(Self.propertySets.count)
+                props = Self.propertySets[set]
+                colors = (0..<3).map { p in rng.pick(ShapeColor.allCases.indices.filter { ($0 + set) % 3 == p }.map { ShapeColor.allCases[$0] }) }
+                order = rng.shuffled(order)
+            }
             scene = drawer.scene(count: 1, &rng)
             let target = rng.int(3)
             scene = recolor(scene, to: colors[target], &rng)
             let k = scene.shapes[0].kind
-            context = (0..<3).map { "\(colors[$0].rawValue) things are \(props[$0])." }.joined(separator: " ")
+            context = order.map { "\(colors[$0].rawValue) things are \(props[$0])." }.joined(separator: " ")
             question = rng.pick(["which word describes the \(k.rawValue)?", "what is the \(k.rawValue) like?"])
             options = rng.shuffled(props); correct = props[target]; name = "color-fact"
         case 1: // size → behaviour
-            let swap = rng.bool()
+            let swap = version == .v1 ? rng.bool() : false  // v2: large shapes always sink
             let bigDoes = swap ? "float" : "sink", smallDoes = swap ? "sink" : "float"
             scene = drawer.scene(count: 1, &rng)
             let s = scene.shapes[0]
@@ -313,7 +339,8 @@ public struct TaskGenerator: Sendable {
             for v in rng.shuffled([0, 1, 2, 3]) where v != count && opts.count < 3 { opts.append(String(v)) }
             options = rng.shuffled(opts); correct = String(count); name = "count-fact"
         default: // position → property: left, middle or right third of the image
-            let props = rng.shuffled(rng.pick(Self.propertySets))
+            // v2: one fixed world, the left third has the set's first property, and so on.
+            let props = version == .v1 ? rng.shuffled(rng.pick(Self.propertySets)) : rng.pick(Self.propertySets)
             scene = drawer.scene(count: 1, &rng)
             let s = scene.shapes[0]
             let third = min(2, Int(s.centerX * 3 / Double(imageSize)))
@@ -325,7 +352,9 @@ public struct TaskGenerator: Sendable {
         let letter = Self.letters[options.firstIndex(of: correct)!]
         let prefix = rng.bool() ? "context: " : ""
         let q = "\(prefix)\(context) \(question) \(choices(options))"
-        return Example(id: id, task: .science, image: scene.image, instruction: q, answer: letter, category: "science/\(name)")
+        // Version 2 answers with the option itself, not its letter (one step of indirection less).
+        return Example(id: id, task: .science, image: scene.image, instruction: q, answer: version == .v2 ? correct : letter,
+                       category: "science/\(name)")
     }
 
     /// Redraws a one-shape scene with the shape in colour `c` (keeps the position and size).

@@ -16,7 +16,7 @@ struct ShippedConfigTests {
         return out
     }
 
-    @Test("each scenario has a config for every method, all valid", arguments: ["vu", "gvqa"])
+    @Test("each scenario has a config for every method, all valid", arguments: ["vu", "gvqa", "vu2", "gvqa2"])
     func everyMethod(scenario: String) throws {
         let configs = try Self.configs(scenario)
         let methods = Set(configs.values.map { $0.string("run.algorithm") })
@@ -24,7 +24,7 @@ struct ShippedConfigTests {
         for (name, c) in configs { #expect(name == c.string("run.algorithm") + ".toml") }
     }
 
-    @Test("every method of a scenario gets the same data, rounds, seed, local steps and evaluation", arguments: ["vu", "gvqa"])
+    @Test("every method of a scenario gets the same data, rounds, seed, local steps and evaluation", arguments: ["vu", "gvqa", "vu2", "gvqa2"])
     func sameBudget(scenario: String) throws {
         let configs = try Self.configs(scenario)
         let shared = ["run.data", "run.base", "run.rounds", "run.seed", "run.eval_every", "train.epochs", "train.batch_size",
@@ -41,6 +41,21 @@ struct ShippedConfigTests {
         let central = try #require(configs["centralized.toml"])
         let global = central.int("train.batch_size") * 9, client = reference.int("train.batch_size")
         #expect(global >= client && global < 2 * client, "\(scenario)/centralized.toml: global batch \(global) vs a client's \(client)")
+    }
+
+    @Test("a task-version-2 config differs from its scenario's only in the data and the base", arguments: ["vu", "gvqa"])
+    func versionTwoChangesOnlyTheData(scenario: String) throws {
+        let v1 = try Self.configs(scenario), v2 = try Self.configs(scenario + "2")
+        #expect(Set(v1.keys) == Set(v2.keys))
+        for (name, a) in v1 {
+            let b = try #require(v2[name])
+            #expect(Set(a.values.keys) == Set(b.values.keys), "\(name): other keys")
+            for (key, value) in a.values where !["run.data", "run.base"].contains(key) {
+                #expect(b.values[key] == value, "\(scenario)2/\(name): \(key) differs from \(scenario)/\(name)")
+            }
+            #expect(b.string("run.data").hasSuffix("/data/\(scenario)2"), "\(b.string("run.data"))")
+            #expect(b.string("run.base").hasSuffix("/data/\(scenario)2/base.h5"), "\(b.string("run.base"))")
+        }
     }
 
     @Test("the tiny config is valid")
