@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The comparison of docs/results.md (issue #7), from nothing or from the committed results/.
 #
-#   scripts/results.sh run       data + base models for vu and gvqa (if missing), every run of
-#                                jobs/sweep.txt under mpirun (resumes, skips finished runs), then
-#                                copies each run's metrics.h5 into results/runs/ and makes the tables
-#   scripts/results.sh collect   after `sbatch --array=0-122 jobs/sweep.sbatch`: copy the metrics of
-#                                runs/sweep/* into results/runs/, then make the tables
+#   scripts/results.sh run       data + base models for vu, gvqa, vu2, gvqa2 (if missing), every run
+#                                of jobs/sweep.txt and jobs/sweep-v2.txt under mpirun (resumes, skips
+#                                finished runs), then copies each run's metrics.h5 into results/runs/
+#                                and makes the tables
+#   scripts/results.sh collect   after `sbatch --array=0-122 jobs/sweep.sbatch` and `sbatch
+#                                --array=0-47 jobs/sweep.sbatch jobs/sweep-v2.txt`: copy the metrics
+#                                of runs/sweep/* into results/runs/, then make the tables
 #   scripts/results.sh tables    only the tables, from results/runs/ (no training; a few seconds),
 #                                and copies them into docs/results.md (scripts/fill_tables.py)
 #   scripts/results.sh check     the tables from results/runs/, compared with the committed ones
@@ -24,7 +26,7 @@ RUNS=results/runs
 . jobs/lib.sh   # pilot_run_name
 ROOT=${SWEEP_ROOT:-runs/sweep}
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 prepare() {
   bash scripts/bootstrap.sh
@@ -114,7 +116,8 @@ tables() {
   table "tuning-gvqa" results/tuning/gvqa-*
   # Follow-up of the Pilot-vs-local gap: both with 6 rounds instead of 3 (seed 1, vu).
   table "rounds-vu" results/investigate/vu-local-R6-s1 results/investigate/vu-pilot-R6-s1
-  for s in vu gvqa; do
+  # Tables 1-2 on task version 1 (vu, gvqa) and on task version 2 (vu2, gvqa2; jobs/sweep-v2.txt).
+  for s in vu gvqa vu2 gvqa2; do
     local dirs=()
     for m in $methods; do for k in $seeds; do dirs+=("$RUNS/$s-$m-s$k"); done; done
     local plot=()
@@ -174,8 +177,10 @@ tables() {
 case "$MODE" in
   run)
     prepare
-    echo "== sweep: jobs/sweep.txt -> $ROOT"
-    bash scripts/sweep_local.sh jobs/sweep.txt "$ROOT" "${SWEEP_FILTER:-}"
+    for list in jobs/sweep.txt jobs/sweep-v2.txt; do
+      echo "== sweep: $list -> $ROOT"
+      bash scripts/sweep_local.sh "$list" "$ROOT" "${SWEEP_FILTER:-}"
+    done
     collect
     tables
     python3 scripts/fill_tables.py docs/results.md results/tables

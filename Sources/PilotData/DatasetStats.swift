@@ -3,8 +3,9 @@ import PilotCore
 /// Counts, answer distributions and trivial baselines of one task, for `pilot data stats`.
 /// Baselines are scored on the test examples with the task's own metric:
 /// - majority: always answer the most frequent training answer;
-/// - random: a seeded random choice among the question's options (science) or among the
-///   training answers (other tasks);
+/// - random: a seeded random choice among the question's options (science: the letter, or the
+///   option's text where the answers are texts, task version 2) or among the training answers
+///   (other tasks);
 /// - text-only: the most frequent training answer for the same instruction text (falls back
 ///   to the majority answer); shows how far the instruction alone goes without the image.
 public struct TaskStats: Sendable {
@@ -42,7 +43,12 @@ public struct TaskStats: Sendable {
         let randomPreds = test.map { e -> String in
             if task == .science {
                 let letters = ["a", "b", "c", "d", "e"].filter { e.instruction.contains(" \($0). ") }
-                return letters.isEmpty ? "a" : rng.pick(letters)
+                guard !letters.isEmpty else { return "a" }
+                let letter = rng.pick(letters)
+                // Task version 2 answers with the option's text: pick the text after the letter.
+                if Metrics.choiceLetter(e.answer) != nil { return letter }
+                let after = e.instruction.range(of: " \(letter). ")!.upperBound
+                return e.instruction[after...].split(separator: " ").first.map(String.init) ?? letter
             }
             return rng.pick(trainAnswers)
         }

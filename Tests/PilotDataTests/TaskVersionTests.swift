@@ -83,6 +83,16 @@ import Testing
         }
     }
 
+    @Test("pilot data stats' random science baseline picks an option in either version (chance 1/3)", arguments: TaskVersion.allCases)
+    func randomScienceBaselineIsChance(_ v: TaskVersion) throws {
+        var cfg = try ScenarioConfig(scenario: .gvqa, seed: 4, size: .tiny, perClient: 40, testPerTask: 600, pretrainCount: 100)
+        cfg.taskVersion = v
+        let g = try ScenarioGenerator.generate(cfg)
+        let stats = try TaskStats.compute(task: .science, train: g.clients.filter { $0.metadata.task == "science" }.flatMap(\.examples),
+                                          test: g.tests[.science]!.examples, tokenizer: g.tokenizer)
+        #expect(stats.randomBaseline > 0.25 && stats.randomBaseline < 0.42, "random baseline \(stats.randomBaseline) with task version \(v.rawValue)")
+    }
+
     @Test(arguments: Scenario.allCases) func versionTwoTextsFitTheLayoutAndTheLexicon(_ s: Scenario) throws {
         let g = try Self.generate(s, .v2)
         let lexicon = try Tokenizer.build(from: [String](), required: TaskGenerator.lexicon)
