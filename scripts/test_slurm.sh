@@ -58,11 +58,13 @@ latest() { cat "$1/ckpt/latest" 2>/dev/null || echo none; }
 show_log() { echo "---- $1"; tail -n 40 "$1" 2>/dev/null || true; }
 
 # ---------------------------------------------------------------- 0. pretrain.sbatch
-rc=$(PILOT_DATA_SEED=3 submit -o "$WORK/pretrain.out" jobs/pretrain.sbatch vu "$WORK/data" tiny \
+# Task version 2 (PILOT_TASK_VERSION), so that the variable is shown to reach pilot data generate.
+rc=$(PILOT_DATA_SEED=3 PILOT_TASK_VERSION=2 submit -o "$WORK/pretrain.out" jobs/pretrain.sbatch vu "$WORK/data" tiny \
        --model-size micro --steps 4 --batch 8 --eval-test 0)
 [ "$rc" = 0 ] && [ -f "$WORK/data/base.h5" ] || { show_log "$WORK/pretrain.out"; fail "pretrain.sbatch: exit $rc"; }
 grep -q "on 2 ranks" "$WORK/pretrain.out" || { show_log "$WORK/pretrain.out"; fail "pretrain did not run on 2 ranks"; }
-say "ok 0: pretrain.sbatch wrote data/ and base.h5 on 2 ranks"
+grep -q '"task_version": 2' "$WORK/data/scenario.json" || { cat "$WORK/data/scenario.json"; fail "PILOT_TASK_VERSION=2 did not reach pilot data generate"; }
+say "ok 0: pretrain.sbatch wrote data/ (task version 2) and base.h5 on 2 ranks"
 
 # The tiny config, derived from configs/tiny with the fixture's paths and small settings. Eight
 # rounds of about 0.6 s leave several rounds between the first commit and the end, so the signal
