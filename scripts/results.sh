@@ -6,7 +6,7 @@
 #                                finished runs), then copies each run's metrics.h5 into results/runs/
 #                                and makes the tables
 #   scripts/results.sh collect   after `sbatch --array=0-122 jobs/sweep.sbatch` and `sbatch
-#                                --array=0-47 jobs/sweep.sbatch jobs/sweep-v2.txt`: copy the metrics
+#                                --array=0-71 jobs/sweep.sbatch jobs/sweep-v2.txt`: copy the metrics
 #                                of runs/sweep/* into results/runs/, then make the tables
 #   scripts/results.sh tables    only the tables, from results/runs/ (no training; a few seconds),
 #                                and copies them into docs/results.md (scripts/fill_tables.py)
@@ -141,7 +141,8 @@ tables() {
   table "methods-gvqa-tuned" "${t2b[@]}" -- "${labels[@]}" "${plot2b[@]}"
   "${PYTHON:-/usr/bin/python3}" scripts/walltime.py "$RUNS"/* > "$OUT/walltime.md"
   echo "   walltime: seconds per run -> $OUT/walltime.md"
-  for s in vu gvqa; do
+  # Ablations: Tables 3, 5 and 6 on vu and gvqa; Table 3 only on vu2 and gvqa2 (jobs/sweep-v2.txt).
+  for s in vu gvqa vu2 gvqa2; do
     if ! compgen -G "$RUNS/$s-pilot-s*-pilot.*" >/dev/null; then
       echo "   ablations of $s: no ablation runs yet, skipped"
       continue
@@ -166,6 +167,7 @@ tables() {
       --label "+ cross-task adapters=${p}1-pilot.aux_losses=false-pilot.ata=false" \
       --label "+ auxiliary losses=${p}1-pilot.ata=false" \
       --label "+ ATA (Pilot)=${p}1"
+    case $s in *2) continue ;; esac
     table "ablation-ata-$s" "${t5[@]}" "${full[@]}" -- \
       --label "same task=${p}1-pilot.ata_selection=same_task" --label "all clients=${p}1-pilot.ata_selection=all" \
       --label "top-M, M=5=${p}1-pilot.ata_m=5" --label "top-M, M=6 (Pilot)=${p}1" --label "top-M, M=7=${p}1-pilot.ata_m=7"
