@@ -11,7 +11,7 @@ struct ScoreCommand: ParsableCommand {
         REFS is {"id": ["ref", ...]} (a single string is taken as one reference) and PREDS is \
         {"id": "prediction"}. Every reference id is scored; a missing prediction counts as a miss \
         (and is reported). Metrics: caption CIDEr-D (pycocoevalcap), vqa/ocr exact match after VQA \
-        normalisation, grounding Acc@IoU>=0.5, science choice-letter accuracy. Prints JSON with the \
+        normalisation, grounding Acc@IoU>=0.5, science choice-letter accuracy (exact match for references that are not a letter). Prints JSON with the \
         corpus score and the per-item scores.
         """
     )

@@ -8,7 +8,7 @@ public enum FedTask: String, CaseIterable, Sendable, Codable, Comparable {
     case grounding
     /// Reading drawn text (stands for OCR-VQA); exact match after normalisation.
     case ocr
-    /// Multiple choice needing a textual fact and the image (stands for ScienceQA); letter accuracy.
+    /// Multiple choice needing a textual fact and the image (stands for ScienceQA); letter accuracy, or exact match where the reference is the option's text (task version 2).
     case science
 
     public static func < (a: FedTask, b: FedTask) -> Bool {

@@ -96,7 +96,7 @@ public enum Metrics {
         let p = choiceLetter(prediction)
         return references.contains { r in
             if let letter = choiceLetter(r) { return p == letter }
-            return normalizeAnswer(r) == normalizeAnswer(prediction)
+            return exactMatch(prediction, references: [r]) == 1
         } ? 1 : 0
     }
 

@@ -99,6 +99,9 @@ import Testing
         #expect(Metrics.choiceLetter("") == nil)
         let r = try Metrics.score(task: .science, predictions: ["b", "A", "sink", "c)"], references: [["b"], ["a"], ["a"], ["b"]])
         #expect(r.perItem == [1, 1, 0, 0])
+        // References that are option texts (task version 2): exact match after normalisation.
+        let t = try Metrics.score(task: .science, predictions: ["Hot.", "two", "b", "cold", "a"], references: [["hot"], ["2"], ["hot"], ["hot"], ["a"]])
+        #expect(t.perItem == [1, 1, 0, 0, 1])
     }
 
     @Test func scoreChecksLengths() {
