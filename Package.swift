@@ -4,6 +4,7 @@
 //   C shims (CMPI, COpenBLAS, CHDF5, CZlib)
 //   -> PilotCore (errors, checksums)  -> PilotTensor (buffers, sgemm, kernels)
 //   -> PilotModel (layers, connectors, LM, losses, optimiser)
+//   -> PilotLM (pretrained LMs: safetensors/GGUF readers, byte-level BPE, Llama inference, chat format)
 //   -> PilotComm (communicator protocol, MPI + in-process)   PilotHDF5 (HDF5 store)
 //   -> PilotData (benchmark generator, tokenizer, metrics)
 //   -> PilotFederation (aggregation math, strategies, round loop, checkpoints, metrics)
@@ -38,12 +39,14 @@ let package = Package(
         .target(name: "PilotComm", dependencies: ["PilotCore", "CMPI"]),
         .target(name: "PilotHDF5", dependencies: ["PilotCore", "CHDF5"]),
         .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5"], swiftSettings: release),
+        .target(name: "PilotLM", dependencies: ["PilotCore", "PilotTensor"], swiftSettings: release),
         .target(name: "PilotData", dependencies: ["PilotCore", "PilotHDF5", "CZlib"], swiftSettings: release),
         .target(name: "PilotFederation", dependencies: [
             "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData",
         ], swiftSettings: release),
         .target(name: "PilotCLI", dependencies: [
             "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotFederation",
+            "PilotLM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -57,6 +60,7 @@ let package = Package(
         .testTarget(name: "PilotCommTests", dependencies: ["PilotComm", "PilotTestSupport"]),
         .testTarget(name: "PilotHDF5Tests", dependencies: ["PilotHDF5", "PilotTestSupport"]),
         .testTarget(name: "PilotModelTests", dependencies: ["PilotModel", "PilotTestSupport"]),
+        .testTarget(name: "PilotLMTests", dependencies: ["PilotLM", "PilotTensor", "PilotTestSupport"]),
         .testTarget(name: "PilotDataTests", dependencies: ["PilotData", "PilotTestSupport"]),
         .testTarget(name: "PilotFederationTests", dependencies: ["PilotFederation", "PilotComm", "PilotTestSupport"]),
         .testTarget(name: "PilotIntegrationTests", dependencies: ["PilotTestSupport", "PilotHDF5"]),
