@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+import PilotCore
+import PilotLM
+import PilotTensor
+
+/// SmolLM2-135M-Instruct against transformers (Tests/Fixtures/lm/smollm2_reference.json, made by
+/// scripts/make_lm_fixtures.py --smollm2). Needs the model directory (LMFixtures.smollm2; PILOT_SMOLLM2).
+@Suite("SmolLM2 vs transformers", .serialized, .enabled(if: LMFixtures.smollm2 != nil))
+struct SmolLM2Tests {
+    struct Reference {
+        var raw: [(text: String, ids: [Int32], logits: [Float])] = []
+        var chat: [(question: String, promptIDs: [Int32], greedyIDs: [Int32], text: String)] = []
+        var eos: Int32 = 2
+    }
+
+    static func reference() throws -> Reference {
+        let data = try Data(contentsOf: URL(fileURLWithPath: LMFixtures.path("smollm2_reference.json")))
+        guard let j = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let raw = j["raw"] as? [[String: Any]], let chat = j["chat"] as? [[String: Any]] else {
+            throw PilotError.message("smollm2_reference.json: unexpected layout")
+        }
+        var r = Reference()
+        r.eos = Int32(j["eos_token_id"] as? Int ?? 2)
+        for e in raw {
+            guard let b64 = e["logits_f32le_base64"] as? String, let blob = Data(base64Encoded: b64),
+                  let ids = e["ids"] as? [Int] else { throw PilotError.message("smollm2_reference.json: bad raw entry") }
+            let logits = blob.withUnsafeBytes { p in
+                (0..<(blob.count / 4)).map { Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            }
+            r.raw.append((e["text"] as? String ?? "", ids.map(Int32.init), logits))
+        }
+        for e in chat {
+            guard let p = e["prompt_ids"] as? [Int], let g = e["greedy_ids"] as? [Int] else {
+                throw PilotError.message("smollm2_reference.json: bad chat entry")
+            }
+            r.chat.append((e["question"] as? String ?? "", p.map(Int32.init), g.map(Int32.init), e["greedy_text"] as? String ?? ""))
+        }
+        return r
+    }
+
+    static func load(maxBatch: Int = 1, maxTokens: Int = 128, maxContext: Int = 256) throws -> LlamaModel {
+        guard let dir = LMFixtures.smollm2 else { throw PilotError.notFound(file: "models/smollm2-135m-instruct", object: "") }
+        return try LlamaModel.load(directory: dir, maxBatch: maxBatch, maxTokens: maxTokens, maxContext: maxContext)
+    }
+
+    @Test("last-position logits of 3 raw prompts equal transformers' to 1e-3; greedy chat answers equal")
+    func matchesTransformers() throws {
+        let ref = try Self.reference()
+        let model = try Self.load()
+        for r in ref.raw {
+            let ours = try model.forward([r.ids], cache: model.makeCache(batch: 1), logits: .last)
+            let d = maxAbsDiff(ours, r.logits)
+            print("SmolLM2 \(r.text.debugDescription): \(r.ids.count) tokens, max |logit - transformers| = \(d) over \(ours.count)")
+            #expect(d <= 1e-3)
+        }
+        let gen = Generator(model: model)
+        for c in ref.chat {
+            let ids = try gen.generate(promptIDs: c.promptIDs, maxNewTokens: 32, stopIDs: [ref.eos])
+            // transformers keeps the eos it stopped on; ours returns it excluded
+            let expected = c.greedyIDs.last == ref.eos ? Array(c.greedyIDs.dropLast()) : c.greedyIDs
+            print("SmolLM2 chat \(c.question.debugDescription): \(ids.count) ids, stop: \(gen.stopReason); transformers: \(c.text.debugDescription)")
+            #expect(ids == expected)
+        }
+    }
+
+    /// Forward tokens/s at batch 4 × 128 (no assertion on time): threads from PILOT_BENCH_THREADS (default 1).
+    /// Run by scripts/bench_lm_forward.sh with PILOT_LM_BENCH=1.
+    @Test("forward throughput (prints tokens/s)", .enabled(if: ProcessInfo.processInfo.environment["PILOT_LM_BENCH"] == "1"))
+    func forwardThroughput() throws {
+        let env = ProcessInfo.processInfo.environment
+        let threads = Int(env["PILOT_BENCH_THREADS"] ?? "1") ?? 1
+        let reps = Int(env["PILOT_BENCH_REPS"] ?? "3") ?? 3
+        Parallel.configure(threads: threads)
+        defer { Parallel.configure(threads: 1) }
+        let B = 4, T = 128
+        let model = try Self.load(maxBatch: B, maxTokens: T, maxContext: T)
+        var rng = SplitMix64(seed: 1)
+        let ids = (0..<B).map { _ in (0..<T).map { _ in Int32(rng.next() % UInt64(model.config.vocabSize)) } }
+        let cache = model.makeCache(batch: B)
+        _ = try model.forward(ids, cache: cache, logits: .last)   // warm-up
+        var best = Double.infinity
+        for _ in 0..<reps {
+            cache.reset()
+            let t0 = Date()
+            _ = try ids.flatMap { $0 }.withUnsafeBufferPointer { try model.forward(tokens: $0, batch: B, cache: cache, logits: .last) }
+            best = min(best, Date().timeIntervalSince(t0))
+        }
+        print(String(format: "BENCH ours threads=%d batch=%d seq=%d best=%.3fs tokens/s=%.1f", threads, B, T, best, Double(B * T) / best))
+    }
+}
