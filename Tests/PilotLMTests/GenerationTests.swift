@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import PilotCore
 import PilotLM
+import PilotTestSupport
 
 @Suite("Llama generation and sampling", .serialized)
 struct GenerationTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import PilotCore
 import PilotLM
+import PilotTestSupport
 import PilotTensor
 
 /// The engine against transformers on tiny random models (GQA/MHA, tied/untied, biases, Qwen2, BF16 storage).
@@ -67,7 +68,7 @@ struct LlamaTests {
 
 @Suite("Llama config and weights refusals")
 struct LlamaConfigTests {
-    static let base: [String: Any] = [
+    nonisolated(unsafe) static let base: [String: Any] = [
         "model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256, "rms_norm_eps": 1e-5,
         "hidden_act": "silu", "eos_token_id": [2, 7],

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import PilotCore
 import PilotLM
+import PilotTestSupport
 import PilotTensor
 
 /// SmolLM2-135M-Instruct against transformers (Tests/Fixtures/lm/smollm2_reference.json, made by
