@@ -34,7 +34,7 @@ public final class LlamaModel: @unchecked Sendable {
     let att: UnsafeMutablePointer<Float>      // [R, H·D] attention output before o_proj
     let gate: UnsafeMutablePointer<Float>     // [R, F]
     let up: UnsafeMutablePointer<Float>       // [R, F]
-    let scores: UnsafeMutablePointer<Float>   // [maxBatch·H, maxContext] one softmax row per (sequence, head)
+    let scores: UnsafeMutablePointer<Float>   // [maxBatch·H, maxTokens, maxContext] attention weights per (sequence, head)
     let logitBuffer: UnsafeMutablePointer<Float>  // [R, V]
     let ropeCos: UnsafeMutablePointer<Float>  // [maxContext, D/2]
     let ropeSin: UnsafeMutablePointer<Float>  // [maxContext, D/2]
@@ -49,13 +49,15 @@ public final class LlamaModel: @unchecked Sendable {
         let R = maxBatch * maxTokens, C = config.hiddenSize, D = config.headDim
         let HD = config.numAttentionHeads * D, KVD = config.numKeyValueHeads * D, F = config.intermediateSize
         var allocs: [UnsafeMutablePointer<Float>] = []
+        // Not zero-filled: every activation is written before it is read, and untouched pages (the logit
+        // rows of a `.last` call, score rows of short calls) then never count in the resident set.
         func buffer(_ n: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n)); p.initialize(repeating: 0, count: max(1, n))
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n))
             allocs.append(p); return p
         }
         x = buffer(R * C); xn = buffer(R * C); q = buffer(R * HD); k = buffer(R * KVD); v = buffer(R * KVD)
         att = buffer(R * HD); gate = buffer(R * F); up = buffer(R * F)
-        scores = buffer(maxBatch * config.numAttentionHeads * maxContext)
+        scores = buffer(maxBatch * config.numAttentionHeads * maxTokens * maxContext)
         logitBuffer = buffer(R * config.vocabSize)
         ropeCos = buffer(maxContext * D / 2); ropeSin = buffer(maxContext * D / 2)
         allocations = allocs
@@ -230,41 +232,35 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Causal attention of this call's queries over the cache: query (b, t, h) at position pos0+t attends
     /// to slots 0 ... pos0+t of KV head h / num_key_value_groups (transformers' `repeat_kv`, without the copy).
+    /// Per (sequence, head): scores[T, n] = q·Kᵀ/√D over the n = pos0+T filled slots (one sgemm), a softmax
+    /// in Float over each row's causal prefix with the rest set to 0, then out[T, D] = scores · V (one sgemm).
     private func attention(cache: KVCache, layer l: Int, B: Int, T: Int, pos0: Int) {
         let c = config, H = c.numAttentionHeads, D = c.headDim, groups = c.numKeyValueGroups
         let scale = 1 / Float(D).squareRoot()
-        let slab = cache.offset(layer: l, sequence: 0, head: 1) - cache.offset(layer: l, sequence: 0, head: 0)
+        let slab = cache.maxLength * D   // one (sequence, KV head) [S, D] block
         let layerBase = cache.offset(layer: l, sequence: 0, head: 0)
         let ctx = (q, att, cache.keys + layerBase, cache.values + layerBase, scores, H, D, groups, T, pos0,
-                   slab, c.numKeyValueHeads, maxContext, scale)
-        Parallel.rows(B * H, costPerItem: T * (pos0 + T) * D * 2, context: ctx) { ctx, lo, hi in
-            let (q, att, keys, values, scores, H, D, groups, T, pos0, slab, KV, S, scale) = ctx
+                   slab, c.numKeyValueHeads, maxTokens * maxContext, scale)
+        Parallel.rows(B * H, costPerItem: T * (pos0 + T) * D * 4, context: ctx) { ctx, lo, hi in
+            let (q, att, keys, values, scores, H, D, groups, T, pos0, slab, KV, block, scale) = ctx
+            let n = pos0 + T
             for bh in lo..<hi {
                 let b = bh / H, h = bh % H, g = h / groups
                 let kh = keys + (b * KV + g) * slab, vh = values + (b * KV + g) * slab
-                let s = scores + bh * S
+                let s = scores + bh * block   // [T, n]
+                let qh = q + (b * T * H + h) * D, out = att + (b * T * H + h) * D   // rows of stride H·D
+                sgemm(transB: true, m: T, n: n, k: D, alpha: scale, a: qh, lda: H * D, b: kh, ldb: D, c: s, ldc: n)
                 for t in 0..<T {
-                    let qr = q + ((b * T + t) * H + h) * D
-                    let n = pos0 + t + 1
+                    let row = s + t * n, valid = pos0 + t + 1
                     var m = -Float.infinity
-                    for j in 0..<n {
-                        let kj = kh + j * D
-                        var dot: Float = 0
-                        for d in 0..<D { dot += qr[d] * kj[d] }
-                        let z = dot * scale
-                        s[j] = z
-                        if z > m { m = z }
-                    }
+                    for j in 0..<valid where row[j] > m { m = row[j] }
                     var sum: Float = 0
-                    for j in 0..<n { let e = expf(s[j] - m); s[j] = e; sum += e }
+                    for j in 0..<valid { let e = expf(row[j] - m); row[j] = e; sum += e }
                     let inv = 1 / sum
-                    let out = att + ((b * T + t) * H + h) * D
-                    for d in 0..<D { out[d] = 0 }
-                    for j in 0..<n {
-                        let pj = s[j] * inv, vj = vh + j * D
-                        for d in 0..<D { out[d] += pj * vj[d] }
-                    }
+                    for j in 0..<valid { row[j] *= inv }
+                    for j in valid..<n { row[j] = 0 }
                 }
+                sgemm(m: T, n: D, k: n, a: s, lda: n, b: vh, ldb: D, c: out, ldc: H * D)
             }
         }
     }

@@ -119,9 +119,7 @@ public final class LlamaWeights: @unchecked Sendable {
     /// in a tied model, which would mean the config and the file disagree.
     public convenience init(config: LlamaConfig, source: TensorSource) throws {
         self.init(config: config)
-        if config.tieWordEmbeddings, let head = source.info("lm_head.weight") {
-            // Some exporters store the tied head anyway; accept it only if it is the embedding itself.
-            _ = head
+        if config.tieWordEmbeddings, source.info("lm_head.weight") != nil {
             throw PilotError.invalidArgument("\(source.path): tensor 'lm_head.weight' is present but config.json says tie_word_embeddings true; set tie_word_embeddings false in config.json if the model has its own output head")
         }
         for e in entries {
