@@ -83,7 +83,8 @@ public final class SafetensorsFile: TensorSource {
         }
         let src = UnsafeRawBufferPointer(rebasing: file.bytes[(dataStart + range.lowerBound)..<(dataStart + range.upperBound)])
         switch info.dtype {
-        case .f32: if let d = out.baseAddress, let s = src.baseAddress { memcpy(d, s, 4 * out.count) }  // little-endian hosts only (x86-64, arm64)
+        case .f32:  // little-endian hosts only (x86-64, arm64)
+            for i in 0..<out.count { out[i] = src.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
         case .f16: Dequantize.f16(src, into: out)
         case .bf16: Dequantize.bf16(src, into: out)
         default: throw PilotError.invalidArgument("\(path): tensor '\(name)': dtype \(info.dtype.rawValue) is not a safetensors dtype")
