@@ -65,6 +65,21 @@ struct SmolLM2Tests {
         }
     }
 
+    /// The Q4_1 GGUF the HF directory was converted from (PILOT_SMOLLM2_GGUF): same weights after
+    /// dequantizing, so the same logits; this checks load(gguf:) end to end (config from metadata, q/k rows).
+    @Test("the GGUF it came from gives the same logits", .enabled(if: ProcessInfo.processInfo.environment["PILOT_SMOLLM2_GGUF"] != nil))
+    func ggufMatchesTransformers() throws {
+        let ref = try Self.reference()
+        let path = ProcessInfo.processInfo.environment["PILOT_SMOLLM2_GGUF"] ?? ""
+        let model = try LlamaModel.load(gguf: path, maxBatch: 1, maxTokens: 64, maxContext: 64)
+        for r in ref.raw {
+            let ours = try model.forward([r.ids], cache: model.makeCache(batch: 1), logits: .last)
+            let d = maxAbsDiff(ours, r.logits)
+            print("SmolLM2 GGUF \(r.text.debugDescription): max |logit - transformers| = \(d)")
+            #expect(d <= 1e-3)
+        }
+    }
+
     /// Forward tokens/s at batch 4 × 128 (no assertion on time): threads from PILOT_BENCH_THREADS (default 1).
     /// Run by scripts/bench_lm_forward.sh with PILOT_LM_BENCH=1.
     @Test("forward throughput (prints tokens/s)", .enabled(if: ProcessInfo.processInfo.environment["PILOT_LM_BENCH"] == "1"))
