@@ -1,0 +1,178 @@
+import Foundation
+import PilotCore
+
+/// `pilot model import`: a GGUF file or a Hugging Face checkpoint directory becomes one model directory
+/// (docs/models.md). Everything is checked before anything is written (architecture, config keys,
+/// tokenizer, chat template), the weights are converted tensor by tensor (one tensor in memory at a
+/// time, read from a memory map), and the directory is assembled under a temporary name and renamed
+/// into place at the end, so an error leaves nothing half-written.
+public enum ModelImport {
+    public struct Options: Sendable {
+        /// Overrides the chat format detected from the template (and is required when there is none).
+        public var chatFormat: ChatFormat?
+        /// Replace an existing directory that holds another model or another import.
+        public var force = false
+        public init(chatFormat: ChatFormat? = nil, force: Bool = false) { self.chatFormat = chatFormat; self.force = force }
+    }
+
+    public enum Outcome: Sendable { case imported(ModelManifest), alreadyImported(ModelManifest) }
+
+    public static func run(source: String, out: String, options: Options = Options(),
+                           progress: (String) -> Void = { _ in }) throws -> Outcome {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir) else {
+            throw PilotError.notFound(file: source, object: "")
+        }
+        let isGGUF = !isDir.boolValue
+        progress("hashing \(source)")
+        let sourceHashes = try isGGUF ? [URL(fileURLWithPath: source).lastPathComponent: sha256(file: source)] : weightFileHashes(directory: source)
+
+        if let existing = try? ModelManifest.read(directory: out), !options.force {
+            if existing.sourceSHA256 == sourceHashes, options.chatFormat.map({ $0.rawValue == existing.chatFormat }) ?? true {
+                return .alreadyImported(existing)
+            }
+            throw PilotError.invalidArgument("'\(out)' already holds a model imported from \(existing.source); choose another --out or pass --force to replace it")
+        } else if FileManager.default.fileExists(atPath: out), !options.force,
+                  let items = try? FileManager.default.contentsOfDirectory(atPath: out), !items.isEmpty {
+            throw PilotError.invalidArgument("'\(out)' exists and is not an imported model directory; choose another --out or pass --force to replace it")
+        }
+
+        let parent = URL(fileURLWithPath: out).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        let staging = out + ".tmp-\(getpid())"
+        try? FileManager.default.removeItem(atPath: staging)
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false)
+        do {
+            var manifest = try isGGUF
+                ? importGGUF(source, into: staging, options: options, progress: progress)
+                : importHuggingFace(source, into: staging, options: options, progress: progress)
+            manifest.sourceSHA256 = sourceHashes
+            progress("hashing the imported files")
+            for name in try FileManager.default.contentsOfDirectory(atPath: staging).sorted() {
+                manifest.files[name] = try sha256(file: staging + "/" + name)
+            }
+            try manifest.write(directory: staging)
+            if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
+            try FileManager.default.moveItem(atPath: staging, toPath: out)
+            return .imported(manifest)
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
+    }
+
+    // MARK: GGUF
+
+    static func importGGUF(_ path: String, into dir: String, options: Options, progress: (String) -> Void) throws -> ModelManifest {
+        progress("reading \(path)")
+        let gguf = try GGUFFile(path: path)
+        let source = try GGUFLlamaSource(file: gguf)
+        let configData = try source.huggingFaceConfigJSON()
+        _ = try LlamaConfig.decode(json: configData, file: path + " (metadata)")
+
+        let tokenizer = try BPETokenizer.fromGGUF(gguf)
+        let template = try? gguf.string("tokenizer.chat_template")
+        let (chat, system) = try chatFormat(template: template, file: path + " (tokenizer.chat_template)", override: options.chatFormat)
+
+        try atomicWrite(configData, to: dir + "/config.json")
+        try atomicWrite(try tokenizer.tokenizerJSON(), to: dir + "/tokenizer.json")
+        try atomicWrite(try tokenizerConfigJSON(tokenizer: tokenizer, chatTemplate: template,
+                                                 maxLength: (try? gguf.int("llama.context_length")) ?? nil),
+                        to: dir + "/tokenizer_config.json")
+        let params = try writeWeights(source, to: dir + "/model.safetensors", progress: progress)
+        return ModelManifest(source: path, sourceFormat: "gguf", sourceSHA256: [:], sourceDTypes: dtypeCounts(gguf.tensorInfos),
+                             chatFormat: chat.rawValue, defaultSystemPrompt: system, parameters: params, files: [:],
+                             importedBy: "pilot \(PilotLMVersion.string)")
+    }
+
+    /// tokenizer_config.json for a GGUF import: the special tokens and the chat template, as
+    /// transformers reads them.
+    static func tokenizerConfigJSON(tokenizer: BPETokenizer, chatTemplate: String?, maxLength: Int?) throws -> Data {
+        var obj: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": tokenizer.addsBOS,
+                                  "clean_up_tokenization_spaces": false]
+        if let id = tokenizer.bosID { obj["bos_token"] = tokenizer.piece(id) }
+        if let id = tokenizer.eosID { obj["eos_token"] = tokenizer.piece(id) }
+        if let id = tokenizer.padID { obj["pad_token"] = tokenizer.piece(id) }
+        if let id = tokenizer.unkID { obj["unk_token"] = tokenizer.piece(id) }
+        if let t = chatTemplate { obj["chat_template"] = t }
+        if let n = maxLength { obj["model_max_length"] = n }
+        return try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
+    // MARK: Hugging Face directory
+
+    static func importHuggingFace(_ dir: String, into out: String, options: Options, progress: (String) -> Void) throws -> ModelManifest {
+        let configPath = dir + "/config.json"
+        guard let configData = FileManager.default.contents(atPath: configPath) else {
+            throw PilotError.notFound(file: configPath, object: "")
+        }
+        _ = try LlamaConfig.decode(json: configData, file: configPath)
+        let tokPath = dir + "/tokenizer.json"
+        guard FileManager.default.fileExists(atPath: tokPath) else {
+            throw PilotError.invalidArgument("\(dir) has no tokenizer.json: pilot needs the fast-tokenizer file of the model (save it with AutoTokenizer.from_pretrained(...).save_pretrained(DIR))")
+        }
+        _ = try BPETokenizer(tokenizerJSON: tokPath)
+        let tcPath = dir + "/tokenizer_config.json"
+        var template: String?
+        if let data = FileManager.default.contents(atPath: tcPath) {
+            guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                throw PilotError.invalidArgument("\(tcPath) is not a JSON object")
+            }
+            template = obj["chat_template"] as? String
+        } else if options.chatFormat == nil {
+            throw PilotError.invalidArgument("\(dir) has no tokenizer_config.json, so the chat format is unknown; add it or pass --chat-format chatml|llama3|plain")
+        }
+        let (chat, system) = try chatFormat(template: template, file: tcPath, override: options.chatFormat)
+
+        let source = try SafetensorsCheckpoint(directory: dir)
+        for name in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"]
+        where FileManager.default.fileExists(atPath: dir + "/" + name) {
+            try FileManager.default.copyItem(atPath: dir + "/" + name, toPath: out + "/" + name)
+        }
+        let params = try writeWeights(source, to: out + "/model.safetensors", progress: progress)
+        return ModelManifest(source: dir, sourceFormat: "safetensors", sourceSHA256: [:], sourceDTypes: dtypeCounts(source.tensorInfos),
+                             chatFormat: chat.rawValue, defaultSystemPrompt: system, parameters: params, files: [:],
+                             importedBy: "pilot \(PilotLMVersion.string)")
+    }
+
+    static func weightFileHashes(directory: String) throws -> [String: String] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".safetensors") }.sorted()
+        guard !names.isEmpty else {
+            throw PilotError.invalidArgument("\(directory) has no .safetensors weights (model.safetensors or model-0000k-of-0000n.safetensors); pilot does not read PyTorch .bin checkpoints: save with save_pretrained(DIR, safe_serialization=True)")
+        }
+        var out: [String: String] = [:]
+        for n in names { out[n] = try sha256(file: directory + "/" + n) }
+        return out
+    }
+
+    // MARK: Shared steps
+
+    static func chatFormat(template: String?, file: String, override: ChatFormat?) throws -> (ChatFormat, String?) {
+        if let f = override {
+            let detected = try? ChatFormat.detect(chatTemplate: template, file: file)
+            return (f, detected?.format == f ? detected?.defaultSystem : nil)
+        }
+        let d = try ChatFormat.detect(chatTemplate: template, file: file)
+        return (d.format, d.defaultSystem)
+    }
+
+    /// Writes every tensor of `source` as F32, one at a time. Returns the parameter count.
+    static func writeWeights(_ source: TensorSource, to path: String, progress: (String) -> Void) throws -> Int {
+        let infos = source.tensorInfos.map { TensorInfo(name: $0.name, shape: $0.shape, dtype: .f32) }
+        var done = 0
+        try SafetensorsWriter.write(path: path, tensors: infos, metadata: ["format": "pt"]) { info, out in
+            try source.readFloat32(info.name, into: out)
+            done += 1
+            if done % 25 == 0 || done == infos.count { progress("converted \(done)/\(infos.count) tensors") }
+        }
+        return infos.reduce(0) { $0 + $1.count }
+    }
+
+    static func dtypeCounts(_ infos: [TensorInfo]) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for i in infos { out[i.dtype.rawValue, default: 0] += 1 }
+        return out
+    }
+}
+
+public enum PilotLMVersion { public static let string = "0.2.0" }

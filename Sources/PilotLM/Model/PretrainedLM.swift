@@ -1,0 +1,91 @@
+import Foundation
+import PilotCore
+
+/// A pretrained LM loaded from a model directory (docs/models.md): config, weights, tokenizer and chat
+/// format, everything the `--model` commands need. The directory is a Hugging Face layout; a
+/// `pilot-model.json` from `pilot model import` is read when present (chat format, provenance), and a
+/// plain Hugging Face directory works too when its chat template is one pilot knows.
+public final class PretrainedLM {
+    public let directory: String
+    public let manifest: ModelManifest?
+    public let config: LlamaConfig
+    public let tokenizer: BPETokenizer
+    public let chatFormat: ChatFormat
+    public let defaultSystemPrompt: String?
+    public let model: LlamaModel
+    /// Source dtypes of the weights as stored in this directory (F32 after an import).
+    public let storedDTypes: [String: Int]
+
+    /// Loads `directory`. `maxBatch` × `maxTokens` bounds one forward call; `maxContext` the KV cache.
+    public init(directory: String, chatFormat override: ChatFormat? = nil,
+                maxBatch: Int = 1, maxTokens: Int = 512, maxContext: Int = 2048) throws {
+        self.directory = directory
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw PilotError.invalidArgument("--model '\(directory)' is not a directory; import a model first (`pilot model import FILE.gguf --out DIR`, or scripts/get_smollm2.sh)")
+        }
+        manifest = try ModelManifest.read(directory: directory)
+        config = try LlamaConfig.load(directory: directory)
+        let tokPath = directory + "/tokenizer.json"
+        guard FileManager.default.fileExists(atPath: tokPath) else {
+            throw PilotError.invalidArgument("\(directory) has no tokenizer.json; re-import the model with `pilot model import`")
+        }
+        tokenizer = try BPETokenizer(tokenizerJSON: tokPath)
+        let layout = try ChatLayout(directory: directory, manifest: manifest, override: override)
+        chatFormat = layout.format
+        defaultSystemPrompt = layout.defaultSystem
+        let weights = try SafetensorsCheckpoint(directory: directory)
+        var dt: [String: Int] = [:]
+        for i in weights.tensorInfos { dt[i.dtype.rawValue, default: 0] += 1 }
+        storedDTypes = dt
+        let context = min(maxContext, config.maxPositionEmbeddings)
+        model = try LlamaModel(config: config, weights: LlamaWeights(config: config, source: weights),
+                               maxBatch: maxBatch, maxTokens: min(maxTokens, context), maxContext: context)
+    }
+
+    /// The chat format of a model directory and its default system prompt, without loading weights:
+    /// `override` first, then pilot-model.json, then the template in tokenizer_config.json.
+    public struct ChatLayout: Sendable {
+        public let format: ChatFormat
+        public let defaultSystem: String?
+
+        public init(directory: String, manifest: ModelManifest? = nil, override: ChatFormat? = nil) throws {
+            let manifest = try manifest ?? ModelManifest.read(directory: directory)
+            if let f = override {
+                format = f
+                defaultSystem = f.rawValue == manifest?.chatFormat ? manifest?.defaultSystemPrompt : nil
+            } else if let m = manifest, let f = ChatFormat(rawValue: m.chatFormat) {
+                format = f
+                defaultSystem = m.defaultSystemPrompt
+            } else {
+                let tc = directory + "/tokenizer_config.json"
+                let template = FileManager.default.contents(atPath: tc)
+                    .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["chat_template"] as? String
+                (format, defaultSystem) = try ChatFormat.detect(chatTemplate: template, file: tc)
+            }
+        }
+    }
+
+    /// Ids that end generation: the chat format's end-of-turn token and the config's EOS ids.
+    public var stopIDs: Set<Int32> {
+        var s = Set(config.eosTokenIDs.map { Int32($0) })
+        if let e = tokenizer.eosID { s.insert(e) }
+        if let tag = chatFormat.endOfTurn, let id = tokenizer.id(of: tag) { s.insert(id) }
+        return s
+    }
+
+    /// Token ids of a chat prompt that opens the assistant turn.
+    public func chatPromptIDs(_ messages: [ChatMessage]) -> [Int32] {
+        tokenizer.encode(chatFormat.render(messages, defaultSystem: defaultSystemPrompt))
+    }
+
+    /// Token ids of raw text: BOS first only when the tokenizer config adds one.
+    public func rawIDs(_ text: String) -> [Int32] {
+        let ids = tokenizer.encode(text)
+        if tokenizer.addsBOS, let b = tokenizer.bosID, ids.first != b { return [b] + ids }
+        return ids
+    }
+
+    /// Parameter count of the loaded weights (tied embeddings counted once).
+    public var parameterCount: Int { LlamaWeights.table(config).reduce(0) { $0 + $1.shape.reduce(1, *) } }
+}
