@@ -92,7 +92,14 @@ import Testing
         #expect(gguf.preTokenizers == tok.preTokenizers)
         #expect(Self.mismatches(gguf, f, label: "from GGUF arrays") == 0)
         let data = try gguf.tokenizerJSON()
+        if let out = ProcessInfo.processInfo.environment["PILOT_WRITE_TOKENIZER_JSON"] {  // for a check with tokenizers itself
+            try data.write(to: URL(fileURLWithPath: out))
+        }
         let back = try BPETokenizer(tokenizerJSON: data, source: "tokenizerJSON()")
+        // the same JSON as gguf_to_hf.py's (key order aside)
+        let ours = try JSONSerialization.jsonObject(with: data) as? NSDictionary
+        let theirs = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: try #require(Self.smolJSON)))) as? NSDictionary
+        #expect(ours != nil && ours == theirs)
         #expect(back.tokens == tok.tokens && back.addedTokens == tok.addedTokens && back.preTokenizers == tok.preTokenizers)
         #expect(Self.mismatches(back, f, label: "written tokenizer.json") == 0)
         #expect(throws: PilotError.self) {
@@ -171,5 +178,12 @@ import Testing
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         print(String(format: "BENCH pilot encode: %.3f s for %d rounds of %d strings, %.2f MB/s, %d ids", seconds, rounds,
                      f.strings.count, Double(bytes * rounds) / seconds / 1e6, count))
+        let doc = f.strings.joined(separator: "\n")
+        _ = tok.encode(doc)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<rounds { count += tok.encode(doc).count }
+        let docSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        print(String(format: "BENCHDOC pilot encode: %.3f s for %d rounds of one %d-byte document, %.2f MB/s", docSeconds, rounds,
+                     doc.utf8.count, Double(doc.utf8.count * rounds) / docSeconds / 1e6))
     }
 }

@@ -25,8 +25,11 @@ public struct BPETokenizer: TextTokenizer {
     public var bosID: Int32?
     public var eosID: Int32?
     public var padID: Int32?
-    /// Id used for bytes that have no token; nil drops them, as `tokenizers` does without `unk_token`.
+    /// The model's unknown token (tokenizer.json or tokenizer_config.json `unk_token`, GGUF `unknown_token_id`).
     public var unkID: Int32?
+    /// The BPE model's own `unk_token`: it stands in for bytes without a token; nil drops them, as `tokenizers`
+    /// does (a GGUF gives none, as gguf_to_hf.py writes none). `fuseUnknown`: one for a run of such bytes.
+    public let bpeUnknownID: Int32?
     public let fuseUnknown: Bool
 
     let tokenIDs: [String: Int32]
@@ -44,7 +47,7 @@ public struct BPETokenizer: TextTokenizer {
     public init(tokens: [String], merges: [(String, String)], addedTokens: [AddedToken], preTokenizers: [PreTokenizer],
                 ignoreMerges: Bool = false, normalizesNFC: Bool = false, addsBOS: Bool = false,
                 bosID: Int32? = nil, eosID: Int32? = nil, padID: Int32? = nil, unkID: Int32? = nil,
-                fuseUnknown: Bool = false, source: String) throws {
+                bpeUnknownID: Int32? = nil, fuseUnknown: Bool = false, source: String) throws {
         guard case .byteLevel = preTokenizers.last else {
             throw PilotError.invalidArgument("\(source): the pre-tokenizer must end with ByteLevel (byte-level BPE); found \(preTokenizers)")
         }
@@ -73,7 +76,7 @@ public struct BPETokenizer: TextTokenizer {
             }
             table.insert(ia, ib, rank: Int32(rank), result: merged)
         }
-        for (name, id) in [("bos", bosID), ("eos", eosID), ("pad", padID), ("unk", unkID)] {
+        for (name, id) in [("bos", bosID), ("eos", eosID), ("pad", padID), ("unk", unkID), ("BPE unk_token", bpeUnknownID)] {
             if let id, id < 0 || Int(id) >= all.count {
                 throw PilotError.invalidArgument("\(source): \(name) id \(id) is outside the vocabulary (\(all.count) tokens)")
             }
@@ -86,6 +89,7 @@ public struct BPETokenizer: TextTokenizer {
         self.normalizesNFC = normalizesNFC
         self.addsBOS = addsBOS
         self.bosID = bosID; self.eosID = eosID; self.padID = padID; self.unkID = unkID
+        self.bpeUnknownID = bpeUnknownID
         self.fuseUnknown = fuseUnknown
         tokenIDs = ids
         mergeTable = table
@@ -168,7 +172,7 @@ public struct BPETokenizer: TextTokenizer {
             let id = byteIDs[Int(b)]
             if id >= 0 {
                 symbols.append(id)
-            } else if let unk = unkID {
+            } else if let unk = bpeUnknownID {
                 if !(fuseUnknown && symbols.last == unk) { symbols.append(unk) }
             }
         }
