@@ -40,4 +40,5 @@ if not m:
 d = re.search(r"BENCHDOC pilot encode: ([0-9.]+) s.*", run.stdout + run.stderr)
 print(m.group(0).replace("BENCH ", ""))
 print(d.group(0).replace("BENCHDOC ", ""))
+print("\n".join(re.findall(r"BENCHLONG (.*)", run.stdout + run.stderr)))
 print(f"ratio pilot / tokenizers (time), short strings: {float(m.group(1)) / theirs:.2f}, one document: {float(d.group(1)) / theirs_doc:.2f}")

@@ -108,6 +108,18 @@ import Testing
         }
     }
 
+    /// The heap merge used for long words gives the scan merge's result (each fixture string taken as one word).
+    @Test(.enabled(if: LMFixtures.smollm2 != nil, "SmolLM2 not fetched (PILOT_SMOLLM2)"))
+    func longWordMergeAgreesWithShort() throws {
+        let tok = try #require(try Self.smol()), f = try #require(Self.fixture)
+        var bad = 0
+        for s in f.strings + [String(repeating: "thequickbrownfox", count: 40)] {
+            let symbols = tok.byteSymbols(Array(s.utf8))
+            if tok.mergeLong(symbols) != tok.mergeShort(symbols) { bad += 1 }
+        }
+        #expect(bad == 0)
+    }
+
     /// The Llama 3 and Qwen2 Split patterns against `tokenizers`' own Split pre-tokenizer (Oniguruma).
     @Test(arguments: [SplitPattern.llama3, .qwen2])
     func splitPatternsLikeOniguruma(_ pattern: SplitPattern) throws {
@@ -183,6 +195,11 @@ import Testing
         let t0 = DispatchTime.now().uptimeNanoseconds
         for _ in 0..<rounds { count += tok.encode(doc).count }
         let docSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let longWord = String(repeating: "thequickbrownfoxjumps", count: 5_000)  // one 105,000-byte word (heap merge)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        let longIDs = tok.encode(longWord).count
+        print(String(format: "BENCHLONG pilot encode: one %d-byte word in %.3f s, %d ids", longWord.utf8.count,
+                     Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9, longIDs))
         print(String(format: "BENCHDOC pilot encode: %.3f s for %d rounds of one %d-byte document, %.2f MB/s", docSeconds, rounds,
                      doc.utf8.count, Double(doc.utf8.count * rounds) / docSeconds / 1e6))
     }

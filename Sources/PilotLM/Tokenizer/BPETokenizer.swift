@@ -166,6 +166,12 @@ public struct BPETokenizer: TextTokenizer {
     /// the leftmost among equal ranks (the order of `tokenizers`' merge queue).
     func mergeWord(_ word: [UInt8]) -> [Int32] {
         if ignoreMerges, let id = tokenIDs[ByteLevel.encode(word)] { return [id] }
+        let symbols = byteSymbols(word)
+        return symbols.count > 96 ? mergeLong(symbols) : mergeShort(symbols)
+    }
+
+    /// The byte tokens of a word (bytes without one become `bpeUnknownID` or are dropped).
+    func byteSymbols(_ word: [UInt8]) -> [Int32] {
         var symbols: [Int32] = []
         symbols.reserveCapacity(word.count)
         for b in word {
@@ -176,6 +182,12 @@ public struct BPETokenizer: TextTokenizer {
                 if !(fuseUnknown && symbols.last == unk) { symbols.append(unk) }
             }
         }
+        return symbols
+    }
+
+    /// Merging by scanning for the best pair each step: O(n²), fastest for the short words of most text.
+    func mergeShort(_ start: [Int32]) -> [Int32] {
+        var symbols = start
         guard symbols.count > 1 else { return symbols }
         // rank of the pair starting at each symbol (Int32.max: no merge)
         var ranks = [Int32](repeating: .max, count: symbols.count)
@@ -202,6 +214,32 @@ public struct BPETokenizer: TextTokenizer {
         return symbols
     }
 
+    /// The same merge order for long words in O(n log n): symbols in a linked list and a min-heap of
+    /// (rank, position) pairs, stale entries skipped when popped (the structure of `tokenizers`' `merge_all`).
+    func mergeLong(_ start: [Int32]) -> [Int32] {
+        var symbols = start
+        let n = symbols.count
+        guard n > 1 else { return symbols }
+        var prev = (0..<n).map { $0 - 1 }, next = (0..<n).map { $0 + 1 }
+        var alive = [Bool](repeating: true, count: n)
+        var heap = MergeHeap()
+        for i in 0..<n - 1 {
+            if let m = mergeTable.lookup(symbols[i], symbols[i + 1]) { heap.push(rank: m.rank, pos: i, result: m.result) }
+        }
+        while let top = heap.pop() {
+            let p = top.pos
+            guard alive[p], next[p] < n, let m = mergeTable.lookup(symbols[p], symbols[next[p]]), m.result == top.result else { continue }
+            let right = next[p]
+            symbols[p] = m.result
+            alive[right] = false
+            next[p] = next[right]
+            if next[p] < n { prev[next[p]] = p }
+            if prev[p] >= 0, let l = mergeTable.lookup(symbols[prev[p]], symbols[p]) { heap.push(rank: l.rank, pos: prev[p], result: l.result) }
+            if next[p] < n, let r = mergeTable.lookup(symbols[p], symbols[next[p]]) { heap.push(rank: r.rank, pos: p, result: r.result) }
+        }
+        return (0..<n).compactMap { alive[$0] ? symbols[$0] : nil }
+    }
+
     /// NFC of a scalar sequence (the `NFC` normalizer).
     static func nfc(_ scalars: [UInt32]) -> [UInt32] {
         var view = String.UnicodeScalarView()
@@ -219,5 +257,42 @@ public struct BPETokenizer: TextTokenizer {
             ByteLevel.decode(tokens[Int(id)], into: &bytes)
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Binary min-heap of candidate merges ordered by (rank, position): lowest rank first, leftmost on ties.
+struct MergeHeap {
+    private var items: [(rank: Int32, pos: Int, result: Int32)] = []
+
+    private static func less(_ a: (rank: Int32, pos: Int, result: Int32), _ b: (rank: Int32, pos: Int, result: Int32)) -> Bool {
+        a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos
+    }
+
+    mutating func push(rank: Int32, pos: Int, result: Int32) {
+        items.append((rank, pos, result))
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard Self.less(items[i], items[parent]) else { break }
+            items.swapAt(i, parent); i = parent
+        }
+    }
+
+    mutating func pop() -> (rank: Int32, pos: Int, result: Int32)? {
+        guard let first = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < items.count && Self.less(items[l], items[m]) { m = l }
+                if r < items.count && Self.less(items[r], items[m]) { m = r }
+                if m == i { break }
+                items.swapAt(i, m); i = m
+            }
+        }
+        return first
     }
 }
