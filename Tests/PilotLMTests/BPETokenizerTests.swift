@@ -176,6 +176,31 @@ import Testing
         #expect(message { $0["model"] = ["type": "BPE", "vocab": ["a": 0, "b": 1], "merges": ["a b"]] }.contains("'ab'"))
     }
 
+    /// A Llama 3 shaped tokenizer.json (Split + ByteLevel without regex, ignore_merges, BOS by template) on a toy
+    /// vocabulary: the structure is read, BOS is reported, and the ids are worked out by hand.
+    @Test func readsLlama3Structure() throws {
+        let bos = "<|begin_of_text|>"
+        let root: [String: Any] = [
+            "added_tokens": [["id": 5, "content": bos, "special": true, "normalized": false]],
+            "normalizer": NSNull(), "decoder": ["type": "ByteLevel"],
+            "pre_tokenizer": ["type": "Sequence", "pretokenizers": [
+                ["type": "Split", "pattern": ["Regex": SplitPattern.llama3.rawValue], "behavior": "Isolated", "invert": false],
+                ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false]]],
+            "post_processor": ["type": "Sequence", "processors": [["type": "ByteLevel"], [
+                "type": "TemplateProcessing", "single": [["SpecialToken": ["id": bos, "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
+                "special_tokens": [bos: ["id": bos, "ids": [5], "tokens": [bos]]]]]],
+            "model": ["type": "BPE", "ignore_merges": true, "vocab": ["a": 0, "b": 1, "Ġ": 2, "ab": 3, "Ġa": 4, "abab": 6],
+                      "merges": [["a", "b"], ["Ġ", "a"]]] as [String: Any],
+        ]
+        let tok = try BPETokenizer(tokenizerJSON: try JSONSerialization.data(withJSONObject: root), source: "llama3.json")
+        #expect(tok.preTokenizers == [.split(.llama3), .byteLevel(addPrefixSpace: false, useRegex: false)])
+        #expect(tok.addsBOS && tok.bosID == 5 && tok.ignoreMerges)
+        // "abab" is in the vocabulary, so ignore_merges takes it whole (merges alone would give ab ab);
+        // " ab" is Ġ a b, and a+b (rank 0) goes before Ġ+a (rank 1): Ġ ab
+        #expect(tok.encode("\(bos)abab ab") == [5, 6, 2, 3])
+        #expect(tok.decode([5, 6, 2, 3], skipSpecial: true) == "abab ab")
+    }
+
     /// Encode throughput on the fixture strings (printed, not asserted); scripts/bench_tokenizer.py compares it
     /// with `tokenizers` on one thread.
     @Test(.enabled(if: LMFixtures.smollm2 != nil && ProcessInfo.processInfo.environment["PILOT_BENCH_TOKENIZER"] != nil))
