@@ -92,13 +92,32 @@ import Testing
         #expect(gguf.preTokenizers == tok.preTokenizers)
         #expect(Self.mismatches(gguf, f, label: "from GGUF arrays") == 0)
         let data = try gguf.tokenizerJSON()
+        if let out = ProcessInfo.processInfo.environment["PILOT_WRITE_TOKENIZER_JSON"] {  // for a check with tokenizers itself
+            try data.write(to: URL(fileURLWithPath: out))
+        }
         let back = try BPETokenizer(tokenizerJSON: data, source: "tokenizerJSON()")
+        // the same JSON as gguf_to_hf.py's (key order aside)
+        let ours = try JSONSerialization.jsonObject(with: data) as? NSDictionary
+        let theirs = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: try #require(Self.smolJSON)))) as? NSDictionary
+        #expect(ours != nil && ours == theirs)
         #expect(back.tokens == tok.tokens && back.addedTokens == tok.addedTokens && back.preTokenizers == tok.preTokenizers)
         #expect(Self.mismatches(back, f, label: "written tokenizer.json") == 0)
         #expect(throws: PilotError.self) {
             try BPETokenizer(ggufTokens: tok.tokens, merges: [], tokenTypes: types, preTokenizer: "deepseek-llm",
                              bos: 1, eos: 2, unk: nil, pad: nil, addBOS: false)
         }
+    }
+
+    /// The heap merge used for long words gives the scan merge's result (each fixture string taken as one word).
+    @Test(.enabled(if: LMFixtures.smollm2 != nil, "SmolLM2 not fetched (PILOT_SMOLLM2)"))
+    func longWordMergeAgreesWithShort() throws {
+        let tok = try #require(try Self.smol()), f = try #require(Self.fixture)
+        var bad = 0
+        for s in f.strings + [String(repeating: "thequickbrownfox", count: 40)] {
+            let symbols = tok.byteSymbols(Array(s.utf8))
+            if tok.mergeLong(symbols) != tok.mergeShort(symbols) { bad += 1 }
+        }
+        #expect(bad == 0)
     }
 
     /// The Llama 3 and Qwen2 Split patterns against `tokenizers`' own Split pre-tokenizer (Oniguruma).
@@ -157,6 +176,31 @@ import Testing
         #expect(message { $0["model"] = ["type": "BPE", "vocab": ["a": 0, "b": 1], "merges": ["a b"]] }.contains("'ab'"))
     }
 
+    /// A Llama 3 shaped tokenizer.json (Split + ByteLevel without regex, ignore_merges, BOS by template) on a toy
+    /// vocabulary: the structure is read, BOS is reported, and the ids are worked out by hand.
+    @Test func readsLlama3Structure() throws {
+        let bos = "<|begin_of_text|>"
+        let root: [String: Any] = [
+            "added_tokens": [["id": 5, "content": bos, "special": true, "normalized": false]],
+            "normalizer": NSNull(), "decoder": ["type": "ByteLevel"],
+            "pre_tokenizer": ["type": "Sequence", "pretokenizers": [
+                ["type": "Split", "pattern": ["Regex": SplitPattern.llama3.rawValue], "behavior": "Isolated", "invert": false],
+                ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false]]],
+            "post_processor": ["type": "Sequence", "processors": [["type": "ByteLevel"], [
+                "type": "TemplateProcessing", "single": [["SpecialToken": ["id": bos, "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
+                "special_tokens": [bos: ["id": bos, "ids": [5], "tokens": [bos]]]]]],
+            "model": ["type": "BPE", "ignore_merges": true, "vocab": ["a": 0, "b": 1, "Ġ": 2, "ab": 3, "Ġa": 4, "abab": 6],
+                      "merges": [["a", "b"], ["Ġ", "a"]]] as [String: Any],
+        ]
+        let tok = try BPETokenizer(tokenizerJSON: try JSONSerialization.data(withJSONObject: root), source: "llama3.json")
+        #expect(tok.preTokenizers == [.split(.llama3), .byteLevel(addPrefixSpace: false, useRegex: false)])
+        #expect(tok.addsBOS && tok.bosID == 5 && tok.ignoreMerges)
+        // "abab" is in the vocabulary, so ignore_merges takes it whole (merges alone would give ab ab);
+        // " ab" is Ġ a b, and a+b (rank 0) goes before Ġ+a (rank 1): Ġ ab
+        #expect(tok.encode("\(bos)abab ab") == [5, 6, 2, 3])
+        #expect(tok.decode([5, 6, 2, 3], skipSpecial: true) == "abab ab")
+    }
+
     /// Encode throughput on the fixture strings (printed, not asserted); scripts/bench_tokenizer.py compares it
     /// with `tokenizers` on one thread.
     @Test(.enabled(if: LMFixtures.smollm2 != nil && ProcessInfo.processInfo.environment["PILOT_BENCH_TOKENIZER"] != nil))
@@ -171,5 +215,17 @@ import Testing
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         print(String(format: "BENCH pilot encode: %.3f s for %d rounds of %d strings, %.2f MB/s, %d ids", seconds, rounds,
                      f.strings.count, Double(bytes * rounds) / seconds / 1e6, count))
+        let doc = f.strings.joined(separator: "\n")
+        _ = tok.encode(doc)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<rounds { count += tok.encode(doc).count }
+        let docSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let longWord = String(repeating: "thequickbrownfoxjumps", count: 5_000)  // one 105,000-byte word (heap merge)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        let longIDs = tok.encode(longWord).count
+        print(String(format: "BENCHLONG pilot encode: one %d-byte word in %.3f s, %d ids", longWord.utf8.count,
+                     Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9, longIDs))
+        print(String(format: "BENCHDOC pilot encode: %.3f s for %d rounds of one %d-byte document, %.2f MB/s", docSeconds, rounds,
+                     doc.utf8.count, Double(doc.utf8.count * rounds) / docSeconds / 1e6))
     }
 }

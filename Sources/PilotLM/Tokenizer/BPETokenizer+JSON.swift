@@ -76,7 +76,8 @@ extension BPETokenizer {
             if let a = added.first(where: { $0.content == s }) { return a.id }
             return (vocab[s] as? Int).map(Int32.init)
         }
-        var eos: Int32?, pad: Int32?, unk: Int32? = (model["unk_token"] as? String).flatMap(lookup)
+        let bpeUnknown = (model["unk_token"] as? String).flatMap(lookup)
+        var eos: Int32?, pad: Int32?, unk = bpeUnknown
         var configBOS = false
         if let config, let c = (try? JSONSerialization.jsonObject(with: config)) as? [String: Any] {
             func tokenName(_ key: String) -> String? {
@@ -91,7 +92,7 @@ extension BPETokenizer {
         }
         try self.init(tokens: tokens, merges: merges, addedTokens: added, preTokenizers: steps,
                       ignoreMerges: model["ignore_merges"] as? Bool ?? false, normalizesNFC: nfc,
-                      addsBOS: addsBOS || configBOS, bosID: bos, eosID: eos, padID: pad, unkID: unk,
+                      addsBOS: addsBOS || configBOS, bosID: bos, eosID: eos, padID: pad, unkID: unk, bpeUnknownID: bpeUnknown,
                       fuseUnknown: model["fuse_unk"] as? Bool ?? false, source: source)
     }
 
@@ -185,6 +186,7 @@ extension BPETokenizer {
                              ["SpecialToken": ["id": name, "type_id": 1]], ["Sequence": ["id": "B", "type_id": 1]]],
                     "special_tokens": [name: ["id": name, "ids": [Int(bosID)], "tokens": [name]]]] as [String: Any]
         }
+        let modelUnknown: Any = bpeUnknownID.map { piece($0) as Any } ?? NSNull()
         let root: [String: Any] = [
             "version": "1.0", "truncation": NSNull(), "padding": NSNull(),
             "added_tokens": addedTokens.map { a in
@@ -195,7 +197,7 @@ extension BPETokenizer {
             "pre_tokenizer": pre,
             "post_processor": post,
             "decoder": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true],
-            "model": ["type": "BPE", "dropout": NSNull(), "unk_token": unkID.map { piece($0) as Any } ?? NSNull(),
+            "model": ["type": "BPE", "dropout": NSNull(), "unk_token": modelUnknown,
                       "continuing_subword_prefix": NSNull(), "end_of_word_suffix": NSNull(), "fuse_unk": fuseUnknown,
                       "byte_fallback": false, "ignore_merges": ignoreMerges, "vocab": vocab,
                       "merges": merges.map { [$0.0, $0.1] }] as [String: Any],

@@ -25,8 +25,11 @@ public struct BPETokenizer: TextTokenizer {
     public var bosID: Int32?
     public var eosID: Int32?
     public var padID: Int32?
-    /// Id used for bytes that have no token; nil drops them, as `tokenizers` does without `unk_token`.
+    /// The model's unknown token (tokenizer.json or tokenizer_config.json `unk_token`, GGUF `unknown_token_id`).
     public var unkID: Int32?
+    /// The BPE model's own `unk_token`: it stands in for bytes without a token; nil drops them, as `tokenizers`
+    /// does (a GGUF gives none, as gguf_to_hf.py writes none). `fuseUnknown`: one for a run of such bytes.
+    public let bpeUnknownID: Int32?
     public let fuseUnknown: Bool
 
     let tokenIDs: [String: Int32]
@@ -44,7 +47,7 @@ public struct BPETokenizer: TextTokenizer {
     public init(tokens: [String], merges: [(String, String)], addedTokens: [AddedToken], preTokenizers: [PreTokenizer],
                 ignoreMerges: Bool = false, normalizesNFC: Bool = false, addsBOS: Bool = false,
                 bosID: Int32? = nil, eosID: Int32? = nil, padID: Int32? = nil, unkID: Int32? = nil,
-                fuseUnknown: Bool = false, source: String) throws {
+                bpeUnknownID: Int32? = nil, fuseUnknown: Bool = false, source: String) throws {
         guard case .byteLevel = preTokenizers.last else {
             throw PilotError.invalidArgument("\(source): the pre-tokenizer must end with ByteLevel (byte-level BPE); found \(preTokenizers)")
         }
@@ -73,7 +76,7 @@ public struct BPETokenizer: TextTokenizer {
             }
             table.insert(ia, ib, rank: Int32(rank), result: merged)
         }
-        for (name, id) in [("bos", bosID), ("eos", eosID), ("pad", padID), ("unk", unkID)] {
+        for (name, id) in [("bos", bosID), ("eos", eosID), ("pad", padID), ("unk", unkID), ("BPE unk_token", bpeUnknownID)] {
             if let id, id < 0 || Int(id) >= all.count {
                 throw PilotError.invalidArgument("\(source): \(name) id \(id) is outside the vocabulary (\(all.count) tokens)")
             }
@@ -86,6 +89,7 @@ public struct BPETokenizer: TextTokenizer {
         self.normalizesNFC = normalizesNFC
         self.addsBOS = addsBOS
         self.bosID = bosID; self.eosID = eosID; self.padID = padID; self.unkID = unkID
+        self.bpeUnknownID = bpeUnknownID
         self.fuseUnknown = fuseUnknown
         tokenIDs = ids
         mergeTable = table
@@ -162,16 +166,28 @@ public struct BPETokenizer: TextTokenizer {
     /// the leftmost among equal ranks (the order of `tokenizers`' merge queue).
     func mergeWord(_ word: [UInt8]) -> [Int32] {
         if ignoreMerges, let id = tokenIDs[ByteLevel.encode(word)] { return [id] }
+        let symbols = byteSymbols(word)
+        return symbols.count > 96 ? mergeLong(symbols) : mergeShort(symbols)
+    }
+
+    /// The byte tokens of a word (bytes without one become `bpeUnknownID` or are dropped).
+    func byteSymbols(_ word: [UInt8]) -> [Int32] {
         var symbols: [Int32] = []
         symbols.reserveCapacity(word.count)
         for b in word {
             let id = byteIDs[Int(b)]
             if id >= 0 {
                 symbols.append(id)
-            } else if let unk = unkID {
+            } else if let unk = bpeUnknownID {
                 if !(fuseUnknown && symbols.last == unk) { symbols.append(unk) }
             }
         }
+        return symbols
+    }
+
+    /// Merging by scanning for the best pair each step: O(n²), fastest for the short words of most text.
+    func mergeShort(_ start: [Int32]) -> [Int32] {
+        var symbols = start
         guard symbols.count > 1 else { return symbols }
         // rank of the pair starting at each symbol (Int32.max: no merge)
         var ranks = [Int32](repeating: .max, count: symbols.count)
@@ -198,6 +214,32 @@ public struct BPETokenizer: TextTokenizer {
         return symbols
     }
 
+    /// The same merge order for long words in O(n log n): symbols in a linked list and a min-heap of
+    /// (rank, position) pairs, stale entries skipped when popped (the structure of `tokenizers`' `merge_all`).
+    func mergeLong(_ start: [Int32]) -> [Int32] {
+        var symbols = start
+        let n = symbols.count
+        guard n > 1 else { return symbols }
+        var prev = (0..<n).map { $0 - 1 }, next = (0..<n).map { $0 + 1 }
+        var alive = [Bool](repeating: true, count: n)
+        var heap = MergeHeap()
+        for i in 0..<n - 1 {
+            if let m = mergeTable.lookup(symbols[i], symbols[i + 1]) { heap.push(rank: m.rank, pos: i, result: m.result) }
+        }
+        while let top = heap.pop() {
+            let p = top.pos
+            guard alive[p], next[p] < n, let m = mergeTable.lookup(symbols[p], symbols[next[p]]), m.result == top.result else { continue }
+            let right = next[p]
+            symbols[p] = m.result
+            alive[right] = false
+            next[p] = next[right]
+            if next[p] < n { prev[next[p]] = p }
+            if prev[p] >= 0, let l = mergeTable.lookup(symbols[prev[p]], symbols[p]) { heap.push(rank: l.rank, pos: prev[p], result: l.result) }
+            if next[p] < n, let r = mergeTable.lookup(symbols[p], symbols[next[p]]) { heap.push(rank: r.rank, pos: p, result: r.result) }
+        }
+        return (0..<n).compactMap { alive[$0] ? symbols[$0] : nil }
+    }
+
     /// NFC of a scalar sequence (the `NFC` normalizer).
     static func nfc(_ scalars: [UInt32]) -> [UInt32] {
         var view = String.UnicodeScalarView()
@@ -215,5 +257,42 @@ public struct BPETokenizer: TextTokenizer {
             ByteLevel.decode(tokens[Int(id)], into: &bytes)
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Binary min-heap of candidate merges ordered by (rank, position): lowest rank first, leftmost on ties.
+struct MergeHeap {
+    private var items: [(rank: Int32, pos: Int, result: Int32)] = []
+
+    private static func less(_ a: (rank: Int32, pos: Int, result: Int32), _ b: (rank: Int32, pos: Int, result: Int32)) -> Bool {
+        a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos
+    }
+
+    mutating func push(rank: Int32, pos: Int, result: Int32) {
+        items.append((rank, pos, result))
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard Self.less(items[i], items[parent]) else { break }
+            items.swapAt(i, parent); i = parent
+        }
+    }
+
+    mutating func pop() -> (rank: Int32, pos: Int, result: Int32)? {
+        guard let first = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < items.count && Self.less(items[l], items[m]) { m = l }
+                if r < items.count && Self.less(items[r], items[m]) { m = r }
+                if m == i { break }
+                items.swapAt(i, m); i = m
+            }
+        }
+        return first
     }
 }
