@@ -1,3 +1,5 @@
+import PilotCore
+
 /// Stored element types to Float32, bit for bit as gguf-py's `gguf.quants.dequantize` computes them
 /// (checked in DequantizeTests and on every tensor of SmolLM2). Each block format is ggml's:
 /// - Q8_0: 34 bytes per 32 weights: f16 scale d, 32 × int8 q; w = q·d.
@@ -15,8 +17,23 @@ public enum Dequantize {
         }
     }
 
-    /// IEEE half to float, exact (subnormals, infinities and NaN included).
-    @inline(__always) public static func half(_ h: UInt16) -> Float { Float(Float16(bitPattern: h)) }
+    /// IEEE half to float, exact: subnormals are normalised, infinities kept, and a NaN keeps its sign
+    /// and payload (quiet or signalling) shifted into the float's mantissa, as numpy's `astype(np.float32)`
+    /// does. Pure bit arithmetic, so no hardware conversion can quiet a signalling NaN.
+    public static func halfBits(_ h: UInt16) -> UInt32 {
+        let sign = UInt32(h & 0x8000) << 16, exp = UInt32(h >> 10) & 0x1f, mant = UInt32(h & 0x03ff)
+        if exp == 0x1f { return sign | 0x7f80_0000 | (mant << 13) }
+        if exp != 0 { return sign | ((exp + 112) << 23) | (mant << 13) }
+        if mant == 0 { return sign }
+        var m = mant, e: UInt32 = 113  // value = mant · 2^-24 = 1.f · 2^(e - 127) after normalising
+        while m & 0x0400 == 0 { m <<= 1; e -= 1 }
+        return sign | (e << 23) | ((m & 0x03ff) << 13)
+    }
+
+    /// All 65,536 halves as floats, built once.
+    static let halfTable: [Float] = (0...0xffff).map { Float(bitPattern: halfBits(UInt16($0))) }
+
+    @inline(__always) public static func half(_ h: UInt16) -> Float { halfTable.withUnsafeBufferPointer { $0[Int(h)] } }
 
     @inline(__always) static func u16(_ p: UnsafeRawBufferPointer, _ o: Int) -> UInt16 {
         UInt16(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self))
@@ -63,8 +80,17 @@ public enum Dequantize {
         }
     }
 
-    /// Dequantises `count` elements of type `t` from `src` (which must hold exactly their bytes).
-    public static func run(_ t: TensorDType, _ src: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<Float>) {
+    /// Converts `out.count` elements of type `t` from `src`, which must hold exactly their bytes; quantised
+    /// rows must be whole blocks of 32. `what` names the tensor and file in the error.
+    public static func run(_ t: TensorDType, _ src: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<Float>,
+                           what: String = "tensor") throws {
+        let (bb, bw) = blockBytes(t)
+        guard out.count % bw == 0 else {
+            throw PilotError.invalidArgument("\(what): \(out.count) elements of \(t.rawValue) are not whole blocks of \(bw) (rows must be a multiple of \(bw) long)")
+        }
+        guard src.count == out.count / bw * bb else {
+            throw PilotError.invalidArgument("\(what): \(out.count) elements of \(t.rawValue) take \(out.count / bw * bb) bytes, but \(src.count) were given")
+        }
         switch t {
         case .f32: for i in 0..<out.count { out[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
         case .f16: f16(src, into: out)

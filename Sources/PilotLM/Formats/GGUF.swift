@@ -66,10 +66,14 @@ public final class GGUFFile: TensorSource {
             let name = try r.string()
             let nDims = try r.u32()
             guard nDims >= 1, nDims <= 4 else { throw PilotError.invalidArgument("\(path): tensor '\(name)' has \(nDims) dimensions (GGUF allows 1–4); the file is corrupt") }
-            var ne: [Int] = []
+            var ne: [Int] = [], count = 1
             for _ in 0..<nDims {
                 let d = try r.u64()
-                guard d < 1 << 40 else { throw PilotError.invalidArgument("\(path): tensor '\(name)' has a dimension of \(d); the file is corrupt") }
+                // No dimension, and no element count, can exceed the file's bytes (every type takes ≥ 4 bits).
+                guard d <= UInt64(2 * file.count), case let (p, false) = count.multipliedReportingOverflow(by: Int(d)), p <= 2 * file.count else {
+                    throw PilotError.invalidArgument("\(path): tensor '\(name)' claims dimensions \(ne + [Int(truncatingIfNeeded: d)])…, more elements than the \(file.count)-byte file can hold; the file is corrupt")
+                }
+                count = p
                 ne.append(Int(d))
             }
             let type = try r.u32()
@@ -79,7 +83,7 @@ public final class GGUFFile: TensorSource {
             }
             let offset = try r.u64()
             guard ix[name] == nil else { throw PilotError.invalidArgument("\(path): tensor '\(name)' appears twice") }
-            let (bb, bw) = Dequantize.blockBytes(dtype)
+            let bw = Dequantize.blockBytes(dtype).weights
             guard ne[0] % bw == 0 else {
                 throw PilotError.invalidArgument("\(path): tensor '\(name)' has rows of \(ne[0]) elements, not a multiple of the \(dtype.rawValue) block of \(bw)")
             }
@@ -89,7 +93,6 @@ public final class GGUFFile: TensorSource {
                 throw PilotError.invalidArgument("\(path): tensor '\(name)' starts at data offset \(offset), past the end of the \(file.count)-byte file; the file is truncated or corrupt")
             }
             offs.append(Int(offset))
-            _ = bb
         }
         let start = (r.offset + alignment - 1) / alignment * alignment
         for (i, t) in infos.enumerated() {
@@ -120,7 +123,7 @@ public final class GGUFFile: TensorSource {
         guard let i = index[name] else { throw PilotError.notFound(file: path, object: name) }
         let t = tensorInfos[i]
         guard out.count == t.count else { throw PilotError.invalidArgument("\(path): tensor '\(name)' has \(t.count) elements, the destination \(out.count)") }
-        Dequantize.run(t.dtype, try rawBytes(name), into: out)
+        try Dequantize.run(t.dtype, try rawBytes(name), into: out, what: "\(path): tensor '\(name)'")
     }
 
     // MARK: typed metadata
@@ -218,7 +221,12 @@ private struct Reader {
             guard depth == 0 else { throw PilotError.invalidArgument("\(path): metadata key '\(key)' nests arrays, which pilot does not read") }
             let elem = try u32()
             let n = try u64()
-            guard n <= UInt64(bytes.count - offset) else { throw truncated("an array of \(n) elements for key '\(key)'") }
+            // The smallest encoding of one element: 1, 2, 4 or 8 bytes, a string's 8-byte length.
+            let least: [UInt32: UInt64] = [0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 8: 8, 9: 12, 10: 8, 11: 8, 12: 8]
+            guard let size = least[elem] else {
+                throw PilotError.invalidArgument("\(path): metadata key '\(key)' is an array of value type \(elem), which is not a GGUF type; the file is corrupt")
+            }
+            guard n <= UInt64(bytes.count - offset) / size else { throw truncated("an array of \(n) elements for key '\(key)'") }
             var out: [GGUFValue] = []
             out.reserveCapacity(Int(n))
             for _ in 0..<n { out.append(try value(type: elem, key: key, depth: depth + 1)) }

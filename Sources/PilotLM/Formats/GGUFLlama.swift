@@ -56,8 +56,9 @@ public final class GGUFLlamaSource: TensorSource {
     public func readFloat32(_ name: String, into out: UnsafeMutableBufferPointer<Float>) throws {
         guard let g = ggufName[name] else { throw PilotError.notFound(file: path, object: name) }
         try gguf.readFloat32(g, into: out)
-        if name.hasSuffix("self_attn.q_proj.weight") { try Self.unpermute(out, heads: heads, shape: info(name)!.shape, name: name, path: path) }
-        if name.hasSuffix("self_attn.k_proj.weight") { try Self.unpermute(out, heads: kvHeads, shape: info(name)!.shape, name: name, path: path) }
+        guard let shape = gguf.info(g)?.shape else { return }
+        if name.hasSuffix("self_attn.q_proj.weight") { try Self.unpermute(out, heads: heads, shape: shape, name: name, path: path) }
+        if name.hasSuffix("self_attn.k_proj.weight") { try Self.unpermute(out, heads: kvHeads, shape: shape, name: name, path: path) }
     }
 
     /// Undoes llama.cpp's row order within each head: stored row h·D + 2i + j is Hugging Face row
@@ -80,32 +81,39 @@ public final class GGUFLlamaSource: TensorSource {
         }
     }
 
-    /// The Hugging Face `config.json` of the model, from the GGUF metadata (the keys transformers writes
-    /// for LlamaForCausalLM), as JSON bytes.
-    public func huggingFaceConfigJSON() throws -> Data {
+    /// The Hugging Face `config.json` of the model from the GGUF metadata: the keys and values that
+    /// refs/gguf_to_hf.py writes for LlamaForCausalLM (numbers as `Int` or `Double`, nested `rope_parameters`).
+    /// Rope scaling is refused: pilot's Llama implements plain RoPE only.
+    public func huggingFaceConfig() throws -> [String: Any] {
         let f = gguf
         let hidden = try f.int("llama.embedding_length")
+        if let type = try? f.string("llama.rope.scaling.type"), type != "none" {
+            throw PilotError.invalidArgument("\(path): llama.rope.scaling.type is '\(type)'; pilot implements plain RoPE only, so this model cannot be imported")
+        }
+        let theta = (try? f.float("llama.rope.freq_base")) ?? 10000.0
         let vocab = try (try? f.int("llama.vocab_size")) ?? f.strings("tokenizer.ggml.tokens").count
         var cfg: [String: Any] = [
             "architectures": ["LlamaForCausalLM"], "model_type": "llama",
             "hidden_size": hidden, "intermediate_size": try f.int("llama.feed_forward_length"),
             "num_hidden_layers": try f.int("llama.block_count"),
-            "num_attention_heads": heads, "num_key_value_heads": kvHeads,
-            "head_dim": (try? f.int("llama.attention.key_length")) ?? hidden / heads,
+            "num_attention_heads": heads, "num_key_value_heads": kvHeads, "head_dim": hidden / heads,
             "max_position_embeddings": try f.int("llama.context_length"),
             "rms_norm_eps": try f.float("llama.attention.layer_norm_rms_epsilon"),
-            "rope_theta": (try? f.float("llama.rope.freq_base")) ?? 10000.0,
+            "rope_theta": theta, "rope_parameters": ["rope_type": "default", "rope_theta": theta] as [String: Any],
             "vocab_size": vocab, "hidden_act": "silu", "attention_bias": false, "mlp_bias": false,
-            "tie_word_embeddings": gguf.info("output.weight") == nil, "torch_dtype": "float32",
+            "attention_dropout": 0.0, "initializer_range": 0.02,
+            "tie_word_embeddings": gguf.info("output.weight") == nil,
+            "torch_dtype": "float32", "dtype": "float32", "use_cache": true,
         ]
-        if f.metadata["llama.rope.scaling.type"] != nil || f.metadata["llama.rope.scaling.factor"] != nil {
-            let type = (try? f.string("llama.rope.scaling.type")) ?? "?"
-            if type != "none" { cfg["rope_scaling"] = ["rope_type": type] }
-        }
         for (k, g) in [("bos_token_id", "tokenizer.ggml.bos_token_id"), ("eos_token_id", "tokenizer.ggml.eos_token_id"),
                        ("pad_token_id", "tokenizer.ggml.padding_token_id")] {
             if let v = try? f.int(g) { cfg[k] = v }
         }
-        return try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys])
+        return cfg
+    }
+
+    /// `huggingFaceConfig()` as the bytes of a config.json (pretty-printed, keys sorted).
+    public func huggingFaceConfigJSON() throws -> Data {
+        try JSONSerialization.data(withJSONObject: try huggingFaceConfig(), options: [.prettyPrinted, .sortedKeys])
     }
 }

@@ -63,8 +63,12 @@ public final class SafetensorsFile: TensorSource {
             entries.append((TensorInfo(name: name, shape: shape, dtype: dtype), off[0]..<off[1]))
         }
         entries.sort { $0.1.lowerBound != $1.1.lowerBound ? $0.1.lowerBound < $1.1.lowerBound : $0.0.name < $1.0.name }
-        for i in entries.indices.dropFirst() where entries[i].1.lowerBound < entries[i - 1].1.upperBound && !entries[i].1.isEmpty {
-            throw PilotError.invalidArgument("\(path): tensors '\(entries[i - 1].0.name)' and '\(entries[i].0.name)' overlap in the data area\(fix)")
+        var last: (name: String, end: Int)? = nil  // the non-empty tensor that ends furthest so far
+        for (t, r) in entries where !r.isEmpty {
+            if let l = last, r.lowerBound < l.end {
+                throw PilotError.invalidArgument("\(path): tensors '\(l.name)' and '\(t.name)' overlap in the data area\(fix)")
+            }
+            if r.upperBound > (last?.end ?? 0) { last = (t.name, r.upperBound) }
         }
         tensorInfos = entries.map(\.0)
         var r: [String: Range<Int>] = [:], ix: [String: Int] = [:]
@@ -82,12 +86,9 @@ public final class SafetensorsFile: TensorSource {
             throw PilotError.invalidArgument("\(path): tensor '\(name)' has \(info.count) elements, the destination \(out.count)")
         }
         let src = UnsafeRawBufferPointer(rebasing: file.bytes[(dataStart + range.lowerBound)..<(dataStart + range.upperBound)])
-        switch info.dtype {
-        case .f32:  // little-endian hosts only (x86-64, arm64)
-            for i in 0..<out.count { out[i] = src.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
-        case .f16: Dequantize.f16(src, into: out)
-        case .bf16: Dequantize.bf16(src, into: out)
-        default: throw PilotError.invalidArgument("\(path): tensor '\(name)': dtype \(info.dtype.rawValue) is not a safetensors dtype")
+        guard [.f32, .f16, .bf16].contains(info.dtype) else {
+            throw PilotError.invalidArgument("\(path): tensor '\(name)': dtype \(info.dtype.rawValue) is not a safetensors dtype")
         }
+        try Dequantize.run(info.dtype, src, into: out, what: "\(path): tensor '\(name)'")
     }
 }

@@ -1,22 +1,38 @@
 import Foundation
 import PilotCore
 
-/// Writes an F32 safetensors file one tensor at a time, so a model is never held twice: the header
-/// first (tensors in the given order, keys sorted as the safetensors library writes them, padded with
-/// spaces to a multiple of 8 bytes), then each tensor's bytes as `fill` produces them. The file is
-/// written under a temporary name beside `path` and renamed at the end; on error it is removed.
+/// Writes an F32 safetensors file one tensor at a time, so a model is never held twice. The layout is
+/// the safetensors library's own (`safetensors.numpy.save_file` writes the same bytes): tensors sorted by
+/// name, the header `{"__metadata__":{…},"name":{"dtype":"F32","shape":[…],"data_offsets":[b,e]},…}` in that
+/// order, padded with spaces to a multiple of 8 bytes, then each tensor's bytes as `fill` produces them
+/// (called in name order). The file is written under a temporary name beside `path` and renamed at the
+/// end; on error the temporary file is removed, so no half-written file is left.
 public enum SafetensorsWriter {
-    public static func write(path: String, tensors: [TensorInfo], metadata: [String: String] = [:],
+    public static func write(path: String, tensors unsorted: [TensorInfo], metadata: [String: String] = [:],
                              fill: (TensorInfo, UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
-        var header: [String: Any] = [:]
+        let tensors = unsorted.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        for (a, b) in zip(tensors, tensors.dropFirst()) where a.name == b.name {
+            throw PilotError.invalidArgument("\(path): tensor '\(a.name)' is listed twice")
+        }
+        if let t = tensors.first(where: { $0.dtype != .f32 }) {
+            throw PilotError.invalidArgument("\(path): tensor '\(t.name)' is \(t.dtype.rawValue); SafetensorsWriter writes F32 only")
+        }
+        func quoted(_ s: String) throws -> String {  // a JSON string literal, escaped as JSONSerialization does
+            let d = try JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
+            return String(decoding: d.dropFirst().dropLast(), as: UTF8.self)
+        }
+        var parts: [String] = []
+        if !metadata.isEmpty {
+            let kv = try metadata.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.map { "\(try quoted($0.key)):\(try quoted($0.value))" }
+            parts.append("\"__metadata__\":{\(kv.joined(separator: ","))}")
+        }
         var offset = 0
         for t in tensors {
-            precondition(t.dtype == .f32, "SafetensorsWriter writes F32 only")
-            header[t.name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.count]]
+            let shape = t.shape.map(String.init).joined(separator: ",")
+            parts.append("\(try quoted(t.name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + 4 * t.count)]}")
             offset += 4 * t.count
         }
-        if !metadata.isEmpty { header["__metadata__"] = metadata }
-        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes])
+        var json = Data("{\(parts.joined(separator: ","))}".utf8)
         while json.count % 8 != 0 { json.append(0x20) }
 
         let tmp = path + ".tmp-\(getpid())"
@@ -33,7 +49,7 @@ public enum SafetensorsWriter {
             for t in tensors {
                 let view = UnsafeMutableBufferPointer(rebasing: buf[0..<t.count])
                 try fill(t, view)
-                try h.write(contentsOf: Data(bytesNoCopy: view.baseAddress!, count: 4 * t.count, deallocator: .none))
+                if let p = view.baseAddress, t.count > 0 { try h.write(contentsOf: Data(bytesNoCopy: p, count: 4 * t.count, deallocator: .none)) }
             }
             try h.synchronize()
             try h.close()
