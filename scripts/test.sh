@@ -14,6 +14,7 @@ export PILOT_BIN="$PWD/.build/release/pilot"
 # (93 MB, cached in models/.cache) and imported with the pilot just built.
 echo "== SmolLM2-135M-Instruct (scripts/get_smollm2.sh)"
 bash scripts/get_smollm2.sh
+export PILOT_SMOLLM2_GGUF="$PWD/models/.cache/SmolLM2-135M-Instruct.Q4_1.gguf"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 echo "== swift test (release; unit tests + mpirun tests + Slurm job tests)"
 swift test -c release -Xswiftc -enable-testing "$@"

@@ -203,7 +203,8 @@ private struct Reader {
         let n = try u64()
         guard n <= UInt64(bytes.count - offset) else { throw truncated("a string of \(n) bytes") }
         let o = try take(Int(n), "a string")
-        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[o..<(o + Int(n))]), as: UTF8.self)
+        if n == 0 { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: bytes.baseAddress! + o, count: Int(n)), as: UTF8.self)
     }
 
     mutating func value(type: UInt32, key: String, depth: Int) throws -> GGUFValue {
