@@ -24,14 +24,25 @@ public enum ModelImport {
             throw PilotError.notFound(file: source, object: "")
         }
         let isGGUF = !isDir.boolValue
+        // Refuse an unsupported architecture or config before the (slow) hashing and conversion.
+        if isGGUF {
+            _ = try LlamaConfig.decode(json: try GGUFLlamaSource(file: GGUFFile(path: source)).huggingFaceConfigJSON(), file: source + " (metadata)")
+        } else {
+            _ = try LlamaConfig.load(directory: source)
+        }
         progress("hashing \(source)")
         let sourceHashes = try isGGUF ? [URL(fileURLWithPath: source).lastPathComponent: sha256(file: source)] : weightFileHashes(directory: source)
 
         if let existing = try? ModelManifest.read(directory: out), !options.force {
-            if existing.sourceSHA256 == sourceHashes, options.chatFormat.map({ $0.rawValue == existing.chatFormat }) ?? true {
+            if existing.sourceSHA256 == sourceHashes, existing.importedBy == "pilot \(PilotLMVersion.string)",
+               options.chatFormat.map({ $0.rawValue == existing.chatFormat }) ?? true {
                 return .alreadyImported(existing)
             }
-            throw PilotError.invalidArgument("'\(out)' already holds a model imported from \(existing.source); choose another --out or pass --force to replace it")
+            if existing.sourceSHA256 == sourceHashes {
+                progress("\(out) was imported from the same source by \(existing.importedBy) or with another chat format; importing it again")
+            } else {
+                throw PilotError.invalidArgument("'\(out)' already holds a model imported from \(existing.source); choose another --out or pass --force to replace it")
+            }
         } else if FileManager.default.fileExists(atPath: out), !options.force,
                   let items = try? FileManager.default.contentsOfDirectory(atPath: out), !items.isEmpty {
             throw PilotError.invalidArgument("'\(out)' exists and is not an imported model directory; choose another --out or pass --force to replace it")
@@ -175,4 +186,6 @@ public enum ModelImport {
     }
 }
 
-public enum PilotLMVersion { public static let string = "0.2.0" }
+/// Recorded in pilot-model.json; bump it whenever the import writes different files, so that
+/// scripts/get_smollm2.sh re-imports a directory an older pilot made.
+public enum PilotLMVersion { public static let string = "0.2.1" }
