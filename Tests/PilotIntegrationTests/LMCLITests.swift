@@ -121,6 +121,16 @@ struct LMCLITests {
             #expect(!FileManager.default.fileExists(atPath: out))
         }
 
+        // A supported config and weights, but no tokenizer.json.
+        let noTok = dir.file("notok")
+        try FileManager.default.createDirectory(atPath: noTok, withIntermediateDirectories: true)
+        for f in ["config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(atPath: repositoryRoot + "/Tests/Fixtures/lm/tiny-gqa-tied/" + f, toPath: noTok + "/" + f)
+        }
+        let t = try runProcess(pilotBinary, ["model", "import", noTok, "--out", out])
+        #expect(t.status == 1 && t.stderr.contains("notok") && t.stderr.contains("tokenizer.json"), "\(t.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+
         // A missing source.
         let n = try runProcess(pilotBinary, ["model", "import", dir.file("nope.gguf"), "--out", out])
         #expect(n.status == 1 && n.stderr.contains("nope.gguf"), "\(n.stderr)")
