@@ -79,7 +79,6 @@ public enum ModelImport {
         let gguf = try GGUFFile(path: path)
         let source = try GGUFLlamaSource(file: gguf)
         let configData = try source.huggingFaceConfigJSON()
-        _ = try LlamaConfig.decode(json: configData, file: path + " (metadata)")
 
         let tokenizer = try BPETokenizer.fromGGUF(gguf)
         let template = try? gguf.string("tokenizer.chat_template")
@@ -113,11 +112,7 @@ public enum ModelImport {
     // MARK: Hugging Face directory
 
     static func importHuggingFace(_ dir: String, into out: String, options: Options, progress: (String) -> Void) throws -> ModelManifest {
-        let configPath = dir + "/config.json"
-        guard let configData = FileManager.default.contents(atPath: configPath) else {
-            throw PilotError.notFound(file: configPath, object: "")
-        }
-        _ = try LlamaConfig.decode(json: configData, file: configPath)
+        // run() has already decoded and checked config.json.
         let tokPath = dir + "/tokenizer.json"
         guard FileManager.default.fileExists(atPath: tokPath) else {
             throw PilotError.invalidArgument("\(dir) has no tokenizer.json: pilot needs the fast-tokenizer file of the model (save it with AutoTokenizer.from_pretrained(...).save_pretrained(DIR))")

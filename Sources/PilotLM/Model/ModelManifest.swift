@@ -65,15 +65,10 @@ public func sha256(file path: String) throws -> String {
     return SHA256.hex(sha.finalize())
 }
 
-/// Writes `data` to a temporary file beside `path` and renames it over `path`, so a reader never sees
-/// a half-written file.
+/// Writes `data` atomically (Foundation's temp file + rename, as the rest of the project does), so a
+/// reader never sees a half-written file.
 public func atomicWrite(_ data: Data, to path: String) throws {
-    let tmp = path + ".tmp-\(getpid())"
-    guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-        throw PilotError.message("cannot write '\(tmp)': check that the directory exists and is writable and that the disk has room")
-    }
-    if rename(tmp, path) != 0 {
-        unlink(tmp)
-        throw PilotError.message("cannot rename '\(tmp)' to '\(path)': \(String(cString: strerror(errno)))")
+    do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        throw PilotError.message("cannot write '\(path)': \(error.localizedDescription); check that the directory exists and is writable and that the disk has room")
     }
 }
