@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "PilotTensor", dependencies: ["PilotCore", "COpenBLAS"], swiftSettings: release),
         .target(name: "PilotComm", dependencies: ["PilotCore", "CMPI"]),
         .target(name: "PilotHDF5", dependencies: ["PilotCore", "CHDF5"]),
-        .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5"], swiftSettings: release),
+        .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5", "PilotLM"], swiftSettings: release),
         .target(name: "PilotLM", dependencies: ["PilotCore", "PilotTensor"], swiftSettings: release),
         .target(name: "PilotData", dependencies: ["PilotCore", "PilotHDF5", "CZlib"], swiftSettings: release),
         .target(name: "PilotFederation", dependencies: [
@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "PilotTensorTests", dependencies: ["PilotTensor", "PilotTestSupport"]),
         .testTarget(name: "PilotCommTests", dependencies: ["PilotComm", "PilotTestSupport"]),
         .testTarget(name: "PilotHDF5Tests", dependencies: ["PilotHDF5", "PilotTestSupport"]),
-        .testTarget(name: "PilotModelTests", dependencies: ["PilotModel", "PilotTestSupport"]),
+        .testTarget(name: "PilotModelTests", dependencies: ["PilotModel", "PilotLM", "PilotTestSupport"]),
         .testTarget(name: "PilotLMTests", dependencies: ["PilotLM", "PilotTensor", "PilotTestSupport"]),
         .testTarget(name: "PilotDataTests", dependencies: ["PilotData", "PilotTestSupport"]),
         .testTarget(name: "PilotFederationTests", dependencies: ["PilotFederation", "PilotComm", "PilotTestSupport"]),

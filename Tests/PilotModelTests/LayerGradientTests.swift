@@ -132,9 +132,44 @@ struct LayerGradientTests {
         // masking: sequence 1 (length 3) gives zero weight to keys 3 and 4
         for h in 0..<H { for i in 0..<T { for j in 3..<T { #expect(probs[((1 * H + h) * T + i) * T + j] == 0) } } }
         if causal { #expect(probs[0 * T * T + 0 * T + 1] == 0) }
-        let dqkv = Tensor(shape: [B * T, 3 * C]), scratch = Tensor(shape: [8, T, T])
+        let dqkv = Tensor(shape: [B * T, 3 * C]), scratch = Tensor(shape: [8, 2 * T, T])
         att.backward(dq: dqkv.pointer, dk: dqkv.pointer + C, dv: dqkv.pointer + 2 * C, lddqkv: 3 * C, dout: dy.pointer, lddo: C,
                      probs: probs.pointer, q: qkv.pointer, k: qkv.pointer + C, v: qkv.pointer + 2 * C, ldqkv: 3 * C, scratch: scratch.pointer)
+        gradCheck([("qkv", qkv, dqkv)], loss: f)
+    }
+
+    /// Grouped-query attention (2 query heads per key/value head) with P recomputed in the backward
+    /// pass instead of stored: same output as storing P, and gradients that match finite differences.
+    @Test(arguments: [true, false]) func groupedQueryAttentionRecomputingProbabilities(causal: Bool) {
+        var rng = SeededRNG(seed: 8)
+        let B = 2, T = 5, H = 4, KV = 2, D = 4, C = H * D, W = C + 2 * KV * D
+        let qkv = randomTensor([B * T, W], &rng), dy = randomTensor([B * T, C], &rng)
+        let lengths: [Int32] = [5, 3]
+        let att = Attention(batch: B, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: causal)
+        let o = Tensor(shape: [B * T, C]), o2 = Tensor(shape: [B * T, C]), probs = Tensor(shape: [B, H, T, T])
+        let scratch = Tensor(shape: [8, att.scratchPerWorker])
+        func f() -> Double {
+            lengths.withUnsafeBufferPointer {
+                att.forward(o: o.pointer, ldo: C, probs: nil, q: qkv.pointer, k: qkv.pointer + C, v: qkv.pointer + C + KV * D,
+                            ldqkv: W, lengths: $0.baseAddress, scratch: scratch.pointer)
+            }
+            return dot(o, dy)
+        }
+        _ = f()
+        lengths.withUnsafeBufferPointer {
+            att.forward(o: o2.pointer, ldo: C, probs: probs.pointer, q: qkv.pointer, k: qkv.pointer + C, v: qkv.pointer + C + KV * D,
+                        ldqkv: W, lengths: $0.baseAddress)
+        }
+        #expect(o.values == o2.values)
+        let dqkv = Tensor(shape: [B * T, W]), dqkv2 = Tensor(shape: [B * T, W])
+        lengths.withUnsafeBufferPointer {
+            att.backward(dq: dqkv.pointer, dk: dqkv.pointer + C, dv: dqkv.pointer + C + KV * D, lddqkv: W, dout: dy.pointer, lddo: C,
+                         probs: nil, q: qkv.pointer, k: qkv.pointer + C, v: qkv.pointer + C + KV * D, ldqkv: W,
+                         scratch: scratch.pointer, lengths: $0.baseAddress)
+        }
+        att.backward(dq: dqkv2.pointer, dk: dqkv2.pointer + C, dv: dqkv2.pointer + C + KV * D, lddqkv: W, dout: dy.pointer, lddo: C,
+                     probs: probs.pointer, q: qkv.pointer, k: qkv.pointer + C, v: qkv.pointer + C + KV * D, ldqkv: W, scratch: scratch.pointer)
+        #expect(dqkv.values == dqkv2.values)
         gradCheck([("qkv", qkv, dqkv)], loss: f)
     }
 

@@ -7,8 +7,11 @@ import PilotTensor
 /// Per-step buffers of batched greedy decoding (allocated on the first `generate`).
 final class DecodeState {
     let x: Tensor, h: Tensor, qkv: Tensor, att: Tensor, gu: Tensor, sig: Tensor, act: Tensor, logits: Tensor, rstd: Tensor, scores: Tensor
-    init(B: Int, C: Int, F: Int, V: Int, T: Int) {
-        x = Tensor(shape: [B, C]); h = Tensor(shape: [B, C]); qkv = Tensor(shape: [B, 3 * C]); att = Tensor(shape: [B, C])
+    /// x·A scratch for the LoRA path of a frozen base.
+    let xa: Tensor
+    init(B: Int, C: Int, W: Int, F: Int, V: Int, T: Int, PR: Int) {
+        x = Tensor(shape: [B, C]); h = Tensor(shape: [B, C]); qkv = Tensor(shape: [B, W]); att = Tensor(shape: [B, C])
+        xa = Tensor(shape: [B, max(1, PR)])
         gu = Tensor(shape: [B, 2 * F]); sig = Tensor(shape: [B, F]); act = Tensor(shape: [B, F])
         logits = Tensor(shape: [B, V]); rstd = Tensor(shape: [B]); scores = Tensor(shape: [T])
     }
@@ -97,7 +100,11 @@ extension MLLM {
     private func headArgmax(_ st: DecodeState, _ B: Int) -> [Int32] {
         let C = config.width, V = config.vocabSize
         RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: st.x.pointer, weight: lm.finalNorm, rows: B, width: C, eps: config.normEps)
-        Linear.forward(y: st.logits.pointer, x: st.h.pointer, weight: lm.head, bias: nil, rows: B, inFeatures: C, outFeatures: V)
+        if lm.headTransposed {
+            sgemm(transB: true, m: B, n: V, k: C, a: st.h.pointer, lda: C, b: lm.head, ldb: C, c: st.logits.pointer, ldc: V)
+        } else {
+            Linear.forward(y: st.logits.pointer, x: st.h.pointer, weight: lm.head, bias: nil, rows: B, inFeatures: C, outFeatures: V)
+        }
         return (0..<B).map { b in
             let r = st.logits.pointer + b * V
             var best = 0
@@ -108,7 +115,8 @@ extension MLLM {
 
     private func decodeState(_ B: Int) -> DecodeState {
         if let s = decode, s.x.shape[0] >= B { return s }
-        let s = DecodeState(B: maxBatch, C: config.width, F: config.ffnHidden, V: config.vocabSize, T: config.contextLength)
+        let s = DecodeState(B: maxBatch, C: config.width, W: lm.W, F: config.ffnHidden, V: config.vocabSize, T: config.contextLength,
+                            PR: lm.maxPackedWidth)
         decode = s
         return s
     }
@@ -116,26 +124,27 @@ extension MLLM {
     /// One token per sequence at `positions[b]`, attending to cached rows 0...positions[b].
     func decodeStep(tokens: [Int32], positions: [Int32], done: [Bool]) -> [Int32] {
         let B = tokens.count, T = config.contextLength, C = config.width, F = config.ffnHidden
-        let H = config.heads, D = config.headDim
+        let H = config.heads, D = config.headDim, KV = lm.KV, G = H / KV, W = lm.W, KVD = lm.KVD
         let st = decodeState(B)
+        let xa = st.xa.pointer
         let x = st.x.pointer
         for b in 0..<B { (x + b * C).update(from: lm.embed + Int(tokens[b]) * C, count: C) }
         let scale = 1 / Float(D).squareRoot()
         for l in lm.layers {
             RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: x, weight: l.attnNorm, rows: B, width: C, eps: config.normEps)
-            l.qkv.forward(y: st.qkv.pointer, x: st.h.pointer, xa: nil, rows: B)
+            l.qkv.forward(y: st.qkv.pointer, x: st.h.pointer, xa: xa, rows: B)
             for b in 0..<B {
                 let pos = min(Int(positions[b]), T - 1)
-                let row = st.qkv.pointer + b * 3 * C
+                let row = st.qkv.pointer + b * W
                 lm.rope.apply(row: row, heads: H, pos: pos)
-                lm.rope.apply(row: row + C, heads: H, pos: pos)
-                let cache = l.qkvOut.pointer + b * T * 3 * C
-                if !done[b] { (cache + pos * 3 * C + C).update(from: row + C, count: 2 * C) }
+                lm.rope.apply(row: row + C, heads: KV, pos: pos)
+                let cache = l.qkvOut.pointer + b * T * W
+                if !done[b] { (cache + pos * W + C).update(from: row + C, count: 2 * KVD) }
                 for hh in 0..<H {
-                    let q = row + hh * D, s = st.scores.pointer
+                    let q = row + hh * D, s = st.scores.pointer, kvh = hh / G
                     var mx = -Float.infinity
                     for j in 0...pos {
-                        let k = cache + j * 3 * C + C + hh * D
+                        let k = cache + j * W + C + kvh * D
                         var d: Float = 0
                         for i in 0..<D { d += q[i] * k[i] }
                         s[j] = d * scale; mx = max(mx, s[j])
@@ -145,16 +154,16 @@ extension MLLM {
                     let o = st.att.pointer + b * C + hh * D
                     for i in 0..<D { o[i] = 0 }
                     for j in 0...pos {
-                        let v = cache + j * 3 * C + 2 * C + hh * D, p = s[j] / sum
+                        let v = cache + j * W + C + KVD + kvh * D, p = s[j] / sum
                         for i in 0..<D { o[i] += p * v[i] }
                     }
                 }
             }
-            l.o.forward(y: x, x: st.att.pointer, xa: nil, rows: B, accumulate: true)
+            l.o.forward(y: x, x: st.att.pointer, xa: xa, rows: B, accumulate: true)
             RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: x, weight: l.mlpNorm, rows: B, width: C, eps: config.normEps)
-            l.gateUp.forward(y: st.gu.pointer, x: st.h.pointer, xa: nil, rows: B)
+            l.gateUp.forward(y: st.gu.pointer, x: st.h.pointer, xa: xa, rows: B)
             SwiGLU.forward(act: st.act.pointer, sigmoid: st.sig.pointer, g: st.gu.pointer, ldg: 2 * F, u: st.gu.pointer + F, ldu: 2 * F, rows: B, width: F)
-            l.down.forward(y: x, x: st.act.pointer, xa: nil, rows: B, accumulate: true)
+            l.down.forward(y: x, x: st.act.pointer, xa: xa, rows: B, accumulate: true)
         }
         return headArgmax(st, B)
     }

@@ -1,16 +1,28 @@
+import PilotLM
 import PilotTensor
 
 // Shape letters: B sequences, T positions (context), N = B·T rows, C width, H heads, D = C/H,
-// F SwiGLU hidden, V vocabulary, M rows that carry a target, R LoRA rank.
+// KV key/value heads, KVD = KV·D, W = C + 2·KVD (one q|k|v row), F SwiGLU hidden, V vocabulary,
+// M rows that carry a target, R LoRA rank.
 
-/// The Llama-style decoder: pre-RMSNorm blocks with RoPE causal attention and a SwiGLU MLP, LoRA on
-/// q, k, v, o, gate, up and down, then final RMSNorm and lm_head on the rows that carry a target.
-/// Activations are allocated once for `maxBatch` sequences and reused by every step.
+/// The Llama-style decoder: pre-RMSNorm blocks with RoPE causal (grouped-query) attention and a SwiGLU
+/// MLP, LoRA on q, k, v, o, gate, up and down, then final RMSNorm and lm_head on the rows that carry a
+/// target. Activations are allocated once for `maxBatch` sequences and reused by every step.
+///
+/// Two kinds of base: the built-in LM, whose weights are parameters of the model (`[in, out]`, trained
+/// from scratch in pretraining), or an imported pretrained LM (`base`), frozen and shared by every
+/// model on the rank, read in place in Hugging Face layout (`FusedLinear`'s frozen mode; the tied
+/// head is the embedding table). With a base, attention probabilities are recomputed in the backward
+/// pass instead of being stored (memory O(threads·T²) instead of O(layers·B·H·T²)).
 final class LanguageModel {
     let cfg: ModelConfig
     let maxBatch: Int
-    let T: Int, C: Int, F: Int, V: Int, H: Int, D: Int
+    let T: Int, C: Int, F: Int, V: Int, H: Int, D: Int, KV: Int, KVD: Int, W: Int
     let rope: RoPE
+    /// The imported frozen LM, when there is one.
+    let base: LlamaWeights?
+    /// lm_head is [V, C] (Hugging Face layout, logits = h·headᵀ) rather than [C, V].
+    let headTransposed: Bool
 
     struct Layer {
         let attnNorm: UnsafeMutablePointer<Float>, dAttnNorm: UnsafeMutablePointer<Float>?
@@ -19,9 +31,9 @@ final class LanguageModel {
         // activations
         let h1: Tensor        // [N,C] attn-norm output
         let rstd1: Tensor     // [N]
-        let xaQKV: Tensor     // [N, 3·P·R]
-        let qkvOut: Tensor    // [N,3C] q,k after RoPE; also the KV cache during generation
-        let probs: Tensor     // [B,H,T,T]
+        let xaQKV: Tensor     // [N, branches·R]
+        let qkvOut: Tensor    // [N,W] q,k after RoPE; also the KV cache during generation
+        let probs: Tensor?    // [B,H,T,T] (built-in LM only; recomputed with a base)
         let att: Tensor       // [N,C]
         let xaO: Tensor       // [N, P·R]
         let xmid: Tensor      // [N,C] residual after attention
@@ -54,18 +66,30 @@ final class LanguageModel {
     let dres: Tensor, dh: Tensor, dqkv: Tensor, datt: Tensor, dgu: Tensor, dact: Tensor
     let t: Tensor, attnScratch: Tensor
 
+    /// The LoRA targets in layer order: (block, name, input width, output width).
+    static func linearShapes(_ c: ModelConfig) -> [(block: String, name: String, inF: Int, outF: Int)] {
+        let C = c.width, F = c.ffnHidden, KVD = c.kvHeadCount * c.headDim
+        return [("attn", "q", C, C), ("attn", "k", C, KVD), ("attn", "v", C, KVD), ("attn", "o", C, C),
+                ("mlp", "gate", C, F), ("mlp", "up", C, F), ("mlp", "down", F, C)]
+    }
+
+    /// The LM's parameters. With an imported LM (`c.lm` set) only the LoRA adapters are parameters
+    /// (on `c.loraTargetNames`); the base lives in the shared `LlamaWeights`.
     static func parameterSpecs(_ c: ModelConfig, loraBranches: [String]) -> [ParameterSpec] {
         var s: [ParameterSpec] = []
-        let C = c.width, F = c.ffnHidden, R = c.loraRank
-        s.append(ParameterSpec("lm/embed", [c.vocabSize, C], group: "lm", init: .normal(std: 1)))
+        let C = c.width, R = c.loraRank
+        let external = c.lm != nil
+        let targets = Set(c.loraTargetNames)
+        if !external { s.append(ParameterSpec("lm/embed", [c.vocabSize, C], group: "lm", init: .normal(std: 1))) }
         for l in 0..<c.layers {
             let p = "lm/layers/\(l)/"
-            s.append(ParameterSpec(p + "attn_norm/weight", [C], group: "lm", init: .ones))
-            let shapes: [(String, String, Int, Int)] = [("attn", "q", C, C), ("attn", "k", C, C), ("attn", "v", C, C), ("attn", "o", C, C),
-                                                        ("mlp", "gate", C, F), ("mlp", "up", C, F), ("mlp", "down", F, C)]
-            for (blk, n, i, o) in shapes {
-                if n == "gate" { s.append(ParameterSpec(p + "mlp_norm/weight", [C], group: "lm", init: .ones)) }
-                s.append(ParameterSpec(p + "\(blk)/\(n)/weight", [i, o], group: "lm", init: .normal(std: 1 / Float(i).squareRoot())))
+            if !external { s.append(ParameterSpec(p + "attn_norm/weight", [C], group: "lm", init: .ones)) }
+            for (blk, n, i, o) in linearShapes(c) {
+                if n == "gate" && !external { s.append(ParameterSpec(p + "mlp_norm/weight", [C], group: "lm", init: .ones)) }
+                if !external {
+                    s.append(ParameterSpec(p + "\(blk)/\(n)/weight", [i, o], group: "lm", init: .normal(std: 1 / Float(i).squareRoot())))
+                }
+                guard targets.contains(n) else { continue }
                 for br in loraBranches {
                     let g = br.isEmpty ? "lora" : "lora_local"
                     s.append(ParameterSpec(p + "\(blk)/\(n)/\(br)lora_a", [i, R], group: g, init: .uniform(bound: 1 / Float(i).squareRoot())))
@@ -74,57 +98,102 @@ final class LanguageModel {
                 }
             }
         }
-        s.append(ParameterSpec("lm/final_norm/weight", [C], group: "lm", init: .ones))
-        s.append(ParameterSpec("lm/lm_head/weight", [C, c.vocabSize], group: "lm", init: .normal(std: 1 / Float(C).squareRoot())))
+        if !external {
+            s.append(ParameterSpec("lm/final_norm/weight", [C], group: "lm", init: .ones))
+            s.append(ParameterSpec("lm/lm_head/weight", [C, c.vocabSize], group: "lm", init: .normal(std: 1 / Float(C).squareRoot())))
+        }
         return s
     }
 
-    init(cfg: ModelConfig, store: ParameterStore, maxBatch: Int, loraBranches: [String]) {
-        self.cfg = cfg; self.maxBatch = maxBatch
+    /// - Parameter base: the imported LM's weights; required exactly when `cfg.lm` is set.
+    init(cfg: ModelConfig, store: ParameterStore, maxBatch: Int, loraBranches: [String], base: LlamaWeights? = nil) {
+        precondition((cfg.lm != nil) == (base != nil), "LanguageModel: an imported LM needs its weights and only then")
+        self.cfg = cfg; self.maxBatch = maxBatch; self.base = base
         T = cfg.contextLength; C = cfg.width; F = cfg.ffnHidden; V = cfg.vocabSize; H = cfg.heads; D = cfg.headDim
+        KV = cfg.kvHeadCount; KVD = KV * D; W = C + 2 * KVD
+        headTransposed = base != nil
         rope = RoPE(headDim: D, maxPositions: T, theta: cfg.ropeTheta)
-        let N = maxBatch * T, R = cfg.loraRank, P = loraBranches.count
-        embed = store.values("lm/embed"); dEmbed = store.grad("lm/embed")
-        finalNorm = store.values("lm/final_norm/weight"); dFinalNorm = store.grad("lm/final_norm/weight")
-        head = store.values("lm/lm_head/weight"); dHead = store.grad("lm/lm_head/weight")
+        let N = maxBatch * T, R = cfg.loraRank
+        let targets = Set(cfg.loraTargetNames)
+        if let base {
+            embed = base.embedTokens; dEmbed = nil
+            finalNorm = base.norm; dFinalNorm = nil
+            head = base.lmHead; dHead = nil
+        } else {
+            embed = store.values("lm/embed"); dEmbed = store.grad("lm/embed")
+            finalNorm = store.values("lm/final_norm/weight"); dFinalNorm = store.grad("lm/final_norm/weight")
+            head = store.values("lm/lm_head/weight"); dHead = store.grad("lm/lm_head/weight")
+        }
+        var maxPR = 1
         for l in 0..<cfg.layers {
             let p = "lm/layers/\(l)/"
-            func fused(_ names: [String], block: String, inF: Int, outs: [Int]) -> FusedLinear {
-                var members: [FusedLinear.Member] = [], branches: [FusedLinear.Branch] = []
-                var col = 0
-                for (m, n) in names.enumerated() {
-                    let base = p + "\(block)/\(n)/"
-                    members.append(.init(weight: store.values(base + "weight"), dweight: store.grad(base + "weight"), out: outs[m], column: col))
-                    col += outs[m]
+            func branches(_ names: [String], block: String) -> [FusedLinear.Branch] {
+                var out: [FusedLinear.Branch] = []
+                for (m, n) in names.enumerated() where targets.contains(n) {
+                    let b = p + "\(block)/\(n)/"
                     for br in loraBranches {
-                        branches.append(.init(member: m, a: store.values(base + br + "lora_a"), b: store.values(base + br + "lora_b"),
-                                              da: store.grad(base + br + "lora_a"), db: store.grad(base + br + "lora_b"),
-                                              baseScale: cfg.loraScale, isLocal: !br.isEmpty, scale: cfg.loraScale))
+                        out.append(.init(member: m, a: store.values(b + br + "lora_a"), b: store.values(b + br + "lora_b"),
+                                         da: store.grad(b + br + "lora_a"), db: store.grad(b + br + "lora_b"),
+                                         baseScale: cfg.loraScale, isLocal: !br.isEmpty, scale: cfg.loraScale))
                     }
                 }
-                return FusedLinear(inFeatures: inF, rank: R, members: members, branches: branches)
+                return out
             }
+            func fused(_ names: [String], block: String, inF: Int, outs: [Int]) -> FusedLinear {
+                var members: [FusedLinear.Member] = [], col = 0
+                for (m, n) in names.enumerated() {
+                    let b = p + "\(block)/\(n)/"
+                    members.append(.init(weight: store.values(b + "weight"), dweight: store.grad(b + "weight"), out: outs[m], column: col))
+                    col += outs[m]
+                }
+                return FusedLinear(inFeatures: inF, rank: R, members: members, branches: branches(names, block: block))
+            }
+            let qkv: FusedLinear, o: FusedLinear, gateUp: FusedLinear, down: FusedLinear
+            let attnNorm: UnsafeMutablePointer<Float>, mlpNorm: UnsafeMutablePointer<Float>
+            var dAttnNorm: UnsafeMutablePointer<Float>? = nil, dMlpNorm: UnsafeMutablePointer<Float>? = nil
+            if let base {
+                let w = base.layers[l]
+                // q|k|v and gate|up are contiguous [out, in] blocks in LlamaWeights' table order
+                precondition(w.kProj == w.qProj + C * C && w.vProj == w.kProj + KVD * C && w.upProj == w.gateProj + F * C,
+                             "LlamaWeights layout: q,k,v and gate,up must be contiguous")
+                qkv = FusedLinear(inFeatures: C, rank: R, frozenBase: w.qProj, outs: [C, KVD, KVD], branches: branches(["q", "k", "v"], block: "attn"))
+                o = FusedLinear(inFeatures: C, rank: R, frozenBase: w.oProj, outs: [C], branches: branches(["o"], block: "attn"))
+                gateUp = FusedLinear(inFeatures: C, rank: R, frozenBase: w.gateProj, outs: [F, F], branches: branches(["gate", "up"], block: "mlp"))
+                down = FusedLinear(inFeatures: F, rank: R, frozenBase: w.downProj, outs: [C], branches: branches(["down"], block: "mlp"))
+                attnNorm = w.inputLayernorm; mlpNorm = w.postAttentionLayernorm
+            } else {
+                qkv = fused(["q", "k", "v"], block: "attn", inF: C, outs: [C, KVD, KVD])
+                o = fused(["o"], block: "attn", inF: C, outs: [C])
+                gateUp = fused(["gate", "up"], block: "mlp", inF: C, outs: [F, F])
+                down = fused(["down"], block: "mlp", inF: F, outs: [C])
+                attnNorm = store.values(p + "attn_norm/weight"); dAttnNorm = store.grad(p + "attn_norm/weight")
+                mlpNorm = store.values(p + "mlp_norm/weight"); dMlpNorm = store.grad(p + "mlp_norm/weight")
+            }
+            maxPR = max(maxPR, qkv.packedWidth, o.packedWidth, gateUp.packedWidth, down.packedWidth)
             layers.append(Layer(
-                attnNorm: store.values(p + "attn_norm/weight"), dAttnNorm: store.grad(p + "attn_norm/weight"),
-                mlpNorm: store.values(p + "mlp_norm/weight"), dMlpNorm: store.grad(p + "mlp_norm/weight"),
-                qkv: fused(["q", "k", "v"], block: "attn", inF: C, outs: [C, C, C]),
-                o: fused(["o"], block: "attn", inF: C, outs: [C]),
-                gateUp: fused(["gate", "up"], block: "mlp", inF: C, outs: [F, F]),
-                down: fused(["down"], block: "mlp", inF: F, outs: [C]),
-                h1: Tensor(shape: [N, C]), rstd1: Tensor(shape: [N]), xaQKV: Tensor(shape: [N, max(1, 3 * P * R)]),
-                qkvOut: Tensor(shape: [N, 3 * C]), probs: Tensor(shape: [maxBatch, H, T, T]), att: Tensor(shape: [N, C]),
-                xaO: Tensor(shape: [N, max(1, P * R)]), xmid: Tensor(shape: [N, C]), h2: Tensor(shape: [N, C]),
-                rstd2: Tensor(shape: [N]), xaGU: Tensor(shape: [N, max(1, 2 * P * R)]), gu: Tensor(shape: [N, 2 * F]),
-                sig: Tensor(shape: [N, F]), act: Tensor(shape: [N, F]), xaDown: Tensor(shape: [N, max(1, P * R)])))
+                attnNorm: attnNorm, dAttnNorm: dAttnNorm, mlpNorm: mlpNorm, dMlpNorm: dMlpNorm,
+                qkv: qkv, o: o, gateUp: gateUp, down: down,
+                h1: Tensor(shape: [N, C]), rstd1: Tensor(shape: [N]), xaQKV: Tensor(shape: [N, max(1, qkv.packedWidth)]),
+                qkvOut: Tensor(shape: [N, W]), probs: base == nil ? Tensor(shape: [maxBatch, H, T, T]) : nil, att: Tensor(shape: [N, C]),
+                xaO: Tensor(shape: [N, max(1, o.packedWidth)]), xmid: Tensor(shape: [N, C]), h2: Tensor(shape: [N, C]),
+                rstd2: Tensor(shape: [N]), xaGU: Tensor(shape: [N, max(1, gateUp.packedWidth)]), gu: Tensor(shape: [N, 2 * F]),
+                sig: Tensor(shape: [N, F]), act: Tensor(shape: [N, F]), xaDown: Tensor(shape: [N, max(1, down.packedWidth)])))
         }
         let width = cfg.width; resid = (0...cfg.layers).map { _ in Tensor(shape: [N, width]) }
         rowIndex = .allocate(capacity: N); rowTarget = .allocate(capacity: N)
         hg = Tensor(shape: [N, C]); hf = Tensor(shape: [N, C]); rstdF = Tensor(shape: [N]); logits = Tensor(shape: [N, V])
-        dres = Tensor(shape: [N, C]); dh = Tensor(shape: [N, C]); dqkv = Tensor(shape: [N, 3 * C]); datt = Tensor(shape: [N, C])
+        dres = Tensor(shape: [N, C]); dh = Tensor(shape: [N, C]); dqkv = Tensor(shape: [N, W]); datt = Tensor(shape: [N, C])
         dgu = Tensor(shape: [N, 2 * F]); dact = Tensor(shape: [N, F])
-        t = Tensor(shape: [N, max(1, 3 * P * R)])
-        attnScratch = Tensor(shape: [8, T, T])
+        t = Tensor(shape: [N, maxPR])
+        let perWorker = Attention(batch: 1, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true).scratchPerWorker
+        attnScratch = Tensor(shape: [LanguageModel.scratchWorkers, perWorker])
     }
+
+    /// Worker threads the attention scratch is sized for.
+    static let scratchWorkers = 8
+
+    /// x·A buffer width for decoding scratch (the widest fused linear).
+    var maxPackedWidth: Int { t.shape[1] }
 
     deinit { rowIndex.deallocate(); rowTarget.deallocate() }
 
@@ -137,21 +206,22 @@ final class LanguageModel {
     /// Runs every block on resid[0] (filled by the caller) for `batch` sequences.
     func forward(batch: Int, lengths: UnsafePointer<Int32>?) {
         let N = batch * T
-        let attention = Attention(batch: batch, seqLen: T, heads: H, headDim: D, causal: true)
+        let attention = Attention(batch: batch, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true)
+        precondition(Parallel.threads <= attnScratch.shape[0], "attention scratch sized for \(attnScratch.shape[0]) threads")
         for (li, l) in layers.enumerated() {
             let x = resid[li], out = resid[li + 1]
             RMSNorm.forward(y: l.h1.pointer, rstd: l.rstd1.pointer, x: x.pointer, weight: l.attnNorm, rows: N, width: C, eps: cfg.normEps)
             l.qkv.forward(y: l.qkvOut.pointer, x: l.h1.pointer, xa: l.xaQKV.pointer, rows: N)
-            let qkv = l.qkvOut.pointer, rope = self.rope, C = self.C, H = self.H, T = self.T
-            Parallel.rows(N, costPerItem: 2 * C, context: (qkv, rope, C, H, T)) { k, lo, hi in
-                let (qkv, rope, C, H, T) = k
+            let qkv = l.qkvOut.pointer, rope = self.rope, C = self.C, H = self.H, KV = self.KV, T = self.T, W = self.W
+            Parallel.rows(N, costPerItem: 2 * C, context: (qkv, rope, C, H, KV, T, W)) { k, lo, hi in
+                let (qkv, rope, C, H, KV, T, W) = k
                 for n in lo..<hi {
-                    rope.apply(row: qkv + n * 3 * C, heads: H, pos: n % T)
-                    rope.apply(row: qkv + n * 3 * C + C, heads: H, pos: n % T)
+                    rope.apply(row: qkv + n * W, heads: H, pos: n % T)
+                    rope.apply(row: qkv + n * W + C, heads: KV, pos: n % T)
                 }
             }
-            attention.forward(o: l.att.pointer, ldo: C, probs: l.probs.pointer, q: qkv, k: qkv + C, v: qkv + 2 * C,
-                              ldqkv: 3 * C, lengths: lengths)
+            attention.forward(o: l.att.pointer, ldo: C, probs: l.probs?.pointer, q: qkv, k: qkv + C, v: qkv + C + KVD,
+                              ldqkv: W, lengths: lengths, scratch: attnScratch.pointer)
             l.xmid.pointer.update(from: x.pointer, count: N * C)
             l.o.forward(y: l.xmid.pointer, x: l.att.pointer, xa: l.xaO.pointer, rows: N, accumulate: true)
             RMSNorm.forward(y: l.h2.pointer, rstd: l.rstd2.pointer, x: l.xmid.pointer, weight: l.mlpNorm, rows: N, width: C, eps: cfg.normEps)
@@ -174,14 +244,23 @@ final class LanguageModel {
         let last = resid[cfg.layers].pointer
         for m in 0..<M { (hg.pointer + m * C).update(from: last + Int(rowIndex[m]) * C, count: C) }
         RMSNorm.forward(y: hf.pointer, rstd: rstdF.pointer, x: hg.pointer, weight: finalNorm, rows: M, width: C, eps: cfg.normEps)
-        Linear.forward(y: logits.pointer, x: hf.pointer, weight: head, bias: nil, rows: M, inFeatures: C, outFeatures: V)
+        if headTransposed {
+            sgemm(transB: true, m: M, n: V, k: C, a: hf.pointer, lda: C, b: head, ldb: C, c: logits.pointer, ldc: V)
+        } else {
+            Linear.forward(y: logits.pointer, x: hf.pointer, weight: head, bias: nil, rows: M, inFeatures: C, outFeatures: V)
+        }
         let r = CrossEntropy.forwardBackward(logits: logits.pointer, targets: rowTarget, rows: M, vocab: V,
                                              dlogits: backward ? logits.pointer : nil, gradScale: gradScale)
         if backward {
             dres.pointer.update(repeating: 0, count: N * C)
             dh.pointer.update(repeating: 0, count: M * C)
-            Linear.backward(dx: dh.pointer, dweight: dHead, dbias: nil, dy: logits.pointer, x: hf.pointer, weight: head,
-                            rows: M, inFeatures: C, outFeatures: V)
+            if headTransposed {
+                // frozen [V, C] head: dh = dlogits·head (no weight gradient)
+                sgemm(m: M, n: C, k: V, a: logits.pointer, lda: V, b: head, ldb: C, c: dh.pointer, ldc: C)
+            } else {
+                Linear.backward(dx: dh.pointer, dweight: dHead, dbias: nil, dy: logits.pointer, x: hf.pointer, weight: head,
+                                rows: M, inFeatures: C, outFeatures: V)
+            }
             // d(hg) lands in hf's buffer (hf is no longer needed), then scatters into dres
             hf.pointer.update(repeating: 0, count: M * C)
             RMSNorm.backward(dx: hf.pointer, dweight: dFinalNorm, dy: dh.pointer, x: hg.pointer, weight: finalNorm,
@@ -195,10 +274,10 @@ final class LanguageModel {
     }
 
     /// Backpropagates `dres` (∂loss/∂resid[L]) through every block; leaves ∂loss/∂resid[0] in `dres`.
-    func backward(batch: Int) {
+    func backward(batch: Int, lengths: UnsafePointer<Int32>? = nil) {
         let N = batch * T
-        let attention = Attention(batch: batch, seqLen: T, heads: H, headDim: D, causal: true)
-        precondition(Parallel.threads <= attnScratch.shape[0], "attention scratch sized for 8 threads")
+        let attention = Attention(batch: batch, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true)
+        precondition(Parallel.threads <= attnScratch.shape[0], "attention scratch sized for \(attnScratch.shape[0]) threads")
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[li], x = resid[li]
             // MLP: out = xmid + down(swiglu(gateUp(norm(xmid))))
@@ -211,15 +290,15 @@ final class LanguageModel {
             // attention: xmid = x + o(attn(rope(qkv(norm(x)))))
             l.o.backward(dx: datt.pointer, accumulateDx: false, dy: dres.pointer, x: l.att.pointer, xa: l.xaO.pointer, rows: N, t: t.pointer)
             let qkv = l.qkvOut.pointer
-            attention.backward(dq: dqkv.pointer, dk: dqkv.pointer + C, dv: dqkv.pointer + 2 * C, lddqkv: 3 * C,
-                               dout: datt.pointer, lddo: C, probs: l.probs.pointer, q: qkv, k: qkv + C, v: qkv + 2 * C,
-                               ldqkv: 3 * C, scratch: attnScratch.pointer)
-            let dq = dqkv.pointer, rope = self.rope, C = self.C, H = self.H, T = self.T
-            Parallel.rows(N, costPerItem: 2 * C, context: (dq, rope, C, H, T)) { k, lo, hi in
-                let (dq, rope, C, H, T) = k
+            attention.backward(dq: dqkv.pointer, dk: dqkv.pointer + C, dv: dqkv.pointer + C + KVD, lddqkv: W,
+                               dout: datt.pointer, lddo: C, probs: l.probs.map { UnsafePointer($0.pointer) }, q: qkv, k: qkv + C,
+                               v: qkv + C + KVD, ldqkv: W, scratch: attnScratch.pointer, lengths: lengths)
+            let dq = dqkv.pointer, rope = self.rope, C = self.C, H = self.H, KV = self.KV, T = self.T, W = self.W
+            Parallel.rows(N, costPerItem: 2 * C, context: (dq, rope, C, H, KV, T, W)) { k, lo, hi in
+                let (dq, rope, C, H, KV, T, W) = k
                 for n in lo..<hi {
-                    rope.apply(row: dq + n * 3 * C, heads: H, pos: n % T, inverse: true)
-                    rope.apply(row: dq + n * 3 * C + C, heads: H, pos: n % T, inverse: true)
+                    rope.apply(row: dq + n * W, heads: H, pos: n % T, inverse: true)
+                    rope.apply(row: dq + n * W + C, heads: KV, pos: n % T, inverse: true)
                 }
             }
             l.qkv.backward(dx: dh.pointer, accumulateDx: false, dy: dqkv.pointer, x: l.h1.pointer, xa: l.xaQKV.pointer, rows: N, t: t.pointer)

@@ -38,6 +38,8 @@ public final class MLLM {
     /// FedProx: added to the loss and the gradient of every training step when set.
     public var proximal: ProximalTerm?
 
+    /// The imported frozen LM this model runs on, if any (shared, never written).
+    public let base: PretrainedBase?
     let vision: VisionEncoder
     let connector: Connector
     let lm: LanguageModel
@@ -52,10 +54,20 @@ public final class MLLM {
     ///   - trainable: which parameter groups train (the variant's rule by default).
     ///   - maxBatch: activations are allocated once for this many sequences.
     ///   - seed: initial weights (each parameter from its own stream keyed by its name).
+    ///   - base: the imported pretrained LM when `config.lm` is set (load it once per rank and share it).
     public init(config: ModelConfig = .tiny, variant: ConnectorVariant, options: ConnectorOptions = .init(),
                 trainable: TrainableSelection = .variantDefault, maxBatch: Int, seed: UInt64 = 0,
-                optimizer: AdamW.Parameters = .init()) throws {
+                optimizer: AdamW.Parameters = .init(), base: PretrainedBase? = nil) throws {
         try config.validate()
+        if config.lm != nil {
+            guard let base else {
+                throw PilotError.invalidArgument("this model runs on the pretrained LM at \(config.lm!.path); load it (PretrainedBase) and pass it as base")
+            }
+            try base.check(config, context: "model config")
+        } else if base != nil {
+            throw PilotError.invalidArgument("a pretrained base was given but the model config has no lm reference (use base.modelConfig(_:))")
+        }
+        self.base = base
         try options.validate()
         guard maxBatch >= 1 else { throw PilotError.invalidArgument("maxBatch must be ≥ 1") }
         self.config = config; self.variant = variant; self.options = options; self.maxBatch = maxBatch
@@ -91,7 +103,7 @@ public final class MLLM {
         self.optimizer = AdamW(count: parameters.trainableCount, parameters: optimizer)
         vision = VisionEncoder(cfg: config, store: parameters, maxBatch: maxBatch)
         connector = Connector(variant: variant, options: options, cfg: config, store: parameters, maxBatch: maxBatch)
-        lm = LanguageModel(cfg: config, store: parameters, maxBatch: maxBatch, loraBranches: branches)
+        lm = LanguageModel(cfg: config, store: parameters, maxBatch: maxBatch, loraBranches: branches, base: base?.weights)
         trainsVision = vision.trains
         hvInput = Tensor(shape: [maxBatch * config.visualTokens, config.visionWidth])
         dvis = Tensor(shape: [maxBatch * config.visualTokens, config.width])
@@ -156,7 +168,11 @@ public final class MLLM {
         let aux = prefill(batch)
         let head = batch.targets.withUnsafeBufferPointer { lm.headLoss(batch: B, targets: $0.baseAddress!, backward: backward) }
         if backward {
-            lm.backward(batch: B)
+            if let lengths = batch.lengths {
+                lengths.withUnsafeBufferPointer { lm.backward(batch: B, lengths: $0.baseAddress) }
+            } else {
+                lm.backward(batch: B, lengths: nil)
+            }
             let dx0 = lm.dres.pointer
             if let dEmbed = lm.dEmbed {
                 batch.tokens.withUnsafeBufferPointer { tok in

@@ -33,8 +33,28 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     // Connector
     /// Hidden width of every connector MLP (Dv → hidden → d).
     public var adapterHidden = 256
+    // Optional keys (absent from the JSON of the built-in LM, so its config and hashes are unchanged)
+    /// Key/value heads of grouped-query attention; nil means `heads` (multi-head attention).
+    public var kvHeads: Int? = nil
+    /// The imported pretrained LM the model runs on (frozen, shared per rank); nil is the built-in LM.
+    public var lm: LMReference? = nil
+    /// Linears that get LoRA; nil means all seven (q, k, v, o, gate, up, down).
+    public var loraTargets: [String]? = nil
 
     public init() {}
+
+    /// Every linear of a block that can carry LoRA, in layer order.
+    public static let allLoRATargets = ["q", "k", "v", "o", "gate", "up", "down"]
+    /// Hugging Face module names of the LoRA targets (peft's target_modules).
+    public static let huggingFaceModuleNames = ["q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj",
+                                                "gate": "gate_proj", "up": "up_proj", "down": "down_proj"]
+
+    public var kvHeadCount: Int { kvHeads ?? heads }
+    /// The LoRA targets in layer order (`loraTargets` as given, or all).
+    public var loraTargetNames: [String] {
+        guard let t = loraTargets else { return ModelConfig.allLoRATargets }
+        return ModelConfig.allLoRATargets.filter { t.contains($0) }
+    }
 
     public static let tiny = ModelConfig()
 
@@ -53,6 +73,14 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         try need(contextLength > visualTokens, "context_length \(contextLength) leaves no room for text after \(visualTokens) visual tokens")
         try need(loraRank > 0, "lora_rank must be positive")
         try need(layers > 0 && vocabSize > 1, "need at least one layer and two tokens")
+        try need(kvHeadCount >= 1 && heads % kvHeadCount == 0, "heads \(heads) is not a multiple of kv_heads \(kvHeadCount)")
+        if let t = loraTargets {
+            try need(!t.isEmpty, "lora_targets is empty; give some of \(ModelConfig.allLoRATargets.joined(separator: ", ")) or leave it out for all")
+            for name in t where !ModelConfig.allLoRATargets.contains(name) {
+                let hf = ModelConfig.huggingFaceModuleNames.first { $0.value == name }?.key
+                try need(false, "lora_targets: the LM has no linear '\(name)'\(hf.map { " (write '\($0)' for \(name))" } ?? ""); its linears are \(ModelConfig.allLoRATargets.joined(separator: ", "))")
+            }
+        }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -62,6 +90,21 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         case vocabSize = "vocab_size", contextLength = "context_length", ropeTheta = "rope_theta"
         case normEps = "norm_eps", loraRank = "lora_rank", loraAlpha = "lora_alpha"
         case loraBInitStd = "lora_b_init_std", adapterHidden = "adapter_hidden"
+        case kvHeads = "kv_heads", lm, loraTargets = "lora_targets"
+    }
+}
+
+/// An imported pretrained LM that a model runs on: where it is and what its files hash to. The base
+/// checkpoint stores this instead of the LM's weights; every rank checks the hash before it trains.
+public struct LMReference: Codable, Sendable, Equatable {
+    /// The model directory `pilot model import` wrote (as given; resolved against the working directory).
+    public var path: String
+    /// SHA-256 over the directory's weight and tokenizer files (`PretrainedBase.contentHash`).
+    public var sha256: String
+    /// The source it was imported from (informative).
+    public var source: String?
+    public init(path: String, sha256: String, source: String? = nil) {
+        self.path = path; self.sha256 = sha256; self.source = source
     }
 }
 

@@ -84,7 +84,7 @@ final class VisionEncoder {
         hv = Tensor(shape: [N, Dv]); meanF = Tensor(shape: [N]); rstdF = Tensor(shape: [N])
         dres = Tensor(shape: [N, Dv]); dln = Tensor(shape: [N, Dv]); dqkv = Tensor(shape: [N, 3 * Dv])
         datt = Tensor(shape: [N, Dv]); dpre = Tensor(shape: [N, Hm]); dhv = Tensor(shape: [N, Dv])
-        scratch = Tensor(shape: [8, P, P])
+        scratch = Tensor(shape: [8, 2 * P, P])  // Attention.scratchPerWorker for 8 threads
     }
 
     private func w(_ n: String) -> UnsafeMutablePointer<Float> { store.values(n) }

@@ -1,0 +1,99 @@
+import Foundation
+import PilotCore
+import PilotLM
+
+/// An imported pretrained LM as the frozen base of the multimodal model: its config, its weights (one
+/// Float32 copy, shared by every model, client and round on the rank), its tokenizer and chat layout.
+/// Load it once per rank with `load(reference:)` or `load(directory:)` and hand it to every `MLLM`.
+public final class PretrainedBase: @unchecked Sendable {
+    public let directory: String
+    public let llama: LlamaConfig
+    public let weights: LlamaWeights
+    public let tokenizer: BPETokenizer
+    public let chat: PretrainedLM.ChatLayout
+    /// `contentHash` of the directory, computed from its files when it was loaded.
+    public let sha256: String
+    public let manifest: ModelManifest?
+
+    /// The reference a base checkpoint stores.
+    public var reference: LMReference { LMReference(path: directory, sha256: sha256, source: manifest?.source) }
+
+    /// Loads `directory` (a `pilot model import` output, or any Hugging Face Llama directory with
+    /// F32/F16/BF16 safetensors and tokenizer.json), hashing its files.
+    public init(directory: String) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw PilotError.invalidArgument("LM directory '\(directory)' does not exist on this machine; import the model there first (`pilot model import FILE.gguf --out \(directory)`, or scripts/get_smollm2.sh) or give a path every node can read")
+        }
+        self.directory = directory
+        manifest = try ModelManifest.read(directory: directory)
+        llama = try LlamaConfig.load(directory: directory)
+        guard llama.modelType == "llama", !llama.hasQKVBias, !llama.hasOBias, !llama.mlpBias else {
+            throw PilotError.invalidArgument("\(directory)/config.json: model_type \(llama.modelType) with biases; the multimodal model runs on bias-free Llama-family LMs (SmolLM2, Llama) for now")
+        }
+        guard llama.hiddenSize == llama.numAttentionHeads * llama.headDim else {
+            throw PilotError.invalidArgument("\(directory)/config.json: head_dim \(llama.headDim) × \(llama.numAttentionHeads) heads ≠ hidden_size \(llama.hiddenSize); not supported by the training engine")
+        }
+        let tokPath = directory + "/tokenizer.json"
+        guard FileManager.default.fileExists(atPath: tokPath) else {
+            throw PilotError.invalidArgument("\(directory) has no tokenizer.json; re-import the model with `pilot model import`")
+        }
+        tokenizer = try BPETokenizer(tokenizerJSON: tokPath)
+        chat = try PretrainedLM.ChatLayout(directory: directory, manifest: manifest)
+        sha256 = try PretrainedBase.contentHash(directory: directory)
+        let source = try SafetensorsCheckpoint(directory: directory)
+        weights = try LlamaWeights(config: llama, source: source)
+    }
+
+    /// Loads the LM a checkpoint refers to and checks that its files still hash to the recorded value.
+    /// - Parameter context: what refers to it (e.g. the base checkpoint's path), for the error.
+    public convenience init(reference: LMReference, context: String) throws {
+        let hash: String
+        do { hash = try PretrainedBase.contentHash(directory: reference.path) } catch {
+            throw PilotError.invalidArgument("\(context) refers to the LM at '\(reference.path)', which cannot be read on this machine (\(error)); import the same model there (`pilot model import`) or pass its location with --lm")
+        }
+        guard hash == reference.sha256 else {
+            throw PilotError.invalidArgument("\(context) was made with the LM at '\(reference.path)' whose files hashed to \(reference.sha256.prefix(12))…; they now hash to \(hash.prefix(12))… — the model directory changed. Re-import the original model, or pretrain a new base on this one (`pilot pretrain --lm \(reference.path)`)")
+        }
+        try self.init(directory: reference.path)
+    }
+
+    /// SHA-256 over the sorted lines "NAME SHA256(FILE)\n" of every regular file in the directory except
+    /// pilot-model.json (which records provenance, not content). Reads every file once.
+    public static func contentHash(directory: String) throws -> String {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw PilotError.notFound(file: directory, object: "model directory")
+        }
+        let names = try fm.contentsOfDirectory(atPath: directory).filter { name in
+            var d: ObjCBool = false
+            return name != ModelManifest.fileName && !name.hasPrefix(".")
+                && fm.fileExists(atPath: directory + "/" + name, isDirectory: &d) && !d.boolValue
+        }.sorted()
+        var sha = SHA256()
+        for n in names { sha.update(Array("\(n) \(try PilotLM.sha256(file: directory + "/" + n))\n".utf8)) }
+        return SHA256.hex(sha.finalize())
+    }
+
+    /// The LM part of a `ModelConfig` for this base: widths, heads, vocabulary, RoPE and norm from
+    /// config.json; context length, LoRA and vision settings are kept from `template`.
+    public func modelConfig(_ template: ModelConfig) -> ModelConfig {
+        var c = template
+        c.width = llama.hiddenSize; c.layers = llama.numHiddenLayers; c.heads = llama.numAttentionHeads
+        c.kvHeads = llama.numKeyValueHeads == llama.numAttentionHeads ? nil : llama.numKeyValueHeads
+        c.ffnHidden = llama.intermediateSize; c.vocabSize = llama.vocabSize
+        c.ropeTheta = llama.ropeTheta; c.normEps = llama.rmsNormEps
+        c.lm = reference
+        return c
+    }
+
+    /// Whether `config`'s LM shapes are this base's (a checkpoint made on another LM is refused).
+    public func check(_ config: ModelConfig, context: String) throws {
+        let want = modelConfig(config)
+        guard want.width == config.width, want.layers == config.layers, want.heads == config.heads,
+              want.kvHeadCount == config.kvHeadCount, want.ffnHidden == config.ffnHidden, want.vocabSize == config.vocabSize else {
+            throw PilotError.invalidArgument("\(context): its model config (width \(config.width), \(config.layers) layers, vocab \(config.vocabSize)) does not match the LM at \(directory) (width \(want.width), \(want.layers) layers, vocab \(want.vocabSize))")
+        }
+    }
+}
