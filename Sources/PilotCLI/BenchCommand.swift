@@ -30,6 +30,14 @@ struct BenchCommand: ParsableCommand {
     var noPeak = false
     @Option(help: "Append a JSON line with the results to this file.")
     var json: String?
+    @Option(help: "An imported LM directory (pilot model import): time one LoRA training step of it on text instead (../shared/bench/hf_lora_step.py is the PyTorch reference).")
+    var model: String?
+    @Option(help: "With --model: sequences per step.")
+    var batch = 4
+    @Option(help: "With --model: tokens per sequence.")
+    var seq = 128
+    @Option(help: "With --model: LoRA rank (alpha = 2·rank, on q,k,v,o,gate,up,down as the reference).")
+    var rank = 16
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -39,6 +47,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         Parallel.configure(threads: threads)
         print("pilot bench: \(BLASRuntime.summary), engine threads \(Parallel.threads)")
+        if let model { return try runModel(model) }
         let model: MLLM, batch: Batch, lr: Float
         if let reference {
             let ref = try JAXReference(path: reference)
@@ -97,6 +106,56 @@ struct BenchCommand: ParsableCommand {
             let line = String(format: "{\"threads\": %d, \"tok_s_median\": %.1f, \"step_ms_median\": %.3f, \"gflops\": %.2f, \"sgemm_peak\": %.2f, \"flops\": %.0f, \"peak_rss_mib\": %.1f, \"loadavg\": %.2f, \"allocs_per_step_max\": %d}\n",
                               threads, tokS, median * 1e3, gflops, peak, flops, rss, BenchCommand.loadAverage(),
                               counter == nil ? -1 : Int(allocs.max()!))
+            if let h = FileHandle(forWritingAtPath: json) { h.seekToEndOfFile(); h.write(Data(line.utf8)); h.closeFile() }
+            else { _ = FileManager.default.createFile(atPath: json, contents: Data(line.utf8)) }
+        }
+    }
+
+    /// One LoRA step of an imported LM on English text, the step of hf_lora_step.py: B×T tokens with
+    /// labels = input ids, LoRA r, α = 2r on all seven linears, AdamW (lr 2e-4, weight decay 0.01 as
+    /// torch.optim.AdamW's default).
+    func runModel(_ dir: String) throws {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let base = try PretrainedBase(directory: dir)
+        let m = try TextLoRAModel(base: base, rank: rank, alpha: Float(2 * rank), maxBatch: batch, seqLen: seq, seed: 0,
+                                  optimizer: .init(weightDecay: 0.01))
+        print(String(format: "loaded %@ in %.1f s: %d parameters, %d trainable (LoRA r=%d); peak RSS %.0f MiB",
+                     dir, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, base.weights.parameterCount,
+                     m.parameters.trainableCount, rank, BenchCommand.peakRSSMiB()))
+        let text = String(repeating: "The quick brown fox jumps over the lazy dog. Federated learning trains a shared model across many clients "
+            + "without moving their raw data to a server. Each client computes an update on its local examples, and the "
+            + "server averages those updates into a new global model. ", count: 20)
+        let ids = base.tokenizer.encode(text)
+        let need = batch * seq
+        let tokens = (0..<need).map { ids[$0 % ids.count] }
+        let flops = m.analyticFLOPs(batch: batch)
+        // forward only
+        var fwd: [Double] = []
+        var baseLoss = 0.0
+        for i in 0..<(warmup + steps) {
+            let s0 = DispatchTime.now().uptimeNanoseconds
+            baseLoss = try m.loss(tokens, batch: batch)
+            if i >= warmup { fwd.append(Double(DispatchTime.now().uptimeNanoseconds - s0) / 1e9) }
+        }
+        var times: [Double] = [], losses: [Double] = []
+        for i in 0..<(warmup + steps) {
+            let s0 = DispatchTime.now().uptimeNanoseconds
+            losses.append(try m.trainStep(tokens, batch: batch, learningRate: 2e-4))
+            if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - s0) / 1e9) }
+        }
+        let med = times.sorted()[times.count / 2], fmed = fwd.sorted()[fwd.count / 2]
+        let rss = BenchCommand.peakRSSMiB()
+        print(String(format: "forward: %.3f s/batch → %.0f tokens/s; base loss %.3f", fmed, Double(need) / fmed, baseLoss))
+        print(String(format: "LoRA step: median %.3f s → %.1f tokens/s; %.1f GFLOP/s (%.0f MFLOP/token analytic); losses %@",
+                     med, Double(need) / med, flops / med / 1e9, flops / Double(need) / 1e6,
+                     losses.map { String(format: "%.3f", $0) }.joined(separator: " ")))
+        print(String(format: "peak RSS %.1f MiB", rss))
+        if let json {
+            let line = String(format: "{\"engine\": \"pilot\", \"threads\": %d, \"batch\": %d, \"seq\": %d, \"lora_r\": %d, \"fwd_tok_per_s\": %.1f, \"train_tok_per_s\": %.1f, \"step_s_median\": %.4f, \"step_s_all\": [%@], \"losses\": [%@], \"peak_rss_mb\": %.0f, \"mflop_per_token\": %.1f, \"loadavg\": %.2f}\n",
+                              threads, batch, seq, rank, Double(need) / fmed, Double(need) / med, med,
+                              times.map { String(format: "%.4f", $0) }.joined(separator: ", "),
+                              losses.map { String(format: "%.4f", $0) }.joined(separator: ", "), rss,
+                              flops / Double(need) / 1e6, BenchCommand.loadAverage())
             if let h = FileHandle(forWritingAtPath: json) { h.seekToEndOfFile(); h.write(Data(line.utf8)); h.closeFile() }
             else { _ = FileManager.default.createFile(atPath: json, contents: Data(line.utf8)) }
         }
