@@ -10,7 +10,7 @@ struct DataCommand: ParsableCommand {
         pretraining split and the tokenizer. `generate` writes the built-in benchmark; `scenario` builds one \
         from your own LLaVA JSON files and JPEG/PNG images. See docs/data.md.
         """,
-        subcommands: [DataGenerateCommand.self, DataScenarioCommand.self, DataExportCommand.self, DataImportCommand.self,
+        subcommands: [DataGenerateCommand.self, DataScenarioCommand.self, DataExportCommand.self, DataImportCommand.self, DataDecodeCommand.self,
                       DataPreviewCommand.self, DataStatsCommand.self]
     )
 }
