@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // Pilot: federated multimodal instruction tuning as an MPI job.
 // Layering (arrows point down only):
-//   C shims (CMPI, COpenBLAS, CHDF5, CZlib)
+//   C shims (CMPI, COpenBLAS, CHDF5, CZlib, CTurboJPEG, CPNG)
 //   -> PilotCore (errors, checksums)  -> PilotTensor (buffers, sgemm, kernels)
 //   -> PilotModel (layers, connectors, LM, losses, optimiser)
 //   -> PilotLM (pretrained LMs: safetensors/GGUF readers, byte-level BPE, Llama inference, chat format)
@@ -32,6 +32,10 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev", "hdf5-tools"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
 
         // MARK: Library layers
         .target(name: "PilotCore"),
@@ -40,7 +44,7 @@ let package = Package(
         .target(name: "PilotHDF5", dependencies: ["PilotCore", "CHDF5"]),
         .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5", "PilotLM"], swiftSettings: release),
         .target(name: "PilotLM", dependencies: ["PilotCore", "PilotTensor"], swiftSettings: release),
-        .target(name: "PilotData", dependencies: ["PilotCore", "PilotHDF5", "CZlib"], swiftSettings: release),
+        .target(name: "PilotData", dependencies: ["PilotCore", "PilotHDF5", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: release),
         .target(name: "PilotFederation", dependencies: [
             "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData",
         ], swiftSettings: release),

@@ -4,9 +4,11 @@
 # checks the Swift toolchain. Safe to run every time; it does nothing when all is present.
 set -euo pipefail
 
-# Build and run dependencies, then test-only ones (h5py/numpy for the interop tests).
-PACKAGES=(pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools zlib1g-dev)
-TEST_PACKAGES=(python3 python3-h5py python3-numpy)
+# Build and run dependencies, then test-only ones (h5py/numpy for the interop tests, Pillow as the
+# independent encoder/decoder of the image tests).
+PACKAGES=(pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools zlib1g-dev
+          libturbojpeg0-dev libpng-dev)
+TEST_PACKAGES=(python3 python3-h5py python3-numpy python3-pil)
 
 want=("${PACKAGES[@]}")
 if [ "${PILOT_BOOTSTRAP_TESTS:-1}" = "1" ]; then want+=("${TEST_PACKAGES[@]}"); fi
@@ -39,7 +41,7 @@ ver=$(swift --version 2>/dev/null | sed -n 's/.*Swift version \([0-9]*\)\..*/\1/
 if [ -z "$ver" ] || [ "$ver" -lt 6 ]; then
   echo "bootstrap: Swift 6 or newer is required, found: $(swift --version 2>&1 | head -1)" >&2; exit 1
 fi
-for pc in ompi-c openblas hdf5 zlib; do
+for pc in ompi-c openblas hdf5 zlib libturbojpeg libpng; do
   pkg-config --exists "$pc" || { echo "bootstrap: pkg-config cannot find $pc after install" >&2; exit 1; }
 done
 command -v mpirun >/dev/null || { echo "bootstrap: mpirun missing (openmpi-bin)" >&2; exit 1; }

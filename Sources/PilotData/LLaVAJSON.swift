@@ -1,34 +1,50 @@
 import Foundation
 import PilotCore
 
-/// LLaVA instruction JSON with a folder of PNG images, both ways.
+/// LLaVA instruction JSON with a folder of JPEG or PNG images, both ways.
 ///
-///     [{"id": "...", "image": "<file>.png",
+///     [{"id": "...", "image": "<file>.jpg",
 ///       "conversations": [{"from": "human", "value": "<image>\n<instruction>"},
-///                         {"from": "gpt", "value": "<answer>"}]}]
+///                         {"from": "gpt", "value": "<answer>"},
+///                         {"from": "human", "value": "<follow-up>"}, {"from": "gpt", "value": "…"}]}]
 ///
 /// Export also writes two keys LLaVA ignores, so that export → import gives back the same
 /// shard: `references` (only when they are not just the answer, i.e. the 5 captions) and
 /// `category`.
 public enum LLaVAJSON {
-    /// Writes `DIR/<jsonName>` and `DIR/images/<image id>` (PNG). Returns the JSON path.
+    /// Writes `DIR/<jsonName>` and `DIR/images/<image file>` (PNG or JPEG). Multi-turn examples are
+    /// written with all their turns, text-only ones without "image". Returns the JSON path.
     @discardableResult
-    public static func export(_ examples: [Example], to dir: String, jsonName: String = "data.json") throws -> String {
+    public static func export(_ examples: [Example], to dir: String, jsonName: String = "data.json",
+                              imageFormat: ImageFormat = .png, jpegQuality: Int = 95) throws -> String {
         let imagesDir = dir + "/images"
         do { try FileManager.default.createDirectory(atPath: imagesDir, withIntermediateDirectories: true) }
         catch { throw PilotError.message("cannot create '\(imagesDir)': \(error.localizedDescription)") }
         var records: [String] = []
+        var written = Set<String>()
         for e in examples {
-            let file = e.imageID.hasSuffix(".png") ? e.imageID : e.imageID + ".png"
-            guard !file.contains("/") && !file.hasPrefix(".") else {
-                throw PilotError.invalidArgument("example '\(e.id)': image id '\(e.imageID)' is not a plain file name")
+            var fields = ["\"id\": \(jsonString(e.id))"]
+            var firstHuman = e.instruction
+            if !e.isTextOnly {
+                let file = exportName(e.imageID, imageFormat)
+                guard !file.contains("/") && !file.hasPrefix(".") else {
+                    throw PilotError.invalidArgument("example '\(e.id)': image id '\(e.imageID)' is not a plain file name")
+                }
+                if written.insert(file).inserted {
+                    switch imageFormat {
+                    case .png: try PNG.write(e.image, to: imagesDir + "/" + file)
+                    case .jpeg: try JPEG.write(e.image, to: imagesDir + "/" + file, quality: jpegQuality)
+                    }
+                }
+                fields.append("\"image\": \(jsonString(file))")
+                firstHuman = "<image>\n" + e.instruction
             }
-            try PNG.write(e.image, to: imagesDir + "/" + file)
-            var fields = [
-                "\"id\": \(jsonString(e.id))",
-                "\"image\": \(jsonString(file))",
-                "\"conversations\": [{\"from\": \"human\", \"value\": \(jsonString("<image>\n" + e.instruction))}, {\"from\": \"gpt\", \"value\": \(jsonString(e.answer))}]",
-            ]
+            var turns = ["{\"from\": \"human\", \"value\": \(jsonString(firstHuman))}", "{\"from\": \"gpt\", \"value\": \(jsonString(e.answer))}"]
+            for x in e.followUps {
+                turns.append("{\"from\": \"human\", \"value\": \(jsonString(x.human))}")
+                turns.append("{\"from\": \"gpt\", \"value\": \(jsonString(x.gpt))}")
+            }
+            fields.append("\"conversations\": [" + turns.joined(separator: ", ") + "]")
             if e.references != [e.answer] {
                 fields.append("\"references\": [\(e.references.map(jsonString).joined(separator: ", "))]")
             }
@@ -42,17 +58,38 @@ public enum LLaVAJSON {
         return path
     }
 
+    /// The file name an image id is exported under: kept when its extension fits the format,
+    /// else the format's extension is added (`vqa-test-000001.png` → `vqa-test-000001.png.jpg`
+    /// is avoided: a `.png`/`.jpg`/`.jpeg` extension is replaced).
+    static func exportName(_ imageID: String, _ format: ImageFormat) -> String {
+        let lower = imageID.lowercased()
+        switch format {
+        case .png:
+            if lower.hasSuffix(".png") { return imageID }
+            for ext in [".jpg", ".jpeg"] where lower.hasSuffix(ext) { return String(imageID.dropLast(ext.count)) + ".png" }
+            return imageID + ".png"
+        case .jpeg:
+            if lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg") { return imageID }
+            if lower.hasSuffix(".png") { return String(imageID.dropLast(4)) + ".jpg" }
+            return imageID + ".jpg"
+        }
+    }
+
     /// Kinds of problems that make the importer reject a record.
     public enum Problem: String, CaseIterable, Sendable {
         case notAnObject = "record is not a JSON object"
         case missingID = "missing or empty id"
         case duplicateID = "duplicate id"
         case missingImageField = "no image field"
+        case imageOutsideFolder = "image path leaves the images folder"
         case missingImage = "missing image"
+        case imageTooLarge = "image too large"
         case unreadableImage = "unreadable image"
         case noConversations = "no conversations"
         case noImageTag = "no <image> tag"
+        case misplacedImageTag = "<image> tag repeated or outside the first human turn"
         case noInstruction = "no human turn"
+        case badTurns = "turns do not alternate human, gpt"
         case noAnswerTurn = "no answer turn"
         case emptyAnswer = "empty answer"
         case invalidAnswer = "answer does not fit the task"
@@ -60,9 +97,12 @@ public enum LLaVAJSON {
 
     /// Kinds of notes about records that are kept.
     public enum Warning: String, CaseIterable, Sendable {
-        case extraTurns = "more than one exchange: only the first is kept"
+        case multiTurn = "multi-turn conversation (every gpt turn is a training target)"
+        case droppedTrailingTurn = "last human turn has no answer (that turn is dropped)"
+        case textOnly = "text-only record (no image; a blank image of the pad colour stands in)"
+        case extensionMismatch = "file extension does not match the content (decoded by content)"
         case resized = "image resized to the model size"
-        case tooLong = "instruction + answer longer than the layout (truncated at training)"
+        case tooLong = "longer than the layout (cut at training: later exchanges, then instruction tokens)"
         case unknownWords = "words outside the vocabulary (mapped to <unk>)"
     }
 
@@ -71,17 +111,42 @@ public enum LLaVAJSON {
         public var detail: String
     }
 
+    /// How records become examples.
+    public struct ImportOptions: Sendable {
+        /// Side of the square model input.
+        public var imageSize: Int
+        /// How a non-square image becomes square (`ImageMode`).
+        public var imageMode: ImageMode
+        /// Decoding limits and the alpha background.
+        public var decode: ImageDecodeOptions
+        /// When given, unknown words are counted and too-long records flagged.
+        public var tokenizer: Tokenizer?
+        public var layout: SequenceLayout
+
+        public init(imageSize: Int = 32, imageMode: ImageMode = .pad, decode: ImageDecodeOptions = ImageDecodeOptions(),
+                    tokenizer: Tokenizer? = nil, layout: SequenceLayout = SequenceLayout()) {
+            self.imageSize = imageSize; self.imageMode = imageMode; self.decode = decode
+            self.tokenizer = tokenizer; self.layout = layout
+        }
+    }
+
     /// Everything the importer found, record by record. Nothing is skipped silently: every
     /// rejected record is in `problems` with its id (or `#index` when it has none).
     public struct ImportReport: Sendable {
         public var total = 0
         public var examples: [Example] = []
+        /// The image format of each example ("jpeg", "png", or "none" for text-only), parallel to `examples`.
+        public var imageFormats: [String] = []
+        /// The JSON file each example came from, parallel to `examples`.
+        public var sources: [String] = []
         public var problems: [(Problem, Issue)] = []
         public var warnings: [(Warning, Issue)] = []
         /// Pieces not in the tokenizer, with their counts (when a tokenizer was given).
         public var unknownWords: [String: Int] = [:]
         public var unknownWordCount = 0
         public var tokenizerChecked = false
+
+        public init() {}
 
         public var valid: Int { examples.count }
         public func count(_ p: Problem) -> Int { problems.filter { $0.0 == p }.count }
@@ -91,7 +156,7 @@ public enum LLaVAJSON {
         public var text: String {
             var lines: [String] = []
             for (p, i) in problems { lines.append("rejected '\(i.record)': \(p.rawValue)\(i.detail.isEmpty ? "" : ": " + i.detail)") }
-            let shownWarnings = warnings.filter { $0.0 != .resized }
+            let shownWarnings = warnings.filter { $0.0 != .resized && $0.0 != .multiTurn }
             for (w, i) in shownWarnings.prefix(50) { lines.append("warning '\(i.record)': \(w.rawValue)\(i.detail.isEmpty ? "" : ": " + i.detail)") }
             if shownWarnings.count > 50 { lines.append("… \(shownWarnings.count - 50) more warnings") }
             lines.append("records: \(total), imported: \(valid), rejected: \(problems.count)")
@@ -109,81 +174,242 @@ public enum LLaVAJSON {
     }
 
     /// Reads and validates a LLaVA JSON file whose images live in `imagesDir`. Every record
-    /// is checked (image present and decodable, `<image>` tag, a human and a gpt turn, a
-    /// non-empty answer that fits the task); bad records are reported, never dropped
-    /// silently. Images are resized to `imageSize`×`imageSize`. Throws when the file cannot
+    /// is checked (image inside the folder, present and decodable, `<image>` tag, alternating human
+    /// and gpt turns, a non-empty first answer that fits the task); bad records are reported, never
+    /// dropped silently. Images are resized to `imageSize`×`imageSize`. Throws when the file cannot
     /// be read or when no valid record remains.
     public static func importFile(json path: String, images imagesDir: String, task: FedTask, imageSize: Int = 32,
-                                  tokenizer: Tokenizer? = nil, layout: SequenceLayout = SequenceLayout()) throws -> ImportReport {
+                                  tokenizer: Tokenizer? = nil, layout: SequenceLayout = SequenceLayout(),
+                                  imageMode: ImageMode = .pad) throws -> ImportReport {
+        var importer = try RecordImporter(images: imagesDir, options: ImportOptions(imageSize: imageSize, imageMode: imageMode,
+                                                                                   tokenizer: tokenizer, layout: layout))
+        var report = ImportReport()
+        try importer.importFile(json: path, task: task, into: &report)
+        if report.examples.isEmpty {
+            throw PilotError.message("import of '\(path)': no valid record among \(report.total)\n" + report.text)
+        }
+        return report
+    }
+
+    /// Reads a JSON file as an array of records, with errors a person can act on: the byte offset of
+    /// the first invalid UTF-8 byte, the parser's position of a syntax error, the file size when it ends early.
+    public static func readRecords(json path: String) throws -> [Any] {
         guard let data = FileManager.default.contents(atPath: path) else { throw PilotError.notFound(file: path, object: "") }
+        let bytes = [UInt8](data)
+        if let bad = firstInvalidUTF8(bytes) {
+            let line = bytes[..<bad].filter { $0 == 0x0A }.count + 1
+            throw PilotError.message("'\(path)' is not UTF-8: invalid byte 0x\(String(bytes[bad], radix: 16)) at byte offset \(bad) (line \(line)); save the file as UTF-8")
+        }
         let root: Any
         do { root = try JSONSerialization.jsonObject(with: data) }
-        catch { throw PilotError.message("'\(path)' is not valid JSON: \(error.localizedDescription)") }
+        catch {
+            let ns = error as NSError
+            let detail = (ns.userInfo[NSDebugDescriptionErrorKey] as? String) ?? ns.localizedDescription
+            throw PilotError.message("'\(path)' is not valid JSON (\(bytes.count) bytes): \(detail)\(unbalancedHint(bytes))")
+        }
         guard let records = root as? [Any] else {
             throw PilotError.message("'\(path)': expected a JSON array of records [{\"id\", \"image\", \"conversations\"}, …]")
         }
-        var report = ImportReport()
-        report.total = records.count
-        report.tokenizerChecked = tokenizer != nil
-        var seen = Set<String>()
-        for (index, any) in records.enumerated() {
-            var name = "#\(index)"
-            func reject(_ p: Problem, _ detail: String = "") { report.problems.append((p, Issue(record: name, detail: detail))) }
-            guard let r = any as? [String: Any] else { reject(.notAnObject); continue }
-            let rawID: String? = (r["id"] as? String) ?? (r["id"] as? NSNumber).map { "\($0)" }
-            guard let id = rawID, !id.isEmpty else { reject(.missingID, "record #\(index)"); continue }
-            name = id
-            guard seen.insert(id).inserted else { reject(.duplicateID); continue }
-            guard let imageName = r["image"] as? String, !imageName.isEmpty else { reject(.missingImageField); continue }
-            guard let turns = r["conversations"] as? [[String: Any]], !turns.isEmpty else { reject(.noConversations); continue }
-            guard let humanIndex = turns.firstIndex(where: { ($0["from"] as? String) == "human" }),
-                  let humanValue = turns[humanIndex]["value"] as? String else { reject(.noInstruction); continue }
-            guard humanValue.contains("<image>") else { reject(.noImageTag, "human turn: \(String(humanValue.prefix(40)).debugDescription)"); continue }
-            guard let gpt = turns[(humanIndex + 1)...].first(where: { ($0["from"] as? String) == "gpt" }),
-                  let answerRaw = gpt["value"] as? String else { reject(.noAnswerTurn); continue }
-            let answer = answerRaw.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !answer.isEmpty else { reject(.emptyAnswer); continue }
-            switch task {
-            case .grounding where Metrics.parseBox(answer) == nil:
-                reject(.invalidAnswer, "grounding needs a box [x1,y1,x2,y2], got \(answer.debugDescription)"); continue
-            case .science where Metrics.choiceLetter(answer) == nil:
-                reject(.invalidAnswer, "science needs a choice letter, got \(answer.debugDescription)"); continue
+        return records
+    }
+
+    /// " — it ends inside …" when brackets or a string are still open at the end (a truncated file).
+    static func unbalancedHint(_ b: [UInt8]) -> String {
+        var depth = 0, inString = false, escaped = false
+        for c in b {
+            if inString {
+                if escaped { escaped = false } else if c == 0x5C { escaped = true } else if c == 0x22 { inString = false }
+                continue
+            }
+            switch c {
+            case 0x22: inString = true
+            case 0x5B, 0x7B: depth += 1
+            case 0x5D, 0x7D: depth -= 1
             default: break
             }
-            let imagePath = imagesDir + "/" + imageName
-            guard FileManager.default.fileExists(atPath: imagePath) else { reject(.missingImage, "\(imagePath) does not exist"); continue }
-            var image: RGBImage
-            do { image = try PNG.read(path: imagePath) }
-            catch { reject(.unreadableImage, "\(error)"); continue }
-            if image.width != imageSize || image.height != imageSize {
-                report.warnings.append((.resized, Issue(record: id, detail: "\(image.width)x\(image.height)")))
-                image = image.resized(width: imageSize, height: imageSize)
-            }
-            let instruction = humanValue.replacingOccurrences(of: "<image>", with: " ")
-                .split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
-            let refs = (r["references"] as? [String]).flatMap { $0.isEmpty ? nil : $0 } ?? [answer]
-            let category = (r["category"] as? String) ?? "imported"
-            if turns.count > humanIndex + 2 || turns.filter({ ($0["from"] as? String) == "human" }).count > 1 {
-                report.warnings.append((.extraTurns, Issue(record: id, detail: "\(turns.count) turns")))
-            }
-            if let tok = tokenizer {
-                let unknown = tok.unknownPieces(instruction) + tok.unknownPieces(answer)
-                if !unknown.isEmpty {
-                    report.unknownWordCount += unknown.count
-                    for w in unknown { report.unknownWords[w, default: 0] += 1 }
-                    report.warnings.append((.unknownWords, Issue(record: id, detail: Array(Set(unknown)).sorted().joined(separator: " "))))
-                }
-                let n = tok.encode(instruction).count + tok.encode(answer).count
-                if n > layout.contentLength {
-                    report.warnings.append((.tooLong, Issue(record: id, detail: "\(n) tokens, room for \(layout.contentLength)")))
-                }
-            }
-            report.examples.append(Example(id: id, task: task, imageID: imageName, image: image, instruction: instruction,
-                                           answer: answer, references: refs, category: category))
         }
-        if report.examples.isEmpty {
-            throw PilotError.message("import of '\(path)': no valid record among \(records.count)\n" + report.text)
+        if inString { return "; the file ends inside a string at byte \(b.count): it looks truncated" }
+        if depth > 0 { return "; the file ends with \(depth) bracket(s) still open at byte \(b.count): it looks truncated" }
+        return ""
+    }
+
+    /// Offset of the first byte that breaks UTF-8, or nil.
+    static func firstInvalidUTF8(_ b: [UInt8]) -> Int? {
+        var i = 0
+        while i < b.count {
+            let c = b[i]
+            let n: Int
+            if c < 0x80 { i += 1; continue }
+            else if c >= 0xC2 && c <= 0xDF { n = 1 }
+            else if c >= 0xE0 && c <= 0xEF { n = 2 }
+            else if c >= 0xF0 && c <= 0xF4 { n = 3 }
+            else { return i }
+            for j in 1...n { if i + j >= b.count || b[i + j] & 0xC0 != 0x80 { return i } }
+            i += n + 1
         }
-        return report
+        return nil
+    }
+}
+
+/// Turns LLaVA records into examples, one file after another, with one set of seen ids (so a
+/// duplicate across files is caught) and one images folder that no path may leave.
+public struct RecordImporter {
+    public let imagesDir: String
+    public let options: LLaVAJSON.ImportOptions
+    /// Every id seen so far, with the file it came from.
+    public private(set) var seen: [String: String] = [:]
+    let realImagesDir: String
+
+    public init(images imagesDir: String, options: LLaVAJSON.ImportOptions) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: imagesDir, isDirectory: &isDir), isDir.boolValue else {
+            throw PilotError.message("images folder '\(imagesDir)' does not exist or is not a folder; pass --images DIR, the folder the records' \"image\" paths are relative to")
+        }
+        self.imagesDir = imagesDir
+        self.options = options
+        realImagesDir = URL(fileURLWithPath: imagesDir).standardizedFileURL.resolvingSymlinksInPath().path
+    }
+
+    /// Imports every record of `path` as examples of `task` into `report`.
+    public mutating func importFile(json path: String, task: FedTask, into report: inout LLaVAJSON.ImportReport) throws {
+        let records = try LLaVAJSON.readRecords(json: path)
+        report.total += records.count
+        report.tokenizerChecked = options.tokenizer != nil
+        for (index, any) in records.enumerated() { process(any, index: index, file: path, task: task, into: &report) }
+    }
+
+    /// The images folder's file for `name`, or nil when the path would leave the folder (absolute,
+    /// `..`, or a symbolic link that points outside).
+    func resolve(_ name: String) -> String? {
+        guard !name.hasPrefix("/"), !name.split(separator: "/").contains("..") else { return nil }
+        let path = imagesDir + "/" + name
+        let real = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+        guard real.hasPrefix(realImagesDir + "/") else { return nil }
+        return path
+    }
+
+    static func normaliseRole(_ r: String?) -> String? {
+        switch r?.lowercased() {
+        case "human"?, "user"?: return "human"
+        case "gpt"?, "assistant"?: return "gpt"
+        default: return nil
+        }
+    }
+
+    mutating func process(_ any: Any, index: Int, file: String, task: FedTask, into report: inout LLaVAJSON.ImportReport) {
+        var name = "#\(index)"
+        func reject(_ p: LLaVAJSON.Problem, _ detail: String = "") { report.problems.append((p, LLaVAJSON.Issue(record: name, detail: detail))) }
+        func warn(_ w: LLaVAJSON.Warning, _ detail: String = "") { report.warnings.append((w, LLaVAJSON.Issue(record: name, detail: detail))) }
+        guard let r = any as? [String: Any] else { reject(.notAnObject, "record #\(index) of \(file)"); return }
+        let rawID: String? = (r["id"] as? String) ?? (r["id"] as? NSNumber).map { "\($0)" }
+        guard let id = rawID, !id.isEmpty else { reject(.missingID, "record #\(index) of \(file)"); return }
+        name = id
+        if let other = seen[id] {
+            reject(.duplicateID, other == file ? "appears twice in \(file)" : "in \(file) and in \(other)")
+            return
+        }
+        seen[id] = file
+        let imageName = r["image"] as? String
+        guard let rawTurns = r["conversations"] as? [[String: Any]], !rawTurns.isEmpty else { reject(.noConversations); return }
+        // Turns: human/gpt (user/assistant accepted), alternating, starting with human.
+        var turns: [(role: String, value: String)] = []
+        for (i, t) in rawTurns.enumerated() {
+            guard let role = Self.normaliseRole(t["from"] as? String), let value = t["value"] as? String else {
+                if i == 0 { reject(.noInstruction, "turn 1 has from \((t["from"] as? String).map { "'\($0)'" } ?? "missing") (expected human or gpt) or no string value") }
+                else { reject(.badTurns, "turn \(i + 1): from \((t["from"] as? String).map { "'\($0)'" } ?? "missing"), expected human or gpt with a string value") }
+                return
+            }
+            turns.append((role, value))
+        }
+        guard turns[0].role == "human" else { reject(.noInstruction, "the first turn is from gpt"); return }
+        for i in 1..<max(1, turns.count) where turns[i].role == turns[i - 1].role {
+            reject(.badTurns, "turns \(i) and \(i + 1) are both \(turns[i].role)")
+            return
+        }
+        guard turns.count >= 2 else { reject(.noAnswerTurn); return }
+        if turns.count % 2 == 1 {
+            warn(.droppedTrailingTurn, "turn \(turns.count)")
+            turns.removeLast()
+        }
+        // <image>: once, in the first human turn (at its start or end, or anywhere: it is taken out).
+        let tagCounts = turns.map { $0.value.components(separatedBy: "<image>").count - 1 }
+        if tagCounts.reduce(0, +) > 1 || tagCounts.dropFirst().contains(where: { $0 > 0 }) {
+            reject(.misplacedImageTag, "\(tagCounts.reduce(0, +)) tags in turns \(tagCounts.enumerated().filter { $0.element > 0 }.map { String($0.offset + 1) }.joined(separator: ", "))")
+            return
+        }
+        let hasTag = tagCounts[0] == 1
+        if let imageName, !imageName.isEmpty {
+            guard hasTag else { reject(.noImageTag, "human turn: \(String(turns[0].value.prefix(40)).debugDescription)"); return }
+        } else if hasTag {
+            reject(.missingImageField, "the human turn has <image> but the record has no \"image\"")
+            return
+        }
+        func clean(_ s: String) -> String {
+            s.replacingOccurrences(of: "<image>", with: " ").split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+        }
+        var exchanges: [Exchange] = []
+        for i in stride(from: 0, to: turns.count, by: 2) {
+            let gpt = turns[i + 1].value.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !gpt.isEmpty else { reject(.emptyAnswer, i == 0 ? "" : "turn \(i + 2)"); return }
+            exchanges.append(Exchange(human: clean(turns[i].value), gpt: gpt))
+        }
+        let answer = exchanges[0].gpt
+        if task == .grounding || task.metric == .accAtIoU50, Metrics.parseBox(answer) == nil {
+            reject(.invalidAnswer, "\(task.rawValue) needs a box [x1,y1,x2,y2], got \(answer.debugDescription)"); return
+        }
+        if task == .science, Metrics.choiceLetter(answer) == nil {
+            reject(.invalidAnswer, "science needs a choice letter, got \(answer.debugDescription)"); return
+        }
+        // The image: inside the folder, present, a JPEG or PNG under the size limit.
+        var image: RGBImage
+        var format = "none"
+        let size = options.imageSize
+        if let imageName, !imageName.isEmpty {
+            guard let imagePath = resolve(imageName) else {
+                reject(.imageOutsideFolder, "\(imageName.debugDescription) is outside \(imagesDir); refused, not read"); return
+            }
+            guard FileManager.default.fileExists(atPath: imagePath) else { reject(.missingImage, "\(imagePath) does not exist"); return }
+            let decoded: DecodedImage
+            do { decoded = try ImageDecoder.read(path: imagePath, options: options.decode) }
+            catch {
+                let text = "\(error)"
+                reject(text.contains("over the limit") ? .imageTooLarge : .unreadableImage, text); return
+            }
+            format = decoded.format.rawValue
+            let ext = (imageName as NSString).pathExtension.lowercased()
+            let expected: [String: ImageFormat] = ["jpg": .jpeg, "jpeg": .jpeg, "png": .png]
+            if let e = expected[ext], e != decoded.format {
+                warn(.extensionMismatch, "\(imageName) is a \(decoded.format.rawValue.uppercased()) file")
+            }
+            image = decoded.image
+            if image.width != size || image.height != size {
+                warn(.resized, "\(image.width)x\(image.height)")
+                image = ImageFit.fit(image, size: size, mode: options.imageMode)
+            }
+        } else {
+            warn(.textOnly)
+            image = RGBImage(width: size, height: size, fill: ImageFit.llavaMean)
+        }
+        let refs = (r["references"] as? [String]).flatMap { $0.isEmpty ? nil : $0 } ?? [answer]
+        let category = (r["category"] as? String) ?? "imported"
+        if exchanges.count > 1 { warn(.multiTurn, "\(exchanges.count) exchanges") }
+        let example = Example(id: id, task: task, imageID: imageName ?? "", image: image, instruction: exchanges[0].human,
+                              answer: answer, references: refs, category: category, followUps: Array(exchanges.dropFirst()))
+        if let tok = options.tokenizer {
+            var unknown: [String] = []
+            for x in exchanges { unknown += tok.unknownPieces(x.human) + tok.unknownPieces(x.gpt) }
+            if !unknown.isEmpty {
+                report.unknownWordCount += unknown.count
+                for w in unknown { report.unknownWords[w, default: 0] += 1 }
+                warn(.unknownWords, Array(Set(unknown)).sorted().joined(separator: " "))
+            }
+            let n = exchanges.map { tok.encode($0.human).count + tok.encode($0.gpt).count + 2 }.reduce(1, +)
+            if n > options.layout.textLength {
+                warn(.tooLong, "\(n) tokens, room for \(options.layout.textLength)")
+            }
+        }
+        report.examples.append(example)
+        report.imageFormats.append(format)
+        report.sources.append(file)
     }
 }

@@ -11,6 +11,18 @@ public enum MetricKind: String, CaseIterable, Sendable {
     case exactMatch = "exact_match"
     case accAtIoU50 = "acc_iou50"
     case choiceAccuracy = "choice_accuracy"
+    /// The VQA challenge's accuracy: official answer normalisation, min(#matching humans / 3, 1)
+    /// averaged over the leave-one-out subsets of the references (10 in VQA v2).
+    case vqaAccuracy = "vqa_accuracy"
+    /// Average Normalised Levenshtein Similarity (ST-VQA, DocVQA), threshold τ = 0.5.
+    case anls = "anls"
+
+    public static func parse(_ s: String) throws -> MetricKind {
+        guard let m = MetricKind(rawValue: s.lowercased()) else {
+            throw PilotError.invalidArgument("unknown metric '\(s)'; expected one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return m
+    }
 }
 
 /// A corpus score with the score of every item (same order as the inputs).
@@ -25,11 +37,16 @@ public struct MetricResult: Equatable, Sendable {
 public enum Metrics {
     /// Scores `predictions[i]` against `references[i]` with the metric of `task`.
     public static func score(task: FedTask, predictions: [String], references: [[String]]) throws -> MetricResult {
+        try score(metric: task.metric, predictions: predictions, references: references)
+    }
+
+    /// Scores `predictions[i]` against `references[i]` with `metric`.
+    public static func score(metric: MetricKind, predictions: [String], references: [[String]]) throws -> MetricResult {
         guard predictions.count == references.count else {
             throw PilotError.invalidArgument("metrics: \(predictions.count) predictions but \(references.count) reference lists")
         }
         let per: [Double]
-        switch task.metric {
+        switch metric {
         case .ciderD:
             return try ciderD(predictions: predictions, references: references)
         case .exactMatch:
@@ -41,8 +58,12 @@ public enum Metrics {
             } ? 1 : 0 }
         case .choiceAccuracy:
             per = zip(predictions, references).map { choiceAccuracy($0, references: $1) }
+        case .vqaAccuracy:
+            per = zip(predictions, references).map { vqaAccuracy($0, references: $1) }
+        case .anls:
+            per = zip(predictions, references).map { anls($0, references: $1) }
         }
-        return MetricResult(kind: task.metric, score: per.isEmpty ? 0 : per.reduce(0, +) / Double(per.count), perItem: per)
+        return MetricResult(kind: metric, score: per.isEmpty ? 0 : per.reduce(0, +) / Double(per.count), perItem: per)
     }
 
     // MARK: exact match with VQA-style normalisation

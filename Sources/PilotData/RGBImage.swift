@@ -61,50 +61,10 @@ public struct RGBImage: Equatable, Sendable {
         }
     }
 
-    /// Resize to `width`×`height`: area averaging when shrinking (each output pixel is the
-    /// coverage-weighted mean of the source pixels under it), bilinear when enlarging.
-    /// Used by the importer to bring images of any size to the model's size.
+    /// Resize to `width`×`height` (aspect ratio not kept): area averaging along an axis that shrinks,
+    /// bilinear along one that grows (`ImageFit`, which also pads and crops).
     public func resized(width ow: Int, height oh: Int) -> RGBImage {
-        if ow == width && oh == height { return self }
-        var out = RGBImage(width: ow, height: oh)
-        let sx = Double(width) / Double(ow), sy = Double(height) / Double(oh)
-        for oy in 0..<oh {
-            for ox in 0..<ow {
-                var acc = (0.0, 0.0, 0.0)
-                if sx >= 1 && sy >= 1 {
-                    let x0 = Double(ox) * sx, x1 = x0 + sx, y0 = Double(oy) * sy, y1 = y0 + sy
-                    var wsum = 0.0
-                    var yy = Int(y0)
-                    while Double(yy) < y1 && yy < height {
-                        let wy = min(Double(yy + 1), y1) - max(Double(yy), y0)
-                        var xx = Int(x0)
-                        while Double(xx) < x1 && xx < width {
-                            let wx = min(Double(xx + 1), x1) - max(Double(xx), x0)
-                            let w = wx * wy
-                            let p = pixel(xx, yy)
-                            acc.0 += w * Double(p.r); acc.1 += w * Double(p.g); acc.2 += w * Double(p.b)
-                            wsum += w
-                            xx += 1
-                        }
-                        yy += 1
-                    }
-                    acc = (acc.0 / wsum, acc.1 / wsum, acc.2 / wsum)
-                } else {
-                    let fx = max(0, min(Double(width - 1), (Double(ox) + 0.5) * sx - 0.5))
-                    let fy = max(0, min(Double(height - 1), (Double(oy) + 0.5) * sy - 0.5))
-                    let x0 = Int(fx), y0 = Int(fy)
-                    let x1 = min(x0 + 1, width - 1), y1 = min(y0 + 1, height - 1)
-                    let ax = fx - Double(x0), ay = fy - Double(y0)
-                    for (xx, yy, w) in [(x0, y0, (1 - ax) * (1 - ay)), (x1, y0, ax * (1 - ay)),
-                                        (x0, y1, (1 - ax) * ay), (x1, y1, ax * ay)] {
-                        let p = pixel(xx, yy)
-                        acc.0 += w * Double(p.r); acc.1 += w * Double(p.g); acc.2 += w * Double(p.b)
-                    }
-                }
-                out.set(ox, oy, RGB(clamp8(acc.0), clamp8(acc.1), clamp8(acc.2)))
-            }
-        }
-        return out
+        ImageFit.resample(self, x0: 0, y0: 0, w: width, h: height, outW: ow, outH: oh, fill: RGB(0, 0, 0))
     }
 }
 

@@ -247,12 +247,34 @@ public struct ScenarioDirectory: Sendable {
         }
         guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let name = obj["scenario"] as? String, let clients = obj["clients"] as? [[String: Any]] else {
-            throw PilotError.message("'\(file)' is not a scenario manifest (need keys scenario and clients); regenerate it with `pilot data generate`")
+            throw PilotError.message("'\(file)' is not a scenario manifest (need keys scenario and clients); regenerate it with `pilot data generate` or `pilot data scenario`")
         }
         self.path = path
-        scenario = try Scenario.parse(name)
-        tasks = scenario.tasks
-        clientTasks = try clients.map { try FedTask.parse(($0["task"] as? String) ?? "?") }
+        // Tasks and their metrics: the manifest's "tasks" in order, each metric from its "test" entry.
+        var metricOf: [String: String] = [:]
+        for t in (obj["test"] as? [[String: Any]]) ?? [] {
+            if let n = t["task"] as? String, let m = t["metric"] as? String { metricOf[n] = m }
+        }
+        do {
+            if let names = obj["tasks"] as? [String], !names.isEmpty {
+                let tasks = try names.map { try FedTask.named($0, metric: metricOf[$0]) }
+                if let builtin = Scenario(rawValue: name), builtin.tasks == tasks { scenario = builtin }
+                else { scenario = Scenario(name: name, tasks: tasks) }
+            } else {
+                scenario = try Scenario.parse(name)
+            }
+        } catch {
+            throw PilotError.message("'\(file)': \(error)")
+        }
+        let taskList = scenario.tasks
+        tasks = taskList
+        let byName = Dictionary(uniqueKeysWithValues: taskList.map { ($0.rawValue, $0) })
+        clientTasks = try clients.enumerated().map { k, c in
+            guard let n = c["task"] as? String, let t = byName[n] else {
+                throw PilotError.message("'\(file)': client \(k) has task \((c["task"] as? String).map { "'\($0)'" } ?? "none"), not one of the manifest's tasks \(taskList.map(\.rawValue))")
+            }
+            return t
+        }
     }
 
     public var clientCount: Int { clientTasks.count }

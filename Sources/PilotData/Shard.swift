@@ -36,6 +36,14 @@ public struct ShardMetadata: Equatable, Sendable {
 ///     /answers               string [n]   the gpt turn (the training target)
 ///     /references            string [m]   every example's references, concatenated
 ///     /reference_offsets     int64 [n+1]  references of example i are [off[i], off[i+1])
+///
+/// Written only when needed, so that generated shards are byte-identical to those of earlier versions
+/// (readers that do not know them still read the first exchange of every example):
+///
+///     /turns                 string [m]   follow-up exchanges, human and gpt alternating
+///     /turn_offsets          int64 [n+1]  exchanges of example i are turns[off[i]:off[i+1]] (pairs)
+///     /eval_turns            int64 [n]    the exchange each example is scored on (0 = first)
+///     /@task_metrics         strings      "name=metric" for every task that is not built in
 public struct Shard: Equatable, Sendable {
     public static let format = "pilot-fedmit-shard"
     public static let formatVersion: Int64 = 1
@@ -73,6 +81,23 @@ public struct Shard: Equatable, Sendable {
         for e in examples { refs += e.references; offsets.append(Int64(refs.count)) }
         try f.write(strings: refs, at: "/references")
         try f.write(offsets, shape: [offsets.count], at: "/reference_offsets")
+        if examples.contains(where: { !$0.followUps.isEmpty }) {
+            var turns: [String] = []
+            var turnOffsets: [Int64] = [0]
+            for e in examples {
+                for x in e.followUps { turns.append(x.human); turns.append(x.gpt) }
+                turnOffsets.append(Int64(turns.count))
+            }
+            try f.write(strings: turns, at: "/turns")
+            try f.write(turnOffsets, shape: [turnOffsets.count], at: "/turn_offsets")
+        }
+        if examples.contains(where: { $0.evalTurn != 0 }) {
+            try f.write(examples.map { Int64($0.evalTurn) }, shape: [examples.count], at: "/eval_turns")
+        }
+        let custom = Set(examples.map(\.task).filter { !$0.isBuiltin }).sorted()
+        if !custom.isEmpty {
+            try f.setAttribute("task_metrics", .strings(custom.map { "\($0.rawValue)=\($0.metric.rawValue)" }))
+        }
         let m = metadata
         try f.setAttribute("format", .string(Self.format))
         try f.setAttribute("format_version", .int(Self.formatVersion))
@@ -126,16 +151,49 @@ public struct Shard: Equatable, Sendable {
         guard off.count == n + 1, off.first == 0, off.last == Int64(refs.count), zip(off, off.dropFirst()).allSatisfy({ $0 <= $1 }) else {
             throw PilotError.typeMismatch(file: path, object: "/reference_offsets", expected: "\(n + 1) non-decreasing offsets from 0 to \(refs.count)", found: "\(off.count) values")
         }
+        var followUps = [[Exchange]](repeating: [], count: n)
+        if f.exists("/turns") {
+            let turns = try f.readStrings(at: "/turns")
+            let toff = try f.read(Int64.self, at: "/turn_offsets").values
+            guard toff.count == n + 1, toff.first == 0, toff.last == Int64(turns.count), turns.count % 2 == 0,
+                  zip(toff, toff.dropFirst()).allSatisfy({ $0 <= $1 && ($1 - $0) % 2 == 0 }) else {
+                throw PilotError.typeMismatch(file: path, object: "/turn_offsets", expected: "\(n + 1) non-decreasing even offsets from 0 to \(turns.count)", found: "\(toff.count) values")
+            }
+            for i in 0..<n {
+                followUps[i] = stride(from: Int(toff[i]), to: Int(toff[i + 1]), by: 2).map { Exchange(human: turns[$0], gpt: turns[$0 + 1]) }
+            }
+        }
+        var evalTurns = [Int](repeating: 0, count: n)
+        if f.exists("/eval_turns") {
+            let v = try f.read(Int64.self, at: "/eval_turns").values
+            guard v.count == n, v.enumerated().allSatisfy({ $0.element >= 0 && Int($0.element) <= followUps[$0.offset].count }) else {
+                throw PilotError.typeMismatch(file: path, object: "/eval_turns", expected: "\(n) exchange indices within each conversation", found: "\(v.count) values")
+            }
+            evalTurns = v.map(Int.init)
+        }
+        var metricOf: [String: String] = [:]
+        if case .strings(let list)? = try f.attribute("task_metrics") {
+            for item in list {
+                let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
+                guard kv.count == 2 else { throw PilotError.message("shard '\(path)' /@task_metrics: '\(item)' is not name=metric") }
+                metricOf[kv[0]] = kv[1]
+            }
+        }
+        var taskOf: [String: FedTask] = [:]
         var examples: [Example] = []
         examples.reserveCapacity(n)
         let px = h * w * 3
         for i in 0..<n {
-            guard let task = FedTask(rawValue: tasks[i]) else {
-                throw PilotError.message("shard '\(path)' /tasks[\(i)] (example '\(ids[i])'): unknown task '\(tasks[i])'")
+            let task: FedTask
+            if let t = taskOf[tasks[i]] { task = t } else {
+                do { task = try FedTask.named(tasks[i], metric: metricOf[tasks[i]]) }
+                catch { throw PilotError.message("shard '\(path)' /tasks[\(i)] (example '\(ids[i])'): \(error)") }
+                taskOf[tasks[i]] = task
             }
             let img = try RGBImage(width: w, height: h, pixels: Array(images.values[(i * px)..<((i + 1) * px)]))
             examples.append(Example(id: ids[i], task: task, imageID: imageIDs[i], image: img, instruction: ins[i], answer: ans[i],
-                                    references: Array(refs[Int(off[i])..<Int(off[i + 1])]), category: cats[i]))
+                                    references: Array(refs[Int(off[i])..<Int(off[i + 1])]), category: cats[i],
+                                    followUps: followUps[i], evalTurn: evalTurns[i]))
         }
         return Shard(metadata: meta, examples: examples)
     }

@@ -48,6 +48,7 @@ public struct TaskGenerator: Sendable {
         case .grounding: return grounding(id: id, &rng)
         case .ocr: return ocr(id: id, &rng)
         case .science: return science(id: id, &rng)
+        default: preconditionFailure("the generator makes the five built-in tasks only, not '\(task.rawValue)'")
         }
     }
 

@@ -56,11 +56,16 @@ public struct Tokenizer: Equatable, Sendable {
         return out
     }
 
+    /// The closed set without the box coordinates `0.00`…`1.00` (data with no grounding task: more room for words).
+    public static var closedSetWithoutCoordinates: [String] { punctuation + (0...100).map { String($0) } }
+
     /// Builds the vocabulary from texts (the pretraining split's instructions, answers and references).
-    public static func build<S: Sequence>(from texts: S, required: [String] = [], maxSize: Int = 512) throws -> Tokenizer where S.Element == String {
+    /// `closedSet` is step 2 above (`Tokenizer.closedSet` unless told otherwise).
+    public static func build<S: Sequence>(from texts: S, required: [String] = [], maxSize: Int = 512,
+                                          closedSet fixed: [String]? = nil) throws -> Tokenizer where S.Element == String {
         var seen = Set<String>()
         var vocab: [String] = []
-        for t in specials + closedSet + required where !seen.contains(t) { seen.insert(t); vocab.append(t) }
+        for t in specials + (fixed ?? closedSet) + required where !seen.contains(t) { seen.insert(t); vocab.append(t) }
         guard vocab.count <= maxSize else {
             throw PilotError.invalidArgument("tokenizer: max size \(maxSize) is smaller than the \(vocab.count) fixed tokens")
         }
@@ -247,8 +252,49 @@ extension Tokenizer {
                               unknownCount: unknown, truncated: truncated)
     }
 
+    /// The example's conversation. A single exchange is `[BOS] instruction [SEP] answer [EOS]`; a
+    /// multi-turn one is `[BOS] h1 [SEP] a1 [EOS] h2 [SEP] a2 [EOS] …`, every answer and its EOS a
+    /// target (as LLaVA trains), and `promptLength` ends at the SEP of exchange `evalTurn`.
+    /// When the whole conversation does not fit: the exchanges that fit are kept, starting at
+    /// `evalTurn` and adding the ones before it (its context), then the ones after it; only when
+    /// exchange `evalTurn` alone does not fit does `layout.truncate` decide (throw, or cut it as a
+    /// single exchange is cut). `truncated` says whether anything was left out.
     public func encode(_ example: Example, layout: SequenceLayout = SequenceLayout()) throws -> EncodedExample {
-        try encode(instruction: example.instruction, answer: example.answer, layout: layout, id: example.id)
+        if example.followUps.isEmpty && example.evalTurn == 0 {
+            return try encode(instruction: example.instruction, answer: example.answer, layout: layout, id: example.id)
+        }
+        let exchanges = example.exchanges
+        let k = max(0, min(example.evalTurn, exchanges.count - 1))
+        var unknown = 0
+        let enc = exchanges.map { (encode($0.human, unknownCount: &unknown), encode($0.gpt, unknownCount: &unknown)) }
+        func cost(_ i: Int) -> Int { enc[i].0.count + enc[i].1.count + 2 }
+        let budget = layout.textLength - 1
+        guard cost(k) <= budget else {
+            var e = try encode(instruction: exchanges[k].human, answer: exchanges[k].gpt, layout: layout,
+                               id: example.id + (k > 0 ? " (exchange \(k + 1))" : ""))
+            e.truncated = true
+            return e
+        }
+        var first = k, last = k, used = cost(k)
+        while first > 0 && used + cost(first - 1) <= budget { first -= 1; used += cost(first) }
+        while last + 1 < exchanges.count && used + cost(last + 1) <= budget { last += 1; used += cost(last) }
+        var ids: [Int32] = [bosID]
+        var mask: [Float] = [0]
+        var promptLength = 0
+        for i in first...last {
+            ids += enc[i].0; mask += [Float](repeating: 0, count: enc[i].0.count)
+            ids.append(sepID); mask.append(0)
+            if i == k { promptLength = ids.count }
+            ids += enc[i].1; mask += [Float](repeating: 1, count: enc[i].1.count)
+            ids.append(eosID); mask.append(1)
+        }
+        let length = ids.count
+        ids += [Int32](repeating: padID, count: layout.textLength - length)
+        mask += [Float](repeating: 0, count: layout.textLength - length)
+        var unknownKept = 0
+        for i in first...last { unknownKept += enc[i].0.filter { $0 == unkID }.count + enc[i].1.filter { $0 == unkID }.count }
+        return EncodedExample(ids: ids, targetMask: mask, promptLength: promptLength, length: length,
+                              unknownCount: unknownKept, truncated: first > 0 || last < exchanges.count - 1)
     }
 
     /// `[BOS] instruction [SEP]` (unpadded): the prompt for generation.

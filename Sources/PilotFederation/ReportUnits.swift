@@ -17,6 +17,8 @@ public enum ReportUnits {
         case .exactMatch?: return "exact-match accuracy in %"
         case .accAtIoU50?: return "Acc@IoU≥0.5 in %"
         case .choiceAccuracy?: return "multiple-choice accuracy in %"
+        case .vqaAccuracy?: return "VQA accuracy in %"
+        case .anls?: return "ANLS ×100"
         case nil: return "score ×100"
         }
     }
@@ -28,6 +30,8 @@ public enum ReportUnits {
         case .exactMatch?: return "exact match %"
         case .accAtIoU50?: return "IoU>=0.5 %"
         case .choiceAccuracy?: return "accuracy %"
+        case .vqaAccuracy?: return "vqa accuracy %"
+        case .anls?: return "ANLS x100"
         case nil: return "score x100"
         }
     }

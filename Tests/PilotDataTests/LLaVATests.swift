@@ -57,7 +57,7 @@ import Testing
         ]
         try Data(("[" + records.joined(separator: ",\n") + "]").utf8).write(to: URL(fileURLWithPath: dir + "/data.json"))
         let tok = try Tokenizer.build(from: ["what color is the blue top left red"])
-        let report = try LLaVAJSON.importFile(json: dir + "/data.json", images: images, task: .vqa, tokenizer: tok)
+        let report = try LLaVAJSON.importFile(json: dir + "/data.json", images: images, task: .vqa, tokenizer: tok, imageMode: .stretch)
         #expect(report.total == 12)
         #expect(report.examples.map(\.id) == ["good-1", "good-big"])
         #expect(report.problems.count == 10)

@@ -3,12 +3,21 @@ import PilotData
 import Testing
 
 @Suite struct PNGTests {
+    /// libpng decodes the hand-made fixtures (every colour type, depth, filter, Adam7, tRNS) to the
+    /// expected pixels: exactly without alpha; with alpha within 1, because the fixtures were made with
+    /// floor(c·a/255) and the decoder rounds (the Pillow corpus of `ImageCorpusTests` checks rounding exactly).
     @Test func decodesEveryColourTypeDepthFilterAndInterlace() throws {
         for f in pngFixtures {
             let bytes = [UInt8](Data(base64Encoded: f.base64)!)
             let img = try PNG.decode(bytes, name: f.name)
             #expect(img.width == f.width && img.height == f.height, "\(f.name)")
-            #expect(img.pixels == f.rgb, "\(f.name): decoded pixels differ")
+            let alpha = f.name.contains("alpha") || f.name.contains("rgba") || f.name.contains("trns")
+            if alpha {
+                let worst = zip(img.pixels, f.rgb).map { abs(Int($0) - Int($1)) }.max() ?? 0
+                #expect(worst <= 1 && img.pixels.count == f.rgb.count, "\(f.name): decoded pixels differ by up to \(worst)")
+            } else {
+                #expect(img.pixels == f.rgb, "\(f.name): decoded pixels differ")
+            }
         }
     }
 
@@ -26,8 +35,8 @@ import Testing
         var badCRC = good
         badCRC[30] ^= 0xff
         let unsupported = [UInt8](Data(base64Encoded: pngUnsupportedRGB4)!)
-        for (bytes, needle) in [([UInt8](repeating: 1, count: 40), "not a PNG"), (badCRC, "CRC mismatch"),
-                                (Array(good.prefix(40)), "no image data"), (unsupported, "unsupported colour type 2 with bit depth 4")] {
+        for (bytes, needle) in [([UInt8](repeating: 1, count: 40), "not a PNG"), (badCRC, "CRC error"),
+                                (Array(good.prefix(40)), "truncated"), (unsupported, "Invalid IHDR")] {
             do { _ = try PNG.decode(bytes, name: "some/file.png"); Issue.record("expected an error for \(needle)") }
             catch { #expect("\(error)".contains("some/file.png") && "\(error)".contains(needle), "\(error)") }
         }

@@ -1,0 +1,447 @@
+import Foundation
+import PilotCore
+
+/// Which test answer a multi-turn record is scored on.
+public enum EvalTurn: String, CaseIterable, Sendable {
+    /// The first answer (the default; LLaVA's benchmarks are single-turn).
+    case first
+    /// The last answer, with every earlier exchange as context.
+    case last
+    /// Every answer: a record of n exchanges gives n test items (`id`, `id#2`, … `id#n`).
+    case all
+
+    public static func parse(_ s: String) throws -> EvalTurn {
+        guard let t = EvalTurn(rawValue: s.lowercased()) else {
+            throw PilotError.invalidArgument("unknown eval turn '\(s)'; expected first, last or all")
+        }
+        return t
+    }
+}
+
+/// The tokenizer a built scenario carries.
+///
+/// Hook for pretrained LMs: the federated trainer reads `DIR/tokenizer.h5` (word level) today. When a
+/// real LM drives the run, its own tokenizer is used instead; add a case here (e.g.
+/// `.pretrained(modelDirectory:)`) whose `make` records the model's tokenizer and skip the word-level build.
+public enum ScenarioTokenizer: Equatable, Sendable {
+    /// A word-level `Tokenizer` built from the data's own texts (every split, every turn, every
+    /// reference), most frequent words first, up to `maxSize` ids.
+    case wordLevel(maxSize: Int)
+}
+
+/// What `pilot data scenario` makes a scenario directory from.
+public struct ScenarioBuildSpec: Sendable {
+    /// One LLaVA JSON file of a task (a task may have several).
+    public struct Source: Equatable, Sendable {
+        public var task: String
+        public var file: String
+        /// The task's metric; nil: the built-in task's, or exact_match for a new name.
+        public var metric: MetricKind?
+        public init(task: String, file: String, metric: MetricKind? = nil) { self.task = task; self.file = file; self.metric = metric }
+    }
+
+    public var tasks: [Source]
+    /// Test splits given as files (`--test NAME=FILE`); a task without one gets `testFraction` of its records.
+    public var tests: [Source] = []
+    /// Public pretraining files; without any, `pretrainFraction` of every task's records is carved off.
+    public var pretrain: [String] = []
+    public var images: String
+    public var clientsPerTask = 3
+    /// JSON object {"record id": "client name"}: data already split by owner.
+    public var clientsFile: String?
+    public var split: ClientSplit = .random
+    public var testFraction = 0.2
+    public var pretrainFraction = 0.1
+    public var seed: UInt64 = 0
+    /// The manifest's scenario name.
+    public var name = "custom"
+    public var importOptions = LLaVAJSON.ImportOptions()
+    public var evalTurn: EvalTurn = .first
+    public var tokenizer: ScenarioTokenizer = .wordLevel(maxSize: 512)
+
+    public init(tasks: [Source], images: String) { self.tasks = tasks; self.images = images }
+}
+
+/// A scenario built from the user's LLaVA data, in memory.
+public struct BuiltScenario: Sendable {
+    public var spec: ScenarioBuildSpec
+    public var tasks: [FedTask]
+    public var clients: [Shard]
+    /// Client names (from `--clients`, or `<task>-<j>`).
+    public var clientNames: [String]
+    public var tests: [FedTask: Shard]
+    public var pretrain: Shard
+    /// "carved" (from the tasks' records) or "given" (`--pretrain`).
+    public var pretrainSource: String
+    public var tokenizer: Tokenizer
+    /// Every file's import report, in the order read.
+    public var reports: [(task: String, file: String, report: LLaVAJSON.ImportReport)]
+    /// Image format of every example id.
+    public var formatOf: [String: String]
+    /// Words the vocabulary limit left out (mapped to <unk>), with their counts.
+    public var droppedWords: [String: Int]
+    /// Per split, the number of examples that do not fit the layout whole.
+    public var tooLong: [String: Int]
+    /// Images of the given pretraining split that a client or test record also uses.
+    public var pretrainImageOverlap: Int
+
+    /// The summary table: per client and per task, records, rejected, images by format, mean turns, answer length.
+    public var summary: String {
+        var rows: [[String]] = [["split", "task", "records", "rejected", "jpeg", "png", "none", "turns", "answer words"]]
+        func row(_ split: String, _ task: String, _ ex: [Example], rejected: String) -> [String] {
+            let f = ex.map { formatOf[$0.id.components(separatedBy: "#").first!] ?? "png" }
+            let turns = ex.isEmpty ? 0 : Double(ex.map(\.turnCount).reduce(0, +)) / Double(ex.count)
+            let answers = ex.flatMap { $0.exchanges.map(\.gpt) }
+            let words = answers.isEmpty ? 0 : Double(answers.map { $0.split(whereSeparator: { $0.isWhitespace }).count }.reduce(0, +)) / Double(answers.count)
+            return [split, task, String(ex.count), rejected, String(f.filter { $0 == "jpeg" }.count), String(f.filter { $0 == "png" }.count),
+                    String(f.filter { $0 == "none" }.count), String(format: "%.2f", turns), String(format: "%.2f", words)]
+        }
+        for (k, c) in clients.enumerated() { rows.append(row("client \(k) \(clientNames[k])", c.metadata.task, c.examples, rejected: "")) }
+        for t in tasks { rows.append(row("test", t.rawValue, tests[t]!.examples, rejected: "")) }
+        rows.append(row("pretrain (\(pretrainSource))", "mixed", pretrain.examples, rejected: ""))
+        for t in tasks {
+            let reps = reports.filter { $0.task == t.rawValue }.map(\.report)
+            let total = reps.map(\.total).reduce(0, +), bad = reps.map(\.problems.count).reduce(0, +)
+            rows.append(["all files", t.rawValue, String(total), String(bad), "", "", "", "", ""])
+        }
+        let given = reports.filter { $0.task == "pretrain" }.map(\.report)
+        if !given.isEmpty {
+            rows.append(["all files", "pretrain", String(given.map(\.total).reduce(0, +)), String(given.map(\.problems.count).reduce(0, +)), "", "", "", "", ""])
+        }
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max()! }
+        return rows.map { r in r.enumerated().map { c, v in c < 2 ? v.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                                                       : String(repeating: " ", count: widths[c] - v.count) + v }.joined(separator: "  ") }
+            .joined(separator: "\n")
+    }
+}
+
+/// Builds a scenario directory from LLaVA JSON files: validated records, client shards, a test split
+/// per task, a public pretraining split disjoint from both, and a tokenizer of the data's own words.
+/// The same inputs and seed give the same files.
+public enum ScenarioBuilder {
+    public static let version = "pilot-data-scenario 1"
+
+    public static func build(_ spec: ScenarioBuildSpec, progress: (String) -> Void = { _ in }) throws -> BuiltScenario {
+        guard !spec.tasks.isEmpty else { throw PilotError.invalidArgument("no task given: pass --task NAME=FILE.json[:METRIC] at least once") }
+        guard spec.clientsPerTask >= 1 else { throw PilotError.invalidArgument("--clients-per-task must be at least 1") }
+        guard (0..<1).contains(spec.testFraction), (0..<1).contains(spec.pretrainFraction), spec.testFraction + spec.pretrainFraction < 1 else {
+            throw PilotError.invalidArgument("--test-fraction and --pretrain-fraction must be in [0, 1) and sum to less than 1")
+        }
+        // Tasks in order of first appearance, each with one metric.
+        var taskNames: [String] = []
+        var metricOf: [String: MetricKind] = [:]
+        for s in spec.tasks {
+            if !taskNames.contains(s.task) { taskNames.append(s.task) }
+            if let m = s.metric {
+                if let prev = metricOf[s.task], prev != m {
+                    throw PilotError.invalidArgument("task '\(s.task)' is given two metrics, \(prev.rawValue) and \(m.rawValue)")
+                }
+                metricOf[s.task] = m
+            }
+        }
+        guard !taskNames.contains("pretrain") else {
+            throw PilotError.invalidArgument("'pretrain' names the pretraining split; give the task another name (or pass the file as --pretrain)")
+        }
+        let tasks = try taskNames.map { n in try FedTask(name: n, metric: metricOf[n] ?? FedTask(rawValue: n)?.metric ?? .exactMatch) }
+        let taskByName = Dictionary(uniqueKeysWithValues: tasks.map { ($0.rawValue, $0) })
+        for t in spec.tests where taskByName[t.task] == nil {
+            throw PilotError.invalidArgument("--test \(t.task)=\(t.file): no --task is named '\(t.task)' (tasks: \(taskNames.joined(separator: ", ")))")
+        }
+
+        var importer = try RecordImporter(images: spec.images, options: spec.importOptions)
+        var reports: [(task: String, file: String, report: LLaVAJSON.ImportReport)] = []
+        var formatOf: [String: String] = [:]
+        func load(_ task: FedTask, _ file: String) throws -> [Example] {
+            let t0 = Date()
+            var r = LLaVAJSON.ImportReport()
+            try importer.importFile(json: file, task: task, into: &r)
+            for (e, f) in zip(r.examples, r.imageFormats) { formatOf[e.id] = f }
+            reports.append((task.rawValue, file, r))
+            progress(String(format: "read %@ (%@): %d records, %d kept, %d rejected, %.1f s", file, task.rawValue, r.total, r.valid,
+                            r.problems.count, Date().timeIntervalSince(t0)))
+            return r.examples
+        }
+        var pools: [String: [Example]] = [:]
+        var givenTests: [String: [Example]] = [:]
+        for s in spec.tasks { pools[s.task, default: []] += try load(taskByName[s.task]!, s.file) }
+        for s in spec.tests { givenTests[s.task, default: []] += try load(taskByName[s.task]!, s.file) }
+        let pretrainTask = try FedTask(name: "pretrain", metric: .exactMatch)
+        var givenPretrain: [Example] = []
+        for f in spec.pretrain { givenPretrain += try load(pretrainTask, f) }
+
+        func rejectedText(_ task: String) -> String {
+            reports.filter { $0.task == task }.map { "\($0.file):\n" + $0.report.text }.joined(separator: "\n")
+        }
+        for t in taskNames where (pools[t] ?? []).isEmpty {
+            throw PilotError.message("task '\(t)' has no valid record (files: \(spec.tasks.filter { $0.task == t }.map(\.file).joined(separator: ", "))); fix the records below or drop the task\n" + rejectedText(t))
+        }
+        if !spec.pretrain.isEmpty && givenPretrain.isEmpty {
+            throw PilotError.message("the pretraining files \(spec.pretrain.joined(separator: ", ")) have no valid record\n" + rejectedText("pretrain"))
+        }
+
+        // Test and pretraining records are carved by image, so that no image is in two splits of a task.
+        func carve(_ pool: [Example], fraction: Double, label: String) -> (taken: [Example], rest: [Example]) {
+            guard fraction > 0, !pool.isEmpty else { return ([], pool) }
+            var groups: [String: [Int]] = [:]
+            var order: [String] = []
+            for (i, e) in pool.enumerated() {
+                let key = e.isTextOnly ? "id:" + e.id : "image:" + e.imageID
+                if groups[key] == nil { order.append(key) }
+                groups[key, default: []].append(i)
+            }
+            var rng = PilotRNG.stream(seed: spec.seed, label)
+            let shuffled = rng.shuffled(order)
+            let want = max(1, Int((Double(pool.count) * fraction).rounded()))
+            var taken = Set<Int>()
+            for key in shuffled where taken.count < want { taken.formUnion(groups[key]!) }
+            return (pool.indices.filter { taken.contains($0) }.map { pool[$0] }, pool.indices.filter { !taken.contains($0) }.map { pool[$0] })
+        }
+        var trainPools: [String: [Example]] = [:]
+        var tests: [FedTask: [Example]] = [:]
+        var carvedPretrain: [Example] = []
+        for t in tasks {
+            var pool = pools[t.rawValue]!
+            if let given = givenTests[t.rawValue] {
+                tests[t] = given
+            } else {
+                guard spec.testFraction > 0 else {
+                    throw PilotError.invalidArgument("task '\(t.rawValue)' has no test split: pass --test \(t.rawValue)=FILE.json or a --test-fraction above 0")
+                }
+                let (taken, rest) = carve(pool, fraction: spec.testFraction, label: "scenario/test/\(t.rawValue)")
+                tests[t] = taken; pool = rest
+            }
+            if spec.pretrain.isEmpty {
+                let (taken, rest) = carve(pool, fraction: spec.pretrainFraction, label: "scenario/pretrain/\(t.rawValue)")
+                carvedPretrain += taken; pool = rest
+            }
+            trainPools[t.rawValue] = pool
+        }
+        if spec.pretrain.isEmpty && carvedPretrain.isEmpty {
+            throw PilotError.invalidArgument("no pretraining split: pass --pretrain FILE.json or a --pretrain-fraction above 0")
+        }
+
+        // Clients: by owner (--clients) or split per task.
+        var clients: [Shard] = []
+        var clientNames: [String] = []
+        let owners = try spec.clientsFile.map(readOwners)
+        let seed64 = Int64(bitPattern: spec.seed)
+        let source = "\(version) seed=\(spec.seed) image=\(spec.importOptions.imageSize) mode=\(spec.importOptions.imageMode.rawValue)"
+        func meta(_ split: String, _ task: String, client: Int = -1) -> ShardMetadata {
+            ShardMetadata(split: split, task: task, client: client, scenario: spec.name, seed: seed64, source: source)
+        }
+        var ownerTask: [String: String] = [:]
+        for t in tasks {
+            let pool = trainPools[t.rawValue]!
+            var parts: [(String, [Example])] = []
+            if let owners {
+                var byOwner: [String: [Example]] = [:]
+                var missing: [String] = []
+                for e in pool {
+                    guard let o = owners[e.id] else { missing.append(e.id); continue }
+                    byOwner[o, default: []].append(e)
+                }
+                guard missing.isEmpty else {
+                    throw PilotError.message("--clients \(spec.clientsFile!): \(missing.count) training record(s) of task '\(t.rawValue)' have no client: \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", …" : ""); map every record id to a client name")
+                }
+                for o in byOwner.keys.sorted() {
+                    if let other = ownerTask[o], other != t.rawValue {
+                        throw PilotError.message("--clients \(spec.clientsFile!): client '\(o)' has records of tasks '\(other)' and '\(t.rawValue)'; a client holds one task, so give it one name per task")
+                    }
+                    ownerTask[o] = t.rawValue
+                    parts.append((o, byOwner[o]!))
+                }
+            } else {
+                guard pool.count >= spec.clientsPerTask else {
+                    throw PilotError.message("task '\(t.rawValue)' has \(pool.count) training record(s) after the test and pretraining splits, fewer than its \(spec.clientsPerTask) clients; lower --clients-per-task or add records")
+                }
+                var rng = PilotRNG.stream(seed: spec.seed, "split/\(t.rawValue)")
+                let divided = ScenarioGenerator.divide(pool, clients: spec.clientsPerTask, split: spec.split, &rng)
+                parts = divided.enumerated().map { ("\(t.rawValue)-\($0.offset)", $0.element) }
+            }
+            for (name, examples) in parts {
+                clients.append(Shard(metadata: meta("client", t.rawValue, client: clients.count), examples: examples))
+                clientNames.append(name)
+            }
+        }
+
+        // Test items for the chosen turn.
+        var testShards: [FedTask: Shard] = [:]
+        for t in tasks {
+            var items: [Example] = []
+            for e in tests[t]! {
+                let n = e.exchanges.count
+                switch spec.evalTurn {
+                case .first: items.append(e)
+                case .last:
+                    var x = e
+                    if n > 1 { x.evalTurn = n - 1; x.references = [e.exchanges[n - 1].gpt] }
+                    items.append(x)
+                case .all:
+                    for k in 0..<n {
+                        var x = e
+                        if k > 0 { x.id = "\(e.id)#\(k + 1)"; x.evalTurn = k; x.references = [e.exchanges[k].gpt] }
+                        items.append(x)
+                    }
+                }
+            }
+            guard !items.isEmpty else { throw PilotError.message("task '\(t.rawValue)': the test split is empty") }
+            testShards[t] = Shard(metadata: meta("test", t.rawValue), examples: items)
+        }
+        let pretrainExamples = spec.pretrain.isEmpty ? carvedPretrain : givenPretrain
+        let pretrain = Shard(metadata: meta("pretrain", "mixed"), examples: pretrainExamples)
+        var overlap = 0
+        if !spec.pretrain.isEmpty {
+            let used = Set((clients.flatMap(\.examples) + testShards.values.flatMap(\.examples)).filter { !$0.isTextOnly }.map(\.imageID))
+            overlap = Set(givenPretrain.filter { !$0.isTextOnly }.map(\.imageID)).intersection(used).count
+        }
+
+        // The tokenizer: the data's own words.
+        let all = clients.flatMap(\.examples) + tasks.flatMap { testShards[$0]!.examples } + pretrainExamples
+        var texts: [String] = []
+        for e in all { for x in e.exchanges { texts.append(x.human); texts.append(x.gpt) }; texts += e.references }
+        let tokenizer: Tokenizer
+        switch spec.tokenizer {
+        case .wordLevel(let maxSize):
+            let boxes = tasks.contains { $0.metric == .accAtIoU50 }
+            tokenizer = try Tokenizer.build(from: texts, maxSize: maxSize, closedSet: boxes ? Tokenizer.closedSet : Tokenizer.closedSetWithoutCoordinates)
+        }
+        var dropped: [String: Int] = [:]
+        for text in texts { for p in tokenizer.unknownPieces(text) { dropped[p, default: 0] += 1 } }
+        var tooLong: [String: Int] = [:]
+        let layout = spec.importOptions.layout
+        func countLong(_ split: String, _ ex: [Example]) {
+            for e in ex {
+                let n = e.exchanges.map { tokenizer.encode($0.human).count + tokenizer.encode($0.gpt).count + 2 }.reduce(1, +)
+                if n > layout.textLength { tooLong[split, default: 0] += 1 }
+            }
+        }
+        countLong("clients", clients.flatMap(\.examples))
+        countLong("test", tasks.flatMap { testShards[$0]!.examples })
+        countLong("pretrain", pretrainExamples)
+        return BuiltScenario(spec: spec, tasks: tasks, clients: clients, clientNames: clientNames, tests: testShards, pretrain: pretrain,
+                             pretrainSource: spec.pretrain.isEmpty ? "carved" : "given", tokenizer: tokenizer, reports: reports,
+                             formatOf: formatOf, droppedWords: dropped, tooLong: tooLong, pretrainImageOverlap: overlap)
+    }
+
+    /// `{"record id": "client name", …}` from a JSON file.
+    static func readOwners(_ path: String) throws -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw PilotError.notFound(file: path, object: "") }
+        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw PilotError.message("--clients '\(path)': expected a JSON object {\"record id\": \"client name\", …}")
+        }
+        var out: [String: String] = [:]
+        for (id, v) in obj {
+            guard let name = v as? String, !name.isEmpty else {
+                throw PilotError.message("--clients '\(path)': record '\(id)' maps to \(v), not a client name (a non-empty string)")
+            }
+            out[id] = name
+        }
+        return out
+    }
+
+    /// Writes the scenario directory atomically: everything goes to a temporary sibling folder, which
+    /// is renamed to `dir` at the end (an existing `dir` is replaced only with `replace`).
+    public static func write(_ s: BuiltScenario, to dir: String, replace: Bool = false) throws {
+        let fm = FileManager.default
+        let target = URL(fileURLWithPath: dir).standardizedFileURL.path
+        var isDir: ObjCBool = false
+        let exists = fm.fileExists(atPath: target, isDirectory: &isDir)
+        if exists && !replace {
+            throw PilotError.message("'\(dir)' already exists; choose another --out, or pass --force to replace it")
+        }
+        if exists && !isDir.boolValue { throw PilotError.message("'\(dir)' exists and is not a folder") }
+        let parent = (target as NSString).deletingLastPathComponent
+        do { try fm.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+        catch { throw PilotError.message("cannot create '\(parent)': \(error.localizedDescription)") }
+        let tmp = target + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
+        try? fm.removeItem(atPath: tmp)
+        do {
+            for sub in ["", "/clients", "/test"] { try fm.createDirectory(atPath: tmp + sub, withIntermediateDirectories: true) }
+            try s.tokenizer.save(path: tmp + "/tokenizer.h5")
+            try s.pretrain.write(to: tmp + "/pretrain.h5")
+            for (k, c) in s.clients.enumerated() { try c.write(to: tmp + "/" + ScenarioGenerator.clientFile(k)) }
+            for t in s.tasks { try s.tests[t]!.write(to: tmp + "/test/\(t.rawValue).h5") }
+            try Data(manifest(s).utf8).write(to: URL(fileURLWithPath: tmp + "/scenario.json"))
+            try Data((report(s) + "\n").utf8).write(to: URL(fileURLWithPath: tmp + "/import-report.txt"))
+        } catch {
+            try? fm.removeItem(atPath: tmp)
+            throw error
+        }
+        if exists {
+            let old = target + ".old-\(ProcessInfo.processInfo.processIdentifier)"
+            do {
+                try fm.moveItem(atPath: target, toPath: old)
+                try fm.moveItem(atPath: tmp, toPath: target)
+            } catch { throw PilotError.message("cannot replace '\(dir)': \(error.localizedDescription); the new scenario is in \(tmp)") }
+            try? fm.removeItem(atPath: old)
+        } else {
+            do { try fm.moveItem(atPath: tmp, toPath: target) }
+            catch { throw PilotError.message("cannot rename '\(tmp)' to '\(dir)': \(error.localizedDescription)") }
+        }
+    }
+
+    /// Every file's import report, the vocabulary note and the summary table.
+    public static func report(_ s: BuiltScenario) -> String {
+        var lines: [String] = []
+        for r in s.reports { lines.append("== \(r.file) (task \(r.task))"); lines.append(r.report.text) }
+        lines.append("== vocabulary")
+        lines.append(vocabularyNote(s))
+        if !s.tooLong.isEmpty {
+            lines.append("longer than the \(s.spec.importOptions.layout.textLength)-token layout (cut at training: later exchanges, then instruction tokens): "
+                         + s.tooLong.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        if s.pretrainImageOverlap > 0 {
+            lines.append("warning: \(s.pretrainImageOverlap) image(s) of the given pretraining split are also used by client or test records")
+        }
+        lines.append("== summary")
+        lines.append(s.summary)
+        return lines.joined(separator: "\n")
+    }
+
+    public static func vocabularyNote(_ s: BuiltScenario) -> String {
+        let occurrences = s.droppedWords.values.reduce(0, +)
+        if s.droppedWords.isEmpty { return "tokenizer: \(s.tokenizer.count) tokens; every word of the data is in it (nothing maps to <unk>)" }
+        let top = s.droppedWords.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(10)
+        return "tokenizer: \(s.tokenizer.count) tokens (the limit); \(s.droppedWords.count) rarer words beyond it map to <unk> (\(occurrences) occurrences), most frequent: "
+            + top.map { "\($0.key) (\($0.value))" }.joined(separator: ", ") + "; raise --max-vocab (and the model's vocab_size) to keep them"
+    }
+
+    /// The manifest, with the generator's keys (so `pilot train` and `pilot pretrain` read it) and a fixed key order.
+    static func manifest(_ s: BuiltScenario) -> String {
+        let sp = s.spec
+        var lines: [String] = ["{"]
+        lines.append("  \"format\": \"pilot-fedmit-scenario\",")
+        lines.append("  \"format_version\": 1,")
+        lines.append("  \"generator\": \(jsonString(version)),")
+        lines.append("  \"scenario\": \(jsonString(sp.name)),")
+        lines.append("  \"tasks\": [\(s.tasks.map { jsonString($0.rawValue) }.joined(separator: ", "))],")
+        lines.append("  \"seed\": \(sp.seed),")
+        lines.append("  \"size\": \"custom\",")
+        lines.append("  \"image_size\": \(sp.importOptions.imageSize),")
+        lines.append("  \"image_mode\": \(jsonString(sp.importOptions.imageMode.rawValue)),")
+        lines.append("  \"eval_turn\": \(jsonString(sp.evalTurn.rawValue)),")
+        if sp.clientsFile != nil { lines.append("  \"split\": \"by-owner\",") } else {
+            switch sp.split {
+            case .random: lines.append("  \"split\": \"random\",")
+            case .dirichlet(let a): lines.append("  \"split\": \"dirichlet\",\n  \"dirichlet_alpha\": \(a),")
+            }
+        }
+        lines.append("  \"sources\": [\(s.reports.map { "{\"task\": \(jsonString($0.task)), \"file\": \(jsonString($0.file)), \"records\": \($0.report.total), \"kept\": \($0.report.valid)}" }.joined(separator: ", "))],")
+        lines.append("  \"tokenizer\": {\"file\": \"tokenizer.h5\", \"kind\": \"word-level\", \"size\": \(s.tokenizer.count), \"words_beyond_limit\": \(s.droppedWords.count)},")
+        lines.append("  \"pretrain\": {\"file\": \"pretrain.h5\", \"count\": \(s.pretrain.examples.count), \"source\": \(jsonString(s.pretrainSource))},")
+        lines.append("  \"clients\": [")
+        for (k, sh) in s.clients.enumerated() {
+            let comma = k == s.clients.count - 1 ? "" : ","
+            lines.append("    {\"client\": \(k), \"name\": \(jsonString(s.clientNames[k])), \"task\": \(jsonString(sh.metadata.task)), \"file\": \(jsonString(ScenarioGenerator.clientFile(k))), \"count\": \(sh.examples.count)}\(comma)")
+        }
+        lines.append("  ],")
+        lines.append("  \"test\": [")
+        for (i, t) in s.tasks.enumerated() {
+            let comma = i == s.tasks.count - 1 ? "" : ","
+            lines.append("    {\"task\": \(jsonString(t.rawValue)), \"metric\": \(jsonString(t.metric.rawValue)), \"file\": \"test/\(t.rawValue).h5\", \"count\": \(s.tests[t]!.examples.count)}\(comma)")
+        }
+        lines.append("  ]")
+        lines.append("}")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
