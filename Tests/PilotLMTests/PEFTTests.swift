@@ -40,10 +40,9 @@ struct TestRandom {
 func randomAdapter(_ config: LlamaConfig, rank: Int, alpha: Float, targets: [LoRAAdapter.Target] = LoRAAdapter.Target.allCases,
                    seed: UInt64, bound: Float = 0.3) throws -> LoRAAdapter {
     var rng = TestRandom(state: seed)
-    let tensors = LoRAAdapter.shapes(for: config, rank: rank, targets: targets).map { s in
-        LoRAAdapter.Tensor(name: s.name, shape: s.shape, values: (0..<s.shape.reduce(1, *)).map { _ in rng.uniform(bound) })
+    return try LoRAAdapter(config: config, rank: rank, alpha: alpha, targets: targets) { _, shape in
+        (0..<shape.reduce(1, *)).map { _ in rng.uniform(bound) }
     }
-    return try LoRAAdapter(rank: rank, alpha: alpha, targets: targets, layers: config.numHiddenLayers, tensors: tensors)
 }
 
 func errorText(_ body: () throws -> Void) -> String? {
@@ -79,7 +78,8 @@ struct PEFTTests {
         #expect(adapter["lm/layers/0/mlp/down/lora_a"]?.shape == [128, 4])
         let out = tmp.file("adapter")
         try PEFTExport.write(adapter: adapter, baseModel: PEFTFixture.base, out: out,
-                             extraFiles: [.data("README.md", Data("test\n".utf8))])
+                             extraFiles: [.data("README.md", Data(PEFTExport.readme(adapter: adapter, baseModel: "tiny-gqa-tied").utf8))])
+        #expect(try String(contentsOfFile: out + "/README.md", encoding: .utf8).contains("r = 4, lora_alpha = 6.0, on q_proj, k_proj"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == ["README.md", "adapter_config.json", "adapter_model.safetensors"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == ["adapter"])   // no temp dir left
 

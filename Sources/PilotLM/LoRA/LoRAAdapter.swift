@@ -131,6 +131,16 @@ public struct LoRAAdapter: Sendable, Equatable {
         index = ix
     }
 
+    /// Builds the adapter of `rank` on `targets` for every layer of `config`'s model, asking `values(name, shape)`
+    /// for each tensor in storage order (e.g. a copy out of a trainer's parameter store).
+    public init(config: LlamaConfig, rank: Int, alpha: Float, targets: [Target],
+                values: (_ name: String, _ shape: [Int]) throws -> [Float]) throws {
+        let tensors = try LoRAAdapter.shapes(for: config, rank: rank, targets: targets).map {
+            Tensor(name: $0.name, shape: $0.shape, values: try values($0.name, $0.shape))
+        }
+        try self.init(rank: rank, alpha: alpha, targets: targets, layers: config.numHiddenLayers, tensors: tensors)
+    }
+
     /// The tensor called `name` (pilot's naming), or nil.
     public subscript(name: String) -> Tensor? { index[name].map { tensors[$0] } }
 

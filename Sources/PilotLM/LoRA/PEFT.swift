@@ -216,6 +216,29 @@ public enum PEFTExport {
         if exists { try? fm.removeItem(atPath: old) }
     }
 
+    /// A README.md for an export: what the files are and the lines that load the adapter with peft.
+    /// `extra` (Markdown) is appended, e.g. a list of further files such as connector.safetensors.
+    public static func readme(adapter: LoRAAdapter, baseModel: String, title: String = "LoRA adapter exported by pilot",
+                              extra: String = "") -> String {
+        """
+        # \(title)
+
+        A PEFT LoRA adapter (r = \(adapter.rank), lora_alpha = \(adapter.alpha), on \(adapter.targets.map(\.huggingFaceName).joined(separator: ", ")) of all \(adapter.layers) layers) for the base model `\(baseModel)`.
+
+        - `adapter_config.json`, `adapter_model.safetensors`: the adapter in peft's format (F32).
+
+        ```python
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from peft import PeftModel
+        base = AutoModelForCausalLM.from_pretrained("\(baseModel)")
+        model = PeftModel.from_pretrained(base, "THIS_DIRECTORY")   # or .merge_and_unload() for a plain model
+        ```
+
+        With pilot: `pilot generate --model \(baseModel) --adapter THIS_DIRECTORY --prompt "…"`.
+        \(extra.isEmpty ? "" : "\n" + extra + "\n")
+        """
+    }
+
     /// adapter_model.safetensors: lora_A.weight = Aᵀ [r, in], lora_B.weight = Bᵀ [out, r].
     static func writeWeights(_ adapter: LoRAAdapter, path: String) throws {
         var infos: [TensorInfo] = [], source: [String: (tensor: LoRAAdapter.Tensor, rows: Int, cols: Int)] = [:]
