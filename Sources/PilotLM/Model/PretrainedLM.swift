@@ -15,10 +15,15 @@ public final class PretrainedLM {
     public let model: LlamaModel
     /// Source dtypes of the weights as stored in this directory (F32 after an import).
     public let storedDTypes: [String: Int]
+    /// The PEFT LoRA adapter directory merged into the weights, and its config; nil without one.
+    public let adapterDirectory: String?
+    public let adapterConfig: PEFTAdapterConfig?
 
     /// Loads `directory`. `maxBatch` × `maxTokens` bounds one forward call; `maxContext` the KV cache.
+    /// `adapter`, a PEFT LoRA adapter directory (peft's save_pretrained or PEFTExport), is merged into the
+    /// weights for inference; it is read and checked before the weights are.
     public init(directory: String, chatFormat override: ChatFormat? = nil,
-                maxBatch: Int = 1, maxTokens: Int = 512, maxContext: Int = 2048) throws {
+                maxBatch: Int = 1, maxTokens: Int = 512, maxContext: Int = 2048, adapter: String? = nil) throws {
         self.directory = directory
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
@@ -31,6 +36,9 @@ public final class PretrainedLM {
             throw PilotError.invalidArgument("\(directory) has no tokenizer.json; re-import the model with `pilot model import`")
         }
         tokenizer = try BPETokenizer(tokenizerJSON: tokPath)
+        let lora = try adapter.map { try PEFTAdapter.read(directory: $0) }
+        adapterDirectory = adapter
+        adapterConfig = try adapter.map { try PEFTAdapter.readConfig(directory: $0) }
         let layout = try ChatLayout(directory: directory, manifest: manifest, override: override)
         chatFormat = layout.format
         defaultSystemPrompt = layout.defaultSystem
@@ -39,7 +47,10 @@ public final class PretrainedLM {
         for i in weights.tensorInfos { dt[i.dtype.rawValue, default: 0] += 1 }
         storedDTypes = dt
         let context = min(maxContext, config.maxPositionEmbeddings)
-        model = try LlamaModel(config: config, weights: LlamaWeights(config: config, source: weights),
+        if let lora, let adapter { try lora.check(against: config, model: directory, adapterDirectory: adapter) }
+        let loaded = try LlamaWeights(config: config, source: weights)
+        if let lora, let adapter { try loaded.merge(lora, model: directory, adapterDirectory: adapter) }
+        model = try LlamaModel(config: config, weights: loaded,
                                maxBatch: maxBatch, maxTokens: min(maxTokens, context), maxContext: context)
     }
 
