@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "PilotLM", dependencies: ["PilotCore", "PilotTensor"], swiftSettings: release),
         .target(name: "PilotData", dependencies: ["PilotCore", "PilotHDF5", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: release),
         .target(name: "PilotFederation", dependencies: [
-            "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData",
+            "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotLM",
         ], swiftSettings: release),
         .target(name: "PilotCLI", dependencies: [
             "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotFederation",
@@ -66,8 +66,8 @@ let package = Package(
         .testTarget(name: "PilotModelTests", dependencies: ["PilotModel", "PilotLM", "PilotTestSupport"]),
         .testTarget(name: "PilotLMTests", dependencies: ["PilotLM", "PilotTensor", "PilotTestSupport"]),
         .testTarget(name: "PilotDataTests", dependencies: ["PilotData", "PilotTestSupport"]),
-        .testTarget(name: "PilotFederationTests", dependencies: ["PilotFederation", "PilotComm", "PilotTestSupport"]),
-        .testTarget(name: "PilotIntegrationTests", dependencies: ["PilotTestSupport", "PilotHDF5"]),
+        .testTarget(name: "PilotFederationTests", dependencies: ["PilotFederation", "PilotComm", "PilotModel", "PilotLM", "PilotData", "PilotTestSupport"]),
+        .testTarget(name: "PilotIntegrationTests", dependencies: ["PilotTestSupport", "PilotHDF5", "PilotLM"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -31,7 +31,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (model, tokenizer, task, r) = try PersonalisedModel.load(run: runDirectory, round: round, client: client)
+        let (model, codec, task, r) = try PersonalisedModel.load(run: runDirectory, round: round, client: client)
         let cfg = try String(contentsOfFile: runDirectory + "/config.toml", encoding: .utf8)
         let config = try RunConfig(effectiveFile: cfg, path: runDirectory + "/config.toml")
         let scenario = try ScenarioDirectory(path: config.path("run.data"))
@@ -50,13 +50,13 @@ struct EvalCommand: ParsableCommand {
         let result: Evaluation.Result
         if model.variant == .fedDPA {
             // FedDPA-T: each instance weighs the local LoRA by its similarity to the client's own training prompts.
-            let support = try Batcher(config: model.config, tokenizer: tokenizer, truncate: true)
+            let support = try Batcher(config: model.config, codec: codec, truncate: true)
                 .prepare(Array(try scenario.client(client).examples.prefix(config.int("feddpa.support"))))
             result = try FedDPAInference.evaluate(model: model, examples: examples, support: support, supportCount: support.count,
-                                                  tokenizer: tokenizer, task: evalTask, batchSize: model.maxBatch,
+                                                  codec: codec, task: evalTask, batchSize: model.maxBatch,
                                                   maxNewTokens: maxNewTokens).evaluation
         } else {
-            result = try Evaluation.evaluate(model: model, examples: examples, tokenizer: tokenizer, task: evalTask,
+            result = try Evaluation.evaluate(model: model, examples: examples, codec: codec, task: evalTask,
                                              maxNewTokens: maxNewTokens)
         }
         Console.out(String(format: "client %d (%@ model) round %d on %d %@ examples: %@ = %.6f", client, task.rawValue, r,

@@ -15,6 +15,8 @@ struct GenerateCommand: ParsableCommand {
         default; --temperature T (with --top-p P and --seed S) samples reproducibly.
 
         Example: pilot generate --model models/smollm2-135m-instruct --prompt "What is the capital of France?"
+        With a client's LoRA from a federated run (`pilot export peft`): \
+        pilot generate --model models/smollm2-135m-instruct --adapter exports/client-0 --prompt "…"
         """
     )
 
@@ -53,7 +55,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         Parallel.configure(threads: lm.threads)
-        let model = try PretrainedLM(directory: lm.model, chatFormat: lm.chatFormat.flatMap(ChatFormat.init(rawValue:)))
+        let model = try PretrainedLM(directory: lm.model, chatFormat: lm.chatFormat.flatMap(ChatFormat.init(rawValue:)), adapter: lm.adapter)
         var messages: [ChatMessage] = []
         if let s = system { messages.append(ChatMessage(.system, s)) }
         messages.append(ChatMessage(.user, prompt))

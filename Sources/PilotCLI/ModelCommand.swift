@@ -26,6 +26,9 @@ struct LMOptions: ParsableArguments {
     @Option(help: "Worker threads for OpenBLAS and the engine's own loops.")
     var threads = 1
 
+    @Option(help: "A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors, from peft or `pilot export peft`), merged into the weights.")
+    var adapter: String?
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         if let f = chatFormat, ChatFormat(rawValue: f) == nil {

@@ -11,7 +11,7 @@ public struct PilotCommand: ParsableCommand {
         are HDF5 files that h5py and pandas can open.
         """,
         version: PilotVersion.string,
-        subcommands: [SelftestCommand.self, ModelCommand.self, GenerateCommand.self, TokenizeCommand.self, DebugCommand.self, BenchCommand.self, DataCommand.self, ScoreCommand.self, PretrainCommand.self, InspectCommand.self, TrainCommand.self, EvalCommand.self, ReportCommand.self]
+        subcommands: [SelftestCommand.self, ModelCommand.self, GenerateCommand.self, TokenizeCommand.self, DebugCommand.self, BenchCommand.self, DataCommand.self, ScoreCommand.self, PretrainCommand.self, InspectCommand.self, TrainCommand.self, EvalCommand.self, ReportCommand.self, ExportCommand.self]
     )
 
     public init() {}

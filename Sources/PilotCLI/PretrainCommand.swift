@@ -22,6 +22,13 @@ struct PretrainCommand: ParsableCommand {
         /pretraining/loss, the model config and training settings as root attributes) with an atomic \
         commit and a SHA-256 per dataset. Defaults take about 1 minute on the 'small' scenario \
         with `mpirun -np 2` on a quiet 2-core machine (docs/pretraining.md).
+        With --lm DIR (a model directory from `pilot model import` or scripts/get_smollm2.sh) the LM \
+        is that pretrained model, frozen, as LLaVA's stage 1 has it: only the vision encoder and the \
+        connector train, the connector's output width is the LM's, the text is laid out in the LM's \
+        own tokenizer and chat template (the image inside the user turn), and BASE.h5 refers to the \
+        LM (path and SHA-256 of its files) instead of copying it. Example: \
+        pilot pretrain --data data/vu --lm models/smollm2-135m-instruct --out data/vu/base-smollm2.h5 \
+        --steps 100 --batch 16
         """)
 
     @Option(help: "Scenario directory written by `pilot data generate`.")
@@ -42,8 +49,12 @@ struct PretrainCommand: ParsableCommand {
     var evalEvery: Int = PretrainingParameters().logEvery
     @Option(name: .customLong("eval-test"), help: "After training, score the base on up to N examples of each of the scenario's test splits (greedy decoding; 0 skips) and store the scores in the checkpoint.")
     var evalTest: Int = 0
-    @Option(name: .customLong("model-size"), help: "Model preset: tiny (DESIGN §2 reference) or micro (a very small model for tests).")
+    @Option(name: .customLong("model-size"), help: "Model preset: tiny (DESIGN §2 reference) or micro (a very small model for tests). With --lm only its vision encoder and connector sizes are used.")
     var modelSize: String = "tiny"
+    @Option(help: "An imported LM's directory: pretrain on it, frozen (LLaVA stage 1), instead of the built-in LM.")
+    var lm: String?
+    @Option(name: .customLong("text-length"), help: "Text tokens per sequence with --lm (template, instruction and answer; longer conversations are cut and counted). Default 96.")
+    var textLength: Int?
 
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
@@ -53,18 +64,42 @@ struct PretrainCommand: ParsableCommand {
         guard evalEvery >= 1 else { throw ValidationError("--eval-every must be at least 1") }
         guard evalTest >= 0 else { throw ValidationError("--eval-test must be ≥ 0") }
         guard ModelPreset(rawValue: modelSize) != nil else { throw ValidationError("--model-size must be tiny or micro, not '\(modelSize)'") }
+        if textLength != nil && lm == nil { throw ValidationError("--text-length applies to a pretrained LM (--lm DIR); the built-in LM's text length is its preset's") }
+        if let textLength, textLength < 8 || textLength > 4096 { throw ValidationError("--text-length must be in 8...4096, not \(textLength)") }
+    }
+
+    /// The model config and text codec: the preset over the built-in LM, or the preset's vision part
+    /// and connector over the imported LM, with the LM's chat layout.
+    func model(for dir: ScenarioDirectory, base: PretrainedBase?) throws -> (ModelConfig, any ExampleCodec) {
+        let preset = ModelPreset(rawValue: modelSize)!.config
+        guard let base else { return (preset, WordLevelCodec(try dir.tokenizer())) }
+        let codec = try ChatCodec(base: base)
+        var c = base.modelConfig(preset)
+        let text = textLength ?? 96
+        guard text >= codec.minimumTextLength else {
+            throw PilotError.invalidArgument("--text-length \(text) is too short for \(codec.summary): it needs at least \(codec.minimumTextLength) tokens; use \(codec.minimumTextLength + 48) or more")
+        }
+        c.visualPosition = codec.visualPosition
+        c.contextLength = c.visualTokens + text
+        try c.validate()
+        return (c, codec)
     }
 
     func run() throws {
         let world = try MPIRuntime.world()
         let dir = try ScenarioDirectory(path: data)
-        let tokenizer = try dir.tokenizer()
         let split = try dir.pretrain()
         var p = PretrainingParameters()
         p.steps = steps; p.batchSize = batch; p.learningRate = lr; p.warmupSteps = warmup; p.seed = seed; p.logEvery = evalEvery
-        let config = ModelPreset(rawValue: modelSize)!.config
-        let trainer = try Pretrainer(parameters: p, config: config, examples: split.examples, tokenizer: tokenizer, communicator: world)
+        let lmDirectory = lm
+        let base = try RankCheck.run("loading the LM", on: world) { try lmDirectory.map { try PretrainedBase(directory: $0) } }
+        let (config, codec) = try model(for: dir, base: base)
+        let trainer = try Pretrainer(parameters: p, config: config, examples: split.examples, codec: codec, base: base, communicator: world)
         let root = world.isRoot
+        if root, let base {
+            Console.out("pretrain: on the LM at \(base.directory) (frozen, sha256 \(base.sha256.prefix(12))…), \(codec.summary), \(config.textLength) text tokens")
+            if let line = trainer.data.truncation.message(textLength: config.textLength, what: "pretraining split") { Console.out(line) }
+        }
         // mpirun gives ranks a pseudo-terminal, so only a plain (non-MPI) run on a terminal redraws one line.
         let tty = Console.isTerminal(1) && !MPIRuntime.launchedByMPI
         if root {
@@ -83,7 +118,7 @@ struct PretrainCommand: ParsableCommand {
             for task in dir.tasks {
                 let examples = Array(try dir.test(task).examples.prefix(evalTest))
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                let r = try evaluate(model: trainer.model, examples: examples, tokenizer: tokenizer, task: task)
+                let r = try evaluate(model: trainer.model, examples: examples, codec: codec, task: task)
                 scores[task.rawValue] = r.score
                 Console.out(String(format: "base on test/%@ (%d examples): %@ %.4f  (%.1f s)", task.rawValue, examples.count,
                                    r.kind.rawValue, r.score, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
@@ -93,7 +128,8 @@ struct PretrainCommand: ParsableCommand {
             let manifest = Self.manifest(dir.path)
             let meta = BaseCheckpointMetadata(scenario: dir.scenario.rawValue, dataSeed: manifest.seed, examples: split.examples.count,
                                               training: p, worldSize: world.size, finalLoss: trainer.finalLoss, testScores: scores)
-            try BaseCheckpoint.write(model: trainer.model, tokenizer: tokenizer, metadata: meta, lossCurve: trainer.losses, to: out)
+            try BaseCheckpoint.write(model: trainer.model, tokenizer: (codec as? WordLevelCodec)?.tokenizer, metadata: meta,
+                                     lossCurve: trainer.losses, to: out)
             Console.out(String(format: "wrote %@ (final loss %.4f)", out, trainer.finalLoss))
         }
         try world.barrier()

@@ -225,6 +225,11 @@ public struct EncodedExample: Equatable, Sendable {
     public var length: Int
     public var unknownCount: Int
     public var truncated: Bool
+
+    public init(ids: [Int32], targetMask: [Float], promptLength: Int, length: Int, unknownCount: Int, truncated: Bool) {
+        self.ids = ids; self.targetMask = targetMask; self.promptLength = promptLength
+        self.length = length; self.unknownCount = unknownCount; self.truncated = truncated
+    }
 }
 
 extension Tokenizer {

@@ -31,7 +31,8 @@ public struct BaseCheckpointMetadata: Codable, Sendable, Equatable {
 /// The HDF5 base checkpoint written by `pilot pretrain` and read by every federated client.
 ///
 /// Layout: every parameter of the pretrained `.mlp` model under its stable name (`vision/…`,
-/// `connector/mlp/…`, `lm/…`), the tokenizer under `/tokenizer/tokens`, an optional loss curve
+/// `connector/mlp/…`, `lm/…`; no `lm/…` for a base on an imported LM, whose `model_config` has an
+/// `lm` reference instead), the word-level tokenizer under `/tokenizer/tokens` (built-in LM only), an optional loss curve
 /// under `/pretraining/loss`, and root attributes `format = "pilot-base"`, `format_version`,
 /// `model_config` (JSON), `connector_variant`, `scenario`, `data_seed`, `steps`, `batch_size`,
 /// `learning_rate`, `warmup_steps`, `seed`, `world_size`, `final_loss`, `pretraining` (JSON of
@@ -43,10 +44,19 @@ public enum BaseCheckpoint {
     public static let connectorPrefix = "connector/mlp/"
 
     /// Writes the whole model, the tokenizer and the metadata to `path` (atomic commit).
-    public static func write(model: MLLM, tokenizer: Tokenizer, metadata: BaseCheckpointMetadata,
+    ///
+    /// A model on an imported LM (`config.lm` set) stores only the vision encoder and the connector;
+    /// the LM and its tokenizer stay in the LM directory the config refers to (path and SHA-256), so
+    /// `tokenizer` must be nil for it and is required otherwise.
+    public static func write(model: MLLM, tokenizer: Tokenizer?, metadata: BaseCheckpointMetadata,
                              lossCurve: [Double]? = nil, to path: String) throws {
         guard model.variant == .mlp else {
             throw PilotError.invalidArgument("a base checkpoint holds an .mlp model (the pretraining variant), not \(model.variant.rawValue)")
+        }
+        guard (model.config.lm == nil) == (tokenizer != nil) else {
+            throw PilotError.invalidArgument(model.config.lm == nil
+                ? "a base checkpoint of the built-in LM stores its word-level tokenizer; pass it"
+                : "a base checkpoint on an imported LM uses that LM's tokenizer; do not pass a word-level one")
         }
         let f = try H5File.create(path)
         defer { f.close() }
@@ -69,7 +79,7 @@ public enum BaseCheckpoint {
         try f.setAttribute("pretraining", .string(try json(metadata.training)))
         try f.setAttribute("test_scores", .string(try json(metadata.testScores)))
         try model.write(into: f, names: model.parameterNames())
-        try tokenizer.write(to: f, group: "/tokenizer")
+        if let tokenizer { try tokenizer.write(to: f, group: "/tokenizer") }
         if let lossCurve, !lossCurve.isEmpty { try f.write(lossCurve, shape: [lossCurve.count], at: "/pretraining/loss") }
         try f.commit()
     }
@@ -108,7 +118,10 @@ public enum BaseCheckpoint {
         return (config, m)
     }
 
-    /// Builds a model of any variant from the base checkpoint, plus the tokenizer stored with it.
+    /// Builds a model of any variant from the base checkpoint, plus the text codec to use with it: the
+    /// word-level tokenizer stored with a built-in-LM base, or the imported LM's own tokenizer and chat
+    /// template (`ChatCodec`) for a base on an imported LM, which must then be given as `base` (loaded
+    /// once per rank, `PretrainedBase(reference:context:)`).
     ///
     /// The vision encoder and the LM come from the base. The connector comes from the base's MLP
     /// connector: `.mlp` and `.fedDPA` load it as is; Pilot stage 1 initialises both the task and the
@@ -118,13 +131,29 @@ public enum BaseCheckpoint {
     /// has and the base lacks is an error.
     public static func load(path: String, variant: ConnectorVariant, options: ConnectorOptions = .init(),
                             trainable: TrainableSelection = .variantDefault, maxBatch: Int, seed: UInt64 = 0,
-                            optimizer: AdamW.Parameters = .init()) throws -> (MLLM, Tokenizer) {
+                            optimizer: AdamW.Parameters = .init(), base: PretrainedBase? = nil,
+                            overrides: ModelOverrides = .init()) throws -> (MLLM, any ExampleCodec) {
         let f = try H5File.open(path)
         defer { f.close() }
-        let (config, _) = try readMetadata(f)
-        let tokenizer = try Tokenizer.read(from: f, group: "/tokenizer")
+        let (stored, _) = try readMetadata(f)
+        let config = overrides.apply(to: stored)
+        let codec: any ExampleCodec
+        if let lm = config.lm {
+            guard let base else {
+                throw PilotError.invalidArgument("'\(path)' was pretrained on the LM at '\(lm.path)'; load that LM (PretrainedBase) and pass it to BaseCheckpoint.load")
+            }
+            guard base.sha256 == lm.sha256 else {
+                throw PilotError.invalidArgument("'\(path)' was pretrained on an LM whose files hash to \(lm.sha256.prefix(12))…, but the LM given (\(base.directory)) hashes to \(base.sha256.prefix(12))…; use the LM the base was made with, or pretrain a new base on this one")
+            }
+            codec = try ChatCodec(base: base)
+        } else {
+            guard base == nil else {
+                throw PilotError.invalidArgument("'\(path)' is a base of the built-in LM; it takes no imported LM")
+            }
+            codec = WordLevelCodec(try Tokenizer.read(from: f, group: "/tokenizer"))
+        }
         let model = try MLLM(config: config, variant: variant, options: options, trainable: trainable,
-                             maxBatch: maxBatch, seed: seed, optimizer: optimizer)
+                             maxBatch: maxBatch, seed: seed, optimizer: optimizer, base: base)
         let connectorTargets: [String]
         switch variant {
         case .mlp, .fedDPA: connectorTargets = [connectorPrefix]
@@ -153,7 +182,14 @@ public enum BaseCheckpoint {
             a.values.withUnsafeBufferPointer { t.pointer.update(from: $0.baseAddress!, count: t.count) }
         }
         if variant == .pilotStage2 { try model.initializeCrossTaskAdapters() }
-        return (model, tokenizer)
+        return (model, codec)
+    }
+
+    /// The imported LM a base checkpoint refers to, loaded and hash-checked (nil for a built-in-LM base).
+    public static func loadLM(basePath: String) throws -> PretrainedBase? {
+        let (config, _) = try readMetadata(path: basePath)
+        guard let lm = config.lm else { return nil }
+        return try PretrainedBase(reference: lm, context: "the base checkpoint '\(basePath)'")
     }
 
     static func isLoRA(_ name: String) -> Bool {

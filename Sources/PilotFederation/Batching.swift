@@ -15,6 +15,8 @@ public struct PreparedExamples: Sendable {
     /// [n, C, S, S] pixels, scaled to [−1, 1].
     let pixels: [Float]
     let config: ModelConfig
+    /// How many examples the layout cut to fit the text length.
+    public let truncation: TruncationCount
 
     public var count: Int { examples.count }
 
@@ -39,8 +41,8 @@ public struct PreparedExamples: Sendable {
         for (b, i) in indices.enumerated() {
             let e = encoded[i]
             for j in 0..<L { tokens[b * L + j] = e.ids[j] }
-            // The output at sequence position P + j − 1 predicts text token j.
-            for j in 1..<L where e.targetMask[j] > 0 { targets[b * T + P + j - 1] = e.ids[j] }
+            // The output at the sequence position before text token j's predicts it.
+            for j in 1..<L where e.targetMask[j] > 0 { targets[b * T + config.sequencePosition(ofText: j) - 1] = e.ids[j] }
             lengths[b] = Int32(P + e.length)
         }
         return Batch(size: B, visual: .pixels(px), tokens: tokens, targets: targets, lengths: lengths)
@@ -58,24 +60,34 @@ public struct PreparedExamples: Sendable {
     public func prompt(_ i: Int) -> [Int32] { Array(encoded[i].ids.prefix(encoded[i].promptLength)) }
 }
 
-/// Turns PilotData examples into model batches for one model configuration and tokenizer.
+/// Turns PilotData examples into model batches for one model configuration and text codec.
 public struct Batcher: Sendable {
     public let config: ModelConfig
-    public let tokenizer: Tokenizer
-    public let layout: SequenceLayout
+    public let codec: any ExampleCodec
+    /// Cut too-long (imported) examples instead of failing (see the codec's `encode`).
+    public let truncate: Bool
 
-    /// - Parameter truncate: encode too-long (imported) examples by dropping instruction tokens
-    ///   instead of failing (`SequenceLayout.truncate`).
-    public init(config: ModelConfig, tokenizer: Tokenizer, truncate: Bool = false) throws {
-        guard tokenizer.count <= config.vocabSize else {
-            throw PilotError.invalidArgument("tokenizer has \(tokenizer.count) tokens but the model's vocab_size is \(config.vocabSize); raise vocab_size")
+    public init(config: ModelConfig, codec: any ExampleCodec, truncate: Bool = false) throws {
+        guard codec.vocabularySize <= config.vocabSize else {
+            throw PilotError.invalidArgument("tokenizer has \(codec.vocabularySize) tokens but the model's vocab_size is \(config.vocabSize); raise vocab_size")
         }
         guard config.channels == 3 else {
             throw PilotError.invalidArgument("model config: channels \(config.channels); the data is RGB (3 channels)")
         }
+        guard codec.visualPosition == config.visualOffset else {
+            throw PilotError.invalidArgument("the model puts its visual tokens after \(config.visualOffset) text tokens but the text layout (\(codec.summary)) has \(codec.visualPosition) before the image; the LM's chat template or tokenizer changed since the base was pretrained: pretrain a new base")
+        }
+        guard config.textLength >= codec.minimumTextLength else {
+            throw PilotError.invalidArgument("the model's text length (\(config.textLength) tokens) is too short for the text layout (\(codec.summary)), which needs at least \(codec.minimumTextLength); pretrain with a longer --text-length")
+        }
         self.config = config
-        self.tokenizer = tokenizer
-        layout = SequenceLayout(textLength: config.textLength, truncate: truncate)
+        self.codec = codec
+        self.truncate = truncate
+    }
+
+    /// The built-in layout over a word-level tokenizer.
+    public init(config: ModelConfig, tokenizer: Tokenizer, truncate: Bool = false) throws {
+        try self.init(config: config, codec: WordLevelCodec(tokenizer), truncate: truncate)
     }
 
     /// Tokenises every example and converts its image; throws naming the first example that does not fit.
@@ -89,10 +101,11 @@ public struct Batcher: Sendable {
                 throw PilotError.invalidArgument("example '\(e.id)': image is \(e.image.width)x\(e.image.height) but the model takes \(S)x\(S); regenerate or import the data with --image-size \(S)")
             }
             Batcher.writePixels(e.image, into: &pixels, at: i * image)
-            encoded.append(try tokenizer.encode(e, layout: layout))
+            encoded.append(try codec.encode(e, textLength: config.textLength, truncate: truncate))
         }
         let counts = encoded.map { $0.targetMask.reduce(0) { $0 + ($1 > 0 ? 1 : 0) } }
-        return PreparedExamples(examples: examples, encoded: encoded, targetCounts: counts, pixels: pixels, config: config)
+        return PreparedExamples(examples: examples, encoded: encoded, targetCounts: counts, pixels: pixels, config: config,
+                                truncation: TruncationCount(truncated: encoded.filter(\.truncated).count, total: encoded.count))
     }
 
     /// One batch of `examples` (convenience for callers that do not reuse the preparation).

@@ -15,9 +15,9 @@ public enum Evaluation {
     /// plus EOS; a little slack lets a wrong model show that it rambles.
     public static let defaultMaxNewTokens = 20
 
-    /// Greedy answers for `examples` (prompt `[BOS] instruction [SEP]`, the image as pixels),
+    /// Greedy answers for `examples` (the codec's prompt, the image as pixels),
     /// `batchSize` at a time (at most the model's `maxBatch`).
-    public static func generateAnswers(model: MLLM, examples: PreparedExamples, tokenizer: Tokenizer,
+    public static func generateAnswers(model: MLLM, examples: PreparedExamples, codec: any ExampleCodec,
                                        batchSize: Int? = nil, maxNewTokens: Int = defaultMaxNewTokens) throws -> [String] {
         let B = min(batchSize ?? model.maxBatch, model.maxBatch)
         guard B >= 1 else { throw PilotError.invalidArgument("evaluation batch size must be ≥ 1") }
@@ -27,8 +27,8 @@ public enum Evaluation {
         while start < examples.count {
             let idx = start..<min(start + B, examples.count)
             let ids = try model.generate(visual: examples.visual(idx), prompts: idx.map { examples.prompt($0) },
-                                         maxNewTokens: maxNewTokens, eosToken: tokenizer.eosID)
-            out += ids.map { tokenizer.decodeAnswer($0) }
+                                         maxNewTokens: maxNewTokens, eosToken: codec.stopToken)
+            out += ids.map { codec.decodeAnswer($0) }
             start = idx.upperBound
         }
         return out
@@ -46,20 +46,34 @@ public enum Evaluation {
     }
 
     /// Generates and scores; see `generateAnswers` and `score`.
-    public static func evaluate(model: MLLM, examples: [Example], tokenizer: Tokenizer, task: FedTask,
+    public static func evaluate(model: MLLM, examples: [Example], codec: any ExampleCodec, task: FedTask,
                                 batchSize: Int? = nil, maxNewTokens: Int = defaultMaxNewTokens) throws -> Result {
         guard !examples.isEmpty else { throw PilotError.invalidArgument("evaluate: no \(task.rawValue) examples") }
-        let prepared = try Batcher(config: model.config, tokenizer: tokenizer, truncate: true).prepare(examples)
-        let predictions = try generateAnswers(model: model, examples: prepared, tokenizer: tokenizer,
+        let prepared = try Batcher(config: model.config, codec: codec, truncate: true).prepare(examples)
+        let predictions = try generateAnswers(model: model, examples: prepared, codec: codec,
                                               batchSize: batchSize, maxNewTokens: maxNewTokens)
         return Result(metric: try score(predictions: predictions, examples: examples, task: task), predictions: predictions)
+    }
+
+    /// `evaluate` with the built-in layout over a word-level tokenizer.
+    public static func evaluate(model: MLLM, examples: [Example], tokenizer: Tokenizer, task: FedTask,
+                                batchSize: Int? = nil, maxNewTokens: Int = defaultMaxNewTokens) throws -> Result {
+        try evaluate(model: model, examples: examples, codec: WordLevelCodec(tokenizer), task: task,
+                     batchSize: batchSize, maxNewTokens: maxNewTokens)
     }
 }
 
 /// Generates answers for `examples` with greedy decoding, in batches of the model's `maxBatch`,
 /// and scores them with `task`'s metric. `Evaluation.evaluate` also returns the answers.
+public func evaluate(model: MLLM, examples: [Example], codec: any ExampleCodec, task: FedTask,
+                     batchSize: Int? = nil, maxNewTokens: Int = Evaluation.defaultMaxNewTokens) throws -> MetricResult {
+    try Evaluation.evaluate(model: model, examples: examples, codec: codec, task: task,
+                            batchSize: batchSize, maxNewTokens: maxNewTokens).metric
+}
+
+/// `evaluate` with the built-in layout over a word-level tokenizer.
 public func evaluate(model: MLLM, examples: [Example], tokenizer: Tokenizer, task: FedTask,
                      batchSize: Int? = nil, maxNewTokens: Int = Evaluation.defaultMaxNewTokens) throws -> MetricResult {
-    try Evaluation.evaluate(model: model, examples: examples, tokenizer: tokenizer, task: task,
+    try Evaluation.evaluate(model: model, examples: examples, codec: WordLevelCodec(tokenizer), task: task,
                             batchSize: batchSize, maxNewTokens: maxNewTokens).metric
 }

@@ -57,12 +57,12 @@ public enum FedDPAInference {
     /// weights), scored with the task's metric.
     /// - Parameter support: the client's training examples; the first `supportCount` are the support set.
     public static func evaluate(model: MLLM, examples: [Example], support: PreparedExamples, supportCount: Int,
-                                tokenizer: Tokenizer, task: FedTask, batchSize: Int, maxNewTokens: Int) throws -> Result {
+                                codec: any ExampleCodec, task: FedTask, batchSize: Int, maxNewTokens: Int) throws -> Result {
         guard model.variant == .fedDPA else { throw PilotError.invalidArgument("FedDPA inference needs the FedDPA variant, not \(model.variant)") }
         guard !examples.isEmpty else { throw PilotError.invalidArgument("evaluate: no \(task.rawValue) examples") }
         guard support.count > 0, supportCount > 0 else { throw PilotError.invalidArgument("FedDPA inference needs at least one local training prompt") }
         let B = max(1, min(batchSize, model.maxBatch))
-        let prepared = try Batcher(config: model.config, tokenizer: tokenizer, truncate: true).prepare(examples)
+        let prepared = try Batcher(config: model.config, codec: codec, truncate: true).prepare(examples)
         let supportStates = try states(model: model, examples: support, count: supportCount, batchSize: B)
         let queryStates = try states(model: model, examples: prepared, count: prepared.count, batchSize: B)
         let weights = queryStates.map { weight(query: $0, support: supportStates) }
@@ -72,8 +72,8 @@ public enum FedDPAInference {
         for i in 0..<prepared.count {
             model.localLoRAMix = weights[i]
             let ids = try model.generate(visual: prepared.visual([i]), prompts: [prepared.prompt(i)],
-                                         maxNewTokens: maxNewTokens, eosToken: tokenizer.eosID)
-            predictions.append(tokenizer.decodeAnswer(ids[0]))
+                                         maxNewTokens: maxNewTokens, eosToken: codec.stopToken)
+            predictions.append(codec.decodeAnswer(ids[0]))
         }
         let metric = try Evaluation.score(predictions: predictions, examples: examples, task: task)
         return Result(evaluation: Evaluation.Result(metric: metric, predictions: predictions), weights: weights)

@@ -6,7 +6,7 @@ import PilotModel
 /// A client's personalised model as a committed round left it: the base checkpoint plus the
 /// client's state file, in the variant its strategy trained that round.
 public enum PersonalisedModel {
-    public static func load(run: String, round: Int? = nil, client: Int, maxBatch: Int = 32) throws -> (model: MLLM, tokenizer: Tokenizer, task: FedTask, round: Int) {
+    public static func load(run: String, round: Int? = nil, client: Int, maxBatch: Int = 32) throws -> (model: MLLM, codec: any ExampleCodec, task: FedTask, round: Int) {
         guard let r = try round ?? RoundCheckpoint.latestRound(run: run) else {
             throw PilotError.message("'\(run)' has no complete checkpoint")
         }
@@ -22,9 +22,17 @@ public enum PersonalisedModel {
         let strategy = try RoundLoop.makeStrategy(config)
         let federation = Federation(offline: clientTasks, numTasks: tasks.count)
         let spec = strategy.modelSpec(round: r, client: client, federation: federation)
-        let (model, tokenizer) = try BaseCheckpoint.load(path: config.path("run.base"), variant: spec.variant, options: spec.options,
-                                                         trainable: spec.trainable, maxBatch: maxBatch, seed: UInt64(config.int("run.seed")))
+        let basePath = config.path("run.base")
+        let (stored, _) = try BaseCheckpoint.readMetadata(path: basePath)
+        let lm = try stored.lm.map { ref -> PretrainedBase in
+            var r = ref
+            if let p = config.optionalString("model.lm") { r.path = p }
+            return try PretrainedBase(reference: r, context: "the base checkpoint '\(basePath)' of run '\(run)'")
+        }
+        let (model, codec) = try BaseCheckpoint.load(path: basePath, variant: spec.variant, options: spec.options,
+                                                     trainable: spec.trainable, maxBatch: maxBatch, seed: UInt64(config.int("run.seed")),
+                                                     base: lm, overrides: config.modelOverrides)
         try RoundLoop.putPersonalised(model, state: state, task: clientTasks[client])
-        return (model, tokenizer, scenario.clientTasks[client], r)
+        return (model, codec, scenario.clientTasks[client], r)
     }
 }

@@ -107,19 +107,30 @@ public final class Pretrainer {
     private var order: [Int] = []
     private var epoch = -1
 
-    /// - Parameter config: the model's sizes (vocab must cover the tokenizer).
-    public init(parameters: PretrainingParameters, config: ModelConfig = .tiny, examples: [Example], tokenizer: Tokenizer,
-                communicator: any Communicator) throws {
+    /// - Parameters:
+    ///   - config: the model's sizes (vocab must cover the tokenizer); with `config.lm` set, the LM is
+    ///     `base`, frozen, and only the vision encoder and the connector train (LLaVA's stage 1).
+    ///   - codec: how examples become text (the word-level layout, or the LM's chat layout).
+    public init(parameters: PretrainingParameters, config: ModelConfig = .tiny, examples: [Example], codec: any ExampleCodec,
+                base: PretrainedBase? = nil, communicator: any Communicator) throws {
         try parameters.validate()
         guard !examples.isEmpty else { throw PilotError.invalidArgument("pretraining: the pretraining split has no examples") }
         self.parameters = parameters
         self.communicator = communicator
-        data = try Batcher(config: config, tokenizer: tokenizer).prepare(examples)
+        data = try Batcher(config: config, codec: codec, truncate: config.lm != nil).prepare(examples)
         // The largest share of a global batch (shares differ by at most one sequence).
         let perRank = (parameters.batchSize + communicator.size - 1) / communicator.size
         model = try MLLM(config: config, variant: .mlp, trainable: .pretrain, maxBatch: perRank, seed: parameters.seed,
                          optimizer: AdamW.Parameters(weightDecay: parameters.weightDecay,
-                                                     maxGradNorm: parameters.maxGradNorm > 0 ? parameters.maxGradNorm : nil))
+                                                     maxGradNorm: parameters.maxGradNorm > 0 ? parameters.maxGradNorm : nil),
+                         base: base)
+    }
+
+    /// The built-in LM over a word-level tokenizer.
+    public convenience init(parameters: PretrainingParameters, config: ModelConfig = .tiny, examples: [Example], tokenizer: Tokenizer,
+                            communicator: any Communicator) throws {
+        try self.init(parameters: parameters, config: config, examples: examples, codec: WordLevelCodec(tokenizer),
+                      communicator: communicator)
     }
 
     /// Rank r's contiguous share of a global batch of `batch` sequences (sizes differ by at most one).

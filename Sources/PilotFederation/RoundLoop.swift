@@ -21,7 +21,12 @@ public final class RoundLoop {
     /// This client's data (nil on the server): only its own shard is ever read.
     let train: PreparedExamples?
     let test: [Example]
-    let tokenizer: Tokenizer
+    /// How this rank's examples become text (nil on the server of a run on an imported LM, which
+    /// never tokenizes).
+    let codec: (any ExampleCodec)?
+    /// The imported frozen LM, loaded once per rank and shared by every model this rank builds
+    /// (nil for the built-in LM, and on the server, which only aggregates adapters).
+    let lm: PretrainedBase?
     let taskNames: [String]
     var state: TensorDict?
     var log = MetricsLog()
@@ -31,32 +36,59 @@ public final class RoundLoop {
         self.config = config
         self.runDirectory = runDirectory
         self.report = report
-        scenario = try ScenarioDirectory(path: config.path("run.data"))
+        let scenario = try ScenarioDirectory(path: config.path("run.data"))
+        self.scenario = scenario
         basePath = config.path("run.base")
         let tasks = scenario.tasks
         taskNames = tasks.map(\.rawValue)
         let clientTasks = scenario.clientTasks.map { t in tasks.firstIndex(of: t)! }
-        let (baseConfig, _) = try BaseCheckpoint.readMetadata(path: basePath)
-        let baseFile = try H5File.open(basePath)
-        tokenizer = try Tokenizer.read(from: baseFile, group: "/tokenizer")
-        baseFile.close()
-        var local: PreparedExamples? = nil
-        var test: [Example] = []
-        if world.rank > 0 {
+        let (stored, _) = try BaseCheckpoint.readMetadata(path: basePath)
+        let baseConfig = config.modelOverrides.apply(to: stored)
+        try baseConfig.validate()
+        if config.optionalString("model.lm") != nil && stored.lm == nil {
+            throw PilotError.invalidArgument("model.lm is set but the base checkpoint '\(basePath)' was pretrained on the built-in LM; pretrain a base on the LM (`pilot pretrain --lm DIR`) or remove model.lm")
+        }
+        let lmReference = stored.lm.map { ref -> LMReference in
+            var r = ref
+            if let p = config.optionalString("model.lm") { r.path = p }
+            return r
+        }
+        let basePath = self.basePath
+        let first = config.int("eval.first_example"), maxExamples = config.int("eval.max_examples")
+        // Every client rank loads the LM (checking its hash) and its own shard; a failure on any rank
+        // is reported once by rank 0, naming the rank and the client.
+        let loaded = try RankCheck.run(lmReference == nil ? "loading the client data" : "loading the LM and the client data",
+                                       on: world, label: { $0 == 0 ? "rank 0 (server)" : "rank \($0) (client \($0 - 1))" }) {
+            () -> (PretrainedBase?, (any ExampleCodec)?, PreparedExamples?, [Example]) in
+            if world.rank == 0 {
+                guard lmReference == nil else { return (nil, nil, nil, []) }
+                let f = try H5File.open(basePath)
+                defer { f.close() }
+                return (nil, WordLevelCodec(try Tokenizer.read(from: f, group: "/tokenizer")), nil, [])
+            }
+            let lm = try lmReference.map { try PretrainedBase(reference: $0, context: "the base checkpoint '\(basePath)'") }
+            let codec: any ExampleCodec
+            if let lm { codec = try ChatCodec(base: lm) } else {
+                let f = try H5File.open(basePath)
+                defer { f.close() }
+                codec = WordLevelCodec(try Tokenizer.read(from: f, group: "/tokenizer"))
+            }
             let k = world.rank - 1
             let shard = try scenario.client(k)
-            let batcher = try Batcher(config: baseConfig, tokenizer: tokenizer, truncate: true)
-            local = try batcher.prepare(shard.examples)
+            let local = try Batcher(config: baseConfig, codec: codec, truncate: true).prepare(shard.examples)
             let split = try scenario.test(scenario.clientTasks[k]).examples
-            let first = config.int("eval.first_example")
             guard first < split.count else {
                 throw PilotError.invalidArgument("eval.first_example = \(first) is past the end of the \(scenario.clientTasks[k].rawValue) test split (\(split.count) examples); use a value below \(split.count)")
             }
-            test = Array(split.dropFirst(first).prefix(config.int("eval.max_examples")))
+            return (lm, codec, local, Array(split.dropFirst(first).prefix(maxExamples)))
         }
-        train = local
-        self.test = test
-        federation = try Federation(world: world, clientTasks: clientTasks, numTasks: tasks.count, localSamples: local?.count ?? 0)
+        (lm, codec, train, test) = loaded
+        var cut = [Int64(train?.truncation.truncated ?? 0), Int64(train?.truncation.total ?? 0)]
+        try world.allreduce(&cut, op: .sum)
+        if world.isRoot, let line = TruncationCount(truncated: Int(cut[0]), total: Int(cut[1])).message(textLength: baseConfig.textLength, what: "client training data") {
+            report(line)
+        }
+        federation = try Federation(world: world, clientTasks: clientTasks, numTasks: tasks.count, localSamples: train?.count ?? 0)
         strategy = try RoundLoop.makeStrategy(config)
     }
 
@@ -139,7 +171,8 @@ public final class RoundLoop {
                 opt.maxGradNorm = clip > 0 ? Float(clip) : nil
                 let (built, _) = try BaseCheckpoint.load(path: basePath, variant: spec.variant, options: spec.options,
                                                          trainable: spec.trainable, maxBatch: config.int("train.batch_size"),
-                                                         seed: UInt64(config.int("run.seed")), optimizer: opt)
+                                                         seed: UInt64(config.int("run.seed")), optimizer: opt,
+                                                         base: lm, overrides: config.modelOverrides)
                 try strategy.prepare(model: built, round: round, client: client, state: state, federation: federation)
                 let losses = try trainLocally(built, data: train, spec: spec, seed: dataSeed(round: round, client: client))
                 m["loss_total"] = losses.total; m["loss_ce"] = losses.ce; m["loss_diff"] = losses.diff
@@ -169,19 +202,19 @@ public final class RoundLoop {
             let evalEvery = config.int("run.eval_every")
             if world.isRoot { phaseStarted?(round, "evaluate") }
             let evaluate = round == rounds || (evalEvery > 0 && round % evalEvery == 0)
-            if evaluate, let model, let state, let client = federation.client {
+            if evaluate, let model, let state, let client = federation.client, let codec {
                 let t2 = Date()
                 try loadPersonalised(model, state: state, client: client)
                 let task = scenario.clientTasks[client]
                 let batchSize = min(config.int("eval.batch_size"), model.maxBatch)
                 if let dpa = strategy as? FedDPAStrategy, let train {
                     let r = try FedDPAInference.evaluate(model: model, examples: test, support: train, supportCount: dpa.supportPrompts,
-                                                         tokenizer: tokenizer, task: task, batchSize: batchSize,
+                                                         codec: codec, task: task, batchSize: batchSize,
                                                          maxNewTokens: config.int("eval.max_new_tokens"))
                     m["eval_score"] = r.evaluation.metric.score
                     m["eval_local_weight"] = r.weights.map(Double.init).reduce(0, +) / Double(max(r.weights.count, 1))
                 } else {
-                    let result = try Evaluation.evaluate(model: model, examples: test, tokenizer: tokenizer, task: task,
+                    let result = try Evaluation.evaluate(model: model, examples: test, codec: codec, task: task,
                                                          batchSize: batchSize, maxNewTokens: config.int("eval.max_new_tokens"))
                     m["eval_score"] = result.metric.score
                 }

@@ -1,14 +1,18 @@
 import Foundation
 import PilotCore
+import PilotModel
 
 /// Every key a run configuration may set: its type, default, allowed range and meaning.
 /// This table is the documentation (`pilot train --help-config` prints it) and the validator.
 public struct ConfigKey: Sendable {
-    public enum Kind: Sendable { case string([String]?), int(ClosedRange<Int>), double(ClosedRange<Double>), bool }
+    public enum Kind: Sendable { case string([String]?), int(ClosedRange<Int>), double(ClosedRange<Double>), bool, strings([String]) }
     public let name: String
     public let kind: Kind
     public let defaultValue: ConfigFile.Value?
     public let help: String
+    /// An optional key without a default: absent from the effective config when not given, so runs
+    /// that do not use it keep their config hash (the `model.*` keys of a run on an imported LM).
+    public var optional = false
 }
 
 public enum RunConfigSchema {
@@ -22,6 +26,14 @@ public enum RunConfigSchema {
         .init(name: "run.data", kind: .string(nil), defaultValue: nil, help: "scenario directory written by `pilot data generate` (relative to the config file)"),
         .init(name: "run.base", kind: .string(nil), defaultValue: nil, help: "base checkpoint written by `pilot pretrain` (relative to the config file)"),
         .init(name: "run.eval_every", kind: .int(0...1000), defaultValue: .int(1), help: "evaluate every N rounds (0: only after the last round)"),
+        .init(name: "model.lm", kind: .string(nil), defaultValue: nil,
+              help: "the imported LM's directory on this machine (relative to the config file); its files must hash to what the base checkpoint recorded. Default: the path the base recorded", optional: true),
+        .init(name: "model.lora_rank", kind: .int(1...4096), defaultValue: nil,
+              help: "LoRA rank r on the LM (default: the base's, 16; the paper uses 64)", optional: true),
+        .init(name: "model.lora_alpha", kind: .double(1e-6...1e6), defaultValue: nil,
+              help: "LoRA alpha; the update is scaled by alpha/r (default: 2·r when lora_rank is given, else the base's, 32)", optional: true),
+        .init(name: "model.lora_targets", kind: .strings(ModelConfig.allLoRATargets), defaultValue: nil,
+              help: "linears that get LoRA, e.g. [\"q\", \"v\"] (default: all seven, q k v o gate up down)", optional: true),
         .init(name: "train.epochs", kind: .int(1...1000), defaultValue: .int(1), help: "local epochs E per round"),
         .init(name: "train.max_steps", kind: .int(0...big), defaultValue: .int(0), help: "cap on local steps per round (0: no cap)"),
         .init(name: "train.batch_size", kind: .int(1...512), defaultValue: .int(16), help: "local batch size"),
@@ -105,7 +117,7 @@ public struct RunConfig: Sendable, Equatable {
                 }
             }
         }
-        for key in RunConfigSchema.keys where values[key.name] == nil {
+        for key in RunConfigSchema.keys where values[key.name] == nil && !key.optional {
             if let d = key.defaultValue {
                 values[key.name] = d
             } else if !problems.contains(where: { $0.contains(" \(key.name) ") }) {
@@ -122,7 +134,7 @@ public struct RunConfig: Sendable, Equatable {
 
     /// Keys holding paths: stored resolved (absolute, relative to the config file's directory), so
     /// the copy in the run directory and a resumed run mean the same files.
-    static let pathKeys: Set<String> = ["run.data", "run.base"]
+    static let pathKeys: Set<String> = ["run.data", "run.base", "model.lm"]
 
     static func resolve(_ p: String, relativeTo configPath: String) -> String {
         if p.hasPrefix("/") { return URL(fileURLWithPath: p).standardizedFileURL.path }
@@ -144,6 +156,14 @@ public struct RunConfig: Sendable, Equatable {
             return range.contains(Double(i)) ? nil : "is \(i); it must be in \(range.lowerBound)...\(range.upperBound)"
         case (.bool, .bool):
             return nil
+        case let (.strings(choices), .array(items)):
+            var seen: Set<String> = []
+            for item in items {
+                guard case let .string(x) = item else { return "has a \(item.typeName) \(item) in its list; expected strings in double quotes" }
+                guard choices.contains(x) else { return "has \"\(x)\"; choose from \(choices.map { "\"\($0)\"" }.joined(separator: ", "))" }
+                guard seen.insert(x).inserted else { return "lists \"\(x)\" twice" }
+            }
+            return items.isEmpty ? "is empty; leave the key out for the default" : nil
         default:
             return "has the wrong type: \(v.typeName) \(v), expected \(Self.typeName(key.kind))"
         }
@@ -155,6 +175,7 @@ public struct RunConfig: Sendable, Equatable {
         case .int: return "an integer"
         case .double: return "a number"
         case .bool: return "true or false"
+        case .strings(let c): return "a list of strings from " + c.map { "\"\($0)\"" }.joined(separator: ", ")
         }
     }
 
@@ -170,6 +191,20 @@ public struct RunConfig: Sendable, Equatable {
 
     /// A path from the config (already resolved against the config file's directory).
     public func path(_ k: String) -> String { string(k) }
+    /// An optional key's value (nil when the config does not give it).
+    public func optionalString(_ k: String) -> String? { if case let .string(s)? = values[k] { return s }; return nil }
+    public func optionalInt(_ k: String) -> Int? { if case let .int(i)? = values[k] { return i }; return nil }
+    public func optionalDouble(_ k: String) -> Double? { if case let .double(d)? = values[k] { return d }; return nil }
+    public func optionalStrings(_ k: String) -> [String]? {
+        guard case let .array(a)? = values[k] else { return nil }
+        return a.compactMap { if case let .string(s) = $0 { return s } else { return nil } }
+    }
+
+    /// The model settings a run may change on the base's model: LoRA rank, alpha and targets.
+    public var modelOverrides: ModelOverrides {
+        ModelOverrides(loraRank: optionalInt("model.lora_rank"), loraAlpha: optionalDouble("model.lora_alpha").map(Float.init),
+                       loraTargets: optionalStrings("model.lora_targets"))
+    }
 
     /// The effective configuration as a config file (sections, every key), which reads back to
     /// the same values: what the run directory keeps as config.toml.

@@ -1,5 +1,6 @@
 import Foundation
 import PilotFederation
+import PilotModel
 import PilotTestSupport
 import Testing
 
@@ -41,6 +42,38 @@ struct ShippedConfigTests {
         let central = try #require(configs["centralized.toml"])
         let global = central.int("train.batch_size") * 9, client = reference.int("train.batch_size")
         #expect(global >= client && global < 2 * client, "\(scenario)/centralized.toml: global batch \(global) vs a client's \(client)")
+    }
+
+    @Test("the SmolLM2 configs: every method, valid, on the LM, with the same budget", arguments: ["vu-smollm2", "tiny-smollm2"])
+    func smolLM2(scenario: String) throws {
+        let configs = try Self.configs(scenario)
+        #expect(Set(configs.values.map { $0.string("run.algorithm") }) == ["pilot", "local", "centralized", "fedavg", "fedprox", "fedadam", "shepherd", "feddpa"])
+        let reference = try #require(configs["pilot.toml"])
+        for (name, c) in configs {
+            #expect(c.optionalString("model.lm")?.hasSuffix("/models/smollm2-135m-instruct") == true, "\(name)")
+            for key in ["run.data", "run.base", "run.rounds", "run.seed", "model.lm", "model.lora_rank", "model.lora_targets",
+                        "train.max_steps", "eval.max_examples", "eval.max_new_tokens"] {
+                #expect(c.values[key] == reference.values[key], "\(scenario)/\(name): \(key) differs from pilot.toml")
+            }
+        }
+    }
+
+    @Test("optional [model] keys stay out of the effective config when absent, so older runs keep their hash")
+    func optionalModelKeys() throws {
+        let plain = try RunConfig(file: ConfigFile(text: "[run]\ndata = \"d\"\nbase = \"b.h5\"\n", path: "/tmp/x.toml"))
+        #expect(!plain.effectiveFile.contains("[model]") && plain.modelOverrides == ModelOverrides())
+        let lora = try RunConfig(file: ConfigFile(text: "[run]\ndata = \"d\"\nbase = \"b.h5\"\n[model]\nlora_rank = 8\nlora_targets = [\"v\", \"q\"]\n", path: "/tmp/x.toml"))
+        #expect(lora.modelOverrides == ModelOverrides(loraRank: 8, loraTargets: ["v", "q"]))
+        let c = lora.modelOverrides.apply(to: .tiny)
+        #expect(c.loraRank == 8 && c.loraAlpha == 16 && c.loraTargets == ["q", "v"])
+        let back = try RunConfig(effectiveFile: lora.effectiveFile, path: "/tmp/y.toml")
+        #expect(back.values == lora.values)
+        for (bad, needle) in [("lora_targets = [\"q_proj\"]", "q_proj"), ("lora_targets = []", "empty"), ("lora_targets = [\"q\", \"q\"]", "twice"),
+                              ("lora_rank = 0", "lora_rank"), ("lora_rnk = 8", "did you mean 'model.lora_rank'")] {
+            do { _ = try RunConfig(file: ConfigFile(text: "[run]\ndata = \"d\"\nbase = \"b.h5\"\n[model]\n\(bad)\n", path: "/tmp/x.toml")); Issue.record("accepted \(bad)") } catch {
+                #expect("\(error)".contains(needle), "\(error)")
+            }
+        }
     }
 
     @Test("a task-version-2 config differs from its scenario's only in the data and the base", arguments: ["vu", "gvqa"])

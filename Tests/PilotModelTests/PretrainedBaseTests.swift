@@ -148,6 +148,36 @@ struct PretrainedBaseTests {
         #expect(a == b && a.allSatisfy { $0.count == 5 })
     }
 
+    /// The chat layout puts the image after the first `visual_position` text tokens (system turn and
+    /// user tag): gradients through the moved visual block, the split embedding backward, and cached
+    /// decoding with prompts that straddle it.
+    @Test(arguments: [ConnectorVariant.mlp, .pilotStage1])
+    func imageInsideTheTextGradientsAndDecoding(_ variant: ConnectorVariant) throws {
+        let d = tinyBaseDirectory(); defer { d.cleanup() }
+        let base = try PretrainedBase(directory: d.path)
+        var c = tinyBaseConfig(base)
+        c.visualPosition = 2
+        let m = try MLLM(config: c, variant: variant, maxBatch: 2, seed: 3, base: base)
+        let batch = tinyBatch(c, pixels: false)
+        let shifted = try m.loss(batch).total
+        var c0 = c; c0.visualPosition = nil
+        let m0 = try MLLM(config: c0, variant: variant, maxBatch: 2, seed: 3, base: base)
+        #expect(try m0.loss(batch).total != shifted, "moving the visual block changes the function")
+        _ = try m.forwardBackward(batch)
+        var items: [(String, Tensor, Tensor)] = []
+        for g in m.parameters.trainableGroups {
+            items.append((g.name, try m.parameters.view(group: g.name), try m.parameters.gradientView(group: g.name)))
+        }
+        gradCheck(items, h: 1e-2, tol: 2e-2) { (try? m.loss(batch).total) ?? .nan }
+        var rng = SeededRNG(seed: 9)
+        let visual = Batch.Visual.features((0..<(2 * c.visualTokens * c.visionWidth)).map { _ in Float(rng.normal()) })
+        let prompts: [[Int32]] = [[1, 5, 9, 4], [1, 7, 3]]
+        let a = try m.generate(visual: visual, prompts: prompts, maxNewTokens: 4, useKVCache: true)
+        let b = try m.generate(visual: visual, prompts: prompts, maxNewTokens: 4, useKVCache: false)
+        #expect(a == b && a.allSatisfy { $0.count == 4 })
+        #expect(throws: (any Error).self) { _ = try m.generate(visual: visual, prompts: [[1, 5], [1, 7, 3]], maxNewTokens: 1) }
+    }
+
     @Test func aChangedModelDirectoryIsRefusedByName() throws {
         let d = tinyBaseDirectory(); defer { d.cleanup() }
         let base = try PretrainedBase(directory: d.path)
@@ -160,7 +190,7 @@ struct PretrainedBaseTests {
         }
         var missing = ref; missing.path = d.path + "-missing"
         do { _ = try PretrainedBase(reference: missing, context: "base.h5"); Issue.record("no error") } catch {
-            #expect("\(error)".contains("cannot be read on this machine"))
+            #expect("\(error)".contains("does not exist on this machine") && "\(error)".contains("base.h5"))
         }
     }
 

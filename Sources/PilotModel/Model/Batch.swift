@@ -58,8 +58,9 @@ public struct Batch: Sendable {
             guard f.count == n else { throw PilotError.invalidArgument("batch features: need \(n) values, got \(f.count)") }
         }
         if let lengths {
-            guard lengths.count == size, lengths.allSatisfy({ Int($0) > P && Int($0) <= T }) else {
-                throw PilotError.invalidArgument("batch lengths: need \(size) values in \(P + 1)...\(T)")
+            let low = P + c.visualOffset + 1
+            guard lengths.count == size, lengths.allSatisfy({ Int($0) >= low && Int($0) <= T }) else {
+                throw PilotError.invalidArgument("batch lengths: need \(size) values in \(low)...\(T)")
             }
         }
     }

@@ -69,13 +69,14 @@ extension MLLM {
         }
     }
 
-    /// A validated batch of prompts with no targets (text ids left-aligned after the visual tokens)
+    /// A validated batch of prompts with no targets (text ids left-aligned; the visual tokens sit after the first `visualOffset`)
     /// and its lengths, P + prompt length each.
     private func promptBatch(visual: Batch.Visual, prompts: [[Int32]], caller: String) throws -> (Batch, [Int32]) {
         let B = prompts.count, P = config.visualTokens, T = config.contextLength, L = T - P
         guard B >= 1, B <= maxBatch else { throw PilotError.invalidArgument("\(caller): \(B) prompts; this model takes 1...\(maxBatch)") }
-        guard prompts.allSatisfy({ !$0.isEmpty && $0.count <= L }) else {
-            throw PilotError.invalidArgument("\(caller): every prompt needs 1...\(L) tokens")
+        let o = config.visualOffset
+        guard prompts.allSatisfy({ $0.count > o && $0.count <= L }) else {
+            throw PilotError.invalidArgument("\(caller): every prompt needs \(o + 1)...\(L) tokens (the first \(o) come before the visual tokens)")
         }
         var tokens = [Int32](repeating: 0, count: B * L)
         var lengths = [Int32](repeating: 0, count: B)

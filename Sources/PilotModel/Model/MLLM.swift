@@ -145,12 +145,14 @@ public final class MLLM {
         lm.prepare(localMix: localLoRAMix)
         let hv = visualFeatures(batch)
         let aux = connector.forward(hv: hv, batch: B)
-        // x0 = [visual tokens | token embeddings]
-        let x0 = lm.resid[0].pointer, vis = connector.out.pointer
+        // x0 = [first o token embeddings | visual tokens | the other token embeddings], o = visualOffset (0 for the built-in LM)
+        let x0 = lm.resid[0].pointer, vis = connector.out.pointer, o = config.visualOffset
         batch.tokens.withUnsafeBufferPointer { tok in
             for b in 0..<B {
-                (x0 + b * T * C).update(from: vis + b * P * C, count: P * C)
-                Embedding.forward(out: x0 + (b * T + P) * C, tokens: tok.baseAddress! + b * L, table: lm.embed, count: L, width: C)
+                let t = tok.baseAddress! + b * L, row = x0 + b * T * C
+                if o > 0 { Embedding.forward(out: row, tokens: t, table: lm.embed, count: o, width: C) }
+                (row + o * C).update(from: vis + b * P * C, count: P * C)
+                Embedding.forward(out: row + (o + P) * C, tokens: t + o, table: lm.embed, count: L - o, width: C)
             }
         }
         if let lengths = batch.lengths {
@@ -173,16 +175,18 @@ public final class MLLM {
             } else {
                 lm.backward(batch: B, lengths: nil)
             }
-            let dx0 = lm.dres.pointer
+            let dx0 = lm.dres.pointer, o = config.visualOffset
             if let dEmbed = lm.dEmbed {
                 batch.tokens.withUnsafeBufferPointer { tok in
                     for b in 0..<B {
-                        Embedding.backward(dtable: dEmbed, dout: dx0 + (b * T + P) * C, tokens: tok.baseAddress! + b * L, count: L, width: C)
+                        let t = tok.baseAddress! + b * L, row = dx0 + b * T * C
+                        if o > 0 { Embedding.backward(dtable: dEmbed, dout: row, tokens: t, count: o, width: C) }
+                        Embedding.backward(dtable: dEmbed, dout: row + (o + P) * C, tokens: t + o, count: L - o, width: C)
                     }
                 }
             }
             let dv = dvis.pointer
-            for b in 0..<B { (dv + b * P * C).update(from: dx0 + b * T * C, count: P * C) }
+            for b in 0..<B { (dv + b * P * C).update(from: dx0 + (b * T + o) * C, count: P * C) }
             let needHv = trainsVision
             if needHv { vision.dhv.pointer.update(repeating: 0, count: B * P * config.visionWidth) }
             if connector.trains || needHv {

@@ -40,6 +40,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var lm: LMReference? = nil
     /// Linears that get LoRA; nil means all seven (q, k, v, o, gate, up, down).
     public var loraTargets: [String]? = nil
+    /// Text tokens before the visual tokens (a chat layout puts the image inside the user turn, after
+    /// the system turn and the user tag); nil means 0: visual tokens first, as the built-in LM has it.
+    public var visualPosition: Int? = nil
 
     public init() {}
 
@@ -61,6 +64,10 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var headDim: Int { width / heads }
     public var visualTokens: Int { (imageSize / patchSize) * (imageSize / patchSize) }
     public var textLength: Int { contextLength - visualTokens }
+    /// Text tokens before the visual block (`visualPosition` or 0).
+    public var visualOffset: Int { visualPosition ?? 0 }
+    /// The sequence position of text token j (text tokens at and after `visualOffset` come after the P visual tokens).
+    public func sequencePosition(ofText j: Int) -> Int { j < visualOffset ? j : j + visualTokens }
     public var loraScale: Float { loraAlpha / Float(loraRank) }
     public var patchDim: Int { channels * patchSize * patchSize }
 
@@ -73,6 +80,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         try need(contextLength > visualTokens, "context_length \(contextLength) leaves no room for text after \(visualTokens) visual tokens")
         try need(loraRank > 0, "lora_rank must be positive")
         try need(layers > 0 && vocabSize > 1, "need at least one layer and two tokens")
+        try need(visualOffset >= 0 && visualOffset < textLength, "visual_position \(visualOffset) must leave text after the visual tokens (text length \(textLength))")
         try need(kvHeadCount >= 1 && heads % kvHeadCount == 0, "heads \(heads) is not a multiple of kv_heads \(kvHeadCount)")
         if let t = loraTargets {
             try need(!t.isEmpty, "lora_targets is empty; give some of \(ModelConfig.allLoRATargets.joined(separator: ", ")) or leave it out for all")
@@ -90,7 +98,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         case vocabSize = "vocab_size", contextLength = "context_length", ropeTheta = "rope_theta"
         case normEps = "norm_eps", loraRank = "lora_rank", loraAlpha = "lora_alpha"
         case loraBInitStd = "lora_b_init_std", adapterHidden = "adapter_hidden"
-        case kvHeads = "kv_heads", lm, loraTargets = "lora_targets"
+        case kvHeads = "kv_heads", lm, loraTargets = "lora_targets", visualPosition = "visual_position"
     }
 }
 

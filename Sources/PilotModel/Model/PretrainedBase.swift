@@ -20,12 +20,34 @@ public final class PretrainedBase: @unchecked Sendable {
 
     /// Loads `directory` (a `pilot model import` output, or any Hugging Face Llama directory with
     /// F32/F16/BF16 safetensors and tokenizer.json), hashing its files.
-    public init(directory: String) throws {
+    public convenience init(directory: String) throws {
+        try self.init(directory: directory, expected: nil)
+    }
+
+    /// Loads the LM a checkpoint refers to and checks that its files still hash to the recorded value.
+    /// - Parameter context: what refers to it (e.g. the base checkpoint's path), for the error.
+    public convenience init(reference: LMReference, context: String) throws {
+        try self.init(directory: reference.path, expected: (reference.sha256, context))
+    }
+
+    /// The files are hashed once; with `expected`, a different hash is refused before any weight is read.
+    init(directory: String, expected: (sha256: String, context: String)?) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            if let expected {
+                throw PilotError.invalidArgument("\(expected.context) refers to the LM at '\(directory)', which does not exist on this machine; import the same model there (`pilot model import`, or scripts/get_smollm2.sh) or give a path every node can read")
+            }
             throw PilotError.invalidArgument("LM directory '\(directory)' does not exist on this machine; import the model there first (`pilot model import FILE.gguf --out \(directory)`, or scripts/get_smollm2.sh) or give a path every node can read")
         }
+        let hash: String
+        do { hash = try PretrainedBase.contentHash(directory: directory) } catch {
+            throw PilotError.invalidArgument("\(expected?.context ?? "the LM") at '\(directory)' cannot be read on this machine (\(error))")
+        }
+        if let expected, hash != expected.sha256 {
+            throw PilotError.invalidArgument("\(expected.context) was made with the LM at '\(directory)' whose files hashed to \(expected.sha256.prefix(12))…; they now hash to \(hash.prefix(12))…: the model directory changed. Re-import the original model, or pretrain a new base on this one (`pilot pretrain --lm \(directory)`)")
+        }
         self.directory = directory
+        sha256 = hash
         manifest = try ModelManifest.read(directory: directory)
         llama = try LlamaConfig.load(directory: directory)
         guard llama.modelType == "llama", !llama.hasQKVBias, !llama.hasOBias, !llama.mlpBias else {
@@ -40,22 +62,8 @@ public final class PretrainedBase: @unchecked Sendable {
         }
         tokenizer = try BPETokenizer(tokenizerJSON: tokPath)
         chat = try PretrainedLM.ChatLayout(directory: directory, manifest: manifest)
-        sha256 = try PretrainedBase.contentHash(directory: directory)
         let source = try SafetensorsCheckpoint(directory: directory)
         weights = try LlamaWeights(config: llama, source: source)
-    }
-
-    /// Loads the LM a checkpoint refers to and checks that its files still hash to the recorded value.
-    /// - Parameter context: what refers to it (e.g. the base checkpoint's path), for the error.
-    public convenience init(reference: LMReference, context: String) throws {
-        let hash: String
-        do { hash = try PretrainedBase.contentHash(directory: reference.path) } catch {
-            throw PilotError.invalidArgument("\(context) refers to the LM at '\(reference.path)', which cannot be read on this machine (\(error)); import the same model there (`pilot model import`) or pass its location with --lm")
-        }
-        guard hash == reference.sha256 else {
-            throw PilotError.invalidArgument("\(context) was made with the LM at '\(reference.path)' whose files hashed to \(reference.sha256.prefix(12))…; they now hash to \(hash.prefix(12))… — the model directory changed. Re-import the original model, or pretrain a new base on this one (`pilot pretrain --lm \(reference.path)`)")
-        }
-        try self.init(directory: reference.path)
     }
 
     /// SHA-256 over the sorted lines "NAME SHA256(FILE)\n" of every regular file in the directory except

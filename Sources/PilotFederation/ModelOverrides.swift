@@ -1,0 +1,31 @@
+import PilotModel
+
+/// What a run's config may change on the base checkpoint's model (`[model]` keys): the LoRA adapters
+/// on the LM, which the base does not contain (they start at B = 0 every run). Everything else comes
+/// from the base. Nothing given keeps the base's config exactly.
+public struct ModelOverrides: Sendable, Equatable {
+    public var loraRank: Int?
+    public var loraAlpha: Float?
+    public var loraTargets: [String]?
+
+    public init(loraRank: Int? = nil, loraAlpha: Float? = nil, loraTargets: [String]? = nil) {
+        self.loraRank = loraRank; self.loraAlpha = loraAlpha; self.loraTargets = loraTargets
+    }
+
+    /// The base's config with these settings: a rank without an alpha gets alpha = 2·r (the base's
+    /// 16/32 ratio, so the LoRA scale stays 2); targets are kept in layer order.
+    public func apply(to base: ModelConfig) -> ModelConfig {
+        var c = base
+        if let r = loraRank {
+            c.loraRank = r
+            c.loraAlpha = loraAlpha ?? Float(2 * r)
+        } else if let a = loraAlpha {
+            c.loraAlpha = a
+        }
+        if let t = loraTargets {
+            let ordered = ModelConfig.allLoRATargets.filter { t.contains($0) }
+            c.loraTargets = ordered == ModelConfig.allLoRATargets ? nil : ordered
+        }
+        return c
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import PilotComm
+import PilotCore
+
+/// A check that every rank runs on its own files (its LM copy, its shard), with one clear report.
+///
+/// Each rank runs `body`; the ranks then agree (a gather to rank 0 of every failure's message) on
+/// whether all of them succeeded. If any failed, rank 0 throws one error that lists each failing rank
+/// and its message, and the other ranks wait for rank 0's abort instead of printing the same thing
+/// again, so a job of 10 ranks prints the reason once. No rank is left in a collective.
+public enum RankCheck {
+    /// - Parameters:
+    ///   - what: the check, for the message ("loading the LM").
+    ///   - label: how a rank is named in the message (e.g. "rank 3 (client 2)").
+    public static func run<T>(_ what: String, on world: any Communicator, label: (Int) -> String = { "rank \($0)" },
+                              _ body: () throws -> T) throws -> T {
+        var result: T? = nil
+        var failure = ""
+        do { result = try body() } catch { failure = "\(error)" }
+        if world.size == 1 {
+            if let result { return result }
+            throw PilotError.message("\(what) failed: \(failure)")
+        }
+        let messages = try world.gatherv(Array(failure.utf8), root: 0)
+        let failed = try world.allreduce(scalar: Int64(failure.isEmpty ? 0 : 1), op: .sum)
+        if failed == 0, let result { return result }
+        if world.rank == 0 {
+            let lines = messages.enumerated().filter { !$0.element.isEmpty }
+                .map { "\(label($0.offset)): \(String(decoding: $0.element, as: UTF8.self))" }
+            throw PilotError.message("\(what) failed on \(failed) of \(world.size) ranks:\n  " + lines.joined(separator: "\n  "))
+        }
+        // Rank 0 reports and aborts the job; give it time before this rank's own exit ends it.
+        usleep(3_000_000)
+        throw PilotError.aborted(operation: what, rank: world.rank, cause: failure.isEmpty ? "see rank 0's message" : failure)
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import PilotHDF5
+import PilotLM
+import PilotTestSupport
+import Testing
+
+/// The imported SmolLM2-135M-Instruct directory (scripts/get_smollm2.sh; PILOT_SMOLLM2 overrides), or nil.
+let importedSmolLM2: String? = {
+    let p = ProcessInfo.processInfo.environment["PILOT_SMOLLM2"] ?? (repositoryRoot + "/models/smollm2-135m-instruct")
+    return FileManager.default.fileExists(atPath: p + "/config.json") ? p : nil
+}()
+
+/// Pilot and every baseline on SmolLM2-135M-Instruct (frozen) under mpirun, with the shipped
+/// configs/tiny-smollm2: a base pretrained on the LM that refers to it, LoRA on the real LM, resume
+/// bit for bit, `pilot eval` reproducing the run's score, and the LM checks that refuse a wrong or
+/// missing model before any training. Needs the model that scripts/get_smollm2.sh imports.
+@Suite("Federated runs on SmolLM2", .serialized, .enabled(if: importedSmolLM2 != nil))
+struct SmolLM2RunTests {
+    static var lm: String? { importedSmolLM2 }
+
+    /// 3 clients (one per vu task) of 8 examples and a base pretrained for 2 steps on the frozen LM.
+    static let fixture: TemporaryDirectory = {
+        let dir = TemporaryDirectory("smollm2-run")
+        let gen = try! runProcess(pilotBinary, ["data", "generate", "--scenario", "vu", "--size", "tiny", "--clients-per-task", "1",
+                                                "--per-client", "8", "--test-size", "4", "--seed", "3", "--out", dir.file("data")])
+        precondition(gen.status == 0, "data generate failed: \(gen.stderr)")
+        let pre = try! runProcess(pilotBinary, ["pretrain", "--data", dir.file("data"), "--lm", lm!, "--out", dir.file("base.h5"),
+                                                "--steps", "2", "--batch", "2", "--text-length", "64"], timeout: 300)
+        precondition(pre.status == 0, "pretrain failed: \(pre.stdout) \(pre.stderr)")
+        return dir
+    }()
+
+    /// The shipped config with the fixture's data, base and LM, and `rounds` rounds.
+    static func config(_ algorithm: String, rounds: Int, lm lmPath: String? = nil, in dir: TemporaryDirectory) throws -> String {
+        var text = try String(contentsOfFile: repositoryRoot + "/configs/tiny-smollm2/\(algorithm).toml", encoding: .utf8)
+        func set(_ key: String, _ value: String) {
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+                line.hasPrefix(key + " =") ? "\(key) = \(value)" : String(line)
+            }
+            text = lines.joined(separator: "\n")
+        }
+        set("data", "\"\(fixture.file("data"))\"")
+        set("base", "\"\(fixture.file("base.h5"))\"")
+        set("lm", "\"\(lmPath ?? lm!)\"")
+        set("rounds", "\(rounds)")
+        let path = dir.file("\(algorithm).toml")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func train(_ args: [String]) throws -> ProcessResult {
+        try runProcess(mpirunPath, mpirunArguments(np: 4) + [pilotBinary, "train"] + args, timeout: 600)
+    }
+
+    @Test("the base refers to the LM (path and SHA-256) and holds only the vision encoder and the connector")
+    func baseRefersToTheLM() throws {
+        let f = try H5File.open(Self.fixture.file("base.h5"))
+        defer { f.close() }
+        let paths = try f.datasetPaths()
+        #expect(paths.contains { $0.hasPrefix("/vision/") || $0.hasPrefix("vision/") })
+        #expect(paths.contains { $0.contains("connector/mlp/") })
+        #expect(!paths.contains { $0.contains("lm/") || $0.contains("tokenizer") }, "\(paths)")
+        let config = try #require(try f.attribute("model_config")?.stringValue)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(config.utf8)) as? [String: Any])
+        let ref = try #require(json["lm"] as? [String: Any])
+        #expect((ref["sha256"] as? String)?.count == 64 && json["width"] as? Int == 576 && json["vocab_size"] as? Int == 49152)
+        #expect((json["visual_position"] as? Int ?? 0) > 10, "the image sits after the system turn and the user tag")
+    }
+
+    @Test("pilot: two rounds, resume bit for bit, pilot eval reproduces the stored score")
+    func pilotResumesBitwise() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try Self.config("pilot", rounds: 2, in: dir)
+        let full = try Self.train(["--config", cfg, "--out", dir.file("full")])
+        try #require(full.status == 0, "train: \(full.stdout)\n\(full.stderr)")
+        #expect(full.stdout.contains("round 2/2 stage 2"), "\(full.stdout)")
+        let cut = try Self.train(["--config", cfg, "--out", dir.file("cut"), "--stop-after-round", "1"])
+        #expect(cut.status != 0)
+        let resumed = try Self.train(["--resume", dir.file("cut")])
+        try #require(resumed.status == 0, "resume: \(resumed.stderr)")
+        let a = try TrainCLITests.finalRoundDatasets(dir.file("full"), round: 2)
+        let b = try TrainCLITests.finalRoundDatasets(dir.file("cut"), round: 2)
+        #expect(!a.isEmpty && a.count == b.count)
+        for (k, v) in a { #expect(b[k] == v, "\(k) differs after resume") }
+        #expect(a.keys.contains { $0.contains("lora_b") } && a.keys.contains { $0.contains("task_adapters") })
+        #expect(!a.keys.contains { $0.contains("self_attn") || $0.hasSuffix("/attn/q/weight") }, "no LM weight is checkpointed")
+
+        let ev = try runProcess(pilotBinary, ["eval", "--run", dir.file("full"), "--client", "1", "--round", "2",
+                                              "--max-examples", "2", "--max-new-tokens", "4"], timeout: 300)
+        #expect(ev.status == 0, "eval: \(ev.stderr)")
+        let printed = Double(ev.stdout.split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+        let stored = try H5File.open(dir.file("full/metrics.h5")).read(Double.self, at: "clients/eval_score").values[1 * 3 + 1]
+        #expect(printed.map { abs($0 - stored) < 1e-9 } == true, "eval printed \(ev.stdout), metrics.h5 has \(stored)")
+
+        // pilot export peft: the client's LoRA in peft's layout, equal to its checkpointed state; the
+        // connector and vision encoder beside it; pilot generate --adapter uses it.
+        let out = dir.file("export-client-1")
+        let exp = try runProcess(pilotBinary, ["export", "peft", "--run", dir.file("full"), "--client", "1", "--out", out], timeout: 300)
+        try #require(exp.status == 0, "export: \(exp.stderr)")
+        for f in ["adapter_config.json", "adapter_model.safetensors", "connector.safetensors", "vision.safetensors", "multimodal_config.json", "README.md"] {
+            #expect(FileManager.default.fileExists(atPath: out + "/" + f), "\(f) missing")
+        }
+        let adapter = try PEFTAdapter.read(directory: out)
+        #expect(adapter.rank == 4 && adapter.targets.map(\.rawValue) == ["q", "v", "down"] && adapter.layers == 30)
+        let state = try H5File.open(dir.file("full/ckpt/round_002/client_01.h5"))
+        for name in ["lm/layers/0/attn/q/lora_a", "lm/layers/29/mlp/down/lora_b", "lm/layers/7/attn/v/lora_b"] {
+            let stored = try state.read(Float.self, at: "/state/" + name)
+            #expect(adapter[name]?.values == stored.values && adapter[name]?.shape == stored.shape, "\(name)")
+        }
+        let connector = try SafetensorsFile(path: out + "/connector.safetensors")
+        #expect(connector.tensorInfos.contains { $0.name.hasPrefix("connector.task_adapters.1.fc1.weight") })
+        let again = try runProcess(pilotBinary, ["export", "peft", "--run", dir.file("full"), "--client", "1", "--out", out])
+        #expect(again.status != 0 && again.stderr.contains("--force"), "an existing export is not overwritten silently")
+        let gen = try runProcess(pilotBinary, ["generate", "--model", Self.lm!, "--adapter", out, "--prompt", "What colour is the sky?",
+                                               "--max-new-tokens", "4"], timeout: 300)
+        #expect(gen.status == 0 && !gen.stdout.isEmpty, "generate --adapter: \(gen.stderr)")
+    }
+
+    @Test("every baseline runs a round on the LM", arguments: ["local", "centralized", "fedavg", "fedprox", "fedadam", "shepherd", "feddpa"])
+    func baselinesRun(_ algorithm: String) throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try Self.config(algorithm, rounds: 1, in: dir)
+        let r = try Self.train(["--config", cfg, "--out", dir.file("run")])
+        #expect(r.status == 0, "\(algorithm): \(r.stdout)\n\(r.stderr)")
+        let scores = try H5File.open(dir.file("run/metrics.h5")).read(Double.self, at: "clients/eval_score").values
+        #expect(scores.count == 3 && scores.allSatisfy(\.isFinite), "\(scores)")
+        let loss = try H5File.open(dir.file("run/metrics.h5")).read(Double.self, at: "clients/loss_ce").values
+        #expect(loss.allSatisfy { $0 > 0 && $0.isFinite }, "\(loss)")
+    }
+
+    @Test("a changed or missing LM is refused before training, once, naming the ranks")
+    func wrongLMIsRefused() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        // a copy of the LM with one file changed
+        let copy = dir.file("lm-copy")
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        for f in try FileManager.default.contentsOfDirectory(atPath: Self.lm!) where !f.hasPrefix(".") {
+            try FileManager.default.createSymbolicLink(atPath: copy + "/" + f, withDestinationPath: Self.lm! + "/" + f)
+        }
+        try FileManager.default.removeItem(atPath: copy + "/config.json")
+        var cfgText = try String(contentsOfFile: Self.lm! + "/config.json", encoding: .utf8)
+        cfgText += " "
+        try cfgText.write(toFile: copy + "/config.json", atomically: true, encoding: .utf8)
+        let changed = try Self.train(["--config", try Self.config("fedavg", rounds: 1, lm: copy, in: dir), "--out", dir.file("changed")])
+        #expect(changed.status != 0)
+        let text = changed.stdout + changed.stderr
+        #expect(text.contains("rank 1 (client 0)") && text.contains("hash") && text.contains("changed"), "\(text)")
+        #expect(text.components(separatedBy: "the model directory changed").count - 1 == 3, "one line per client rank, printed once: \(text)")
+        let missing = try Self.train(["--config", try Self.config("fedavg", rounds: 1, lm: dir.file("nowhere"), in: dir), "--out", dir.file("missing")])
+        #expect(missing.status != 0)
+        #expect((missing.stdout + missing.stderr).contains("does not exist on this machine"), "\(missing.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("missing/ckpt/latest")))
+    }
+}
