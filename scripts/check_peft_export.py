@@ -10,7 +10,8 @@ user would, and
      lora_dropout, fan_in_fan_out, use_dora/use_rslora are the plain-LoRA values;
   2. checks that every lora_A/lora_B tensor of the file was loaded into the model (no missing or unexpected keys);
   3. prints peft's logits for the token ids and, with --ours (a JSON {"input_ids": [[...]], "logits": [...]}
-     of B·T·V values, as pilot's PEFTTests write it with PILOT_PEFT_CHECK_DIR), the largest difference;
+     of B·T·V values, as pilot's PEFTTests write it with PILOT_PEFT_CHECK_DIR, or the {"ids": [...], "logits": [...]}
+     of the last position that `pilot model logits --adapter` writes), the largest difference;
      also peft's merge_and_unload() against the unmerged model. Exits 1 when a difference exceeds --tol.
 
 Made for the adapters Tests/PilotLMTests/PEFTTests.swift leaves in PILOT_PEFT_CHECK_DIR:
@@ -94,8 +95,10 @@ def main():
             ours = json.load(f)
     if a.ids:
         ids = torch.tensor([[int(x) for x in row.split(",")] for row in a.ids])
-    elif ours:
+    elif ours and "input_ids" in ours:
         ids = torch.tensor(ours["input_ids"])
+    elif ours:
+        ids = torch.tensor([ours["ids"]])  # `pilot model logits`: one text, its last position only
     else:
         ids = torch.tensor([[1, 2, 3, 4, 5]])
     with torch.no_grad():
@@ -111,6 +114,8 @@ def main():
     print("peft merge_and_unload vs unmerged: max diff %.3g" % dm)
     if ours is not None:
         mine = torch.tensor(ours["logits"], dtype=torch.float32)
+        if "input_ids" not in ours:
+            logits, merged = logits[:, -1:], merged[:, -1:]
         if mine.numel() != logits.numel():
             problems.append("--ours has %d logits, peft gives %d" % (mine.numel(), logits.numel()))
         else:

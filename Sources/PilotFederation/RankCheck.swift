@@ -31,6 +31,7 @@ public enum RankCheck {
         }
         // Rank 0 reports and aborts the job; give it time before this rank's own exit ends it.
         usleep(3_000_000)
-        throw PilotError.aborted(operation: what, rank: world.rank, cause: failure.isEmpty ? "see rank 0's message" : failure)
+        // Its own failure is in rank 0's report already; do not print it a second time.
+        throw PilotError.aborted(operation: what, rank: world.rank, cause: "rank 0 lists every failing rank and why")
     }
 }

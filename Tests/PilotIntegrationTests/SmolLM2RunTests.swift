@@ -90,7 +90,7 @@ struct SmolLM2RunTests {
         #expect(ev.status == 0, "eval: \(ev.stderr)")
         let printed = Double(ev.stdout.split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
         let stored = try H5File.open(dir.file("full/metrics.h5")).read(Double.self, at: "clients/eval_score").values[1 * 3 + 1]
-        #expect(printed.map { abs($0 - stored) < 1e-9 } == true, "eval printed \(ev.stdout), metrics.h5 has \(stored)")
+        #expect(printed.map { abs($0 - stored) <= 5e-7 } == true, "eval prints six decimals;  eval printed \(ev.stdout), metrics.h5 has \(stored)")
 
         // pilot export peft: the client's LoRA in peft's layout, equal to its checkpointed state; the
         // connector and vision encoder beside it; pilot generate --adapter uses it.
@@ -105,7 +105,10 @@ struct SmolLM2RunTests {
         let state = try H5File.open(dir.file("full/ckpt/round_002/client_01.h5"))
         for name in ["lm/layers/0/attn/q/lora_a", "lm/layers/29/mlp/down/lora_b", "lm/layers/7/attn/v/lora_b"] {
             let stored = try state.read(Float.self, at: "/state/" + name)
-            #expect(adapter[name]?.values == stored.values && adapter[name]?.shape == stored.shape, "\(name)")
+            // round checkpoints hold each client's state flat; the export has the parameter's [in, r] / [r, out]
+            let shape = adapter[name]?.shape ?? []
+            #expect(adapter[name]?.values == stored.values && shape.reduce(1, *) == stored.values.count && shape.contains(4),
+                    "\(name): export \(adapter[name]?.shape ?? []) vs checkpoint \(stored.shape)")
         }
         let connector = try SafetensorsFile(path: out + "/connector.safetensors")
         #expect(connector.tensorInfos.contains { $0.name.hasPrefix("connector.task_adapters.1.fc1.weight") })
