@@ -56,6 +56,8 @@ struct PretrainCommand: ParsableCommand {
     @Option(name: .customLong("text-length"), help: "Text tokens per sequence with --lm (template, instruction and answer; longer conversations are cut and counted). Default 96.")
     var textLength: Int?
 
+    @OptionGroup var engine: ThreadOptions
+
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
@@ -86,6 +88,7 @@ struct PretrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        let threads = engine.configure()
         let world = try MPIRuntime.world()
         let dir = try ScenarioDirectory(path: data)
         let split = try dir.pretrain()
@@ -105,7 +108,7 @@ struct PretrainCommand: ParsableCommand {
         if root {
             Console.out("pretrain: \(split.examples.count) examples from \(dir.pretrainPath), \(world.size) rank(s), "
                 + "\(trainer.model.parameters.trainableCount) trainable parameters, batch \(batch) (\(Pretrainer.slice(rank: 0, size: world.size, batch: batch).count) on rank 0), "
-                + "\(steps) steps, lr \(lr), warm-up \(warmup), seed \(seed)")
+                + "\(steps) steps, lr \(lr), warm-up \(warmup), seed \(seed), \(threads)")
         }
         try trainer.run { s in
             guard root else { return }

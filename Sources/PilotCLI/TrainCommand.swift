@@ -21,7 +21,7 @@ struct TrainCommand: ParsableCommand {
         rank exits with status \(StopSignal.exitCode); `--resume` continues bitwise identically.
         """)
 
-    @Option(help: "Run configuration (TOML subset, see docs/config.md).")
+    @Option(help: "Run configuration (TOML subset; docs/federation.md, `--list-keys`).")
     var config: String?
 
     @Option(help: "Run directory for checkpoints and metrics (default: runs/<config name>).")
@@ -29,6 +29,8 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "Resume the run in this directory from its newest complete checkpoint.")
     var resume: String?
+
+    @OptionGroup var engine: ThreadOptions
 
     @Flag(help: "Print every config key with its type, default and meaning, then exit.")
     var listKeys = false
@@ -67,6 +69,7 @@ struct TrainCommand: ParsableCommand {
             throw ExitCode(1)
         }
         StopSignal.install()
+        let threads = engine.configure()
         let world = try MPIRuntime.world()
         let indicator = PhaseIndicator()
         let loop = try RoundLoop(config: cfg, runDirectory: runDir, world: world) { line in
@@ -76,7 +79,7 @@ struct TrainCommand: ParsableCommand {
         if world.isRoot { loop.phaseStarted = { indicator.start(round: $0, phase: $1) } }
         loop.simulateStopAfterRound = stopAfterRound
         if world.isRoot {
-            Console.out("pilot train: \(cfg.string("run.algorithm")) on \(cfg.path("run.data")) with \(world.size - 1) clients, \(cfg.int("run.rounds")) rounds → \(runDir)")
+            Console.out("pilot train: \(cfg.string("run.algorithm")) on \(cfg.path("run.data")) with \(world.size - 1) clients, \(cfg.int("run.rounds")) rounds, \(threads) → \(runDir)")
         }
         let outcome = try loop.run(resume: resume != nil)
         if world.isRoot, case .finished = outcome {

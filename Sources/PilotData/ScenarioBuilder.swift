@@ -20,9 +20,10 @@ public enum EvalTurn: String, CaseIterable, Sendable {
 
 /// The tokenizer a built scenario carries.
 ///
-/// Hook for pretrained LMs: the federated trainer reads `DIR/tokenizer.h5` (word level) today. When a
-/// real LM drives the run, its own tokenizer is used instead; add a case here (e.g.
-/// `.pretrained(modelDirectory:)`) whose `make` records the model's tokenizer and skip the word-level build.
+/// The shards keep the examples' text, so the same scenario serves both LMs: a run on the built-in LM
+/// reads `DIR/tokenizer.h5` (word level), and a run or pretraining on an imported LM (`model.lm`,
+/// `pilot pretrain --lm`) tokenizes the text with that LM's own tokenizer and chat template
+/// (`ChatCodec` in PilotFederation) and ignores `tokenizer.h5`.
 public enum ScenarioTokenizer: Equatable, Sendable {
     /// A word-level `Tokenizer` built from the data's own texts (every split, every turn, every
     /// reference), most frequent words first, up to `maxSize` ids.
