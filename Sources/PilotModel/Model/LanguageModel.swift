@@ -59,12 +59,15 @@ final class LanguageModel {
     let hg: Tensor        // [N,C] gathered rows
     let hf: Tensor        // [N,C] final-norm output
     let rstdF: Tensor     // [N]
-    let logits: Tensor    // [N,V]; only M rows used
+    let logits: Tensor    // [min(N, headRowBlock), V]: one block of target rows at a time
     var targetRows = 0
 
     // backward scratch
     let dres: Tensor, dh: Tensor, dqkv: Tensor, datt: Tensor, dgu: Tensor, dact: Tensor
-    let t: Tensor, attnScratch: Tensor
+    let t: Tensor
+    /// [workers, Attention.scratchPerWorker]: sized for `Parallel.threads` when built, regrown (outside
+    /// the step's steady state) if the thread count rises; O(threads·queryBlock·T), not O(T²).
+    private(set) var attnScratch: Tensor
 
     /// The LoRA targets in layer order: (block, name, input width, output width).
     static func linearShapes(_ c: ModelConfig) -> [(block: String, name: String, inF: Int, outF: Int)] {
@@ -181,16 +184,24 @@ final class LanguageModel {
         }
         let width = cfg.width; resid = (0...cfg.layers).map { _ in Tensor(shape: [N, width]) }
         rowIndex = .allocate(capacity: N); rowTarget = .allocate(capacity: N)
-        hg = Tensor(shape: [N, C]); hf = Tensor(shape: [N, C]); rstdF = Tensor(shape: [N]); logits = Tensor(shape: [N, V])
+        hg = Tensor(shape: [N, C]); hf = Tensor(shape: [N, C]); rstdF = Tensor(shape: [N])
+        logits = Tensor(shape: [min(N, LanguageModel.headRowBlock), V])
         dres = Tensor(shape: [N, C]); dh = Tensor(shape: [N, C]); dqkv = Tensor(shape: [N, W]); datt = Tensor(shape: [N, C])
         dgu = Tensor(shape: [N, 2 * F]); dact = Tensor(shape: [N, F])
         t = Tensor(shape: [N, maxPR])
         let perWorker = Attention(batch: 1, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true).scratchPerWorker
-        attnScratch = Tensor(shape: [LanguageModel.scratchWorkers, perWorker])
+        attnScratch = Tensor(shape: [Parallel.threads, perWorker])
     }
 
-    /// Worker threads the attention scratch is sized for.
-    static let scratchWorkers = 8
+    /// Target rows that go through lm_head and cross-entropy together: the logits buffer is
+    /// [headRowBlock, V] (100 MB for a 49k vocabulary) however long the sequences are.
+    static let headRowBlock = 512
+
+    /// The attention scratch, grown first if the pool now has more workers than it was sized for.
+    private func attentionScratch() -> UnsafeMutablePointer<Float> {
+        if Parallel.threads > attnScratch.shape[0] { attnScratch = Tensor(shape: [Parallel.threads, attnScratch.shape[1]]) }
+        return attnScratch.pointer
+    }
 
     /// x·A buffer width for decoding scratch (the widest fused linear).
     var maxPackedWidth: Int { t.shape[1] }
@@ -207,7 +218,7 @@ final class LanguageModel {
     func forward(batch: Int, lengths: UnsafePointer<Int32>?) {
         let N = batch * T
         let attention = Attention(batch: batch, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true)
-        precondition(Parallel.threads <= attnScratch.shape[0], "attention scratch sized for \(attnScratch.shape[0]) threads")
+        let scratch = attentionScratch()
         for (li, l) in layers.enumerated() {
             let x = resid[li], out = resid[li + 1]
             RMSNorm.forward(y: l.h1.pointer, rstd: l.rstd1.pointer, x: x.pointer, weight: l.attnNorm, rows: N, width: C, eps: cfg.normEps)
@@ -221,7 +232,7 @@ final class LanguageModel {
                 }
             }
             attention.forward(o: l.att.pointer, ldo: C, probs: l.probs?.pointer, q: qkv, k: qkv + C, v: qkv + C + KVD,
-                              ldqkv: W, lengths: lengths, scratch: attnScratch.pointer)
+                              ldqkv: W, lengths: lengths, scratch: scratch)
             l.xmid.pointer.update(from: x.pointer, count: N * C)
             l.o.forward(y: l.xmid.pointer, x: l.att.pointer, xa: l.xaO.pointer, rows: N, accumulate: true)
             RMSNorm.forward(y: l.h2.pointer, rstd: l.rstd2.pointer, x: l.xmid.pointer, weight: l.mlpNorm, rows: N, width: C, eps: cfg.normEps)
@@ -244,23 +255,37 @@ final class LanguageModel {
         let last = resid[cfg.layers].pointer
         for m in 0..<M { (hg.pointer + m * C).update(from: last + Int(rowIndex[m]) * C, count: C) }
         RMSNorm.forward(y: hf.pointer, rstd: rstdF.pointer, x: hg.pointer, weight: finalNorm, rows: M, width: C, eps: cfg.normEps)
-        if headTransposed {
-            sgemm(transB: true, m: M, n: V, k: C, a: hf.pointer, lda: C, b: head, ldb: C, c: logits.pointer, ldc: V)
-        } else {
-            Linear.forward(y: logits.pointer, x: hf.pointer, weight: head, bias: nil, rows: M, inFeatures: C, outFeatures: V)
-        }
-        let r = CrossEntropy.forwardBackward(logits: logits.pointer, targets: rowTarget, rows: M, vocab: V,
-                                             dlogits: backward ? logits.pointer : nil, gradScale: gradScale)
         if backward {
             dres.pointer.update(repeating: 0, count: N * C)
             dh.pointer.update(repeating: 0, count: M * C)
+        }
+        // lm_head and CE per block of target rows (one block at the bench's 4×128); the CE gradient is
+        // normalised by all M rows, the loss summed over blocks
+        var total = 0.0, count = 0, single: (loss: Double, count: Int)? = nil
+        for m0 in stride(from: 0, to: M, by: LanguageModel.headRowBlock) {
+            let rows = min(LanguageModel.headRowBlock, M - m0)
+            let h = hf.pointer + m0 * C, dhb = dh.pointer + m0 * C
             if headTransposed {
-                // frozen [V, C] head: dh = dlogits·head (no weight gradient)
-                sgemm(m: M, n: C, k: V, a: logits.pointer, lda: V, b: head, ldb: C, c: dh.pointer, ldc: C)
+                sgemm(transB: true, m: rows, n: V, k: C, a: h, lda: C, b: head, ldb: C, c: logits.pointer, ldc: V)
             } else {
-                Linear.backward(dx: dh.pointer, dweight: dHead, dbias: nil, dy: logits.pointer, x: hf.pointer, weight: head,
-                                rows: M, inFeatures: C, outFeatures: V)
+                Linear.forward(y: logits.pointer, x: h, weight: head, bias: nil, rows: rows, inFeatures: C, outFeatures: V)
             }
+            let r = CrossEntropy.forwardBackward(logits: logits.pointer, targets: rowTarget + m0, rows: rows, vocab: V,
+                                                 dlogits: backward ? logits.pointer : nil, gradScale: gradScale,
+                                                 normalizer: M)
+            total += r.loss * Double(r.count); count += r.count
+            single = m0 == 0 && rows == M ? r : nil
+            if backward {
+                if headTransposed {
+                    // frozen [V, C] head: dh = dlogits·head (no weight gradient)
+                    sgemm(m: rows, n: C, k: V, a: logits.pointer, lda: V, b: head, ldb: C, c: dhb, ldc: C)
+                } else {
+                    Linear.backward(dx: dhb, dweight: dHead, dbias: nil, dy: logits.pointer, x: h, weight: head,
+                                    rows: rows, inFeatures: C, outFeatures: V)
+                }
+            }
+        }
+        if backward {
             // d(hg) lands in hf's buffer (hf is no longer needed), then scatters into dres
             hf.pointer.update(repeating: 0, count: M * C)
             RMSNorm.backward(dx: hf.pointer, dweight: dFinalNorm, dy: dh.pointer, x: hg.pointer, weight: finalNorm,
@@ -270,14 +295,17 @@ final class LanguageModel {
                 for c in 0..<C { d[c] += s[c] }
             }
         }
-        return (r.loss, r.count)
+        if let single { return (single.loss, single.count) }
+        return (count > 0 ? total / Double(count) : 0, count)
     }
 
     /// Backpropagates `dres` (∂loss/∂resid[L]) through every block; leaves ∂loss/∂resid[0] in `dres`.
-    func backward(batch: Int, lengths: UnsafePointer<Int32>? = nil) {
+    /// With `inputGradient` false (a frozen embedding and nothing before it), layer 0 skips dx of q|k|v
+    /// and the attention norm's backward when they feed nothing trainable; `dres` is then left stale.
+    func backward(batch: Int, lengths: UnsafePointer<Int32>? = nil, inputGradient: Bool = true) {
         let N = batch * T
         let attention = Attention(batch: batch, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true)
-        precondition(Parallel.threads <= attnScratch.shape[0], "attention scratch sized for \(attnScratch.shape[0]) threads")
+        let scratch = attentionScratch()
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[li], x = resid[li]
             // MLP: out = xmid + down(swiglu(gateUp(norm(xmid))))
@@ -292,7 +320,7 @@ final class LanguageModel {
             let qkv = l.qkvOut.pointer
             attention.backward(dq: dqkv.pointer, dk: dqkv.pointer + C, dv: dqkv.pointer + C + KVD, lddqkv: W,
                                dout: datt.pointer, lddo: C, probs: l.probs.map { UnsafePointer($0.pointer) }, q: qkv, k: qkv + C,
-                               v: qkv + C + KVD, ldqkv: W, scratch: attnScratch.pointer, lengths: lengths)
+                               v: qkv + C + KVD, ldqkv: W, scratch: scratch, lengths: lengths)
             let dq = dqkv.pointer, rope = self.rope, C = self.C, H = self.H, KV = self.KV, T = self.T, W = self.W
             Parallel.rows(N, costPerItem: 2 * C, context: (dq, rope, C, H, KV, T, W)) { k, lo, hi in
                 let (dq, rope, C, H, KV, T, W) = k
@@ -300,6 +328,10 @@ final class LanguageModel {
                     rope.apply(row: dq + n * W, heads: H, pos: n % T, inverse: true)
                     rope.apply(row: dq + n * W + C, heads: KV, pos: n % T, inverse: true)
                 }
+            }
+            if li == 0 && !inputGradient && l.dAttnNorm == nil {
+                l.qkv.backward(dx: nil, accumulateDx: false, dy: dqkv.pointer, x: l.h1.pointer, xa: l.xaQKV.pointer, rows: N, t: t.pointer)
+                break
             }
             l.qkv.backward(dx: dh.pointer, accumulateDx: false, dy: dqkv.pointer, x: l.h1.pointer, xa: l.xaQKV.pointer, rows: N, t: t.pointer)
             RMSNorm.backward(dx: dres.pointer, dweight: l.dAttnNorm, dy: dh.pointer, x: x.pointer, weight: l.attnNorm,
