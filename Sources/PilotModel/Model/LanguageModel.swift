@@ -65,8 +65,8 @@ final class LanguageModel {
     // backward scratch
     let dres: Tensor, dh: Tensor, dqkv: Tensor, datt: Tensor, dgu: Tensor, dact: Tensor
     let t: Tensor
-    /// [workers, Attention.scratchPerWorker]: sized for `Parallel.threads` when built, regrown (outside
-    /// the step's steady state) if the thread count rises; O(threads·queryBlock·T), not O(T²).
+    /// [workers, Attention.scratchPerWorker]: sized for max(8, `Parallel.threads`) when built, regrown
+    /// (outside the step's steady state) if the thread count rises; O(workers·queryBlock·T), not O(T²).
     private(set) var attnScratch: Tensor
 
     /// The LoRA targets in layer order: (block, name, input width, output width).
@@ -190,12 +190,17 @@ final class LanguageModel {
         dgu = Tensor(shape: [N, 2 * F]); dact = Tensor(shape: [N, F])
         t = Tensor(shape: [N, maxPR])
         let perWorker = Attention(batch: 1, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true).scratchPerWorker
-        attnScratch = Tensor(shape: [Parallel.threads, perWorker])
+        attnScratch = Tensor(shape: [max(LanguageModel.scratchWorkers, Parallel.threads), perWorker])
     }
 
     /// Target rows that go through lm_head and cross-entropy together: the logits buffer is
     /// [headRowBlock, V] (100 MB for a 49k vocabulary) however long the sequences are.
     static let headRowBlock = 512
+
+    /// Workers the attention scratch is sized for at least: another thread may reconfigure the pool
+    /// while this model runs (parallel tests do), and at 2·32·T floats per worker 8 workers cost 4 MB
+    /// at T = 2048, so the floor is cheap insurance against a worker index past the buffer.
+    static let scratchWorkers = 8
 
     /// The attention scratch, grown first if the pool now has more workers than it was sized for.
     private func attentionScratch() -> UnsafeMutablePointer<Float> {
