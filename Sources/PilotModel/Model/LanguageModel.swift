@@ -40,9 +40,7 @@ final class LanguageModel {
         let h2: Tensor        // [N,C]
         let rstd2: Tensor     // [N]
         let xaGU: Tensor      // [N, 2·P·R]
-        let gu: Tensor        // [N,2F] gate | up
-        let sig: Tensor       // [N,F] σ(gate)
-        let act: Tensor       // [N,F] silu(gate)⊙up
+        let gu: Tensor        // [N,2F] gate | up (σ(gate) and silu(gate)⊙up are recomputed from it)
         let xaDown: Tensor    // [N, P·R]
     }
 
@@ -61,6 +59,11 @@ final class LanguageModel {
     let rstdF: Tensor     // [N]
     let logits: Tensor    // [min(N, headRowBlock), V]: one block of target rows at a time
     var targetRows = 0
+
+    /// [N,F] σ(gate) and silu(gate)⊙up of the layer being run: shared by all layers, recomputed from
+    /// that layer's `gu` in the backward pass (same function, same input, same bits), which saves
+    /// 2·F floats per token per layer (≈ 750 MB at 1 × 2048 for SmolLM2) for one elementwise pass.
+    let sig: Tensor, act: Tensor
 
     // backward scratch
     let dres: Tensor, dh: Tensor, dqkv: Tensor, datt: Tensor, dgu: Tensor, dact: Tensor
@@ -180,7 +183,7 @@ final class LanguageModel {
                 qkvOut: Tensor(shape: [N, W]), probs: base == nil ? Tensor(shape: [maxBatch, H, T, T]) : nil, att: Tensor(shape: [N, C]),
                 xaO: Tensor(shape: [N, max(1, o.packedWidth)]), xmid: Tensor(shape: [N, C]), h2: Tensor(shape: [N, C]),
                 rstd2: Tensor(shape: [N]), xaGU: Tensor(shape: [N, max(1, gateUp.packedWidth)]), gu: Tensor(shape: [N, 2 * F]),
-                sig: Tensor(shape: [N, F]), act: Tensor(shape: [N, F]), xaDown: Tensor(shape: [N, max(1, down.packedWidth)])))
+                xaDown: Tensor(shape: [N, max(1, down.packedWidth)])))
         }
         let width = cfg.width; resid = (0...cfg.layers).map { _ in Tensor(shape: [N, width]) }
         rowIndex = .allocate(capacity: N); rowTarget = .allocate(capacity: N)
@@ -188,6 +191,7 @@ final class LanguageModel {
         logits = Tensor(shape: [min(N, LanguageModel.headRowBlock), V])
         dres = Tensor(shape: [N, C]); dh = Tensor(shape: [N, C]); dqkv = Tensor(shape: [N, W]); datt = Tensor(shape: [N, C])
         dgu = Tensor(shape: [N, 2 * F]); dact = Tensor(shape: [N, F])
+        sig = Tensor(shape: [N, F]); act = Tensor(shape: [N, F])
         t = Tensor(shape: [N, maxPR])
         let perWorker = Attention(batch: 1, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true).scratchPerWorker
         attnScratch = Tensor(shape: [max(LanguageModel.scratchWorkers, Parallel.threads), perWorker])
@@ -242,10 +246,10 @@ final class LanguageModel {
             l.o.forward(y: l.xmid.pointer, x: l.att.pointer, xa: l.xaO.pointer, rows: N, accumulate: true)
             RMSNorm.forward(y: l.h2.pointer, rstd: l.rstd2.pointer, x: l.xmid.pointer, weight: l.mlpNorm, rows: N, width: C, eps: cfg.normEps)
             l.gateUp.forward(y: l.gu.pointer, x: l.h2.pointer, xa: l.xaGU.pointer, rows: N)
-            SwiGLU.forward(act: l.act.pointer, sigmoid: l.sig.pointer, g: l.gu.pointer, ldg: 2 * F,
+            SwiGLU.forward(act: act.pointer, sigmoid: sig.pointer, g: l.gu.pointer, ldg: 2 * F,
                            u: l.gu.pointer + F, ldu: 2 * F, rows: N, width: F)
             out.pointer.update(from: l.xmid.pointer, count: N * C)
-            l.down.forward(y: out.pointer, x: l.act.pointer, xa: l.xaDown.pointer, rows: N, accumulate: true)
+            l.down.forward(y: out.pointer, x: act.pointer, xa: l.xaDown.pointer, rows: N, accumulate: true)
         }
     }
 
@@ -314,9 +318,11 @@ final class LanguageModel {
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[li], x = resid[li]
             // MLP: out = xmid + down(swiglu(gateUp(norm(xmid))))
-            l.down.backward(dx: dact.pointer, accumulateDx: false, dy: dres.pointer, x: l.act.pointer, xa: l.xaDown.pointer, rows: N, t: t.pointer)
+            SwiGLU.forward(act: act.pointer, sigmoid: sig.pointer, g: l.gu.pointer, ldg: 2 * F,
+                           u: l.gu.pointer + F, ldu: 2 * F, rows: N, width: F)
+            l.down.backward(dx: dact.pointer, accumulateDx: false, dy: dres.pointer, x: act.pointer, xa: l.xaDown.pointer, rows: N, t: t.pointer)
             SwiGLU.backward(dg: dgu.pointer, lddg: 2 * F, du: dgu.pointer + F, lddu: 2 * F, dact: dact.pointer,
-                            sigmoid: l.sig.pointer, g: l.gu.pointer, ldg: 2 * F, u: l.gu.pointer + F, ldu: 2 * F, rows: N, width: F)
+                            sigmoid: sig.pointer, g: l.gu.pointer, ldg: 2 * F, u: l.gu.pointer + F, ldu: 2 * F, rows: N, width: F)
             l.gateUp.backward(dx: dh.pointer, accumulateDx: false, dy: dgu.pointer, x: l.h2.pointer, xa: l.xaGU.pointer, rows: N, t: t.pointer)
             RMSNorm.backward(dx: dres.pointer, dweight: l.dMlpNorm, dy: dh.pointer, x: l.xmid.pointer, weight: l.mlpNorm,
                              rstd: l.rstd2.pointer, rows: N, width: C)
