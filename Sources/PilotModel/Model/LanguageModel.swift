@@ -13,7 +13,7 @@ import PilotTensor
 /// from scratch in pretraining), or an imported pretrained LM (`base`), frozen and shared by every
 /// model on the rank, read in place in Hugging Face layout (`FusedLinear`'s frozen mode; the tied
 /// head is the embedding table). With a base, attention probabilities are recomputed in the backward
-/// pass instead of being stored (memory O(threads·T²) instead of O(layers·B·H·T²)).
+/// pass instead of being stored (memory O(workers·32·T), attention being tiled over 32-row query blocks, instead of O(layers·B·H·T²)).
 final class LanguageModel {
     let cfg: ModelConfig
     let maxBatch: Int
