@@ -140,11 +140,13 @@ struct LayerGradientTests {
 
     /// Grouped-query attention (2 query heads per key/value head) with P recomputed in the backward
     /// pass instead of stored: same output as storing P, and gradients that match finite differences.
-    @Test(arguments: [true, false]) func groupedQueryAttentionRecomputingProbabilities(causal: Bool) {
+    /// T = 70 spans three query blocks (the last one partial), where causal blocks skip unseen keys and
+    /// dK, dV add over blocks; the second sequence's length ends inside the second block.
+    @Test(arguments: [true, false], [5, 70]) func groupedQueryAttentionRecomputingProbabilities(causal: Bool, T: Int) {
         var rng = SeededRNG(seed: 8)
-        let B = 2, T = 5, H = 4, KV = 2, D = 4, C = H * D, W = C + 2 * KV * D
+        let B = 2, H = 4, KV = 2, D = 4, C = H * D, W = C + 2 * KV * D
         let qkv = randomTensor([B * T, W], &rng), dy = randomTensor([B * T, C], &rng)
-        let lengths: [Int32] = [5, 3]
+        let lengths: [Int32] = [Int32(T), Int32(T * 3 / 5)]
         let att = Attention(batch: B, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: causal)
         let o = Tensor(shape: [B * T, C]), o2 = Tensor(shape: [B * T, C]), probs = Tensor(shape: [B, H, T, T])
         let scratch = Tensor(shape: [8, att.scratchPerWorker])

@@ -33,4 +33,16 @@ public final class MappedFile: @unchecked Sendable {
     deinit { if let p = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: p), bytes.count) } }
 
     public var count: Int { bytes.count }
+
+    /// Drops the resident pages that lie wholly inside `range` (a part of `bytes` that was read and is not
+    /// needed again): the mapping is private and read-only, so a later read faults the file back in.
+    /// Converting a checkpoint tensor by tensor then never holds the whole file and its Float32 copy at once.
+    public func release(_ range: UnsafeRawBufferPointer) {
+        guard let start = range.baseAddress, range.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = (Int(bitPattern: start) + page - 1) / page * page
+        let hi = (Int(bitPattern: start) + range.count) / page * page
+        guard hi > lo else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, MADV_DONTNEED)
+    }
 }

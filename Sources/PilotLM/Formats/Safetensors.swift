@@ -90,5 +90,6 @@ public final class SafetensorsFile: TensorSource {
             throw PilotError.invalidArgument("\(path): tensor '\(name)': dtype \(info.dtype.rawValue) is not a safetensors dtype")
         }
         try Dequantize.run(info.dtype, src, into: out, what: "\(path): tensor '\(name)'")
+        file.release(src)
     }
 }

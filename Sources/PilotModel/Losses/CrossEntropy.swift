@@ -8,18 +8,19 @@ import PilotTensor
 public enum CrossEntropy {
     /// Returns (mean loss, number of unmasked rows). When `dlogits` is given, writes
     /// ∂(gradScale · mean loss)/∂logits into it (zero rows for masked positions); it may alias `logits`.
+    /// `normalizer` replaces the row count in the gradient's mean (for rows split over several calls).
     @inlinable
     @discardableResult
     public static func forwardBackward(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
                                        rows: Int, vocab: Int, dlogits: UnsafeMutablePointer<Float>?,
-                                       gradScale: Float = 1) -> (loss: Double, count: Int) {
+                                       gradScale: Float = 1, normalizer: Int? = nil) -> (loss: Double, count: Int) {
         var count = 0
         for m in 0..<rows where targets[m] >= 0 { count += 1 }
         guard count > 0 else {
             if let dlogits { dlogits.update(repeating: 0, count: rows * vocab) }
             return (0, 0)
         }
-        let g = gradScale / Float(count)
+        let g = gradScale / Float(normalizer ?? count)
         var total = 0.0
         for m in 0..<rows {
             let row = logits + m * vocab

@@ -13,7 +13,7 @@ import PilotTensor
 /// from scratch in pretraining), or an imported pretrained LM (`base`), frozen and shared by every
 /// model on the rank, read in place in Hugging Face layout (`FusedLinear`'s frozen mode; the tied
 /// head is the embedding table). With a base, attention probabilities are recomputed in the backward
-/// pass instead of being stored (memory O(threads·T²) instead of O(layers·B·H·T²)).
+/// pass instead of being stored (memory O(workers·32·T), attention being tiled over 32-row query blocks, instead of O(layers·B·H·T²)).
 final class LanguageModel {
     let cfg: ModelConfig
     let maxBatch: Int
@@ -40,9 +40,7 @@ final class LanguageModel {
         let h2: Tensor        // [N,C]
         let rstd2: Tensor     // [N]
         let xaGU: Tensor      // [N, 2·P·R]
-        let gu: Tensor        // [N,2F] gate | up
-        let sig: Tensor       // [N,F] σ(gate)
-        let act: Tensor       // [N,F] silu(gate)⊙up
+        let gu: Tensor        // [N,2F] gate | up (σ(gate) and silu(gate)⊙up are recomputed from it)
         let xaDown: Tensor    // [N, P·R]
     }
 
@@ -59,12 +57,20 @@ final class LanguageModel {
     let hg: Tensor        // [N,C] gathered rows
     let hf: Tensor        // [N,C] final-norm output
     let rstdF: Tensor     // [N]
-    let logits: Tensor    // [N,V]; only M rows used
+    let logits: Tensor    // [min(N, headRowBlock), V]: one block of target rows at a time
     var targetRows = 0
+
+    /// [N,F] σ(gate) and silu(gate)⊙up of the layer being run: shared by all layers, recomputed from
+    /// that layer's `gu` in the backward pass (same function, same input, same bits), which saves
+    /// 2·F floats per token per layer (≈ 750 MB at 1 × 2048 for SmolLM2) for one elementwise pass.
+    let sig: Tensor, act: Tensor
 
     // backward scratch
     let dres: Tensor, dh: Tensor, dqkv: Tensor, datt: Tensor, dgu: Tensor, dact: Tensor
-    let t: Tensor, attnScratch: Tensor
+    let t: Tensor
+    /// [workers, Attention.scratchPerWorker]: sized for max(8, `Parallel.threads`) when built, regrown
+    /// (outside the step's steady state) if the thread count rises; O(workers·queryBlock·T), not O(T²).
+    private(set) var attnScratch: Tensor
 
     /// The LoRA targets in layer order: (block, name, input width, output width).
     static func linearShapes(_ c: ModelConfig) -> [(block: String, name: String, inF: Int, outF: Int)] {
@@ -177,20 +183,34 @@ final class LanguageModel {
                 qkvOut: Tensor(shape: [N, W]), probs: base == nil ? Tensor(shape: [maxBatch, H, T, T]) : nil, att: Tensor(shape: [N, C]),
                 xaO: Tensor(shape: [N, max(1, o.packedWidth)]), xmid: Tensor(shape: [N, C]), h2: Tensor(shape: [N, C]),
                 rstd2: Tensor(shape: [N]), xaGU: Tensor(shape: [N, max(1, gateUp.packedWidth)]), gu: Tensor(shape: [N, 2 * F]),
-                sig: Tensor(shape: [N, F]), act: Tensor(shape: [N, F]), xaDown: Tensor(shape: [N, max(1, down.packedWidth)])))
+                xaDown: Tensor(shape: [N, max(1, down.packedWidth)])))
         }
         let width = cfg.width; resid = (0...cfg.layers).map { _ in Tensor(shape: [N, width]) }
         rowIndex = .allocate(capacity: N); rowTarget = .allocate(capacity: N)
-        hg = Tensor(shape: [N, C]); hf = Tensor(shape: [N, C]); rstdF = Tensor(shape: [N]); logits = Tensor(shape: [N, V])
+        hg = Tensor(shape: [N, C]); hf = Tensor(shape: [N, C]); rstdF = Tensor(shape: [N])
+        logits = Tensor(shape: [min(N, LanguageModel.headRowBlock), V])
         dres = Tensor(shape: [N, C]); dh = Tensor(shape: [N, C]); dqkv = Tensor(shape: [N, W]); datt = Tensor(shape: [N, C])
         dgu = Tensor(shape: [N, 2 * F]); dact = Tensor(shape: [N, F])
+        sig = Tensor(shape: [N, F]); act = Tensor(shape: [N, F])
         t = Tensor(shape: [N, maxPR])
         let perWorker = Attention(batch: 1, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true).scratchPerWorker
-        attnScratch = Tensor(shape: [LanguageModel.scratchWorkers, perWorker])
+        attnScratch = Tensor(shape: [max(LanguageModel.scratchWorkers, Parallel.threads), perWorker])
     }
 
-    /// Worker threads the attention scratch is sized for.
+    /// Target rows that go through lm_head and cross-entropy together: the logits buffer is
+    /// [headRowBlock, V] (100 MB for a 49k vocabulary) however long the sequences are.
+    static let headRowBlock = 512
+
+    /// Workers the attention scratch is sized for at least: another thread may reconfigure the pool
+    /// while this model runs (parallel tests do), and at 2·32·T floats per worker 8 workers cost 4 MB
+    /// at T = 2048, so the floor is cheap insurance against a worker index past the buffer.
     static let scratchWorkers = 8
+
+    /// The attention scratch, grown first if the pool now has more workers than it was sized for.
+    private func attentionScratch() -> UnsafeMutablePointer<Float> {
+        if Parallel.threads > attnScratch.shape[0] { attnScratch = Tensor(shape: [Parallel.threads, attnScratch.shape[1]]) }
+        return attnScratch.pointer
+    }
 
     /// x·A buffer width for decoding scratch (the widest fused linear).
     var maxPackedWidth: Int { t.shape[1] }
@@ -207,7 +227,7 @@ final class LanguageModel {
     func forward(batch: Int, lengths: UnsafePointer<Int32>?) {
         let N = batch * T
         let attention = Attention(batch: batch, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true)
-        precondition(Parallel.threads <= attnScratch.shape[0], "attention scratch sized for \(attnScratch.shape[0]) threads")
+        let scratch = attentionScratch()
         for (li, l) in layers.enumerated() {
             let x = resid[li], out = resid[li + 1]
             RMSNorm.forward(y: l.h1.pointer, rstd: l.rstd1.pointer, x: x.pointer, weight: l.attnNorm, rows: N, width: C, eps: cfg.normEps)
@@ -221,15 +241,15 @@ final class LanguageModel {
                 }
             }
             attention.forward(o: l.att.pointer, ldo: C, probs: l.probs?.pointer, q: qkv, k: qkv + C, v: qkv + C + KVD,
-                              ldqkv: W, lengths: lengths, scratch: attnScratch.pointer)
+                              ldqkv: W, lengths: lengths, scratch: scratch)
             l.xmid.pointer.update(from: x.pointer, count: N * C)
             l.o.forward(y: l.xmid.pointer, x: l.att.pointer, xa: l.xaO.pointer, rows: N, accumulate: true)
             RMSNorm.forward(y: l.h2.pointer, rstd: l.rstd2.pointer, x: l.xmid.pointer, weight: l.mlpNorm, rows: N, width: C, eps: cfg.normEps)
             l.gateUp.forward(y: l.gu.pointer, x: l.h2.pointer, xa: l.xaGU.pointer, rows: N)
-            SwiGLU.forward(act: l.act.pointer, sigmoid: l.sig.pointer, g: l.gu.pointer, ldg: 2 * F,
+            SwiGLU.forward(act: act.pointer, sigmoid: sig.pointer, g: l.gu.pointer, ldg: 2 * F,
                            u: l.gu.pointer + F, ldu: 2 * F, rows: N, width: F)
             out.pointer.update(from: l.xmid.pointer, count: N * C)
-            l.down.forward(y: out.pointer, x: l.act.pointer, xa: l.xaDown.pointer, rows: N, accumulate: true)
+            l.down.forward(y: out.pointer, x: act.pointer, xa: l.xaDown.pointer, rows: N, accumulate: true)
         }
     }
 
@@ -244,23 +264,37 @@ final class LanguageModel {
         let last = resid[cfg.layers].pointer
         for m in 0..<M { (hg.pointer + m * C).update(from: last + Int(rowIndex[m]) * C, count: C) }
         RMSNorm.forward(y: hf.pointer, rstd: rstdF.pointer, x: hg.pointer, weight: finalNorm, rows: M, width: C, eps: cfg.normEps)
-        if headTransposed {
-            sgemm(transB: true, m: M, n: V, k: C, a: hf.pointer, lda: C, b: head, ldb: C, c: logits.pointer, ldc: V)
-        } else {
-            Linear.forward(y: logits.pointer, x: hf.pointer, weight: head, bias: nil, rows: M, inFeatures: C, outFeatures: V)
-        }
-        let r = CrossEntropy.forwardBackward(logits: logits.pointer, targets: rowTarget, rows: M, vocab: V,
-                                             dlogits: backward ? logits.pointer : nil, gradScale: gradScale)
         if backward {
             dres.pointer.update(repeating: 0, count: N * C)
             dh.pointer.update(repeating: 0, count: M * C)
+        }
+        // lm_head and CE per block of target rows (one block at the bench's 4×128); the CE gradient is
+        // normalised by all M rows, the loss summed over blocks
+        var total = 0.0, count = 0, single: (loss: Double, count: Int)? = nil
+        for m0 in stride(from: 0, to: M, by: LanguageModel.headRowBlock) {
+            let rows = min(LanguageModel.headRowBlock, M - m0)
+            let h = hf.pointer + m0 * C, dhb = dh.pointer + m0 * C
             if headTransposed {
-                // frozen [V, C] head: dh = dlogits·head (no weight gradient)
-                sgemm(m: M, n: C, k: V, a: logits.pointer, lda: V, b: head, ldb: C, c: dh.pointer, ldc: C)
+                sgemm(transB: true, m: rows, n: V, k: C, a: h, lda: C, b: head, ldb: C, c: logits.pointer, ldc: V)
             } else {
-                Linear.backward(dx: dh.pointer, dweight: dHead, dbias: nil, dy: logits.pointer, x: hf.pointer, weight: head,
-                                rows: M, inFeatures: C, outFeatures: V)
+                Linear.forward(y: logits.pointer, x: h, weight: head, bias: nil, rows: rows, inFeatures: C, outFeatures: V)
             }
+            let r = CrossEntropy.forwardBackward(logits: logits.pointer, targets: rowTarget + m0, rows: rows, vocab: V,
+                                                 dlogits: backward ? logits.pointer : nil, gradScale: gradScale,
+                                                 normalizer: M)
+            total += r.loss * Double(r.count); count += r.count
+            single = m0 == 0 && rows == M ? r : nil
+            if backward {
+                if headTransposed {
+                    // frozen [V, C] head: dh = dlogits·head (no weight gradient)
+                    sgemm(m: rows, n: C, k: V, a: logits.pointer, lda: V, b: head, ldb: C, c: dhb, ldc: C)
+                } else {
+                    Linear.backward(dx: dhb, dweight: dHead, dbias: nil, dy: logits.pointer, x: h, weight: head,
+                                    rows: rows, inFeatures: C, outFeatures: V)
+                }
+            }
+        }
+        if backward {
             // d(hg) lands in hf's buffer (hf is no longer needed), then scatters into dres
             hf.pointer.update(repeating: 0, count: M * C)
             RMSNorm.backward(dx: hf.pointer, dweight: dFinalNorm, dy: dh.pointer, x: hg.pointer, weight: finalNorm,
@@ -270,20 +304,25 @@ final class LanguageModel {
                 for c in 0..<C { d[c] += s[c] }
             }
         }
-        return (r.loss, r.count)
+        if let single { return (single.loss, single.count) }
+        return (count > 0 ? total / Double(count) : 0, count)
     }
 
     /// Backpropagates `dres` (∂loss/∂resid[L]) through every block; leaves ∂loss/∂resid[0] in `dres`.
-    func backward(batch: Int, lengths: UnsafePointer<Int32>? = nil) {
+    /// With `inputGradient` false (a frozen embedding and nothing before it), layer 0 skips dx of q|k|v
+    /// and the attention norm's backward when they feed nothing trainable; `dres` is then left stale.
+    func backward(batch: Int, lengths: UnsafePointer<Int32>? = nil, inputGradient: Bool = true) {
         let N = batch * T
         let attention = Attention(batch: batch, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true)
-        precondition(Parallel.threads <= attnScratch.shape[0], "attention scratch sized for \(attnScratch.shape[0]) threads")
+        let scratch = attentionScratch()
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[li], x = resid[li]
             // MLP: out = xmid + down(swiglu(gateUp(norm(xmid))))
-            l.down.backward(dx: dact.pointer, accumulateDx: false, dy: dres.pointer, x: l.act.pointer, xa: l.xaDown.pointer, rows: N, t: t.pointer)
+            SwiGLU.forward(act: act.pointer, sigmoid: sig.pointer, g: l.gu.pointer, ldg: 2 * F,
+                           u: l.gu.pointer + F, ldu: 2 * F, rows: N, width: F)
+            l.down.backward(dx: dact.pointer, accumulateDx: false, dy: dres.pointer, x: act.pointer, xa: l.xaDown.pointer, rows: N, t: t.pointer)
             SwiGLU.backward(dg: dgu.pointer, lddg: 2 * F, du: dgu.pointer + F, lddu: 2 * F, dact: dact.pointer,
-                            sigmoid: l.sig.pointer, g: l.gu.pointer, ldg: 2 * F, u: l.gu.pointer + F, ldu: 2 * F, rows: N, width: F)
+                            sigmoid: sig.pointer, g: l.gu.pointer, ldg: 2 * F, u: l.gu.pointer + F, ldu: 2 * F, rows: N, width: F)
             l.gateUp.backward(dx: dh.pointer, accumulateDx: false, dy: dgu.pointer, x: l.h2.pointer, xa: l.xaGU.pointer, rows: N, t: t.pointer)
             RMSNorm.backward(dx: dres.pointer, dweight: l.dMlpNorm, dy: dh.pointer, x: l.xmid.pointer, weight: l.mlpNorm,
                              rstd: l.rstd2.pointer, rows: N, width: C)
@@ -292,7 +331,7 @@ final class LanguageModel {
             let qkv = l.qkvOut.pointer
             attention.backward(dq: dqkv.pointer, dk: dqkv.pointer + C, dv: dqkv.pointer + C + KVD, lddqkv: W,
                                dout: datt.pointer, lddo: C, probs: l.probs.map { UnsafePointer($0.pointer) }, q: qkv, k: qkv + C,
-                               v: qkv + C + KVD, ldqkv: W, scratch: attnScratch.pointer, lengths: lengths)
+                               v: qkv + C + KVD, ldqkv: W, scratch: scratch, lengths: lengths)
             let dq = dqkv.pointer, rope = self.rope, C = self.C, H = self.H, KV = self.KV, T = self.T, W = self.W
             Parallel.rows(N, costPerItem: 2 * C, context: (dq, rope, C, H, KV, T, W)) { k, lo, hi in
                 let (dq, rope, C, H, KV, T, W) = k
@@ -300,6 +339,10 @@ final class LanguageModel {
                     rope.apply(row: dq + n * W, heads: H, pos: n % T, inverse: true)
                     rope.apply(row: dq + n * W + C, heads: KV, pos: n % T, inverse: true)
                 }
+            }
+            if li == 0 && !inputGradient && l.dAttnNorm == nil {
+                l.qkv.backward(dx: nil, accumulateDx: false, dy: dqkv.pointer, x: l.h1.pointer, xa: l.xaQKV.pointer, rows: N, t: t.pointer)
+                break
             }
             l.qkv.backward(dx: dh.pointer, accumulateDx: false, dy: dqkv.pointer, x: l.h1.pointer, xa: l.xaQKV.pointer, rows: N, t: t.pointer)
             RMSNorm.backward(dx: dres.pointer, dweight: l.dAttnNorm, dy: dh.pointer, x: x.pointer, weight: l.attnNorm,

@@ -50,7 +50,8 @@ public final class TextLoRAModel {
         }
         lm.forward(batch: B, lengths: nil)
         let r = targets.withUnsafeBufferPointer { lm.headLoss(batch: B, targets: $0.baseAddress!, backward: backward) }
-        if backward { lm.backward(batch: B, lengths: nil) }
+        // the embedding is frozen, so nothing needs ∂loss/∂resid[0]
+        if backward { lm.backward(batch: B, lengths: nil, inputGradient: false) }
         return r.ce
     }
 
@@ -70,16 +71,15 @@ public final class TextLoRAModel {
     public func logits(_ tokens: [Int32], batch B: Int) throws -> [Float] {
         let T = config.contextLength, C = config.width, V = config.vocabSize
         _ = try run(tokens, batch: B, backward: false)
-        // headLoss computed the rows with a target (all but each sequence's last); run the last ones too
+        // headLoss keeps only one block of logits, so run final norm and the head on every row here,
+        // a block of rows at a time through the model's buffers
         var out = [Float](repeating: 0, count: B * T * V)
-        let M = lm.targetRows
+        let last = lm.resid[config.layers].pointer, block = lm.logits.shape[0]
         out.withUnsafeMutableBufferPointer { o in
-            for m in 0..<M { (o.baseAddress! + Int(lm.rowIndex[m]) * V).update(from: lm.logits.pointer + m * V, count: V) }
-            let last = lm.resid[config.layers].pointer
-            for b in 0..<B {
-                let row = b * T + T - 1
-                RMSNorm.forward(y: lm.hf.pointer, rstd: lm.rstdF.pointer, x: last + row * C, weight: lm.finalNorm, rows: 1, width: C, eps: config.normEps)
-                sgemm(transB: true, m: 1, n: V, k: C, a: lm.hf.pointer, lda: C, b: lm.head, ldb: C, c: o.baseAddress! + row * V, ldc: V)
+            for r0 in stride(from: 0, to: B * T, by: block) {
+                let rows = min(block, B * T - r0)
+                RMSNorm.forward(y: lm.hf.pointer, rstd: lm.rstdF.pointer, x: last + r0 * C, weight: lm.finalNorm, rows: rows, width: C, eps: config.normEps)
+                sgemm(transB: true, m: rows, n: V, k: C, a: lm.hf.pointer, lda: C, b: lm.head, ldb: C, c: o.baseAddress! + r0 * V, ldc: V)
             }
         }
         return out
