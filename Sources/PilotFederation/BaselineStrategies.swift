@@ -25,6 +25,11 @@ public class SingleStageStrategy {
 public final class LocalStrategy: SingleStageStrategy, FederatedStrategy {
     public var name: String { "local" }
 
+    /// Nothing is aggregated: every client keeps what it trained.
+    public func aggregate(round: Int, updates: [ClientUpdate]) -> Aggregation<NoServerState> {
+        Aggregation(results: updates.map(\.tensors.values), serverState: NoServerState())
+    }
+
     public func communicate(round: Int, model: MLLM?, federation: Federation) throws -> TensorDict? {
         try model?.trainableTensors()
     }
@@ -36,18 +41,24 @@ public final class LocalStrategy: SingleStageStrategy, FederatedStrategy {
 public class AveragingStrategy: SingleStageStrategy {
     /// The tensors that cross the network (a subset of the trainable ones), in buffer order.
     func sharedNames(_ model: MLLM) -> [String] { model.parameters.trainableNames }
-    /// Client weights of the mean: n_k by default.
-    func weights(_ federation: Federation) -> [Double] { federation.clientSamples.map(Double.init) }
+    /// A client's weight in the mean: n_k by default.
+    func weight(_ update: ClientUpdate) -> Double { Double(update.examples) }
+
+    /// The server's step, pure: the weighted mean of the updates in client order, for every client.
+    public func aggregate(round: Int, updates: [ClientUpdate]) throws -> Aggregation<NoServerState> {
+        let mean = try Aggregate.weightedMean(updates.map(\.tensors.values), weights: updates.map(weight))
+        return Aggregation(results: Array(repeating: mean, count: updates.count), serverState: NoServerState())
+    }
 
     public func communicate(round: Int, model: MLLM?, federation: Federation) throws -> TensorDict? {
-        let names = model.map(sharedNames) ?? []
-        let mine = try model.map { try $0.flatValues(names) }
-        let global = try federation.gatherReduceBroadcast(mine) { vectors in
-            try Aggregate.weightedMean(vectors, weights: self.weights(federation))
+        let mine = try model.map { try NamedTensors(model: $0, names: sharedNames($0)) }
+        // Every client gets the same mean, so the transport broadcasts one copy.
+        let global = try federation.gatherReduceBroadcast(mine?.values) { vectors in
+            try self.aggregate(round: round, updates: federation.updates(vectors)).results[0]
         }
-        guard let model else { return nil }
+        guard let model, let mine else { return nil }
         var state = try model.trainableTensors()
-        state.merge(try model.unflatten(global, names: names)) { _, new in new }
+        state.merge(try mine.with(values: global).dictionary()) { _, new in new }
         return state
     }
 }
@@ -97,7 +108,15 @@ public final class FedDPAStrategy: AveragingStrategy, FederatedStrategy {
     }
 
     override func sharedNames(_ model: MLLM) -> [String] { model.names(inGroup: "lora") }
-    override func weights(_ federation: Federation) -> [Double] { Array(repeating: 1, count: federation.clientCount) }
+    override func weight(_ update: ClientUpdate) -> Double { 1 }
+
+    /// Instance-wise weighting of the local LoRA against the client's training prompts.
+    public func evaluate(_ c: EvaluationContext) throws -> [String: Double] {
+        let r = try FedDPAInference.evaluate(model: c.model, examples: c.examples, support: c.training, supportCount: supportPrompts,
+                                             codec: c.codec, task: c.task, batchSize: c.batchSize, maxNewTokens: c.maxNewTokens)
+        return ["eval_score": r.evaluation.metric.score,
+                "eval_local_weight": r.weights.map(Double.init).reduce(0, +) / Double(max(r.weights.count, 1))]
+    }
 }
 
 /// `fedadam` (Reddi et al., 2021): clients send their update x_k − x; the server takes the
@@ -128,13 +147,23 @@ public final class FedAdamStrategy: SingleStageStrategy, FederatedStrategy {
             delta = zip(x, roundStart).map { $0 - $1 }
         }
         let step = try federation.gatherReduceBroadcast(delta) { deltas in
-            let mean = try Aggregate.weightedMean(deltas, weights: federation.clientSamples.map(Double.init))
-            return try self.server.update(delta: mean)
+            let out = try Self.aggregate(round: round, updates: federation.updates(deltas), serverState: self.server)
+            self.server = out.serverState
+            return out.results[0]
         }
         guard let model else { return nil }
         guard step.count == roundStart.count else { throw PilotError.message("fedadam: the server's step has \(step.count) values, the model \(roundStart.count)") }
         let next = zip(roundStart, step).map { $0 + $1 }
-        return try model.unflatten(next, names: model.parameters.trainableNames)
+        return try NamedTensors(model: model, names: model.parameters.trainableNames).with(values: next).dictionary()
+    }
+
+    /// The server's step, pure: the n_k-weighted mean of the clients' updates x_k − x is the
+    /// pseudo-gradient of one Adam step; every client gets the step u (x ← x + u).
+    public static func aggregate(round: Int, updates: [ClientUpdate], serverState: FedAdamServer) throws -> Aggregation<FedAdamServer> {
+        var server = serverState
+        let mean = try Aggregate.weightedMean(updates.map(\.tensors.values), weights: updates.map { Double($0.examples) })
+        let step = try server.update(delta: mean)
+        return Aggregation(results: Array(repeating: step, count: updates.count), serverState: server)
     }
 
     public func serverState() -> TensorDict { server.state }
@@ -151,30 +180,12 @@ public final class CentralizedStrategy: SingleStageStrategy, FederatedStrategy {
     public var name: String { "centralized" }
     public var dataParallel: Bool { true }
 
+    /// Nothing is aggregated between rounds (the gradients were summed every step).
+    public func aggregate(round: Int, updates: [ClientUpdate]) -> Aggregation<NoServerState> {
+        Aggregation(results: updates.map(\.tensors.values), serverState: NoServerState())
+    }
+
     public func communicate(round: Int, model: MLLM?, federation: Federation) throws -> TensorDict? {
         try model?.trainableTensors()
-    }
-}
-
-extension MLLM {
-    /// The values of `names`, concatenated in that order.
-    public func flatValues(_ names: [String]) throws -> [Float] {
-        var out: [Float] = []
-        for name in names { out += try tensor(named: name).values }
-        return out
-    }
-
-    /// The inverse of `flatValues`: splits `flat` into the named tensors.
-    public func unflatten(_ flat: [Float], names: [String]) throws -> TensorDict {
-        var out = TensorDict()
-        var offset = 0
-        for name in names {
-            let n = try tensor(named: name).count
-            guard offset + n <= flat.count else { throw PilotError.invalidArgument("vector of \(flat.count) values is too short for \(names.count) tensors") }
-            out[name] = Array(flat[offset..<(offset + n)])
-            offset += n
-        }
-        guard offset == flat.count else { throw PilotError.invalidArgument("vector of \(flat.count) values does not match the tensors (\(offset))") }
-        return out
     }
 }

@@ -80,7 +80,7 @@ public final class PilotStrategy: FederatedStrategy {
 
         // Eq. 11–12: ATA on the LoRA vectors at the server, personalised results scattered back.
         let personal = try federation.gatherMixScatter(lora) { vectors in
-            try self.mixLoRA(vectors, federation: federation)
+            try self.mixLoRA(federation.updates(vectors), tasks: federation.clientTasks)
         }
         guard let model, let personal else { return nil }
 
@@ -90,31 +90,16 @@ public final class PilotStrategy: FederatedStrategy {
             state[key] = nil
         }
         for (t, v) in means.enumerated() {
-            let dict = try model.split(v, group: adapterGroup, renaming: adapterGroup + "/", to: "connector/task_adapters/\(t)/")
+            let dict = try NamedTensors(model: model, group: adapterGroup, values: v)
+                .dictionary(renaming: adapterGroup + "/", to: "connector/task_adapters/\(t)/")
             state.merge(dict) { _, new in new }
         }
-        state.merge(try model.split(personal, group: "lora")) { _, new in new }
+        state.merge(try NamedTensors(model: model, group: "lora", values: personal).dictionary()) { _, new in new }
         // Frozen parts a later round needs (the client adapter is frozen in stage 2 by default).
         for name in model.parameters.names where name.hasPrefix("connector/client_adapter/") && state[name] == nil {
             state[name] = try model.tensor(named: name).values
         }
         return state
-    }
-
-    /// The server's ATA step: distances with one sgemm, top-M inverse-distance weights, mixing.
-    func mixLoRA(_ vectors: [[Float]], federation: Federation) throws -> [[Float]] {
-        let k = vectors.count
-        let n = federation.clientSamples
-        guard settings.ata else {
-            let mean = try Aggregate.weightedMean(vectors, weights: n.map(Double.init))
-            return Array(repeating: mean, count: k)
-        }
-        let p = vectors.first?.count ?? 0
-        let distances = Aggregate.pairwiseDistances(vectors.flatMap { $0 }, clients: k, length: p)
-        let matrix = try Aggregate.ataMixingMatrix(distances: distances, samples: n, tasks: federation.clientTasks,
-                                                   selection: settings.ataSelection, m: min(settings.ataM, max(1, k - 1)),
-                                                   normalisation: settings.ataNormalisation)
-        return Aggregate.mix(vectors, matrix: matrix)
     }
 
     public func serverState() -> TensorDict {

@@ -161,8 +161,9 @@ public final class RoundLoop {
             var stage = 0
             var model: MLLM? = nil
             if world.isRoot { phaseStarted?(round, "train") }
-            if let client = federation.client, let train {
-                let spec = strategy.modelSpec(round: round, client: client, federation: federation)
+            let plans = strategy.configure(round: round, federation: federation)
+            if let client = federation.client, let train, let plan = plans.first(where: { $0.client == client }) {
+                let spec = plan.spec
                 stage = spec.stage
                 let t0 = Date()
                 var opt = AdamW.Parameters()
@@ -181,7 +182,7 @@ public final class RoundLoop {
                 m["seconds_train"] = Date().timeIntervalSince(t0)
                 model = built
             } else {
-                stage = strategy.modelSpec(round: round, client: 0, federation: federation).stage
+                stage = plans.first?.spec.stage ?? 0
             }
             // Everyone waits for the slowest client here; that wait is training time, not communication.
             try world.barrier()
@@ -202,22 +203,14 @@ public final class RoundLoop {
             let evalEvery = config.int("run.eval_every")
             if world.isRoot { phaseStarted?(round, "evaluate") }
             let evaluate = round == rounds || (evalEvery > 0 && round % evalEvery == 0)
-            if evaluate, let model, let state, let client = federation.client, let codec {
+            if evaluate, let model, let state, let client = federation.client, let codec, let train {
                 let t2 = Date()
                 try loadPersonalised(model, state: state, client: client)
                 let task = scenario.clientTasks[client]
                 let batchSize = min(config.int("eval.batch_size"), model.maxBatch)
-                if let dpa = strategy as? FedDPAStrategy, let train {
-                    let r = try FedDPAInference.evaluate(model: model, examples: test, support: train, supportCount: dpa.supportPrompts,
-                                                         codec: codec, task: task, batchSize: batchSize,
-                                                         maxNewTokens: config.int("eval.max_new_tokens"))
-                    m["eval_score"] = r.evaluation.metric.score
-                    m["eval_local_weight"] = r.weights.map(Double.init).reduce(0, +) / Double(max(r.weights.count, 1))
-                } else {
-                    let result = try Evaluation.evaluate(model: model, examples: test, codec: codec, task: task,
-                                                         batchSize: batchSize, maxNewTokens: config.int("eval.max_new_tokens"))
-                    m["eval_score"] = result.metric.score
-                }
+                let metrics = try strategy.evaluate(EvaluationContext(model: model, examples: test, training: train, codec: codec, task: task,
+                                                                      batchSize: batchSize, maxNewTokens: config.int("eval.max_new_tokens")))
+                for (key, value) in metrics { m[key] = value }
                 m["seconds_evaluate"] = Date().timeIntervalSince(t2)
             }
             model = nil

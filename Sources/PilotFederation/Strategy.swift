@@ -18,12 +18,19 @@ public struct ModelSpec: Sendable {
 /// resumed run takes the same path as one that never stopped.
 public typealias TensorDict = [String: [Float]]
 
-/// A federated method: what clients train, and what crosses the network after local training.
+/// A federated method, in the spirit of Flower's Strategy: `configure` says which clients train
+/// what in a round; each client's `ClientUpdate` goes through the transport (`communicate`, the
+/// only place with collectives); the server's math is each strategy's pure `aggregate` over
+/// plain updates (no communicator), which unit tests call directly; `evaluate` scores a client.
 ///
 /// Strategies see only the `Communicator` protocol (through `Federation`), never MPI, so they run
-/// unchanged in-process in unit tests and under mpirun. The pure math lives in `Aggregate`.
+/// unchanged in-process in unit tests and under mpirun. The shared math lives in `Aggregate`.
 public protocol FederatedStrategy: AnyObject {
     var name: String { get }
+    /// The clients that train in `round` and what they train (every client, today).
+    func configure(round: Int, federation: Federation) -> [ClientPlan]
+    /// Scores a client's personalised model on its test examples; the metrics go to metrics.h5.
+    func evaluate(_ context: EvaluationContext) throws -> [String: Double]
     /// The model client `client` trains in `round` (1-based).
     func modelSpec(round: Int, client: Int, federation: Federation) -> ModelSpec
     /// Client: set up this round's freshly built model, whose frozen weights are already the
@@ -41,6 +48,9 @@ public protocol FederatedStrategy: AnyObject {
 }
 
 extension FederatedStrategy {
+    public func configure(round: Int, federation: Federation) -> [ClientPlan] {
+        (0..<federation.clientCount).map { ClientPlan(client: $0, spec: modelSpec(round: round, client: $0, federation: federation)) }
+    }
     public func serverState() -> TensorDict { [:] }
     public func restoreServerState(_ state: TensorDict) throws {}
     public var dataParallel: Bool { false }
@@ -76,21 +86,6 @@ extension MLLM {
         }
         return used
     }
-
-    /// Splits a flat vector laid out like `group` into named tensors, renaming `from` → `to` prefixes.
-    public func split(_ flat: [Float], group: String, renaming from: String = "", to: String = "") throws -> TensorDict {
-        var out = TensorDict()
-        var offset = 0
-        for name in names(inGroup: group) {
-            let n = try tensor(named: name).count
-            guard offset + n <= flat.count else { throw PilotError.invalidArgument("vector of \(flat.count) values is too short for group \(group)") }
-            let key = from.isEmpty ? name : to + name.dropFirst(from.count)
-            out[key] = Array(flat[offset..<(offset + n)])
-            offset += n
-        }
-        guard offset == flat.count else { throw PilotError.invalidArgument("vector of \(flat.count) values does not match group \(group) (\(offset))") }
-        return out
-    }
 }
 
 extension Federation {
@@ -98,10 +93,10 @@ extension Federation {
     /// the task communicator (DESIGN §6); every client of the task gets the mean.
     public func taskMean(_ vector: [Float], samples: Int) throws -> [Float] {
         guard let task else { throw PilotError.invalidArgument("taskMean called on the server") }
-        var weighted = vector.map { Double($0) * Double(samples) }
+        var weighted = PilotStrategy.taskWeighted(vector, samples: samples)
         try task.allreduce(&weighted, op: .sum)
         let total = try task.allreduce(scalar: Int64(samples), op: .sum)
-        return weighted.map { Float($0 / Double(total)) }
+        return PilotStrategy.taskMean(sum: weighted, samples: total)
     }
 
     /// Gives every rank the T task means: each task's leader (task rank 0) sends its task's mean
