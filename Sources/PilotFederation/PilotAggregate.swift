@@ -23,7 +23,7 @@ extension PilotStrategy {
         try (0..<numTasks).map { t in
             let members = updates.filter { tasks[$0.client] == t }
             guard let first = members.first else {
-                throw PilotError.message("task aggregation: some task has no clients (every task needs at least one client)")
+                throw PilotError.message("task aggregation: task \(t) has no clients among the \(updates.count) updates (every task needs at least one client)")
             }
             var sum = [Double](repeating: 0, count: first.tensors.values.count)
             var total: Int64 = 0
