@@ -47,6 +47,6 @@ struct ExportPEFTCommand: ParsableCommand {
     func run() throws {
         let s = try ClientExport.peft(run: runDirectory, round: round, client: client, out: out, force: force)
         Console.out("wrote \(out): LoRA r = \(s.rank) on \(s.targets.joined(separator: ", ")) (\(s.loraTensors) tensors) for \(s.baseModel), "
-            + "\(s.variant.rawValue) connector (\(s.connectorTensors) tensors), vision encoder (\(s.visionTensors) tensors); round \(s.round), client \(client)")
+            + "\(s.variant.rawValue) connector (\(s.connectorTensors) tensors), \(s.visionTensors > 0 ? "vision encoder (\(s.visionTensors) tensors)" : "no vision tensors (the CLIP tower is named in the README)"); round \(s.round), client \(client)")
     }
 }

@@ -29,6 +29,12 @@ struct PretrainCommand: ParsableCommand {
         LM (path and SHA-256 of its files) instead of copying it. Example: \
         pilot pretrain --data data/vu --lm models/smollm2-135m-instruct --out data/vu/base-smollm2.h5 \
         --steps 100 --batch 16
+        With --vision-tower DIR as well (a directory that transformers' CLIPVisionModel.save_pretrained \
+        wrote), that CLIP tower is the vision encoder, frozen, instead of the built-in ViT: the patch \
+        tokens of its hidden state --vision-feature-layer (-2, the penultimate layer, as LLaVA) go to \
+        the connector, and only the connector trains. The images must be the tower's image_size \
+        (`pilot data import --image-size N`). BASE.h5 refers to the tower (path and SHA-256) as it does \
+        to the LM.
         """)
 
     @Option(help: "Scenario directory written by `pilot data generate`.")
@@ -53,6 +59,10 @@ struct PretrainCommand: ParsableCommand {
     var modelSize: String = "tiny"
     @Option(help: "An imported LM's directory: pretrain on it, frozen (LLaVA stage 1), instead of the built-in LM.")
     var lm: String?
+    @Option(name: .customLong("vision-tower"), help: "A CLIP vision tower's directory (CLIPVisionModel.save_pretrained): the frozen vision encoder instead of the built-in ViT. Needs --lm.")
+    var visionTower: String?
+    @Option(name: .customLong("vision-feature-layer"), help: "With --vision-tower: which of its hidden states feeds the connector, Python-style (-2, the penultimate, is LLaVA's).")
+    var visionFeatureLayer: Int = -2
     @Option(name: .customLong("text-length"), help: "Text tokens per sequence with --lm (template, instruction and answer; longer conversations are cut and counted). Default 96.")
     var textLength: Int?
 
@@ -67,6 +77,8 @@ struct PretrainCommand: ParsableCommand {
         guard evalTest >= 0 else { throw ValidationError("--eval-test must be ≥ 0") }
         guard ModelPreset(rawValue: modelSize) != nil else { throw ValidationError("--model-size must be tiny or micro, not '\(modelSize)'") }
         if textLength != nil && lm == nil { throw ValidationError("--text-length applies to a pretrained LM (--lm DIR); the built-in LM's text length is its preset's") }
+        if visionTower != nil && lm == nil { throw ValidationError("--vision-tower needs --lm DIR: a CLIP tower is the vision encoder of a model over a pretrained LM") }
+        if visionTower == nil && visionFeatureLayer != -2 { throw ValidationError("--vision-feature-layer applies to a CLIP tower (--vision-tower DIR)") }
         if let textLength, textLength < 8 || textLength > 4096 { throw ValidationError("--text-length must be in 8...4096, not \(textLength)") }
     }
 
@@ -94,13 +106,18 @@ struct PretrainCommand: ParsableCommand {
         let split = try dir.pretrain()
         var p = PretrainingParameters()
         p.steps = steps; p.batchSize = batch; p.learningRate = lr; p.warmupSteps = warmup; p.seed = seed; p.logEvery = evalEvery
-        let lmDirectory = lm
-        let base = try RankCheck.run("loading the LM", on: world) { try lmDirectory.map { try PretrainedBase(directory: $0) } }
+        let lmDirectory = lm, towerDirectory = visionTower, featureLayer = visionFeatureLayer
+        let base = try RankCheck.run(towerDirectory == nil ? "loading the LM" : "loading the LM and the vision tower", on: world) {
+            try lmDirectory.map { try PretrainedBase(directory: $0, visionTower: towerDirectory, featureLayer: featureLayer) }
+        }
         let (config, codec) = try model(for: dir, base: base)
         let trainer = try Pretrainer(parameters: p, config: config, examples: split.examples, codec: codec, base: base, communicator: world)
         let root = world.isRoot
         if root, let base {
             Console.out("pretrain: on the LM at \(base.directory) (frozen, sha256 \(base.sha256.prefix(12))…), \(codec.summary), \(config.textLength) text tokens")
+            if let t = base.visionTower {
+                Console.out("pretrain: vision encoder = the CLIP tower at \(t.directory) (frozen, sha256 \(t.sha256.prefix(12))…, \(t.config.numHiddenLayers) layers, width \(t.config.hiddenSize)), \(config.visualTokens) patch tokens of \(t.config.imageSize)px images from hidden_states[\(t.featureLayer)]; only the connector trains")
+            }
             if let line = trainer.data.truncation.message(textLength: config.textLength, what: "pretraining split") { Console.out(line) }
         }
         // mpirun gives ranks a pseudo-terminal, so only a plain (non-MPI) run on a terminal redraws one line.

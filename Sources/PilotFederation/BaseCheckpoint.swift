@@ -188,8 +188,7 @@ public enum BaseCheckpoint {
     /// The imported LM a base checkpoint refers to, loaded and hash-checked (nil for a built-in-LM base).
     public static func loadLM(basePath: String) throws -> PretrainedBase? {
         let (config, _) = try readMetadata(path: basePath)
-        guard let lm = config.lm else { return nil }
-        return try PretrainedBase(reference: lm, context: "the base checkpoint '\(basePath)'")
+        return try PretrainedBase.load(for: config, context: "the base checkpoint '\(basePath)'")
     }
 
     static func isLoRA(_ name: String) -> Bool {

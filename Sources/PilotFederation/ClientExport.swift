@@ -8,7 +8,8 @@ import PilotModel
 ///
 ///   adapter_config.json, adapter_model.safetensors   the LoRA on the LM, in peft's format
 ///   connector.safetensors                            the connector (every tensor of connector/…)
-///   vision.safetensors                               the vision encoder (vision/…)
+///   vision.safetensors                               the vision encoder (vision/…); absent with a CLIP tower,
+///                                                    which the README and multimodal_config.json name instead
 ///   multimodal_config.json                           model config, connector variant and options, layout
 ///   README.md                                        what each file is and how to load it
 ///
@@ -61,15 +62,18 @@ public enum ClientExport {
             { path in try writeTensors(model, names: list, path: path, metadata: meta) }
         }
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let scaling = base.visionTower.map { t in
+            "RGB in [0, 255] → (x/255 − image_mean)/image_std per channel (image_mean \(t.normalization.mean), image_std \(t.normalization.std)), image_size × image_size, channels first: the CLIP processor's normalisation"
+        } ?? "RGB in [0, 255] → x/127.5 − 1, image_size × image_size"
         let multimodal = MultimodalConfig(modelConfig: c, connectorVariant: model.variant.rawValue, connectorOptions: model.options,
                                           task: task.rawValue, client: client, round: r, run: run,
                                           visualTokens: c.visualTokens, visualPosition: c.visualOffset,
-                                          pixelScaling: "RGB in [0, 255] → x/127.5 − 1, image_size × image_size")
+                                          pixelScaling: scaling)
         let readme = PEFTExport.readme(adapter: adapter, baseModel: base.directory,
                                        title: "Client \(client) (\(task.rawValue)) of \(run), round \(r)", extra: readmeExtra(model, dpa: dpa))
         try PEFTExport.write(adapter: adapter, baseModel: base.directory, out: out, force: force, extraFiles: [
             .init(name: "connector.safetensors", write: tensors(connector)),
-            .init(name: "vision.safetensors", write: tensors(vision)),
+        ] + (vision.isEmpty ? [] : [.init(name: "vision.safetensors", write: tensors(vision))]) + [
             .data("multimodal_config.json", try enc.encode(multimodal) + Data([0x0a])),
             .data("README.md", Data(readme.utf8)),
         ])
@@ -119,13 +123,21 @@ public enum ClientExport {
         }
     }
 
+    static func visionLine(_ model: MLLM) -> String {
+        let c = model.config
+        if let t = model.base?.visionTower {
+            return "- The vision encoder is the CLIP vision tower at `\(t.directory)` (transformers' `CLIPVisionModel`, sha256 \(t.sha256.prefix(12))…), frozen and not copied here: LLaVA's `vision_feature_layer` = \(t.featureLayer), the patch tokens without CLS (\(c.visualTokens) of them, width \(c.visionWidth)), \(c.imageSize)×\(c.imageSize) images."
+        }
+        return "- `vision.safetensors`: pilot's ViT (\(c.visionLayers) layers, width \(c.visionWidth), \(c.imageSize)×\(c.imageSize) images in \(c.patchSize)×\(c.patchSize) patches, \(c.visualTokens) visual tokens)."
+    }
+
     static func readmeExtra(_ model: MLLM, dpa: Bool) -> String {
         let c = model.config
         return """
         ## The rest of the multimodal model
 
         - `connector.safetensors`: the \(model.variant.rawValue) connector (vision width \(c.visionWidth) → LM width \(c.width)).
-        - `vision.safetensors`: pilot's ViT (\(c.visionLayers) layers, width \(c.visionWidth), \(c.imageSize)×\(c.imageSize) images in \(c.patchSize)×\(c.patchSize) patches, \(c.visualTokens) visual tokens).
+        \(visionLine(model))
         - `multimodal_config.json`: the model config, connector variant and options, and the sequence layout.
 
         Tensor names are pilot's with `/` replaced by `.`; every linear weight is `[out, in]` as in `torch.nn.Linear`.

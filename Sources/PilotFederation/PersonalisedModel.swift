@@ -24,11 +24,8 @@ public enum PersonalisedModel {
         let spec = strategy.modelSpec(round: r, client: client, federation: federation)
         let basePath = config.path("run.base")
         let (stored, _) = try BaseCheckpoint.readMetadata(path: basePath)
-        let lm = try stored.lm.map { ref -> PretrainedBase in
-            var r = ref
-            if let p = config.optionalString("model.lm") { r.path = p }
-            return try PretrainedBase(reference: r, context: "the base checkpoint '\(basePath)' of run '\(run)'")
-        }
+        let lm = try PretrainedBase.load(for: stored, context: "the base checkpoint '\(basePath)' of run '\(run)'",
+                                         lmPath: config.optionalString("model.lm"), towerPath: config.optionalString("model.vision_tower"))
         let (model, codec) = try BaseCheckpoint.load(path: basePath, variant: spec.variant, options: spec.options,
                                                      trainable: spec.trainable, maxBatch: maxBatch, seed: UInt64(config.int("run.seed")),
                                                      base: lm, overrides: config.modelOverrides)

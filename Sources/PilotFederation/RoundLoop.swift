@@ -48,11 +48,11 @@ public final class RoundLoop {
         if config.optionalString("model.lm") != nil && stored.lm == nil {
             throw PilotError.invalidArgument("model.lm is set but the base checkpoint '\(basePath)' was pretrained on the built-in LM; pretrain a base on the LM (`pilot pretrain --lm DIR`) or remove model.lm")
         }
-        let lmReference = stored.lm.map { ref -> LMReference in
-            var r = ref
-            if let p = config.optionalString("model.lm") { r.path = p }
-            return r
+        if config.optionalString("model.vision_tower") != nil && stored.visionTower == nil {
+            throw PilotError.invalidArgument("model.vision_tower is set but the base checkpoint '\(basePath)' was pretrained with the built-in ViT; remove model.vision_tower, or pretrain a base with `pilot pretrain --vision-tower DIR`")
         }
+        let lmReference = stored.lm
+        let lmPath = config.optionalString("model.lm"), towerPath = config.optionalString("model.vision_tower")
         let basePath = self.basePath
         let first = config.int("eval.first_example"), maxExamples = config.int("eval.max_examples")
         // Every client rank loads the LM (checking its hash) and its own shard; a failure on any rank
@@ -66,7 +66,7 @@ public final class RoundLoop {
                 defer { f.close() }
                 return (nil, WordLevelCodec(try Tokenizer.read(from: f, group: "/tokenizer")), nil, [])
             }
-            let lm = try lmReference.map { try PretrainedBase(reference: $0, context: "the base checkpoint '\(basePath)'") }
+            let lm = try PretrainedBase.load(for: stored, context: "the base checkpoint '\(basePath)'", lmPath: lmPath, towerPath: towerPath)
             let codec: any ExampleCodec
             if let lm { codec = try ChatCodec(base: lm) } else {
                 let f = try H5File.open(basePath)

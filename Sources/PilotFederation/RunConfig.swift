@@ -28,6 +28,8 @@ public enum RunConfigSchema {
         .init(name: "run.eval_every", kind: .int(0...1000), defaultValue: .int(1), help: "evaluate every N rounds (0: only after the last round)"),
         .init(name: "model.lm", kind: .string(nil), defaultValue: nil,
               help: "the imported LM's directory on this machine (relative to the config file); its files must hash to what the base checkpoint recorded. Default: the path the base recorded", optional: true),
+        .init(name: "model.vision_tower", kind: .string(nil), defaultValue: nil,
+              help: "the CLIP vision tower's directory on this machine (relative to the config file), for a base pretrained with --vision-tower; its files must hash to what the base recorded. Default: the path the base recorded", optional: true),
         .init(name: "model.lora_rank", kind: .int(1...4096), defaultValue: nil,
               help: "LoRA rank r on the LM (default: the base's, 16; the paper uses 64)", optional: true),
         .init(name: "model.lora_alpha", kind: .double(1e-6...1e6), defaultValue: nil,
@@ -134,7 +136,7 @@ public struct RunConfig: Sendable, Equatable {
 
     /// Keys holding paths: stored resolved (absolute, relative to the config file's directory), so
     /// the copy in the run directory and a resumed run mean the same files.
-    static let pathKeys: Set<String> = ["run.data", "run.base", "model.lm"]
+    static let pathKeys: Set<String> = ["run.data", "run.base", "model.lm", "model.vision_tower"]
 
     static func resolve(_ p: String, relativeTo configPath: String) -> String {
         if p.hasPrefix("/") { return URL(fileURLWithPath: p).standardizedFileURL.path }

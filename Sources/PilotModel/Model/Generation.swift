@@ -29,7 +29,7 @@ extension MLLM {
         var (batch, lengths) = try promptBatch(visual: visual, prompts: prompts, caller: "generate")
         var out = [[Int32]](repeating: [], count: B)
         var done = [Bool](repeating: false, count: B)
-        _ = prefill(batch)
+        _ = try prefill(batch)
         var next = lastPositionArgmax(batch: B, lengths: lengths)
         for _ in 0..<maxNewTokens {
             for b in 0..<B where !done[b] {
@@ -48,7 +48,7 @@ extension MLLM {
                     lengths[b] += 1
                 }
                 batch.lengths = lengths
-                _ = prefill(batch)
+                _ = try prefill(batch)
                 next = lastPositionArgmax(batch: B, lengths: lengths)
             }
         }
@@ -61,7 +61,7 @@ extension MLLM {
     public func promptStates(visual: Batch.Visual, prompts: [[Int32]]) throws -> [[Float]] {
         let B = prompts.count, T = config.contextLength, C = config.width
         let (batch, lengths) = try promptBatch(visual: visual, prompts: prompts, caller: "promptStates")
-        _ = prefill(batch)
+        _ = try prefill(batch)
         let last = lm.resid[config.layers].pointer
         return (0..<B).map { b in
             let row = last + (b * T + Int(lengths[b]) - 1) * C

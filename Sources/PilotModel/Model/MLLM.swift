@@ -40,7 +40,10 @@ public final class MLLM {
 
     /// The imported frozen LM this model runs on, if any (shared, never written).
     public let base: PretrainedBase?
-    let vision: VisionEncoder
+    /// The built-in ViT; nil when a CLIP tower (`base.visionTower`) is the vision encoder.
+    let vision: VisionEncoder?
+    /// The frozen CLIP vision tower, when the model has one (no parameters, forward only).
+    let tower: FrozenVisionTower?
     let connector: Connector
     let lm: LanguageModel
     let hasLoRA: Bool
@@ -74,7 +77,8 @@ public final class MLLM {
         localLoRAMix = options.fedDPAMix
         hasLoRA = trainable != .pretrain
         let branches = hasLoRA ? (variant == .fedDPA ? ["", "local_"] : [""]) : []
-        let specs = VisionEncoder.parameterSpecs(config) + Connector.parameterSpecs(variant, options, config)
+        let specs = (config.visionTower == nil ? VisionEncoder.parameterSpecs(config) : [])
+            + Connector.parameterSpecs(variant, options, config)
             + LanguageModel.parameterSpecs(config, loraBranches: branches)
         let groups = Set(specs.map(\.group))
         let isTrainable: (String) -> Bool
@@ -101,10 +105,11 @@ public final class MLLM {
         }
         parameters = ParameterStore(specs: specs, trainableGroups: isTrainable, seed: seed)
         self.optimizer = AdamW(count: parameters.trainableCount, parameters: optimizer)
-        vision = VisionEncoder(cfg: config, store: parameters, maxBatch: maxBatch)
+        tower = base?.visionTower
+        vision = tower == nil ? VisionEncoder(cfg: config, store: parameters, maxBatch: maxBatch) : nil
         connector = Connector(variant: variant, options: options, cfg: config, store: parameters, maxBatch: maxBatch)
         lm = LanguageModel(cfg: config, store: parameters, maxBatch: maxBatch, loraBranches: branches, base: base?.weights)
-        trainsVision = vision.trains
+        trainsVision = vision?.trains ?? false
         hvInput = Tensor(shape: [maxBatch * config.visualTokens, config.visionWidth])
         dvis = Tensor(shape: [maxBatch * config.visualTokens, config.width])
         if variant == .pilotStage2 { try initializeCrossTaskAdapters() }
@@ -128,22 +133,29 @@ public final class MLLM {
 
     // MARK: Forward and backward
 
-    private func visualFeatures(_ batch: Batch) -> UnsafePointer<Float> {
+    /// Hv [B·P, Dv]: the given features, or the vision encoder (the built-in ViT or the CLIP tower) on pixels.
+    func visualFeatures(_ batch: Batch) throws -> UnsafePointer<Float> {
         switch batch.visual {
         case let .features(f):
             f.withUnsafeBufferPointer { hvInput.pointer.update(from: $0.baseAddress!, count: f.count) }
             return UnsafePointer(hvInput.pointer)
         case let .pixels(p):
+            if let tower {
+                let f = try tower.features(modelPixels: p, batch: batch.size)
+                f.withUnsafeBufferPointer { hvInput.pointer.update(from: $0.baseAddress!, count: f.count) }
+                return UnsafePointer(hvInput.pointer)
+            }
+            let vision = vision!
             p.withUnsafeBufferPointer { vision.forward(pixels: $0.baseAddress!, batch: batch.size) }
             return UnsafePointer(vision.hv.pointer)
         }
     }
 
     /// Vision (if pixels), connector and every LM block for a validated batch; returns the connector's aux losses.
-    func prefill(_ batch: Batch) -> Connector.Aux {
+    func prefill(_ batch: Batch) throws -> Connector.Aux {
         let B = batch.size, P = config.visualTokens, T = config.contextLength, C = config.width, L = T - P
         lm.prepare(localMix: localLoRAMix)
-        let hv = visualFeatures(batch)
+        let hv = try visualFeatures(batch)
         let aux = connector.forward(hv: hv, batch: B)
         // x0 = [first o token embeddings | visual tokens | the other token embeddings], o = visualOffset (0 for the built-in LM)
         let x0 = lm.resid[0].pointer, vis = connector.out.pointer, o = config.visualOffset
@@ -167,7 +179,7 @@ public final class MLLM {
     func run(_ batch: Batch, backward: Bool) throws -> LossParts {
         try batch.validate(config, maxBatch: maxBatch)
         let B = batch.size, P = config.visualTokens, T = config.contextLength, C = config.width, L = T - P
-        let aux = prefill(batch)
+        let aux = try prefill(batch)
         let head = batch.targets.withUnsafeBufferPointer { lm.headLoss(batch: B, targets: $0.baseAddress!, backward: backward) }
         if backward {
             if let lengths = batch.lengths {
@@ -187,12 +199,12 @@ public final class MLLM {
             }
             let dv = dvis.pointer
             for b in 0..<B { (dv + b * P * C).update(from: dx0 + (b * T + o) * C, count: P * C) }
-            let needHv = trainsVision
-            if needHv { vision.dhv.pointer.update(repeating: 0, count: B * P * config.visionWidth) }
-            if connector.trains || needHv {
-                connector.backward(dout: dv, batch: B, dhv: needHv ? vision.dhv.pointer : nil)
+            let trainedVision = trainsVision ? vision : nil
+            if let v = trainedVision { v.dhv.pointer.update(repeating: 0, count: B * P * config.visionWidth) }
+            if connector.trains || trainedVision != nil {
+                connector.backward(dout: dv, batch: B, dhv: trainedVision?.dhv.pointer)
             }
-            if needHv { vision.backward(batch: B) }
+            trainedVision?.backward(batch: B)
         }
         let total = head.ce + aux.diff + aux.balance + aux.z
         return LossParts(total: total, ce: head.ce, diff: aux.diff, balance: aux.balance, z: aux.z, targets: head.count)

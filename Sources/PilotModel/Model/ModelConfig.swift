@@ -43,6 +43,10 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// Text tokens before the visual tokens (a chat layout puts the image inside the user turn, after
     /// the system turn and the user tag); nil means 0: visual tokens first, as the built-in LM has it.
     public var visualPosition: Int? = nil
+    /// A Hugging Face CLIP vision tower used, frozen, as the vision encoder instead of the built-in ViT
+    /// (needs `lm`); nil is the built-in ViT. Its image, patch and hidden sizes set imageSize, patchSize,
+    /// channels and visionWidth (`FrozenVisionTower.apply`).
+    public var visionTower: VisionTowerReference? = nil
 
     public init() {}
 
@@ -75,12 +79,13 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         func need(_ ok: Bool, _ msg: String) throws { if !ok { throw PilotError.invalidArgument("model config: \(msg)") } }
         try need(width % heads == 0, "width \(width) is not a multiple of heads \(heads)")
         try need(headDim % 2 == 0, "head width \(headDim) must be even for RoPE")
-        try need(visionWidth % visionHeads == 0, "vision_width \(visionWidth) is not a multiple of vision_heads \(visionHeads)")
+        try need(visionTower != nil || visionWidth % visionHeads == 0, "vision_width \(visionWidth) is not a multiple of vision_heads \(visionHeads)")
         try need(imageSize % patchSize == 0, "image_size \(imageSize) is not a multiple of patch_size \(patchSize)")
         try need(contextLength > visualTokens, "context_length \(contextLength) leaves no room for text after \(visualTokens) visual tokens")
         try need(loraRank > 0, "lora_rank must be positive")
         try need(layers > 0 && vocabSize > 1, "need at least one layer and two tokens")
         try need(visualOffset >= 0 && visualOffset < textLength, "visual_position \(visualOffset) must leave text after the visual tokens (text length \(textLength))")
+        try need(visionTower == nil || lm != nil, "vision_tower needs an imported LM (lm): a CLIP tower is the vision encoder of a model over a pretrained LM")
         try need(kvHeadCount >= 1 && heads % kvHeadCount == 0, "heads \(heads) is not a multiple of kv_heads \(kvHeadCount)")
         if let t = loraTargets {
             try need(!t.isEmpty, "lora_targets is empty; give some of \(ModelConfig.allLoRATargets.joined(separator: ", ")) or leave it out for all")
@@ -99,6 +104,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         case normEps = "norm_eps", loraRank = "lora_rank", loraAlpha = "lora_alpha"
         case loraBInitStd = "lora_b_init_std", adapterHidden = "adapter_hidden"
         case kvHeads = "kv_heads", lm, loraTargets = "lora_targets", visualPosition = "visual_position"
+        case visionTower = "vision_tower"
     }
 }
 

@@ -14,6 +14,8 @@ public final class PretrainedBase: @unchecked Sendable {
     /// `contentHash` of the directory, computed from its files when it was loaded.
     public let sha256: String
     public let manifest: ModelManifest?
+    /// The CLIP vision tower used as the vision encoder, when the model has one (shared like the LM).
+    public let visionTower: FrozenVisionTower?
 
     /// The reference a base checkpoint stores.
     public var reference: LMReference { LMReference(path: directory, sha256: sha256, source: manifest?.source) }
@@ -24,6 +26,34 @@ public final class PretrainedBase: @unchecked Sendable {
         try self.init(directory: directory, expected: nil)
     }
 
+    /// Loads the LM at `directory` and the CLIP vision tower at `visionTower` (nil: none), hashing both.
+    public convenience init(directory: String, visionTower: String?, featureLayer: Int = -2) throws {
+        let tower = try visionTower.map { try FrozenVisionTower(directory: $0, featureLayer: featureLayer) }
+        try self.init(directory: directory, expected: nil, tower: tower)
+    }
+
+    /// The LM (and vision tower) that `config` refers to, loaded and hash-checked; nil for the built-in LM.
+    /// `lmPath` and `towerPath` replace the recorded paths (a run's `model.lm` / `model.vision_tower`, for
+    /// a cluster where the files live elsewhere); the hashes must still match.
+    /// - Parameter context: what refers to them (e.g. "the base checkpoint 'data/vu/base.h5'"), for the errors.
+    public static func load(for config: ModelConfig, context: String, lmPath: String? = nil, towerPath: String? = nil) throws -> PretrainedBase? {
+        guard var lm = config.lm else {
+            if config.visionTower != nil || towerPath != nil {
+                throw PilotError.invalidArgument("\(context) has a vision tower but no imported LM; a CLIP tower needs a base pretrained with --lm")
+            }
+            return nil
+        }
+        if let lmPath { lm.path = lmPath }
+        var tower: FrozenVisionTower?
+        if var t = config.visionTower {
+            if let towerPath { t.path = towerPath }
+            tower = try FrozenVisionTower(directory: t.path, featureLayer: t.featureLayer, expected: (t.sha256, context))
+        } else if towerPath != nil {
+            throw PilotError.invalidArgument("model.vision_tower is set but \(context) was pretrained with the built-in ViT; remove model.vision_tower, or pretrain a base with `pilot pretrain --vision-tower DIR`")
+        }
+        return try PretrainedBase(directory: lm.path, expected: (lm.sha256, context), tower: tower)
+    }
+
     /// Loads the LM a checkpoint refers to and checks that its files still hash to the recorded value.
     /// - Parameter context: what refers to it (e.g. the base checkpoint's path), for the error.
     public convenience init(reference: LMReference, context: String) throws {
@@ -31,7 +61,7 @@ public final class PretrainedBase: @unchecked Sendable {
     }
 
     /// The files are hashed once; with `expected`, a different hash is refused before any weight is read.
-    init(directory: String, expected: (sha256: String, context: String)?) throws {
+    init(directory: String, expected: (sha256: String, context: String)?, tower: FrozenVisionTower? = nil) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
             if let expected {
@@ -48,6 +78,7 @@ public final class PretrainedBase: @unchecked Sendable {
         }
         self.directory = directory
         sha256 = hash
+        visionTower = tower
         manifest = try ModelManifest.read(directory: directory)
         llama = try LlamaConfig.load(directory: directory)
         guard llama.modelType == "llama", !llama.hasQKVBias, !llama.hasOBias, !llama.mlpBias else {
@@ -93,7 +124,7 @@ public final class PretrainedBase: @unchecked Sendable {
         c.ffnHidden = llama.intermediateSize; c.vocabSize = llama.vocabSize
         c.ropeTheta = llama.ropeTheta; c.normEps = llama.rmsNormEps
         c.lm = reference
-        return c
+        return visionTower?.apply(to: c) ?? c
     }
 
     /// Whether `config`'s LM shapes are this base's (a checkpoint made on another LM is refused).
@@ -102,6 +133,18 @@ public final class PretrainedBase: @unchecked Sendable {
         guard want.width == config.width, want.layers == config.layers, want.heads == config.heads,
               want.kvHeadCount == config.kvHeadCount, want.ffnHidden == config.ffnHidden, want.vocabSize == config.vocabSize else {
             throw PilotError.invalidArgument("\(context): its model config (width \(config.width), \(config.layers) layers, vocab \(config.vocabSize)) does not match the LM at \(directory) (width \(want.width), \(want.layers) layers, vocab \(want.vocabSize))")
+        }
+        switch (config.visionTower, visionTower) {
+        case (nil, nil): break
+        case (nil, let t?):
+            throw PilotError.invalidArgument("\(context): the model uses the built-in ViT, but the base given carries the vision tower at \(t.directory); load the base without it")
+        case (let r?, nil):
+            throw PilotError.invalidArgument("\(context): the model uses the vision tower at \(r.path), but it was not loaded; load the base with PretrainedBase.load(for:context:)")
+        case let (r?, t?):
+            guard r.sha256 == t.sha256, r.featureLayer == t.featureLayer, config.imageSize == t.config.imageSize,
+                  config.patchSize == t.config.patchSize, config.visionWidth == t.config.hiddenSize else {
+                throw PilotError.invalidArgument("\(context): its vision tower (sha256 \(r.sha256.prefix(12))…, feature layer \(r.featureLayer), \(config.imageSize)px, width \(config.visionWidth)) is not the one loaded from \(t.directory) (sha256 \(t.sha256.prefix(12))…, feature layer \(t.featureLayer), \(t.config.imageSize)px, width \(t.config.hiddenSize))")
+            }
         }
     }
 }

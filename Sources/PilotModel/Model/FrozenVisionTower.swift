@@ -1,0 +1,103 @@
+import Foundation
+import PilotCore
+import PilotLM
+
+/// A Hugging Face CLIP vision tower that a model uses as its vision encoder: where it is, what its files
+/// hash to, and which hidden state feeds the connector. The base checkpoint stores this instead of the
+/// tower's weights (as it does for the LM); every rank checks the hash before it trains.
+public struct VisionTowerReference: Codable, Sendable, Equatable {
+    /// The directory `CLIPVisionModel.save_pretrained` (or `CLIPModel`'s) wrote, as given.
+    public var path: String
+    /// `PretrainedBase.contentHash` of the directory.
+    public var sha256: String
+    /// LLaVA's `vision_feature_layer`: the index into the tower's L + 1 hidden states, Python-style
+    /// (−2, the penultimate layer's output, is LLaVA's default).
+    public var featureLayer: Int
+
+    public init(path: String, sha256: String, featureLayer: Int = -2) {
+        self.path = path; self.sha256 = sha256; self.featureLayer = featureLayer
+    }
+
+    enum CodingKeys: String, CodingKey { case path, sha256, featureLayer = "feature_layer" }
+}
+
+/// A CLIP vision tower, frozen, as the multimodal model's vision encoder (LLaVA's `CLIPVisionTower` with
+/// the "patch" select strategy): the patch tokens of hidden_states[`featureLayer`] go to the connector.
+/// It has no trainable parameters and no backward pass; pretraining with it trains the connector only,
+/// as LLaVA's stage 1 does. Loaded once per rank with the LM (`PretrainedBase`) and shared.
+public final class FrozenVisionTower: @unchecked Sendable {
+    public let directory: String
+    public let sha256: String
+    public let featureLayer: Int
+    public let tower: CLIPVisionTower
+    public let normalization: CLIPImageNormalization
+
+    public var reference: VisionTowerReference { VisionTowerReference(path: directory, sha256: sha256, featureLayer: featureLayer) }
+    public var config: CLIPVisionConfig { tower.config }
+
+    /// Loads and hashes `directory`; with `expected` a changed directory is refused before any weight is read.
+    /// - Parameter context: what refers to it (e.g. the base checkpoint), for the errors.
+    public init(directory: String, featureLayer: Int = -2, expected: (sha256: String, context: String)? = nil) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            if let expected {
+                throw PilotError.invalidArgument("\(expected.context) refers to the vision tower at '\(directory)', which does not exist on this machine; copy the same directory there, or give its path with model.vision_tower")
+            }
+            throw PilotError.invalidArgument("vision tower directory '\(directory)' does not exist; give a directory that CLIPVisionModel.save_pretrained wrote (config.json and model.safetensors)")
+        }
+        let hash: String
+        do { hash = try PretrainedBase.contentHash(directory: directory) } catch {
+            throw PilotError.invalidArgument("\(expected?.context ?? "the vision tower") at '\(directory)' cannot be read on this machine (\(error))")
+        }
+        if let expected, hash != expected.sha256 {
+            throw PilotError.invalidArgument("\(expected.context) was made with the vision tower at '\(directory)' whose files hashed to \(expected.sha256.prefix(12))…; they now hash to \(hash.prefix(12))…: the tower's directory changed. Restore the original files, or pretrain a new base on this tower (`pilot pretrain --vision-tower \(directory)`)")
+        }
+        let tower = try CLIPVisionTower.load(directory: directory)
+        guard tower.config.numChannels == 3 else {
+            throw PilotError.invalidArgument("\(directory)/config.json: num_channels \(tower.config.numChannels); the data is RGB, so the vision tower must take 3 channels")
+        }
+        let L = tower.config.numHiddenLayers
+        guard featureLayer >= -(L + 1), featureLayer <= L else {
+            throw PilotError.invalidArgument("vision feature layer \(featureLayer) is outside the \(L + 1) hidden states of the tower at '\(directory)' (-\(L + 1)...\(L); LLaVA uses -2)")
+        }
+        self.directory = directory
+        self.sha256 = hash
+        self.featureLayer = featureLayer
+        self.tower = tower
+        normalization = try CLIPImageNormalization(directory: directory)
+    }
+
+    /// The vision part of `template` for this tower: image and patch size, channels and width from its
+    /// config.json (the ViT layer, head and MLP sizes of the template are unused), and the reference.
+    public func apply(to template: ModelConfig) -> ModelConfig {
+        var c = template
+        c.imageSize = config.imageSize; c.patchSize = config.patchSize; c.channels = config.numChannels
+        c.visionWidth = config.hiddenSize
+        c.visionTower = reference
+        return c
+    }
+
+    /// Per-channel (scale, shift) that turns the model's pixel input x = v/127.5 − 1 (v ∈ [0, 255], see
+    /// `Batcher.pixels`) into the CLIP processor's (v/255 − mean)/std: x·scale + shift.
+    public var pixelAffine: [(scale: Float, shift: Float)] {
+        (0..<3).map { c in
+            let m = normalization.mean[c], s = normalization.std[c]
+            return (1 / (2 * s), (0.5 - m) / s)
+        }
+    }
+
+    /// Features [B·P, hidden] of `B` images given as the model's pixels [B, 3, I, I] in [−1, 1].
+    func features(modelPixels: [Float], batch B: Int) throws -> [Float] {
+        let affine = pixelAffine, plane = config.imageSize * config.imageSize
+        var px = modelPixels
+        px.withUnsafeMutableBufferPointer { p in
+            for b in 0..<B {
+                for c in 0..<3 {
+                    let (s, t) = affine[c], o = (b * 3 + c) * plane
+                    for i in o..<(o + plane) { p[i] = p[i] * s + t }
+                }
+            }
+        }
+        return try tower.features(pixels: px, batch: B, layer: featureLayer)
+    }
+}
