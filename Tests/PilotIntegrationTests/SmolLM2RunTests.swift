@@ -31,7 +31,8 @@ struct SmolLM2RunTests {
     }()
 
     /// The shipped config with the fixture's data, base and LM, and `rounds` rounds.
-    static func config(_ algorithm: String, rounds: Int, lm lmPath: String? = nil, in dir: TemporaryDirectory) throws -> String {
+    static func config(_ algorithm: String, rounds: Int, lm lmPath: String? = nil, base: String? = nil,
+                       in dir: TemporaryDirectory) throws -> String {
         var text = try String(contentsOfFile: repositoryRoot + "/configs/tiny-smollm2/\(algorithm).toml", encoding: .utf8)
         func set(_ key: String, _ value: String) {
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
@@ -40,7 +41,7 @@ struct SmolLM2RunTests {
             text = lines.joined(separator: "\n")
         }
         set("data", "\"\(fixture.file("data"))\"")
-        set("base", "\"\(fixture.file("base.h5"))\"")
+        set("base", "\"\(base ?? fixture.file("base.h5"))\"")
         set("lm", "\"\(lmPath ?? lm!)\"")
         set("rounds", "\(rounds)")
         let path = dir.file("\(algorithm).toml")
@@ -117,6 +118,49 @@ struct SmolLM2RunTests {
         let gen = try runProcess(pilotBinary, ["generate", "--model", Self.lm!, "--adapter", out, "--prompt", "What colour is the sky?",
                                                "--max-new-tokens", "4"], timeout: 300)
         #expect(gen.status == 0 && !gen.stdout.isEmpty, "generate --adapter: \(gen.stderr)")
+    }
+
+    @Test("a CLIP tower as the vision encoder: pretrain refers to it, pilot trains two rounds, export names it, a changed tower is refused")
+    func clipTowerRun() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let tower = dir.file("tower")
+        try FileManager.default.copyItem(atPath: CLIPFixture.path("vit-quickgelu"), toPath: tower)
+        let pre = try runProcess(pilotBinary, ["pretrain", "--data", Self.fixture.file("data"), "--lm", Self.lm!, "--vision-tower", tower,
+                                               "--out", dir.file("base.h5"), "--steps", "2", "--batch", "2", "--text-length", "64"], timeout: 300)
+        try #require(pre.status == 0, "pretrain: \(pre.stdout)\n\(pre.stderr)")
+        #expect(pre.stdout.contains("vision encoder = the CLIP tower") && pre.stdout.contains("hidden_states[-2]"), "\(pre.stdout)")
+        let f = try H5File.open(dir.file("base.h5"))
+        let paths = try f.datasetPaths()
+        let config = try #require(try f.attribute("model_config")?.stringValue)
+        f.close()
+        #expect(!paths.contains { $0.contains("vision/") } && paths.contains { $0.contains("connector/mlp/") }, "\(paths)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(config.utf8)) as? [String: Any])
+        let ref = try #require(json["vision_tower"] as? [String: Any])
+        #expect(ref["path"] as? String == tower && (ref["sha256"] as? String)?.count == 64 && ref["feature_layer"] as? Int == -2)
+        #expect(json["vision_width"] as? Int == 64 && json["image_size"] as? Int == 32)
+
+        let cfg = try Self.config("pilot", rounds: 2, base: dir.file("base.h5"), in: dir)
+        let run = try Self.train(["--config", cfg, "--out", dir.file("run")])
+        try #require(run.status == 0, "train: \(run.stdout)\n\(run.stderr)")
+        #expect(run.stdout.contains("round 2/2 stage 2"), "\(run.stdout)")
+        let scores = try H5File.open(dir.file("run/metrics.h5")).read(Double.self, at: "clients/eval_score").values
+        #expect(scores.count == 6 && scores.allSatisfy(\.isFinite), "\(scores)")
+
+        let out = dir.file("export")
+        let exp = try runProcess(pilotBinary, ["export", "peft", "--run", dir.file("run"), "--client", "0", "--out", out], timeout: 300)
+        try #require(exp.status == 0, "export: \(exp.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out + "/vision.safetensors"), "the tower is not copied into the export")
+        let readme = try String(contentsOfFile: out + "/README.md", encoding: .utf8)
+        #expect(readme.contains("CLIP vision tower at `\(tower)`") && readme.contains("vision_feature_layer` = -2"), "\(readme)")
+
+        // the tower's files change after pretraining: every client rank refuses before training
+        let h = FileHandle(forWritingAtPath: tower + "/config.json")!
+        h.seekToEndOfFile(); h.write(Data(" ".utf8)); try h.close()
+        let changed = try Self.train(["--config", cfg, "--out", dir.file("changed")])
+        #expect(changed.status != 0)
+        let text = changed.stdout + changed.stderr
+        #expect(text.components(separatedBy: "the tower's directory changed").count - 1 == 3, "one line per client rank: \(text)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("changed/ckpt/latest")))
     }
 
     @Test("every baseline runs a round on the LM", arguments: ["local", "centralized", "fedavg", "fedprox", "fedadam", "shepherd", "feddpa"])
