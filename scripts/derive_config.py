@@ -8,7 +8,7 @@ The config format is pilot's TOML subset: `[section]` headers and `key = value` 
 override replaces the key's line in its section, or adds the key to the section (and the section
 to the file) if it is missing. A value that is not a number, true/false, a "quoted string" or an
 [array] is written as a quoted string, so run.algorithm=fedavg works without shell quoting.
-Path keys (run.data, run.base) are written as absolute paths: a relative path in SRC is resolved
+Path keys (run.data, run.base, model.lm, model.vision_tower) are written as absolute paths: a relative path in SRC is resolved
 against SRC's directory (as pilot does), a relative path given as an override against the current
 directory, so OUT can live anywhere. pilot validates the result when the run starts
 (`pilot train --list-keys` lists every key). Standard library only.
@@ -17,7 +17,7 @@ import os
 import re
 import sys
 
-PATH_KEYS = {"run.data", "run.base"}
+PATH_KEYS = {"run.data", "run.base", "model.lm", "model.vision_tower"}
 NAME = re.compile(r"^[A-Za-z0-9_]+$")
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 

@@ -9,7 +9,9 @@
 #      equals (a)'s bit for bit (scripts/compare_rounds.py: every dataset of the round file and of
 #      every client file);
 #   c. a two-element jobs/sweep.sbatch array (seeds 1 and 2, run.rounds=3 as an override) finishes
-#      both runs, each with its own seed, and the two results differ.
+#      both runs, each with its own seed, and the two results differ;
+#   d. with SmolLM2 imported (scripts/get_smollm2.sh): pretrain.sbatch --lm and train.sbatch with
+#      model.lm (configs/tiny-smollm2, --ntasks=4) finish their 2 rounds.
 # Exit 0: all passed; 77: skipped (not root, or Slurm cannot be installed); anything else: failed.
 # Environment: PILOT_BIN (default .build/release/pilot), SLURM_LAB (default ../shared/slurm),
 # PYTHON (with h5py; default /usr/bin/python3), KEEP=1 keeps the work directory.
@@ -120,4 +122,25 @@ if "$PYTHON" scripts/compare_rounds.py "$WORK/sweep/cfg-tiny-s1-run.rounds=3" "$
   fail "c: seeds 1 and 2 gave identical results"
 fi
 say "ok c: sweep array of 2 finished both runs (seeds 1 and 2, 3 rounds each), with different results"
+# ---------------------------------------------------------------- d. the same jobs on SmolLM2 (model.lm)
+# pretrain.sbatch with --lm (LLaVA stage 1 over the frozen LM) and train.sbatch on configs/tiny-smollm2,
+# 1 server + 3 clients; skipped when scripts/get_smollm2.sh has not imported the model.
+LM=${PILOT_SMOLLM2:-$REPO/models/smollm2-135m-instruct}
+if [ -f "$LM/config.json" ]; then
+  "$PILOT_BIN" data generate --scenario vu --size tiny --clients-per-task 1 --per-client 8 --test-size 4 --seed 3 \
+    --out "$WORK/data-lm" >/dev/null
+  rc=$(submit -o "$WORK/pretrain-lm.out" jobs/pretrain.sbatch vu "$WORK/data-lm" tiny --lm "$LM" --steps 2 --batch 2 --text-length 64)
+  [ "$rc" = 0 ] && [ -f "$WORK/data-lm/base.h5" ] || { show_log "$WORK/pretrain-lm.out"; fail "d: pretrain.sbatch --lm: exit $rc"; }
+  grep -q "on the LM at $LM" "$WORK/pretrain-lm.out" || { show_log "$WORK/pretrain-lm.out"; fail "d: pretrain did not run on the LM"; }
+  "$PYTHON" scripts/derive_config.py configs/tiny-smollm2/pilot.toml "$WORK/cfg/smollm2.toml" \
+    run.data="$WORK/data-lm" run.base="$WORK/data-lm/base.h5" model.lm="$LM"
+  L=$WORK/runs/smollm2
+  rc=$(submit --ntasks=4 -o "$WORK/smollm2.out" jobs/train.sbatch "$WORK/cfg/smollm2.toml" "$L")
+  [ "$rc" = 0 ] || { show_log "$WORK/smollm2.out"; fail "d: train.sbatch on SmolLM2 exited $rc"; }
+  [ "$(latest "$L")" = round_002.h5 ] || { show_log "$WORK/smollm2.out"; fail "d: latest is $(latest "$L")"; }
+  "$PILOT_BIN" inspect --verify "$L/ckpt/round_002.h5" >/dev/null || fail "d: checksum verification failed"
+  say "ok d: pretrain.sbatch --lm and train.sbatch (4 tasks) on SmolLM2 finished 2 Pilot rounds"
+else
+  say "skip d: no SmolLM2 at $LM (scripts/get_smollm2.sh)"
+fi
 say "PASS (slurm job scripts)"
