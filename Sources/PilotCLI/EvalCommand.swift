@@ -13,10 +13,16 @@ struct EvalCommand: ParsableCommand {
         Example: pilot eval --run runs/vu-pilot --client 4 --round 3
         By default the client is scored on its own task's test split; --split takes any shard \
         (e.g. another task's test split, or one imported with `pilot data import`).
+        The base model every client starts from (the pretrained connector, no LoRA) is scored with \
+        --base BASE.h5 instead of --run/--client, on --split or on a scenario's test split \
+        (--data DIR --task T): pilot eval --base data/vu/base-smollm2.h5 --data data/vu --task vqa
         """)
 
-    @Option(name: .customLong("run"), help: "Run directory written by `pilot train`.") var runDirectory: String
-    @Option(help: "Client index (0-based).") var client: Int
+    @Option(name: .customLong("run"), help: "Run directory written by `pilot train`.") var runDirectory: String?
+    @Option(help: "Client index (0-based).") var client: Int?
+    @Option(help: "Score this base checkpoint (`pilot pretrain`'s output) instead of a run's client.") var base: String?
+    @Option(help: "With --base: the scenario directory whose test split of --task to score.") var data: String?
+    @Option(help: "With --base: the task of the test split (vqa, caption, grounding, or a custom task).") var task: String?
     @Option(help: "Round (default: the newest complete one).") var round: Int?
     @Option(help: "A shard file to score on (default: the client's task's test split).") var split: String?
     @Option(help: ArgumentHelp("Skip this many examples of the split first.",
@@ -28,9 +34,18 @@ struct EvalCommand: ParsableCommand {
 
     func validate() throws {
         guard firstExample >= 0 else { throw ValidationError("--first-example must be 0 or more (got \(firstExample))") }
+        if base != nil {
+            guard runDirectory == nil, client == nil, round == nil else { throw ValidationError("--base scores the base checkpoint; leave out --run, --client and --round") }
+            guard split != nil || (data != nil && task != nil) else { throw ValidationError("--base needs --split SHARD, or --data DIR and --task T") }
+        } else {
+            guard runDirectory != nil, client != nil else { throw ValidationError("give --run RUN and --client K (or --base BASE.h5 to score the base model)") }
+            guard data == nil, task == nil else { throw ValidationError("--data and --task go with --base; a run's client is scored on its own task's test split, or on --split") }
+        }
     }
 
     func run() throws {
+        if let base { return try scoreBase(base) }
+        let runDirectory = runDirectory!, client = client!
         let (model, codec, task, r) = try PersonalisedModel.load(run: runDirectory, round: round, client: client)
         let cfg = try String(contentsOfFile: runDirectory + "/config.toml", encoding: .utf8)
         let config = try RunConfig(effectiveFile: cfg, path: runDirectory + "/config.toml")
@@ -61,11 +76,40 @@ struct EvalCommand: ParsableCommand {
         }
         Console.out(String(format: "client %d (%@ model) round %d on %d %@ examples: %@ = %.6f", client, task.rawValue, r,
                            examples.count, evalTask.rawValue, "\(evalTask.metric)", result.metric.score))
-        if let predictions {
-            var obj: [String: String] = [:]
-            for (e, p) in zip(examples, result.predictions) { obj[e.id] = p }
-            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
-            try data.write(to: URL(fileURLWithPath: predictions))
+        try writePredictions(examples, result)
+    }
+
+    /// The base model (MLP connector as pretrained, LoRA at its no-op init) on a split.
+    func scoreBase(_ path: String) throws {
+        let lm = try BaseCheckpoint.loadLM(basePath: path)
+        let (model, codec) = try BaseCheckpoint.load(path: path, variant: .mlp, maxBatch: 32, base: lm)
+        let shard: Shard, source: String
+        if let split {
+            shard = try Shard.read(path: split); source = split
+        } else {
+            let scenario = try ScenarioDirectory(path: data!)
+            guard let t = scenario.tasks.first(where: { $0.rawValue == task! }) else {
+                throw PilotError.message("--task \(task!): \(data!) has the tasks \(scenario.tasks.map(\.rawValue).joined(separator: ", "))")
+            }
+            shard = try scenario.test(t); source = scenario.testPath(t)
         }
+        guard firstExample == 0 || firstExample < shard.examples.count else {
+            throw PilotError.message("--first-example \(firstExample) is past the end of \(source) (\(shard.examples.count) examples): use a value below \(shard.examples.count)")
+        }
+        var examples = Array(shard.examples.dropFirst(firstExample))
+        if let maxExamples { examples = Array(examples.prefix(maxExamples)) }
+        guard let evalTask = examples.first?.task else { throw PilotError.message("\(source) has no examples") }
+        let result = try Evaluation.evaluate(model: model, examples: examples, codec: codec, task: evalTask, maxNewTokens: maxNewTokens)
+        Console.out(String(format: "base %@ on %d %@ examples: %@ = %.6f", path, examples.count, evalTask.rawValue,
+                           "\(evalTask.metric)", result.metric.score))
+        try writePredictions(examples, result)
+    }
+
+    func writePredictions(_ examples: [Example], _ result: Evaluation.Result) throws {
+        guard let predictions else { return }
+        var obj: [String: String] = [:]
+        for (e, p) in zip(examples, result.predictions) { obj[e.id] = p }
+        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
+        try data.write(to: URL(fileURLWithPath: predictions))
     }
 }

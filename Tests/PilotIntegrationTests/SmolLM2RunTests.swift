@@ -66,6 +66,17 @@ struct SmolLM2RunTests {
         let ref = try #require(json["lm"] as? [String: Any])
         #expect((ref["sha256"] as? String)?.count == 64 && json["width"] as? Int == 576 && json["vocab_size"] as? Int == 49152)
         #expect((json["visual_position"] as? Int ?? 0) > 10, "the image sits after the system turn and the user tag")
+
+        // pilot eval --base scores the model every client starts from (pretrained connector, no LoRA)
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let ev = try runProcess(pilotBinary, ["eval", "--base", Self.fixture.file("base.h5"), "--data", Self.fixture.file("data"),
+                                              "--task", "vqa", "--max-examples", "2", "--max-new-tokens", "4",
+                                              "--predictions", dir.file("p.json")], timeout: 300)
+        #expect(ev.status == 0 && ev.stdout.contains("on 2 vqa examples: exactMatch = "), "\(ev.stdout) \(ev.stderr)")
+        let predictions = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("p.json")))) as? [String: String]
+        #expect(predictions?.count == 2)
+        let both = try runProcess(pilotBinary, ["eval", "--base", Self.fixture.file("base.h5"), "--run", dir.path, "--client", "0"])
+        #expect(both.status != 0 && both.stderr.contains("leave out --run"), "\(both.stderr)")
     }
 
     @Test("pilot: two rounds, resume bit for bit, pilot eval reproduces the stored score")
