@@ -6,7 +6,7 @@
 #   mpirun -np 10 into runs/smollm2/ (a stopped run is resumed), their metrics.h5 copied into
 #   results/smollm2/runs/, and `pilot report` of them beside the tiny-LM runs of docs/results.md
 #   (results/runs/vu-{pilot,local,fedavg}-s1) into results/smollm2/table.{md,csv}.
-# Logs: results/smollm2/*.log. About an hour on 2 cores.   Usage: scripts/results_smollm2.sh
+# The base is scored too (pilot eval --base, results/smollm2/base_eval.log). Logs: results/smollm2/*.log. About an hour on 2 cores.   Usage: scripts/results_smollm2.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PILOT=${PILOT_BIN:-.build/release/pilot}
@@ -39,5 +39,10 @@ for a in pilot local fedavg; do
   mkdir -p "$OUT/runs/vu-smollm2-$a"
   cp "$run/metrics.h5" "$OUT/runs/vu-smollm2-$a/metrics.h5"
 done
+# the base every client starts from (pretrained connector, no LoRA), on the same 40 test examples per task
+for t in vqa caption grounding; do
+  "$PILOT" eval --base data/vu/base-smollm2.h5 --data data/vu --task "$t" --max-examples 40 --max-new-tokens 12 \
+      --predictions "$OUT/base-$t-predictions.json"
+done | tee "$OUT/base_eval.log"
 "$PILOT" report "$OUT"/runs/vu-smollm2-{pilot,local,fedavg} results/runs/vu-{pilot,local,fedavg}-s1 \
     --csv "$OUT/table.csv" | tee "$OUT/table.md"

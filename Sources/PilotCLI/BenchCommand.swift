@@ -139,6 +139,7 @@ struct BenchCommand: ParsableCommand {
         }
         var times: [Double] = [], losses: [Double] = []
         for i in 0..<(warmup + steps) {
+            if i == warmup { GEMMProfile.reset() }
             let s0 = DispatchTime.now().uptimeNanoseconds
             losses.append(try m.trainStep(tokens, batch: batch, learningRate: 2e-4))
             if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - s0) / 1e9) }
@@ -150,9 +151,13 @@ struct BenchCommand: ParsableCommand {
                      med, Double(need) / med, flops / med / 1e9, flops / Double(need) / 1e6,
                      losses.map { String(format: "%.3f", $0) }.joined(separator: " ")))
         print(String(format: "peak RSS %.1f MiB", rss))
+        if GEMMProfile.enabled { print(GEMMProfile.report(steps: steps)) }
+        let coreEnv = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"]
+        print("OpenBLAS kernel: \(BLASRuntime.coreName)" + (coreEnv.map { " (OPENBLAS_CORETYPE=\($0) in the environment)" } ?? " (OpenBLAS's own choice for this CPU)"))
         if let json {
-            let line = String(format: "{\"engine\": \"pilot\", \"threads\": %d, \"batch\": %d, \"seq\": %d, \"lora_r\": %d, \"fwd_tok_per_s\": %.1f, \"train_tok_per_s\": %.1f, \"step_s_median\": %.4f, \"step_s_all\": [%@], \"losses\": [%@], \"peak_rss_mb\": %.0f, \"mflop_per_token\": %.1f, \"loadavg\": %.2f}\n",
-                              threads, batch, seq, rank, Double(need) / fmed, Double(need) / med, med,
+            let blas = "\"blas_core\": \"\(BLASRuntime.coreName)\", \"openblas_coretype_env\": " + (coreEnv.map { "\"\($0)\"" } ?? "null") + ", "
+            let line = "{\"engine\": \"pilot\", " + blas + String(format: "\"threads\": %d, \"batch\": %d, \"seq\": %d, \"lora_r\": %d, \"fwd_tok_per_s\": %.1f, \"train_tok_per_s\": %.1f, \"step_s_median\": %.4f, \"step_s_all\": [%@], \"losses\": [%@], \"peak_rss_mb\": %.0f, \"mflop_per_token\": %.1f, \"loadavg\": %.2f}\n",
+                                                                  threads, batch, seq, rank, Double(need) / fmed, Double(need) / med, med,
                               times.map { String(format: "%.4f", $0) }.joined(separator: ", "),
                               losses.map { String(format: "%.4f", $0) }.joined(separator: ", "), rss,
                               flops / Double(need) / 1e6, BenchCommand.loadAverage())

@@ -12,7 +12,8 @@ public enum PilotMain {
     public static func run(arguments: [String]? = nil) -> Never {
         do {
             var command = try PilotCommand.parseAsRoot(arguments)
-            let name = type(of: command).configuration.commandName ?? "pilot"
+            let name = commandPath(type(of: command), under: PilotCommand.self)?.dropFirst().joined(separator: " ")
+                ?? type(of: command).configuration.commandName ?? "pilot"
             do {
                 try command.run()
             } catch let error as PilotError {
@@ -33,6 +34,16 @@ public enum PilotMain {
             MPIRuntime.finalize()
             PilotCommand.exit(withError: error)
         }
+    }
+
+    /// The names from `root` down to `leaf` ("pilot", "export", "peft"), or nil when `leaf` is not under it.
+    static func commandPath(_ leaf: any ParsableCommand.Type, under root: any ParsableCommand.Type) -> [String]? {
+        let name = root.configuration.commandName ?? "\(root)"
+        if leaf == root { return [name] }
+        for sub in root.configuration.subcommands {
+            if let rest = commandPath(leaf, under: sub) { return [name] + rest }
+        }
+        return nil
     }
 
     static func fail(_ message: String) -> Never {

@@ -20,6 +20,21 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
         return
     }
+    if GEMMProfile.enabled {
+        let t0 = GEMMProfile.now()
+        defer { GEMMProfile.record(transA: transA, transB: transB, m: m, n: n, k: k, since: t0) }
+        sgemmDispatch(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                      beta: beta, c: c, ldc: ldc)
+        return
+    }
+    sgemmDispatch(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: c, ldc: ldc)
+}
+
+/// `sgemm` after its argument handling: split over the workers, or one OpenBLAS call.
+@inlinable
+func sgemmDispatch(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                   b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if Parallel.splitsGEMM && 2 * m * n * k >= gemmSplitThreshold && max(m, n) >= 32 {
         sgemmSplit(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                    b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
