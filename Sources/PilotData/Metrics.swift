@@ -187,13 +187,18 @@ public enum Metrics {
         for (i, r) in references.enumerated() where r.isEmpty {
             throw PilotError.invalidArgument("CIDEr-D: item \(i) has no references; every item needs at least one")
         }
-        typealias Counts = [[String: Int]]  // per order k (0-based), n-gram text → count
+        // Per order k (0-based): n-gram text → count, and the n-grams in order of first appearance. Every
+        // sum below runs in that order, as pycocoevalcap's (insertion-ordered) dicts do, never in Swift's
+        // per-process hash order, so the score has the same bits in every process.
+        struct Counts { var count: [[String: Int]]; var order: [[String]] }
         func cook(_ s: String) -> Counts {
             let words = s.lowercased().split(whereSeparator: { $0.isWhitespace }).map(String.init)
-            var counts = Counts(repeating: [:], count: n)
+            var counts = Counts(count: Array(repeating: [:], count: n), order: Array(repeating: [], count: n))
             for k in 1...n where words.count >= k {
                 for i in 0...(words.count - k) {
-                    counts[k - 1][words[i..<(i + k)].joined(separator: " "), default: 0] += 1
+                    let g = words[i..<(i + k)].joined(separator: " ")
+                    if counts.count[k - 1][g] == nil { counts.order[k - 1].append(g) }
+                    counts.count[k - 1][g, default: 0] += 1
                 }
             }
             return counts
@@ -205,7 +210,7 @@ public enum Metrics {
         for itemRefs in refs {
             for k in 0..<n {
                 var set = Set<String>()
-                for r in itemRefs { for g in r[k].keys { set.insert(g) } }
+                for r in itemRefs { for g in r.order[k] { set.insert(g) } }
                 for g in set { df[k][g, default: 0] += 1 }
             }
         }
@@ -215,7 +220,8 @@ public enum Metrics {
             var norm = [Double](repeating: 0, count: n)
             var length = 0.0
             for k in 0..<n {
-                for (g, tf) in c[k] {
+                for g in c.order[k] {
+                    let tf = c.count[k][g]!
                     let d = log(max(1.0, df[k][g] ?? 0))
                     let x = Double(tf) * (refLen - d)
                     v[k][g] = x
@@ -235,9 +241,9 @@ public enum Metrics {
                 let delta = lh - lr
                 for k in 0..<n {
                     var val = 0.0
-                    for (g, x) in vh[k] { let y = vr[k][g] ?? 0; val += min(x, y) * y }
+                    for g in h.order[k] { let x = vh[k][g]!, y = vr[k][g] ?? 0; val += min(x, y) * y }
                     if nh[k] != 0 && nr[k] != 0 { val /= nh[k] * nr[k] }
-                    val *= exp(-(delta * delta) / (2 * sigma * sigma))
+                    val *= pow(M_E, -(delta * delta) / (2 * sigma * sigma))   // pycocoevalcap: np.e ** (…), C pow
                     acc[k] += val
                 }
             }
@@ -245,7 +251,36 @@ public enum Metrics {
             for k in 0..<n { s += acc[k] }
             per.append(s / Double(n) / Double(rs.count) * 10.0)
         }
-        let corpus = per.isEmpty ? 0 : per.reduce(0, +) / Double(per.count)
+        let corpus = per.isEmpty ? 0 : numpySum(per) / Double(per.count)
         return MetricResult(kind: .ciderD, score: corpus, perItem: per)
+    }
+
+    /// `np.add.reduce` of a contiguous float64 array, in its order: the identity 0 plus NumPy's pairwise
+    /// sum (8 accumulators per block of at most 128 values, halves above that). pycocoevalcap takes the
+    /// corpus CIDEr-D as `np.mean` of the per-image scores; summing the same way gives the same bits.
+    static func numpySum(_ a: [Double]) -> Double {
+        a.withUnsafeBufferPointer { p in p.isEmpty ? 0 : 0.0 + pairwise(p.baseAddress!, p.count) }
+    }
+
+    private static func pairwise(_ a: UnsafePointer<Double>, _ n: Int) -> Double {
+        if n < 8 {
+            var res = -0.0
+            for i in 0..<n { res += a[i] }
+            return res
+        }
+        if n <= 128 {
+            var r = (0..<8).map { a[$0] }
+            var i = 8
+            while i < n - n % 8 {
+                for j in 0..<8 { r[j] += a[i + j] }
+                i += 8
+            }
+            var res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+            while i < n { res += a[i]; i += 1 }
+            return res
+        }
+        var n2 = n / 2
+        n2 -= n2 % 8
+        return pairwise(a, n2) + pairwise(a + n2, n - n2)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
-import PilotData
+@testable import PilotData
+import PilotTestSupport
 import Testing
 
 @Suite struct MetricsTests {
@@ -12,33 +13,55 @@ import Testing
         var perImage: [Double]
     }
 
-    static func corpora() throws -> [Corpus] {
-        let root = try JSONSerialization.jsonObject(with: Data(ciderGoldenJSON.utf8)) as! [String: Any]
-        let corpora = root["corpora"] as! [String: [String: Any]]
-        return corpora.keys.sorted().map { name in
-            let c = corpora[name]!
-            let refs = c["refs"] as! [String: [String]], preds = c["preds"] as! [String: String]
-            let per = c["per_image"] as! [String: Double]
+    /// One corpus as cider_ref.py writes it. Decoded with JSONDecoder, which reads every double to the
+    /// nearest value (JSONSerialization on Linux can be 1 ulp off, too coarse for a bitwise comparison).
+    struct GoldenCorpus: Decodable {
+        var refs: [String: [String]]
+        var preds: [String: String]
+        var cider_d: Double
+        var per_image: [String: Double]
+        func corpus(_ name: String) -> Corpus {
             let ids = refs.keys.sorted()  // cider_ref.py scores ids in sorted order
             return Corpus(name: name, ids: ids, refs: ids.map { refs[$0]! }, preds: ids.map { preds[$0]! },
-                          score: c["cider_d"] as! Double, perImage: ids.map { per[$0]! })
+                          score: cider_d, perImage: ids.map { per_image[$0]! })
         }
+    }
+    struct Golden: Decodable { var corpora: [String: GoldenCorpus] }
+
+    static func corpora() throws -> [Corpus] {
+        let root = try JSONDecoder().decode(Golden.self, from: Data(ciderGoldenJSON.utf8))
+        return root.corpora.keys.sorted().map { root.corpora[$0]!.corpus($0) }
     }
 
     static func close(_ a: Double, _ b: Double, rel: Double = 1e-9) -> Bool {
         abs(a - b) <= rel * max(abs(a), abs(b)) || abs(a - b) < 1e-300
     }
 
-    @Test func ciderDMatchesPycocoevalcap() throws {
-        let all = try Self.corpora()
+    /// The golden corpora and Tests/Fixtures/cider/random300.json (300 items, so the corpus mean takes
+    /// NumPy's pairwise halving branch): every per-item score and the corpus score have pycocoevalcap's bits.
+    @Test func ciderDMatchesPycocoevalcapBitForBit() throws {
+        var all = try Self.corpora()
         #expect(all.count >= 6)
+        let big = try JSONDecoder().decode(GoldenCorpus.self, from: Data(contentsOf: URL(fileURLWithPath: repositoryRoot + "/Tests/Fixtures/cider/random300.json")))
+        all.append(big.corpus("random300"))
         for c in all {
             let r = try Metrics.ciderD(predictions: c.preds, references: c.refs)
-            #expect(Self.close(r.score, c.score), "\(c.name): corpus \(r.score) vs golden \(c.score)")
+            #expect(r.score == c.score, "\(c.name): corpus \(r.score) vs golden \(c.score)")
             for (i, id) in c.ids.enumerated() {
-                #expect(Self.close(r.perItem[i], c.perImage[i]), "\(c.name)/\(id): \(r.perItem[i]) vs golden \(c.perImage[i])")
+                #expect(r.perItem[i] == c.perImage[i], "\(c.name)/\(id): \(r.perItem[i]) vs golden \(c.perImage[i])")
             }
         }
+    }
+
+    /// NumPy's summation order (np.add.reduce, which np.mean uses), checked on sums whose order shows.
+    @Test func numpySumOrder() {
+        #expect(Metrics.numpySum([]) == 0)
+        #expect(Metrics.numpySum([1e16, 1, -1e16]) == 0)                  // < 8 values: left to right
+        let nine: [Double] = [1e16, 1, 1, 1, 1, 1, 1, 1, 1]               // 8 accumulators, then the 9th
+        let big: Double = 1e16, one: Double = 1
+        let blocks: Double = ((big + one) + (one + one)) + ((one + one) + (one + one))
+        #expect(Metrics.numpySum(nine) == 0.0 + (blocks + one))
+        #expect(Metrics.numpySum(nine) != nine.reduce(0, +))
     }
 
     @Test func ciderQuirks() throws {
