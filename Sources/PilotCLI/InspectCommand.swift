@@ -13,7 +13,8 @@ struct InspectCommand: ParsableCommand {
         Every dataset is listed with its element type, shape, the L2 norm of float data and the \
         status of its SHA-256 attribute: ok, MISMATCH (the bytes changed since pilot wrote them) or \
         none (no checksum, e.g. a file from h5py). Root attributes follow (long strings truncated). \
-        Exits 1 if any checksum mismatches. With --verify only mismatches and a summary are printed.
+        Exits 1 if any checksum mismatches or an external link (a round checkpoint's client file) \
+        cannot be opened. With --verify only those problems and a summary are printed.
         """)
 
     @Argument(help: "HDF5 file to inspect.")
@@ -34,6 +35,7 @@ struct InspectCommand: ParsableCommand {
         let f = try H5File.open(file, checksums: .skip)
         defer { f.close() }
         var counts = (ok: 0, mismatch: 0, none: 0, unchecked: 0)
+        var broken: [String] = []
         var lines: [String] = []
 
         func walk(_ group: String, depth: Int) throws {
@@ -45,7 +47,17 @@ struct InspectCommand: ParsableCommand {
                     try walk(path, depth: depth + 1)
                     continue
                 }
-                guard f.isDataset(path) else { if !verify { lines.append("\(indent)\(child)  (link or other object)") }; continue }
+                guard f.isDataset(path) else {
+                    // an external link (a round file's /clients/<k>) whose target cannot be opened: the client
+                    // file is missing, truncated or unreadable, and its datasets were not checked
+                    if let target = f.externalLinkTarget(path) {
+                        broken.append(path)
+                        lines.append("\(verify ? path : indent + child)  BROKEN external link to \(target.file):\(target.object) (missing, truncated or unreadable; its datasets are not checked)")
+                    } else if !verify {
+                        lines.append("\(indent)\(child)  (link or other object)")
+                    }
+                    continue
+                }
                 let status = checksumStatus(f, path)
                 switch status {
                 case "ok": counts.ok += 1
@@ -90,11 +102,15 @@ struct InspectCommand: ParsableCommand {
                 }
             }
         }
-        Console.out("checksums: \(counts.ok) ok, \(counts.mismatch) MISMATCH, \(counts.none) none\(counts.unchecked > 0 ? ", \(counts.unchecked) unchecked" : "")")
+        Console.out("checksums: \(counts.ok) ok, \(counts.mismatch) MISMATCH, \(counts.none) none\(counts.unchecked > 0 ? ", \(counts.unchecked) unchecked" : "")"
+                    + (broken.isEmpty ? "" : "; \(broken.count) BROKEN external link(s)"))
         if counts.mismatch > 0 {
             Console.error("pilot inspect: \(counts.mismatch) dataset(s) in '\(file)' do not match their stored SHA-256; the file is corrupt")
-            throw ExitCode(1)
         }
+        if !broken.isEmpty {
+            Console.error("pilot inspect: \(broken.count) external link(s) in '\(file)' lead to files that cannot be opened (\(broken.prefix(5).joined(separator: ", "))\(broken.count > 5 ? ", …" : "")); the checkpoint is incomplete")
+        }
+        if counts.mismatch > 0 || !broken.isEmpty { throw ExitCode(1) }
     }
 
     /// ok / MISMATCH / none, or a short reason why it could not be checked.
