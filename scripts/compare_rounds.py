@@ -37,7 +37,9 @@ def main():
         d = os.path.join(run, "ckpt", sub)
         if not os.path.isdir(d):
             sys.exit(f"{d}: no such directory (round {rnd} not committed?)")
-        files[run] = [sub + ".h5"] + sorted(os.path.join(sub, n) for n in os.listdir(d))
+        # a commit killed before its rename leaves ".NAME.tmp-PID…"; it is not part of the round
+        files[run] = [sub + ".h5"] + sorted(os.path.join(sub, n) for n in os.listdir(d)
+                                            if not (n.startswith(".") and ".tmp-" in n))
     problems = []
     if files[a] != files[b]:
         problems.append(f"different files: {sorted(set(files[a]) ^ set(files[b]))}")

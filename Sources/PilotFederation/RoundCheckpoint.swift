@@ -107,6 +107,34 @@ public enum RoundCheckpoint {
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 
+    /// Whether `name` is one of the temporary files a commit writes before its atomic rename
+    /// (`.client_03.h5.tmp-PID-N`, `.round_002.h5.tmp-PID-N`, `.latest.tmp-PID`).
+    static func isTemporary(_ name: String) -> Bool { name.hasPrefix(".") && name.contains(".tmp-") }
+
+    /// Deletes the temporary files that killed commits left in the run's checkpoint directory and its
+    /// round folders; returns their paths relative to it. Call only while nothing writes the run.
+    @discardableResult
+    public static func removeStaleTemporaries(run: String) -> [String] {
+        let fm = FileManager.default, dir = directory(run)
+        var removed: [String] = []
+        func sweep(_ sub: String) {
+            let path = sub.isEmpty ? dir : dir + "/" + sub
+            guard let names = try? fm.contentsOfDirectory(atPath: path) else { return }
+            for n in names.sorted() {
+                var isDir: ObjCBool = false
+                let full = path + "/" + n
+                guard fm.fileExists(atPath: full, isDirectory: &isDir) else { continue }
+                if isDir.boolValue {
+                    if sub.isEmpty && n.hasPrefix("round_") { sweep(n) }
+                } else if isTemporary(n), (try? fm.removeItem(atPath: full)) != nil {
+                    removed.append(sub.isEmpty ? n : sub + "/" + n)
+                }
+            }
+        }
+        sweep("")
+        return removed
+    }
+
     /// The newest complete round of a run directory, or nil if none was committed.
     public static func latestRound(run: String) throws -> Int? {
         let path = directory(run) + "/latest"

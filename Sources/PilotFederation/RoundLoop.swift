@@ -154,6 +154,15 @@ public final class RoundLoop {
             if world.isRoot { report("run already complete (\(rounds) rounds); nothing to do") }
             return .finished(rounds: rounds)
         }
+        // A commit killed before its rename leaves its temporary file; nothing is writing yet, so rank 0
+        // removes them before any rank writes (the barrier) and says so.
+        if world.isRoot {
+            let removed = RoundCheckpoint.removeStaleTemporaries(run: runDirectory)
+            if !removed.isEmpty {
+                report("removed \(removed.count) temporary file(s) that an interrupted commit left in \(RoundCheckpoint.directory(runDirectory)): \(removed.prefix(4).joined(separator: ", "))\(removed.count > 4 ? ", …" : "")")
+            }
+        }
+        try world.barrier()
         for round in (start + 1)...rounds {
             let roundStart = Date()
             world.resetCounts()

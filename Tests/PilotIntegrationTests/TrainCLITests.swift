@@ -160,8 +160,14 @@ struct TrainCLITests {
         let stopped = try Self.train(["--config", cfg, "--out", dir.file("cut"), "--stop-after-round", "\(stopAfter)"])
         #expect(stopped.status == 75, "status \(stopped.status): \(stopped.stderr)")
         #expect(try String(contentsOfFile: dir.file("cut/ckpt/latest"), encoding: .utf8) == String(format: "round_%03d.h5\n", stopAfter))
+        // what commits killed before their rename leave behind (#18 item 6); the resume removes them, and only them
+        let stale = ["cut/ckpt/.latest.tmp-99999", "cut/ckpt/.round_004.h5.tmp-99999-7", "cut/ckpt/round_001/.client_03.h5.tmp-99999-3"]
+        for f in stale + ["cut/ckpt/.keep"] { try Data("x".utf8).write(to: URL(fileURLWithPath: dir.file(f))) }
         let resumed = try Self.train(["--resume", dir.file("cut")])
         #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("removed 3 temporary file(s) that an interrupted commit left"), "\(resumed.stdout)")
+        #expect(stale.allSatisfy { !FileManager.default.fileExists(atPath: dir.file($0)) })
+        #expect(FileManager.default.fileExists(atPath: dir.file("cut/ckpt/.keep")))
         #expect(resumed.stdout.contains("resumed \(dir.file("cut")) after round \(stopAfter)"))
         let a = try Self.finalRoundDatasets(dir.file("full"), round: 3)
         let b = try Self.finalRoundDatasets(dir.file("cut"), round: 3)
