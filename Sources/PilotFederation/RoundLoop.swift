@@ -75,6 +75,10 @@ public final class RoundLoop {
             }
             let k = world.rank - 1
             let shard = try scenario.client(k)
+            // n_k = 0 would train nothing, store a loss of 0 and weigh 0/0 in Pilot's task means
+            guard !shard.examples.isEmpty else {
+                throw PilotError.invalidArgument("client \(k)'s shard \(scenario.clientPath(k)) has no examples; every client needs at least one training example (rebuild the scenario, or remove the client from it)")
+            }
             let local = try Batcher(config: baseConfig, codec: codec, truncate: true).prepare(shard.examples)
             let split = try scenario.test(scenario.clientTasks[k]).examples
             guard first < split.count else {

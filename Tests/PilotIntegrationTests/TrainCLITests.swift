@@ -151,6 +151,35 @@ struct TrainCLITests {
         #expect(past.status != 0 && past.stderr.contains("--first-example 30 is past the end of"), "eval past the split: \(past.stderr)")
     }
 
+    @Test("a client shard with no examples is refused before training, naming the client and the file")
+    func emptyShardIsRefused() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let data = dir.file("data")
+        try FileManager.default.copyItem(atPath: Self.fixture.file("data"), toPath: data)
+        let shard = "clients/" + (try FileManager.default.contentsOfDirectory(atPath: data + "/clients").filter { $0.hasSuffix(".h5") }.sorted()[4])
+        // the same shard with zero rows in every dataset (pilot never writes one; h5py can)
+        let py = """
+        import h5py, hashlib, sys
+        src, dst = sys.argv[1], sys.argv[2]
+        with h5py.File(src, "r") as a, h5py.File(dst, "w") as b:
+            for k, v in a.attrs.items(): b.attrs[k] = v
+            for name, d in a.items():
+                if name.endswith("offsets"):
+                    b.create_dataset(name, data=d[:1]); raw = d[:1].tobytes()
+                else:
+                    b.create_dataset(name, shape=(0,) + d.shape[1:], dtype=d.dtype); raw = b""
+                b[name].attrs["sha256"] = hashlib.sha256(raw).hexdigest()   # pilot's per-dataset checksum
+        """
+        try FileManager.default.moveItem(atPath: data + "/" + shard, toPath: dir.file("full.h5"))
+        let made = try runProcess("/usr/bin/python3", ["-c", py, dir.file("full.h5"), data + "/" + shard])
+        try #require(made.status == 0, "\(made.stderr)")
+        let cfg = try Self.writeConfig(dir, "pilot.toml", Self.config(rounds: 1).replacingOccurrences(of: Self.fixture.file("data"), with: data))
+        let r = try Self.train(["--config", cfg, "--out", dir.file("run")])
+        #expect(r.status != 0)
+        #expect((r.stdout + r.stderr).contains("has no examples") && (r.stdout + r.stderr).contains(shard), "\(r.stdout) \(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("run/ckpt/latest")))
+    }
+
     @Test("stop after round r, resume: the final checkpoint equals an uninterrupted run's bit for bit", arguments: [1, 2])
     func resumeIsBitwise(stopAfter: Int) throws {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }
