@@ -25,8 +25,14 @@ public enum RankCheck {
         let failed = try world.allreduce(scalar: Int64(failure.isEmpty ? 0 : 1), op: .sum)
         if failed == 0, let result { return result }
         if world.rank == 0 {
-            let lines = messages.enumerated().filter { !$0.element.isEmpty }
-                .map { "\(label($0.offset)): \(String(decoding: $0.element, as: UTF8.self))" }
+            let failing = messages.enumerated().filter { !$0.element.isEmpty }
+            let texts = Set(failing.map(\.element))
+            if texts.count == 1 && failing.count > 1 {
+                // the same reason everywhere (shared files): once, not once per rank
+                let ranks = failing.count == world.size ? "every rank" : failing.map { label($0.offset) }.joined(separator: ", ")
+                throw PilotError.message("\(what) failed on \(ranks), each with: \(String(decoding: texts.first!, as: UTF8.self))")
+            }
+            let lines = failing.map { "\(label($0.offset)): \(String(decoding: $0.element, as: UTF8.self))" }
             throw PilotError.message("\(what) failed on \(failed) of \(world.size) ranks:\n  " + lines.joined(separator: "\n  "))
         }
         // Rank 0 reports and aborts the job; give it time before this rank's own exit ends it.

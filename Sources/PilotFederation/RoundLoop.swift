@@ -42,14 +42,23 @@ public final class RoundLoop {
         let tasks = scenario.tasks
         taskNames = tasks.map(\.rawValue)
         let clientTasks = scenario.clientTasks.map { t in tasks.firstIndex(of: t)! }
-        let (stored, _) = try BaseCheckpoint.readMetadata(path: basePath)
-        let baseConfig = config.modelOverrides.apply(to: stored)
-        try baseConfig.validate()
-        if config.optionalString("model.lm") != nil && stored.lm == nil {
-            throw PilotError.invalidArgument("model.lm is set but the base checkpoint '\(basePath)' was pretrained on the built-in LM; pretrain a base on the LM (`pilot pretrain --lm DIR`) or remove model.lm")
-        }
-        if config.optionalString("model.vision_tower") != nil && stored.visionTower == nil {
-            throw PilotError.invalidArgument("model.vision_tower is set but the base checkpoint '\(basePath)' was pretrained with the built-in ViT; remove model.vision_tower, or pretrain a base with `pilot pretrain --vision-tower DIR`")
+        let basePathForCheck = basePath
+        // What every rank reads from the same files fails the same way on each; RankCheck prints it once.
+        let (stored, baseConfig) = try RankCheck.run("checking the base checkpoint", on: world) { () -> (ModelConfig, ModelConfig) in
+            let basePath = basePathForCheck
+            let (stored, baseInfo) = try BaseCheckpoint.readMetadata(path: basePath)
+            if !baseInfo.scenario.isEmpty && baseInfo.scenario != scenario.scenario.rawValue {
+                throw PilotError.invalidArgument("the base checkpoint '\(basePath)' was pretrained on the \(baseInfo.scenario) scenario, but run.data '\(scenario.path)' is the \(scenario.scenario.rawValue) scenario; pretrain a base on this data (`pilot pretrain --data \(scenario.path)`) or point run.base at the \(scenario.scenario.rawValue) base")
+            }
+            let baseConfig = config.modelOverrides.apply(to: stored)
+            try baseConfig.validate()
+            if config.optionalString("model.lm") != nil && stored.lm == nil {
+                throw PilotError.invalidArgument("model.lm is set but the base checkpoint '\(basePath)' was pretrained on the built-in LM; pretrain a base on the LM (`pilot pretrain --lm DIR`) or remove model.lm")
+            }
+            if config.optionalString("model.vision_tower") != nil && stored.visionTower == nil {
+                throw PilotError.invalidArgument("model.vision_tower is set but the base checkpoint '\(basePath)' was pretrained with the built-in ViT; remove model.vision_tower, or pretrain a base with `pilot pretrain --vision-tower DIR`")
+            }
+            return (stored, baseConfig)
         }
         let lmReference = stored.lm
         let lmPath = config.optionalString("model.lm"), towerPath = config.optionalString("model.vision_tower")

@@ -180,6 +180,22 @@ struct TrainCLITests {
         #expect(!FileManager.default.fileExists(atPath: dir.file("run/ckpt/latest")))
     }
 
+    @Test("a base pretrained on another scenario is refused before training (#18 item 7)")
+    func foreignBaseIsRefused() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let base = dir.file("gvqa-base.h5")
+        try FileManager.default.copyItem(atPath: Self.fixture.file("base.h5"), toPath: base)
+        let py = "import h5py, sys\nwith h5py.File(sys.argv[1], 'r+') as f: f.attrs['scenario'] = 'gvqa'"
+        let made = try runProcess("/usr/bin/python3", ["-c", py, base])
+        try #require(made.status == 0, "\(made.stderr)")
+        let cfg = try Self.writeConfig(dir, "pilot.toml", Self.config(rounds: 1).replacingOccurrences(of: Self.fixture.file("base.h5"), with: base))
+        let r = try Self.train(["--config", cfg, "--out", dir.file("run")])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("was pretrained on the gvqa scenario") && r.stderr.contains("is the vu scenario"), "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.components(separatedBy: "was pretrained on the gvqa scenario").count - 1 == 1
+                && r.stderr.contains("failed on every rank, each with:"), "the same reason on every rank is printed once: \(r.stderr)")
+    }
+
     @Test("stop after round r, resume: the final checkpoint equals an uninterrupted run's bit for bit", arguments: [1, 2])
     func resumeIsBitwise(stopAfter: Int) throws {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }
