@@ -44,8 +44,11 @@ public enum RoundCheckpoint {
     public static func write(run: String, metadata m: Metadata, federation: Federation, clientState: TensorDict?,
                              clientSeed: UInt64, serverState: TensorDict) throws {
         let dir = directory(run)
-        var digest = ""
-        if let client = federation.client, let state = clientState {
+        // Each client writes its own file; a failure (a full disk, say) is reported once, by rank 0, for
+        // every rank it hit, and the round is not committed.
+        let digest = try RankCheck.run("writing round \(m.round)'s client files", on: federation.world,
+                                       label: { $0 == 0 ? "rank 0 (server)" : "rank \($0) (client \($0 - 1))" }) { () -> String in
+            guard let client = federation.client, let state = clientState else { return "" }
             let path = clientFile(run, m.round, client)
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             let f = try H5File.create(path)
@@ -59,7 +62,7 @@ public enum RoundCheckpoint {
                 try f.write(state[name]!, shape: [state[name]!.count], at: "state/" + name)
             }
             try f.commit()
-            digest = try fileDigest(path)
+            return try fileDigest(path)
         }
         // Client files must be on disk before the round file names them.
         let digests = try federation.world.gatherv(Array(digest.utf8), root: 0)

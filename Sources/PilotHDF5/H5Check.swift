@@ -13,9 +13,16 @@ let h5Lock = NSRecursiveLock()
 func withH5<R>(_ body: () throws -> R) rethrows -> R {
     h5Lock.lock()
     defer { h5Lock.unlock() }
+    _ = h5NoExitHandler
     _ = pilot_h5_silence_errors()
     return try body()
 }
+
+/// `H5dont_atexit()`, once, before the first other HDF5 call: libhdf5's exit handler closes every file
+/// still open, and one whose close already failed (a write on a full disk) crashes it there (H5F__close_cb,
+/// HDF5 1.10, seen on `pilot pretrain` to a full tmpfs). Nothing here relies on it: every file pilot
+/// writes is flushed and closed by `commit()`, and an uncommitted one is a temporary file that is discarded.
+let h5NoExitHandler: Void = { _ = H5dont_atexit() }()
 
 /// HDF5's current error stack as one line ("H5Fopen(): unable to open file; …"), cleared afterwards.
 func h5ErrorStack() -> String {

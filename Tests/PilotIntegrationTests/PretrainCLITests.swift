@@ -20,6 +20,27 @@ struct PretrainCLITests {
         return try runProcess(pilotBinary, args, environment: ["OPENBLAS_NUM_THREADS": "1"], timeout: 120)
     }
 
+    /// A full disk (a 32 KiB tmpfs; needs root to mount, skipped otherwise): one line that says what the
+    /// operating system said and what to do, exit 1, no temporary file left, and no crash in libhdf5's exit
+    /// handler (it used to dereference a bad pointer in H5F__close_cb after the failed write).
+    @Test("a full disk: one clear line, exit 1, nothing left behind, no crash (#18 item 11)")
+    func fullDisk() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let data = try Self.generateTiny(dir)
+        let mnt = dir.file("full")
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        let mount = try runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=32k", "tmpfs", mnt])
+        guard mount.status == 0 else { print("full-disk test skipped: cannot mount a tmpfs (\(mount.stderr))"); return }
+        defer { _ = try? runProcess("/bin/umount", [mnt]) }
+        let r = try Self.pretrain(np: nil, data: data, out: mnt + "/base.h5")
+        print("pretrain onto a full disk: exit \(r.status): \(r.stderr)")
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("No space left on device (errno 28)") && r.stderr.contains("the disk (or quota) is full"), "\(r.stderr)")
+        #expect(!r.stderr.contains("crashed") && !r.stderr.contains("Signal"), "\(r.stderr)")
+        #expect(r.stderr.count < 700, "one short line, not HDF5's stack: \(r.stderr.count) characters")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mnt).isEmpty, "a temporary file was left")
+    }
+
     @Test("mpirun -np 2 pilot pretrain: bitwise-identical checkpoints from the same seed; h5py and inspect read them")
     func pretrainTwoRanks() throws {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }
