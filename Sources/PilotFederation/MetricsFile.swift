@@ -38,6 +38,12 @@ public struct MetricsLog: Sendable {
         rounds.append(round); stages.append(stage); clients.append(c); server.append(s)
     }
 
+    /// Inserts a round's row in round order (a row rebuilt on resume).
+    public mutating func insert(round: Int, stage: Int, clients c: [ClientRoundMetrics], server s: [Double]) {
+        let at = rounds.firstIndex { $0 > round } ?? rounds.count
+        rounds.insert(round, at: at); stages.insert(stage, at: at); clients.insert(c, at: at); server.insert(s, at: at)
+    }
+
     /// Keeps rounds ≤ `round` (after a resume).
     public mutating func truncate(to round: Int) {
         let keep = rounds.filter { $0 <= round }.count

@@ -41,8 +41,19 @@ public enum RoundCheckpoint {
     }
 
     /// Collective. Clients write their own files; rank 0 writes the round file and `latest`.
+    /// The deterministic part of a round's metrics row, kept in the round file (`/metrics/…`) so that
+    /// metrics.h5 can be rebuilt: every `ClientRoundMetrics` field except the seconds, per client, and the
+    /// server's bytes.
+    public struct StoredMetrics {
+        public var clients: [ClientRoundMetrics]
+        /// The server's bytes sent and received.
+        public var server: [Double]
+        public init(clients: [ClientRoundMetrics], server: [Double]) { self.clients = clients; self.server = server }
+        static var fields: [String] { ClientRoundMetrics.fields.filter { !$0.hasPrefix("seconds_") } }
+    }
+
     public static func write(run: String, metadata m: Metadata, federation: Federation, clientState: TensorDict?,
-                             clientSeed: UInt64, serverState: TensorDict) throws {
+                             clientSeed: UInt64, serverState: TensorDict, metrics: StoredMetrics? = nil) throws {
         let dir = directory(run)
         // Each client writes its own file; a failure (a full disk, say) is reported once, by rank 0, for
         // every rank it hit, and the round is not committed.
@@ -85,6 +96,12 @@ public enum RoundCheckpoint {
             try f.write(federation.clientTasks.map(Int64.init), shape: [federation.clientCount], at: "federation/client_tasks")
             for name in serverState.keys.sorted() {
                 try f.write(serverState[name]!, shape: [serverState[name]!.count], at: "server/" + name)
+            }
+            if let metrics {
+                for field in StoredMetrics.fields {
+                    try f.write(metrics.clients.map { $0[field] }, shape: [metrics.clients.count], at: "metrics/clients/" + field)
+                }
+                try f.write(metrics.server, shape: [metrics.server.count], at: "metrics/server/bytes_sent_received")
             }
             if digests.dropFirst().allSatisfy({ !$0.isEmpty }) {
                 for k in 0..<federation.clientCount {
@@ -153,6 +170,31 @@ public enum RoundCheckpoint {
     static func fileDigest(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else { throw PilotError.notFound(file: path, object: "") }
         return data.withUnsafeBytes { SHA256.hex($0) }
+    }
+
+    /// The metrics row a round file keeps (nil for a round file written before it kept one), as a
+    /// `MetricsLog` row: the seconds are NaN, and so are the server's seconds.
+    public static func readMetrics(run: String, round: Int) throws -> (stage: Int, clients: [ClientRoundMetrics], server: [Double])? {
+        let path = roundFile(run, round)
+        let f = try H5File.open(path)
+        defer { f.close() }
+        guard f.exists("metrics/clients/loss_total") else { return nil }
+        let stage = Int(try f.attribute("stage")?.intValue ?? 0)
+        var columns: [String: [Double]] = [:]
+        for field in StoredMetrics.fields where f.exists("metrics/clients/" + field) {
+            columns[field] = try f.read(Double.self, at: "metrics/clients/" + field).values
+        }
+        let k = columns["loss_total"]?.count ?? 0
+        let clients = (0..<k).map { c in
+            var row = ClientRoundMetrics()
+            for (field, v) in columns { row[field] = v[c] }
+            return row
+        }
+        let bytes = try f.read(Double.self, at: "metrics/server/bytes_sent_received").values
+        let server = MetricsLog.serverFields.map { field -> Double in
+            field == "bytes_sent" ? (bytes.first ?? .nan) : field == "bytes_received" ? (bytes.count > 1 ? bytes[1] : .nan) : .nan
+        }
+        return (stage, clients, server)
     }
 
     /// Rank 0's view of a committed round: metadata and server state.

@@ -237,17 +237,24 @@ public final class RoundLoop {
             }
             model = nil
 
+            // Metrics: every client's row reaches the server before the commit, and the round file keeps
+            // its deterministic fields, so a row that metrics.h5 lost (a kill between the commit and the
+            // metrics write, a deleted file) is rebuilt on resume.
+            var rows = try world.gatherv(m.values, root: 0)
+
             if world.isRoot { phaseStarted?(round, "checkpoint") }
             let t3 = Date()
             let meta = RoundCheckpoint.Metadata(round: round, stage: stage, algorithm: strategy.name, configText: config.effectiveFile,
                                                 configHash: config.hash, seed: config.int("run.seed"), worldSize: world.size)
             try RoundCheckpoint.write(run: runDirectory, metadata: meta, federation: federation, clientState: state,
                                       clientSeed: federation.client.map { dataSeed(round: round, client: $0) } ?? 0,
-                                      serverState: federation.isServer ? strategy.serverState() : [:])
+                                      serverState: federation.isServer ? strategy.serverState() : [:],
+                                      metrics: federation.isServer ? .init(clients: rows.dropFirst().map { ClientRoundMetrics(values: $0) },
+                                                                           server: serverBytes) : nil)
             m["seconds_checkpoint"] = Date().timeIntervalSince(t3)
-
-            // Metrics: every client's row reaches the server.
-            let rows = try world.gatherv(m.values, root: 0)
+            let checkpointSeconds = try world.gatherv([m["seconds_checkpoint"]], root: 0)
+            let checkpointField = ClientRoundMetrics.fields.firstIndex(of: "seconds_checkpoint")!
+            for r in rows.indices where r < checkpointSeconds.count && !rows[r].isEmpty { rows[r][checkpointField] = checkpointSeconds[r].first ?? .nan }
             if federation.isServer {
                 let clientRows = rows.dropFirst().map { ClientRoundMetrics(values: $0) }
                 log.append(round: round, stage: stage, clients: Array(clientRows),
@@ -356,6 +363,27 @@ public final class RoundLoop {
             if FileManager.default.fileExists(atPath: runDirectory + "/metrics.h5") {
                 log = try MetricsLog.read(from: runDirectory + "/metrics.h5")
                 log.truncate(to: round)
+            } else {
+                report("\(runDirectory)/metrics.h5 is missing; rebuilding its rows from the round checkpoints")
+            }
+            // Rows metrics.h5 lacks (a kill between the round's commit and the metrics write, or a deleted
+            // file) come back from the round files, without the timings, which are not stored there.
+            let have = Set(log.rounds)
+            var rebuilt: [Int] = [], lost: [Int] = []
+            for r in 1...round where !have.contains(r) {
+                if let row = try RoundCheckpoint.readMetrics(run: runDirectory, round: r) {
+                    log.insert(round: r, stage: row.stage, clients: row.clients, server: row.server)
+                    rebuilt.append(r)
+                } else {
+                    lost.append(r)
+                }
+            }
+            if !rebuilt.isEmpty {
+                try log.write(to: runDirectory + "/metrics.h5", attributes: metricsAttributes())
+                report("metrics.h5 had no row for round(s) \(rebuilt.map(String.init).joined(separator: ", ")); rebuilt from the round checkpoints (losses, steps, scores and bytes; the seconds are NaN)")
+            }
+            if !lost.isEmpty {
+                report("warning: metrics.h5 has no row for round(s) \(lost.map(String.init).joined(separator: ", ")), and those round files predate stored metrics; the rows stay missing")
             }
         }
         storedText = try world.broadcast(string: storedText, root: 0)

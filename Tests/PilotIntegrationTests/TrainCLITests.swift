@@ -208,11 +208,24 @@ struct TrainCLITests {
         // what commits killed before their rename leave behind (#18 item 6); the resume removes them, and only them
         let stale = ["cut/ckpt/.latest.tmp-99999", "cut/ckpt/.round_004.h5.tmp-99999-7", "cut/ckpt/round_001/.client_03.h5.tmp-99999-3"]
         for f in stale + ["cut/ckpt/.keep"] { try Data("x".utf8).write(to: URL(fileURLWithPath: dir.file(f))) }
+        // metrics.h5 lost (deleted, or a kill between the commit and its write, #18 item 2): rebuilt on resume
+        if stopAfter == 2 { try FileManager.default.removeItem(atPath: dir.file("cut/metrics.h5")) }
         let resumed = try Self.train(["--resume", dir.file("cut")])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stdout.contains("removed 3 temporary file(s) that an interrupted commit left"), "\(resumed.stdout)")
         #expect(stale.allSatisfy { !FileManager.default.fileExists(atPath: dir.file($0)) })
         #expect(FileManager.default.fileExists(atPath: dir.file("cut/ckpt/.keep")))
+        if stopAfter == 2 {
+            #expect(resumed.stdout.contains("metrics.h5 had no row for round(s) 1, 2; rebuilt from the round checkpoints"), "\(resumed.stdout)")
+            let full = try H5File.open(dir.file("full/metrics.h5")), cut = try H5File.open(dir.file("cut/metrics.h5"))
+            #expect(try cut.read(Int64.self, at: "round").values == [1, 2, 3])
+            for field in ["loss_total", "loss_ce", "steps", "eval_score", "bytes_sent"] {
+                let a = try full.read(Double.self, at: "clients/" + field).values, b = try cut.read(Double.self, at: "clients/" + field).values
+                #expect(a.map(\.bitPattern) == b.map(\.bitPattern), "\(field) of the rebuilt rows differs")
+            }
+            let seconds = try cut.read(Double.self, at: "clients/seconds_train").values
+            #expect(seconds.prefix(18).allSatisfy(\.isNaN) && seconds.suffix(9).allSatisfy(\.isFinite), "rebuilt rows have no timings: \(seconds)")
+        }
         #expect(resumed.stdout.contains("resumed \(dir.file("cut")) after round \(stopAfter)"))
         let a = try Self.finalRoundDatasets(dir.file("full"), round: 3)
         let b = try Self.finalRoundDatasets(dir.file("cut"), round: 3)
