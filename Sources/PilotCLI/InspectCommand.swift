@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PilotCore
+import PilotFederation
 import PilotHDF5
 
 /// `pilot inspect`: the tree of any HDF5 file (checkpoints, metrics, shards, or files from other
@@ -110,7 +111,13 @@ struct InspectCommand: ParsableCommand {
         if !broken.isEmpty {
             Console.error("pilot inspect: \(broken.count) external link(s) in '\(file)' lead to files that cannot be opened (\(broken.prefix(5).joined(separator: ", "))\(broken.count > 5 ? ", …" : "")); the checkpoint is incomplete")
         }
-        if counts.mismatch > 0 || !broken.isEmpty { throw ExitCode(1) }
+        // a round checkpoint also covers its root attributes with one SHA-256
+        let attributesChanged = (try? RoundCheckpoint.attributesIntact(f)) == .some(false)
+        if attributesChanged {
+            Console.out("root attributes: MISMATCH (attributes_sha256)")
+            Console.error("pilot inspect: the root attributes of '\(file)' changed since pilot wrote them (attributes_sha256); the file is corrupt or was edited")
+        }
+        if counts.mismatch > 0 || !broken.isEmpty || attributesChanged { throw ExitCode(1) }
     }
 
     /// ok / MISMATCH / none, or a short reason why it could not be checked.

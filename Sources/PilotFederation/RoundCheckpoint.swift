@@ -80,18 +80,17 @@ public enum RoundCheckpoint {
         if federation.isServer {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let f = try H5File.create(roundFile(run, m.round))
-            try f.setAttribute("format", .string(format))
-            try f.setAttribute("format_version", .int(1))
-            try f.setAttribute("round", .int(Int64(m.round)))
-            try f.setAttribute("stage", .int(Int64(m.stage)))
-            try f.setAttribute("algorithm", .string(m.algorithm))
-            try f.setAttribute("config", .string(m.configText))
-            try f.setAttribute("config_sha256", .string(m.configHash))
-            try f.setAttribute("seed", .int(Int64(m.seed)))
-            try f.setAttribute("world_size", .int(Int64(m.worldSize)))
-            try f.setAttribute("clients", .int(Int64(federation.clientCount)))
-            try f.setAttribute("rng", .string("client k's data order in round r comes from PilotRNG seeded with SplitMix64(f(seed, r, k)), one shuffle per epoch; each client's seed is stored in its file as rng_seed"))
-            try f.setAttribute("client_files_sha256", .strings(digests.dropFirst().map { String(decoding: $0, as: UTF8.self) }))
+            let attributes: [(String, H5AttributeValue)] = [
+                ("format", .string(format)), ("format_version", .int(1)), ("round", .int(Int64(m.round))),
+                ("stage", .int(Int64(m.stage))), ("algorithm", .string(m.algorithm)), ("config", .string(m.configText)),
+                ("config_sha256", .string(m.configHash)), ("seed", .int(Int64(m.seed))), ("world_size", .int(Int64(m.worldSize))),
+                ("clients", .int(Int64(federation.clientCount))),
+                ("rng", .string("client k's data order in round r comes from PilotRNG seeded with SplitMix64(f(seed, r, k)), one shuffle per epoch; each client's seed is stored in its file as rng_seed")),
+                ("client_files_sha256", .strings(digests.dropFirst().map { String(decoding: $0, as: UTF8.self) })),
+            ]
+            for (name, value) in attributes { try f.setAttribute(name, value) }
+            // datasets carry their own SHA-256; this covers the root attributes (#18 item 4)
+            try f.setAttribute(attributesDigestName, .string(attributesDigest(attributes)))
             try f.write(federation.clientSamples.map(Int64.init), shape: [federation.clientCount], at: "federation/client_samples")
             try f.write(federation.clientTasks.map(Int64.init), shape: [federation.clientCount], at: "federation/client_tasks")
             for name in serverState.keys.sorted() {
@@ -172,6 +171,37 @@ public enum RoundCheckpoint {
         return data.withUnsafeBytes { SHA256.hex($0) }
     }
 
+    static let attributesDigestName = "attributes_sha256"
+
+    /// SHA-256 over the root attributes, sorted by name, each as name, a type tag and its value's bytes
+    /// (doubles by bit pattern), so any change to one (round, world_size, config, …) shows.
+    static func attributesDigest(_ attributes: [(String, H5AttributeValue)]) -> String {
+        var h = SHA256()
+        func add(_ s: String) { h.update(Array(s.utf8)); h.update([0]) }
+        for (name, value) in attributes.sorted(by: { $0.0 < $1.0 }) where name != attributesDigestName {
+            add(name)
+            switch value {
+            case let .int(v): add("i"); add(String(v))
+            case let .double(v): add("d"); add(String(v.bitPattern, radix: 16))
+            case let .string(v): add("s"); add(v)
+            case let .ints(v): add("I"); for x in v { add(String(x)) }
+            case let .doubles(v): add("D"); for x in v { add(String(x.bitPattern, radix: 16)) }
+            case let .strings(v): add("S"); add(String(v.count)); for x in v { add(x) }
+            }
+        }
+        return SHA256.hex(h.finalize())
+    }
+
+    /// Whether an open file's root attributes still match their `attributes_sha256` (nil: the file has none).
+    public static func attributesIntact(_ f: H5File) throws -> Bool? {
+        guard let stored = try f.attribute(attributesDigestName)?.stringValue else { return nil }
+        var attributes: [(String, H5AttributeValue)] = []
+        for name in try f.attributeNames(at: "/") where name != attributesDigestName {
+            if let v = try f.attribute(name) { attributes.append((name, v)) }
+        }
+        return attributesDigest(attributes) == stored
+    }
+
     /// The metrics row a round file keeps (nil for a round file written before it kept one), as a
     /// `MetricsLog` row: the seconds are NaN, and so are the server's seconds.
     public static func readMetrics(run: String, round: Int) throws -> (stage: Int, clients: [ClientRoundMetrics], server: [Double])? {
@@ -213,9 +243,18 @@ public enum RoundCheckpoint {
             guard let v = try f.attribute(k)?.stringValue else { throw PilotError.notFound(file: path, object: "attribute \(k)") }
             return v
         }
+        if try attributesIntact(f) == false {
+            throw PilotError.message("the root attributes of '\(path)' (round, stage, world_size, config, seed, …) changed since pilot wrote them: their SHA-256 does not match. The checkpoint is corrupt or was edited; restore it, or resume from an earlier round by writing its name (e.g. \(roundName(max(1, round - 1)))) into \(directory(run))/latest")
+        }
         let m = Metadata(round: try int("round"), stage: try int("stage"), algorithm: try str("algorithm"),
                          configText: try str("config"), configHash: try str("config_sha256"), seed: try int("seed"),
                          worldSize: try int("world_size"))
+        guard SHA256.hex(Array(m.configText.utf8)) == m.configHash else {
+            throw PilotError.message("the config stored in '\(path)' does not match its SHA-256 (config_sha256): the file is corrupt, not your config changed. Restore it, or resume from an earlier round by writing its name into \(directory(run))/latest")
+        }
+        guard m.round == round else {
+            throw PilotError.message("'\(path)' says it is round \(m.round), but its name says round \(round): the checkpoint is corrupt or was renamed")
+        }
         var server = TensorDict()
         if f.isGroup("server") {
             for p in try f.datasetPaths(under: "server") {

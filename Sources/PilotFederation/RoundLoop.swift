@@ -387,11 +387,14 @@ public final class RoundLoop {
             }
         }
         storedText = try world.broadcast(string: storedText, root: 0)
-        let stored = try RunConfig(effectiveFile: storedText, path: RoundCheckpoint.roundFile(runDirectory, round))
-        if stored.values != config.values {
-            let diff = config.differences(from: stored)
-            throw PilotError.message("refusing to resume \(runDirectory): the config differs from the one the run was started with:\n  "
-                                     + diff.joined(separator: "\n  ") + "\nresume with the original config, or start a new run directory")
+        // every rank finds the same difference; RankCheck prints it once
+        try RankCheck.run("resuming \(runDirectory)", on: world) {
+            let stored = try RunConfig(effectiveFile: storedText, path: RoundCheckpoint.roundFile(runDirectory, round))
+            if stored.values != config.values {
+                let diff = config.differences(from: stored)
+                throw PilotError.message("refusing to resume \(runDirectory): the config differs from the one the run was started with:\n  "
+                                         + diff.joined(separator: "\n  ") + "\nresume with the original config, or start a new run directory")
+            }
         }
         let allDigests = try world.broadcastSized(Array(digests.joined(separator: "\n").utf8), root: 0)
         let list = String(decoding: allDigests, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)

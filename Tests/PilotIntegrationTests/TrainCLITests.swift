@@ -298,6 +298,22 @@ struct TrainCLITests {
         #expect(r.stderr.components(separatedBy: "refusing to resume").count == 2, "printed by one rank only: \(r.stderr)")
         // The run itself is untouched and still resumable with its own config.
         #expect(try String(contentsOfFile: dir.file("run/ckpt/latest"), encoding: .utf8) == "round_001.h5\n")
+
+        // A root attribute edited after the commit (#18 item 4: it used to be accepted) is refused by name.
+        try FileManager.default.copyItem(atPath: dir.file("run"), toPath: dir.file("edited"))
+        let py = "import h5py, sys\nwith h5py.File(sys.argv[1], 'r+') as f: f.attrs['world_size'] = 7"
+        let edit = try runProcess("/usr/bin/python3", ["-c", py, dir.file("edited/ckpt/round_001.h5")])
+        try #require(edit.status == 0, "\(edit.stderr)")
+        let e = try Self.train(["--resume", dir.file("edited")])
+        #expect(e.status != 0)
+        #expect(e.stderr.contains("changed since pilot wrote them") && e.stderr.contains("round_001.h5"), "\(e.stderr)")
+        #expect(e.stderr.components(separatedBy: "changed since pilot wrote them").count == 2, "printed once: \(e.stderr)")
+        let ins = try runProcess(pilotBinary, ["inspect", "--verify", dir.file("edited/ckpt/round_001.h5")])
+        #expect(ins.status == 1 && ins.stdout.contains("root attributes: MISMATCH"), "inspect: \(ins.stdout) \(ins.stderr)")
+        let clean = try runProcess(pilotBinary, ["inspect", "--verify", dir.file("run/ckpt/round_001.h5")])
+        #expect(clean.status == 0, "inspect of the untouched round: \(clean.stdout) \(clean.stderr)")
+        let ok = try Self.train(["--resume", dir.file("run")])
+        #expect(ok.status == 0, "the untouched run resumes: \(ok.stderr)")
     }
 
     struct BadConfig: Sendable, CustomStringConvertible {
