@@ -207,7 +207,18 @@ public final class RoundLoop {
                 stage = plans.first?.spec.stage ?? 0
             }
             // Everyone waits for the slowest client here; that wait is training time, not communication.
-            try world.barrier()
+            // No client's non-finite update reaches the aggregation (it would spread to every client within
+            // the round): the run stops with the client named and the previous round still the latest.
+            // The check runs on the uncounted communicator, so the round's byte counts are the exchange's.
+            let trained = model, losses = m
+            try RankCheck.run("checking the trained updates before aggregation in round \(round)", on: world.base,
+                              label: { $0 == 0 ? "rank 0 (server)" : "rank \($0) (client \($0 - 1))" }) {
+                guard let trained else { return }
+                if let hook = ProcessInfo.processInfo.environment["PILOT_TEST_POISON_CLIENT"], Int(hook) == federation.client {
+                    trained.parameters.trainable.pointer[0] = .nan   // test hook: a diverged client
+                }
+                try RoundLoop.checkFinite(trained, loss: losses["loss_total"], round: round)
+            }
             if world.isRoot { phaseStarted?(round, "communicate + aggregate") }
             let t1 = Date()
             federation.aggregationClock.reset()
@@ -270,6 +281,22 @@ public final class RoundLoop {
             }
         }
         return .finished(rounds: rounds)
+    }
+
+    /// Throws, naming the first tensor and how many values, when a client's trained parameters or its
+    /// training loss are not finite.
+    static func checkFinite(_ model: MLLM, loss: Double, round: Int) throws {
+        let t = model.parameters.trainable
+        var bad = 0, first = -1
+        for i in 0..<t.count where !t.pointer[i].isFinite { bad += 1; if first < 0 { first = i } }
+        if bad > 0 {
+            let entry = model.parameters.entries.first { $0.trainable && first >= $0.offset && first < $0.offset + $0.shape.reduce(1, *) }
+            let name = entry.map { "\($0.name)[\(first - $0.offset)]" } ?? "value \(first)"
+            throw PilotError.message("its trained update has \(bad) non-finite value(s) (first: \(name) = \(t.pointer[first])), training loss \(loss); the round is not aggregated and \(round > 1 ? "round \(round - 1) stays the latest checkpoint" : "no round is committed"). Lower the learning rate (train.lr, train.lr_stage1/2) or check this client's data, then resume")
+        }
+        if !loss.isFinite {
+            throw PilotError.message("its training loss is \(loss) (the parameters are still finite); the round is not aggregated and \(round > 1 ? "round \(round - 1) stays the latest checkpoint" : "no round is committed"). Lower the learning rate or check this client's data, then resume")
+        }
     }
 
     struct LocalLosses { var total = 0.0, ce = 0.0, diff = 0.0, balance = 0.0, z = 0.0, proximal = 0.0, steps = 0 }
