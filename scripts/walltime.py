@@ -12,17 +12,8 @@ import os
 import re
 import sys
 
-try:
-    import h5py
-except ModuleNotFoundError:
-    # The python3 first on PATH (pyenv, conda, a venv) may lack h5py; scripts/bootstrap.sh installs it
-    # for Debian's /usr/bin/python3, so rerun there once before giving up.
-    if os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3") and os.path.exists("/usr/bin/python3") \
-            and not os.environ.get("PILOT_PY_REEXEC"):
-        os.environ["PILOT_PY_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    sys.exit(f"{sys.argv[0]}: {sys.executable} has no h5py; run it with /usr/bin/python3 (scripts/bootstrap.sh "
-             "installs python3-h5py there) or `pip install h5py numpy` into this Python")
+import h5py_python  # noqa: F401  (h5py, or a rerun under /usr/bin/python3)
+import h5py
 
 
 def main(dirs):

@@ -38,20 +38,11 @@ public final class FrozenVisionTower: @unchecked Sendable {
     /// Loads and hashes `directory`; with `expected` a changed directory is refused before any weight is read.
     /// - Parameter context: what refers to it (e.g. the base checkpoint), for the errors.
     public init(directory: String, featureLayer: Int = -2, expected: (sha256: String, context: String)? = nil) throws {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
-            if let expected {
-                throw PilotError.invalidArgument("\(expected.context) refers to the vision tower at '\(directory)', which does not exist on this machine; copy the same directory there, or give its path with model.vision_tower")
-            }
-            throw PilotError.invalidArgument("vision tower directory '\(directory)' does not exist; give a directory that CLIPVisionModel.save_pretrained wrote (config.json and model.safetensors)")
-        }
-        let hash: String
-        do { hash = try PretrainedBase.contentHash(directory: directory) } catch {
-            throw PilotError.invalidArgument("\(expected?.context ?? "the vision tower") at '\(directory)' cannot be read on this machine (\(error))")
-        }
-        if let expected, hash != expected.sha256 {
-            throw PilotError.invalidArgument("\(expected.context) was made with the vision tower at '\(directory)' whose files hashed to \(expected.sha256.prefix(12))…; they now hash to \(hash.prefix(12))…: the tower's directory changed. Restore the original files, or pretrain a new base on this tower (`pilot pretrain --vision-tower \(directory)`)")
-        }
+        let hash = try PretrainedBase.referencedHash(
+            directory: directory, what: "the vision tower", expected: expected,
+            missing: "copy the same directory there, or give its path with model.vision_tower",
+            absent: "vision tower directory '\(directory)' does not exist; give a directory that CLIPVisionModel.save_pretrained wrote (config.json and model.safetensors)",
+            changed: "the tower's directory changed. Restore the original files, or pretrain a new base on this tower (`pilot pretrain --vision-tower \(directory)`)")
         let tower = try CLIPVisionTower.load(directory: directory)
         guard tower.config.numChannels == 3 else {
             throw PilotError.invalidArgument("\(directory)/config.json: num_channels \(tower.config.numChannels); the data is RGB, so the vision tower must take 3 channels")

@@ -62,20 +62,11 @@ public final class PretrainedBase: @unchecked Sendable {
 
     /// The files are hashed once; with `expected`, a different hash is refused before any weight is read.
     init(directory: String, expected: (sha256: String, context: String)?, tower: FrozenVisionTower? = nil) throws {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
-            if let expected {
-                throw PilotError.invalidArgument("\(expected.context) refers to the LM at '\(directory)', which does not exist on this machine; import the same model there (`pilot model import`, or scripts/get_smollm2.sh) or give a path every node can read")
-            }
-            throw PilotError.invalidArgument("LM directory '\(directory)' does not exist on this machine; import the model there first (`pilot model import FILE.gguf --out \(directory)`, or scripts/get_smollm2.sh) or give a path every node can read")
-        }
-        let hash: String
-        do { hash = try PretrainedBase.contentHash(directory: directory) } catch {
-            throw PilotError.invalidArgument("\(expected?.context ?? "the LM") at '\(directory)' cannot be read on this machine (\(error))")
-        }
-        if let expected, hash != expected.sha256 {
-            throw PilotError.invalidArgument("\(expected.context) was made with the LM at '\(directory)' whose files hashed to \(expected.sha256.prefix(12))…; they now hash to \(hash.prefix(12))…: the model directory changed. Re-import the original model, or pretrain a new base on this one (`pilot pretrain --lm \(directory)`)")
-        }
+        let hash = try PretrainedBase.referencedHash(
+            directory: directory, what: "the LM", expected: expected,
+            missing: "import the same model there (`pilot model import`, or scripts/get_smollm2.sh) or give a path every node can read",
+            absent: "LM directory '\(directory)' does not exist on this machine; import the model there first (`pilot model import FILE.gguf --out \(directory)`, or scripts/get_smollm2.sh) or give a path every node can read",
+            changed: "the model directory changed. Re-import the original model, or pretrain a new base on this one (`pilot pretrain --lm \(directory)`)")
         self.directory = directory
         sha256 = hash
         visionTower = tower
@@ -95,6 +86,28 @@ public final class PretrainedBase: @unchecked Sendable {
         chat = try PretrainedLM.ChatLayout(directory: directory, manifest: manifest)
         let source = try SafetensorsCheckpoint(directory: directory)
         weights = try LlamaWeights(config: llama, source: source)
+    }
+
+    /// `contentHash` of a directory that a checkpoint refers to (the LM, a vision tower), with the errors
+    /// a user can act on: the directory is missing (`missing` says what to do; `absent` is the whole message
+    /// when nothing refers to it yet), unreadable, or, with `expected`, hashes to something else (`changed`).
+    static func referencedHash(directory: String, what: String, expected: (sha256: String, context: String)?,
+                               missing: String, absent: String, changed: String) throws -> String {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            if let expected {
+                throw PilotError.invalidArgument("\(expected.context) refers to \(what) at '\(directory)', which does not exist on this machine; \(missing)")
+            }
+            throw PilotError.invalidArgument(absent)
+        }
+        let hash: String
+        do { hash = try contentHash(directory: directory) } catch {
+            throw PilotError.invalidArgument("\(expected?.context ?? what) at '\(directory)' cannot be read on this machine (\(error))")
+        }
+        if let expected, hash != expected.sha256 {
+            throw PilotError.invalidArgument("\(expected.context) was made with \(what) at '\(directory)' whose files hashed to \(expected.sha256.prefix(12))…; they now hash to \(hash.prefix(12))…: \(changed)")
+        }
+        return hash
     }
 
     /// SHA-256 over the sorted lines "NAME SHA256(FILE)\n" of every regular file in the directory except
