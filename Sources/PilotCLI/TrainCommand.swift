@@ -9,12 +9,14 @@ import PilotFederation
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Run federated training (Pilot or a baseline) under mpirun: rank 0 is the server, ranks 1..K the clients.",
+        abstract: "Run federated training (Pilot or a baseline) under mpirun: rank 0 is the server, the other ranks host the clients.",
         discussion: """
         Start:   mpirun -np 10 pilot train --config configs/vu/pilot.toml --out runs/vu-pilot
         Resume:  mpirun -np 10 pilot train --resume runs/vu-pilot
-        The world size must be 1 + the number of clients of the scenario. The config is validated \
-        before MPI starts: unknown keys, wrong types, out-of-range values, a wrong world size and \
+        Rank 0 is the server; the K clients of the scenario are spread over the other ranks in \
+        contiguous blocks (any -np from 2 to K + 1; `run.clients_per_rank` fixes the block size), \
+        and the results do not depend on the world size. `run.fraction` samples the clients that \
+        train in a round. The config is validated before MPI starts: unknown keys, wrong types, out-of-range values, a wrong world size and \
         missing data files are reported by rank 0, and every rank exits with status 1. \
         `pilot train --list-keys` prints every config key with its default.
         On SIGTERM or SIGUSR1 the current round finishes, its checkpoint is committed, and every \
@@ -79,7 +81,7 @@ struct TrainCommand: ParsableCommand {
         if world.isRoot { loop.phaseStarted = { indicator.start(round: $0, phase: $1) } }
         loop.simulateStopAfterRound = stopAfterRound
         if world.isRoot {
-            Console.out("pilot train: \(cfg.string("run.algorithm")) on \(cfg.path("run.data")) with \(world.size - 1) clients, \(cfg.int("run.rounds")) rounds, \(threads) → \(runDir)")
+            Console.out("pilot train: \(cfg.string("run.algorithm")) on \(cfg.path("run.data")) with \(loop.clientCount) clients on \(world.size - 1) client rank(s), \(cfg.int("run.rounds")) rounds, \(threads) → \(runDir)")
         }
         let outcome = try loop.run(resume: resume != nil)
         if world.isRoot, case .finished = outcome {
@@ -120,18 +122,28 @@ struct TrainCommand: ParsableCommand {
             }
         }
         let scenario = try ScenarioDirectory(path: cfg.path("run.data"))
-        let expected = scenario.clientCount + 1
-        if let size = launch.size, size != expected {
-            throw PilotError.message("world size is \(size) but \(cfg.path("run.data")) has \(scenario.clientCount) clients: run with -np \(expected) (rank 0 is the server)")
+        let settings = RoundSettings(cfg)
+        let k = scenario.clientCount
+        // The placement (which rank hosts which clients) and the sample size, before MPI starts.
+        let placement = try Placement(clients: k, worldSize: launch.size ?? (k + 1), clientsPerRank: settings.clientsPerRank)
+        try settings.sampling.validate(clients: k)
+        if cfg.string("run.algorithm") == "centralized" && (placement.clientRanks != k || settings.sampling.size(of: k) != k) {
+            throw PilotError.message("centralized training is data-parallel with one client per rank and every client in every round: run with -np \(k + 1), without run.clients_per_rank > 1 or run.fraction < 1")
         }
+        // Each rank checks the files it will read: its own clients' shards and their tasks' test splits
+        // (a cluster may keep each client's data on its own node only). Rank 0 reads neither.
+        let mine = launch.size == nil ? 0..<k : placement.clients(onRank: launch.rank)
         var missing: [String] = []
-        for k in 0..<scenario.clientCount where !FileManager.default.isReadableFile(atPath: scenario.clientPath(k)) { missing.append(scenario.clientPath(k)) }
-        for t in Set(scenario.clientTasks) where !FileManager.default.isReadableFile(atPath: scenario.testPath(t)) { missing.append(scenario.testPath(t)) }
+        for c in mine where !FileManager.default.isReadableFile(atPath: scenario.clientPath(c)) { missing.append("client \(c): \(scenario.clientPath(c))") }
+        for t in Set(mine.map { scenario.clientTasks[$0] }) where !FileManager.default.isReadableFile(atPath: scenario.testPath(t)) { missing.append(scenario.testPath(t)) }
         if !FileManager.default.isReadableFile(atPath: cfg.path("run.base")) { missing.append(cfg.path("run.base") + " (create it with `pilot pretrain`)") }
-        if !missing.isEmpty { throw PilotError.message("missing or unreadable data files:\n  " + missing.joined(separator: "\n  ")) }
+        if !missing.isEmpty {
+            let on = launch.size == nil ? "" : " on \(placement.label(launch.rank))"
+            throw PilotError.message("missing or unreadable data files\(on):\n  " + missing.joined(separator: "\n  "))
+        }
         let first = cfg.int("eval.first_example")
         if first > 0 {
-            for t in Set(scenario.clientTasks) {
+            for t in Set(mine.map { scenario.clientTasks[$0] }) {
                 let n = try scenario.test(t).examples.count
                 if first >= n {
                     throw PilotError.message("eval.first_example = \(first) is past the end of \(scenario.testPath(t)) (\(n) examples): use a value below \(n)")

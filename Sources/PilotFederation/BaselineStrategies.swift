@@ -12,27 +12,30 @@ public class SingleStageStrategy {
         self.learningRate = learningRate; self.variant = variant
     }
 
-    public func modelSpec(round: Int, client: Int, federation: Federation) -> ModelSpec {
+    public func modelSpec(round: Int, client: Int, roster: Roster) -> ModelSpec {
         ModelSpec(variant: variant, options: ConnectorOptions(), trainable: .variantDefault, learningRate: learningRate, stage: 0)
     }
 
-    public func prepare(model: MLLM, round: Int, client: Int, state: TensorDict?, federation: Federation) throws {
-        if let state { try model.assign(state) }
+    public func prepare(model: MLLM, round: Int, client: Int, state: TensorDict, roster: Roster) throws {
+        try model.assign(state)
+    }
+
+    /// Nothing crosses the network: the client keeps what it trained.
+    func keepEverything(_ trained: TrainedClient) throws -> LocalOutcome {
+        LocalOutcome(update: nil, kept: try trained.model.trainableTensors())
+    }
+
+    /// Nothing is aggregated.
+    public func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult {
+        RoundResult()
     }
 }
 
 /// `local`: every client trains on its own data; nothing is sent.
 public final class LocalStrategy: SingleStageStrategy, FederatedStrategy {
     public var name: String { "local" }
-
-    /// Nothing is aggregated: every client keeps what it trained.
-    public func aggregate(round: Int, updates: [ClientUpdate]) -> Aggregation<NoServerState> {
-        Aggregation(results: updates.map(\.tensors.values), serverState: NoServerState())
-    }
-
-    public func communicate(round: Int, model: MLLM?, federation: Federation) throws -> TensorDict? {
-        try model?.trainableTensors()
-    }
+    public var exchanges: Bool { false }
+    public func outcome(of trained: TrainedClient, roster: Roster) throws -> LocalOutcome { try keepEverything(trained) }
 }
 
 /// A method whose server averages some of the trainable tensors (`sharedNames`) with fixed client
@@ -44,22 +47,23 @@ public class AveragingStrategy: SingleStageStrategy {
     /// A client's weight in the mean: n_k by default.
     func weight(_ update: ClientUpdate) -> Double { Double(update.examples) }
 
-    /// The server's step, pure: the weighted mean of the updates in client order, for every client.
-    public func aggregate(round: Int, updates: [ClientUpdate]) throws -> Aggregation<NoServerState> {
-        let mean = try Aggregate.weightedMean(updates.map(\.tensors.values), weights: updates.map(weight))
-        return Aggregation(results: Array(repeating: mean, count: updates.count), serverState: NoServerState())
+    /// The update: the shared tensors; the client keeps every trainable tensor (the shared ones
+    /// are replaced by the mean).
+    public func outcome(of trained: TrainedClient, roster: Roster) throws -> LocalOutcome {
+        let model = trained.model
+        let update = ClientUpdate(client: trained.client, examples: roster.clientSamples[trained.client],
+                                  tensors: try NamedTensors(model: model, names: sharedNames(model)))
+        return LocalOutcome(update: update, kept: try model.trainableTensors())
     }
 
-    public func communicate(round: Int, model: MLLM?, federation: Federation) throws -> TensorDict? {
-        let mine = try model.map { try NamedTensors(model: $0, names: sharedNames($0)) }
-        // Every client gets the same mean, so the transport broadcasts one copy.
-        let global = try federation.gatherReduceBroadcast(mine?.values) { vectors in
-            try self.aggregate(round: round, updates: federation.updates(vectors)).results[0]
+    /// The server's step, pure: the weighted mean of the updates in client order, shared by every client.
+    public override func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult {
+        guard let first = updates.first else { throw PilotError.message("\(type(of: self)): no update to average") }
+        for u in updates where u.tensors.names != first.tensors.names || u.tensors.counts != first.tensors.counts {
+            throw PilotError.invalidArgument("client \(u.client) sent other tensors than client \(first.client) (\(u.tensors.names.count) vs \(first.tensors.names.count) names)")
         }
-        guard let model, let mine else { return nil }
-        var state = try model.trainableTensors()
-        state.merge(try mine.with(values: global).dictionary()) { _, new in new }
-        return state
+        let mean = try Aggregate.weightedMean(updates.map(\.tensors.values), weights: updates.map(weight))
+        return RoundResult(shared: try first.tensors.with(values: mean))
     }
 }
 
@@ -79,8 +83,8 @@ public final class FedProxStrategy: AveragingStrategy, FederatedStrategy {
         super.init(learningRate: learningRate)
     }
 
-    public override func prepare(model: MLLM, round: Int, client: Int, state: TensorDict?, federation: Federation) throws {
-        try super.prepare(model: model, round: round, client: client, state: state, federation: federation)
+    public override func prepare(model: MLLM, round: Int, client: Int, state: TensorDict, roster: Roster) throws {
+        try super.prepare(model: model, round: round, client: client, state: state, roster: roster)
         let anchor = model.parameters.trainable.copy()
         model.proximal = mu > 0 ? ProximalTerm(mu: mu, anchor: anchor) : nil
     }
@@ -124,50 +128,50 @@ public final class FedDPAStrategy: AveragingStrategy, FederatedStrategy {
 /// broadcasts the step u; every client sets x ← x + u. All clients hold the same x, so only the
 /// server keeps optimizer state (m, v, t; checkpointed).
 public final class FedAdamStrategy: SingleStageStrategy, FederatedStrategy {
-    var server: FedAdamServer
-    /// Client: the global model x as the round began (what the update is measured from).
-    var roundStart: [Float] = []
+    public let hyper: FedAdamServer.Hyper
     public var name: String { "fedadam" }
+    public var appliesToStart: Bool { true }
 
     public init(learningRate: Double, hyper: FedAdamServer.Hyper) {
-        server = FedAdamServer(hyper: hyper)
+        self.hyper = hyper
         super.init(learningRate: learningRate)
     }
 
-    public override func prepare(model: MLLM, round: Int, client: Int, state: TensorDict?, federation: Federation) throws {
-        try super.prepare(model: model, round: round, client: client, state: state, federation: federation)
-        roundStart = model.parameters.trainable.values
-    }
-
-    public func communicate(round: Int, model: MLLM?, federation: Federation) throws -> TensorDict? {
-        var delta: [Float]? = nil
-        if let model {
-            let x = model.parameters.trainable.values
-            guard x.count == roundStart.count else { throw PilotError.message("fedadam: the round's start model was not recorded") }
-            delta = zip(x, roundStart).map { $0 - $1 }
-        }
-        let step = try federation.gatherReduceBroadcast(delta) { deltas in
-            let out = try Self.aggregate(round: round, updates: federation.updates(deltas), serverState: self.server)
-            self.server = out.serverState
-            return out.results[0]
-        }
-        guard let model else { return nil }
-        guard step.count == roundStart.count else { throw PilotError.message("fedadam: the server's step has \(step.count) values, the model \(roundStart.count)") }
-        let next = zip(roundStart, step).map { $0 + $1 }
-        return try NamedTensors(model: model, names: model.parameters.trainableNames).with(values: next).dictionary()
+    /// The update: x_k − x over every trainable tensor; kept: x, the model the round started from.
+    public func outcome(of trained: TrainedClient, roster: Roster) throws -> LocalOutcome {
+        let model = trained.model
+        let x = model.parameters.trainable.values
+        guard x.count == trained.start.count else { throw PilotError.message("fedadam: the round's start model was not recorded") }
+        let names = NamedTensors.trainableLayout(model)
+        let delta = try NamedTensors(names: names.names, counts: names.counts, values: zip(x, trained.start).map { $0 - $1 })
+        let start = try NamedTensors(names: names.names, counts: names.counts, values: trained.start)
+        return LocalOutcome(update: ClientUpdate(client: trained.client, examples: roster.clientSamples[trained.client], tensors: delta),
+                            kept: try start.dictionary())
     }
 
     /// The server's step, pure: the n_k-weighted mean of the clients' updates x_k − x is the
     /// pseudo-gradient of one Adam step; every client gets the step u (x ← x + u).
-    public static func aggregate(round: Int, updates: [ClientUpdate], serverState: FedAdamServer) throws -> Aggregation<FedAdamServer> {
-        var server = serverState
+    public override func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult {
+        var server = FedAdamServer(hyper: hyper)
+        if !serverState.isEmpty { try server.restore(serverState) }
+        guard let first = updates.first else { throw PilotError.message("fedadam: no update") }
         let mean = try Aggregate.weightedMean(updates.map(\.tensors.values), weights: updates.map { Double($0.examples) })
         let step = try server.update(delta: mean)
-        return Aggregation(results: Array(repeating: step, count: updates.count), serverState: server)
+        return RoundResult(shared: try first.tensors.with(values: step), serverState: server.state)
     }
 
-    public func serverState() -> TensorDict { server.state }
-    public func restoreServerState(_ state: TensorDict) throws { try server.restore(state) }
+    /// x ← x + u, tensor by tensor.
+    public func apply(round: Int, client: Int, kept: TensorDict, result: ClientResult, roster: Roster) throws -> TensorDict {
+        guard let u = try result.shared?.dictionary() else { return kept }
+        var next = kept
+        for (name, step) in u {
+            guard let x = kept[name], x.count == step.count else {
+                throw PilotError.message("fedadam: client \(client) has no tensor '\(name)' of \(step.count) values to step")
+            }
+            next[name] = zip(x, step).map { $0 + $1 }
+        }
+        return next
+    }
 }
 
 /// `centralized`: the reference trained on the union of the clients' data, data-parallel over the
@@ -179,13 +183,7 @@ public final class FedAdamStrategy: SingleStageStrategy, FederatedStrategy {
 public final class CentralizedStrategy: SingleStageStrategy, FederatedStrategy {
     public var name: String { "centralized" }
     public var dataParallel: Bool { true }
-
-    /// Nothing is aggregated between rounds (the gradients were summed every step).
-    public func aggregate(round: Int, updates: [ClientUpdate]) -> Aggregation<NoServerState> {
-        Aggregation(results: updates.map(\.tensors.values), serverState: NoServerState())
-    }
-
-    public func communicate(round: Int, model: MLLM?, federation: Federation) throws -> TensorDict? {
-        try model?.trainableTensors()
-    }
+    /// Nothing is exchanged between rounds (the gradients were summed every step).
+    public var exchanges: Bool { false }
+    public func outcome(of trained: TrainedClient, roster: Roster) throws -> LocalOutcome { try keepEverything(trained) }
 }

@@ -1,3 +1,5 @@
+import PilotModel
+
 /// What `configure` hands one client for a round (Flower's `configure_fit`): which client
 /// trains, and what it trains (trainable groups, learning rate and stage, in `spec`).
 public struct ClientPlan: Sendable {
@@ -6,8 +8,8 @@ public struct ClientPlan: Sendable {
 }
 
 /// What a client sends after local training (Flower's `FitRes`): who it is, n_k, the tensors it
-/// shares, and scalar metrics.
-public struct ClientUpdate: Sendable {
+/// shares (names and values; the names cross the network with them), and scalar metrics.
+public struct ClientUpdate: Sendable, Equatable {
     public var client: Int
     /// n_k, the client's number of training examples.
     public var examples: Int
@@ -19,26 +21,42 @@ public struct ClientUpdate: Sendable {
     }
 }
 
-/// The result of a strategy's pure `aggregate`: one vector per client, in client order (in the
-/// layout of that client's update), and the server state after the round.
-public struct Aggregation<ServerState: Sendable>: Sendable {
-    public var results: [[Float]]
-    public var serverState: ServerState
+/// A client's freshly trained model in its rank, and where its trainable values started the round.
+public struct TrainedClient {
+    public let round: Int
+    public let client: Int
+    public let model: MLLM
+    /// The trainable buffer as the round began (after `prepare`), in the buffer's order.
+    public let start: [Float]
+}
 
-    public init(results: [[Float]], serverState: ServerState) {
-        self.results = results; self.serverState = serverState
+/// What a client keeps of its round until the server answers, and what it sends.
+public struct LocalOutcome {
+    /// nil: nothing of this client crosses the network.
+    public var update: ClientUpdate?
+    /// The client's own tensors that its next state is built from (`FederatedStrategy.apply`).
+    public var kept: TensorDict
+
+    public init(update: ClientUpdate?, kept: TensorDict) { self.update = update; self.kept = kept }
+}
+
+/// What the server sends back in a round: one result that every client receives (a global
+/// model, Pilot's T task adapters) and one personal result per participating client (Pilot's
+/// ATA-mixed LoRA). Either may be absent.
+public struct RoundResult: Sendable, Equatable {
+    public var shared: NamedTensors?
+    public var personal: [Int: NamedTensors]
+    /// The server's state after the round (what a checkpoint keeps to resume bitwise).
+    public var serverState: TensorDict
+
+    public init(shared: NamedTensors? = nil, personal: [Int: NamedTensors] = [:], serverState: TensorDict = [:]) {
+        self.shared = shared; self.personal = personal; self.serverState = serverState
     }
 }
 
-/// The server state of a method that keeps none between rounds.
-public struct NoServerState: Sendable, Equatable {
-    public init() {}
-}
-
-extension Federation {
-    /// The server's view of the gathered buffers: one update per client, in client order, with
-    /// the public n_k (the layout stays with the clients).
-    func updates(_ vectors: [[Float]]) -> [ClientUpdate] {
-        vectors.enumerated().map { k, v in ClientUpdate(client: k, examples: clientSamples[k], tensors: NamedTensors(values: v)) }
-    }
+/// The part of a `RoundResult` one client receives.
+public struct ClientResult: Sendable, Equatable {
+    public var shared: NamedTensors?
+    public var personal: NamedTensors?
+    public init(shared: NamedTensors? = nil, personal: NamedTensors? = nil) { self.shared = shared; self.personal = personal }
 }

@@ -2,52 +2,72 @@ import Dispatch
 import PilotComm
 import PilotCore
 
+/// The public facts of a federation, the only things the server learns about clients: each
+/// client's task and its number of training examples n_k. This is all a strategy's pure
+/// `aggregate` may consult besides the updates.
+public struct Roster: Sendable, Equatable {
+    /// Task id of every client, indexed by client.
+    public var clientTasks: [Int]
+    /// n_k of every client.
+    public var clientSamples: [Int]
+    public var numTasks: Int
+    public var clientCount: Int { clientTasks.count }
+
+    public init(clientTasks: [Int], clientSamples: [Int], numTasks: Int) {
+        self.clientTasks = clientTasks; self.clientSamples = clientSamples; self.numTasks = numTasks
+    }
+}
+
 /// The communicators and the public facts of one federated job (DESIGN §6).
 ///
-/// World rank 0 is the server; world rank k ≥ 1 is client k − 1. `clients` holds every client
-/// (the server is not a member); `task` holds the clients of this client's task (nil on the
-/// server). Sample counts n_k and task ids are the only facts about clients the server learns.
+/// World rank 0 is the server; the client ranks host the K clients in contiguous blocks
+/// (`Placement`). `clients` holds the client ranks (the server is not a member). Every collective
+/// of a round goes through `RoundExchange` on `world`; strategies never see a communicator.
 public struct Federation {
     public let world: CountingCommunicator
     public let clients: (any Communicator)?
-    public let task: (any Communicator)?
-    /// Task id of every client, indexed by client (world rank − 1).
-    public let clientTasks: [Int]
-    /// Number of training examples n_k of every client.
-    public let clientSamples: [Int]
-    public let numTasks: Int
-    /// Seconds the server spent in aggregation math (inside the collectives below) since reset.
+    public let roster: Roster
+    public let placement: Placement
+    /// Which clients train in each round.
+    public let sampling: ClientSampling
+    /// Seconds the server spent in aggregation math (inside the exchange) since reset.
     public let aggregationClock = AggregationClock()
 
     public var isServer: Bool { world.rank == 0 }
-    /// This rank's client index, or nil on the server.
-    public var client: Int? { world.rank == 0 ? nil : world.rank - 1 }
-    public var clientCount: Int { clientTasks.count }
+    /// The clients this rank hosts, in client order (empty on the server).
+    public var localClients: Range<Int> { placement.clients(onRank: world.rank) }
+    public var clientTasks: [Int] { roster.clientTasks }
+    public var clientSamples: [Int] { roster.clientSamples }
+    public var numTasks: Int { roster.numTasks }
+    public var clientCount: Int { roster.clientCount }
 
-    /// The public facts of a federation without any communication (offline evaluation).
+    /// The public facts of a federation without any communication (offline evaluation, export).
     public init(offline clientTasks: [Int], numTasks: Int) {
         world = CountingCommunicator(OfflineCommunicator())
         clients = nil
-        task = nil
-        self.clientTasks = clientTasks
-        clientSamples = Array(repeating: 0, count: clientTasks.count)
-        self.numTasks = numTasks
+        roster = Roster(clientTasks: clientTasks, clientSamples: Array(repeating: 0, count: clientTasks.count), numTasks: numTasks)
+        placement = try! Placement(clients: max(clientTasks.count, 1), worldSize: 2)
+        sampling = .everyone
     }
 
-    /// Builds the communicators. Collective: every rank calls it with the same `clientTasks`;
-    /// each client passes its own sample count, which the server gathers.
-    public init(world base: any Communicator, clientTasks: [Int], numTasks: Int, localSamples: Int) throws {
-        guard base.size == clientTasks.count + 1 else {
-            throw PilotError.invalidArgument("the job has \(base.size) ranks but the scenario has \(clientTasks.count) clients: run with \(clientTasks.count + 1) ranks (rank 0 is the server)")
+    /// Builds the communicators. Collective: every rank calls it with the same `clientTasks` and
+    /// placement; each client rank passes the sample counts of its own clients (client order),
+    /// which every rank learns.
+    public init(world base: any Communicator, clientTasks: [Int], numTasks: Int, placement: Placement,
+                localSamples: [Int], sampling: ClientSampling = .everyone) throws {
+        guard base.size == placement.clientRanks + 1, placement.clientCount == clientTasks.count else {
+            throw PilotError.invalidArgument("the job has \(base.size) ranks but the placement is for \(placement.clientRanks + 1) ranks and \(placement.clientCount) clients (the scenario has \(clientTasks.count))")
         }
         world = base as? CountingCommunicator ?? CountingCommunicator(base)
-        let myClient = world.rank == 0 ? nil : world.rank - 1
-        clients = try world.split(color: myClient == nil ? nil : 0, key: world.rank, name: "clients")
-        task = try world.split(color: myClient.map { clientTasks[$0] }, key: world.rank, name: myClient.map { "task[\(clientTasks[$0])]" } ?? "none")
-        let counts = try world.allgather([Int64(myClient == nil ? 0 : localSamples)])
-        clientSamples = counts.dropFirst().map { Int($0) }
-        self.clientTasks = clientTasks
-        self.numTasks = numTasks
+        let mine = placement.clients(onRank: world.rank)
+        guard localSamples.count == mine.count else {
+            throw PilotError.invalidArgument("rank \(world.rank) hosts \(mine.count) clients but passed \(localSamples.count) sample counts")
+        }
+        clients = try world.split(color: world.rank == 0 ? nil : 0, key: world.rank, name: "clients")
+        let counts = try world.allgatherv(localSamples.map(Int64.init))
+        roster = Roster(clientTasks: clientTasks, clientSamples: counts.flatMap { $0 }.map { Int($0) }, numTasks: numTasks)
+        self.placement = placement
+        self.sampling = sampling
         world.resetCounts()
     }
 }

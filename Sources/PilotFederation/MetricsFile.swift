@@ -6,14 +6,15 @@ import PilotHDF5
 /// received, and seconds per phase. Rank 0 rewrites it (atomically) after every round.
 ///
 /// Layout: `/round` int64 [R]; `/stage` int64 [R]; `/clients/<field>` float64 [R, K] for each
-/// field in `ClientRoundMetrics.fields`; `/server/<field>` float64 [R] for the server's bytes and
+/// field in `ClientRoundMetrics.fields` (`participated`: 1 if the client trained that round, 0 if
+/// the round's sample left it out; its losses and seconds are then NaN); `/server/<field>` float64 [R] for the server's bytes and
 /// seconds; root attributes `algorithm`, `scenario`, `client_tasks` (names), `run_config`.
 /// In pandas: `pd.DataFrame(f["clients/eval_score"][()], index=f["round"][()])`.
 public struct ClientRoundMetrics: Sendable, Equatable {
     public static let fields = ["loss_total", "loss_ce", "loss_diff", "loss_balance", "loss_z", "loss_proximal", "steps",
                                 "eval_score", "eval_local_weight", "bytes_sent", "bytes_received",
                                 "seconds_train", "seconds_communicate", "seconds_aggregate",
-                                "seconds_evaluate", "seconds_checkpoint"]
+                                "seconds_evaluate", "seconds_checkpoint", "participated"]
     public var values: [Double]
     public init(values: [Double]) { self.values = values }
     public init() { values = [Double](repeating: .nan, count: Self.fields.count) }

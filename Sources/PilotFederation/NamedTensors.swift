@@ -69,3 +69,24 @@ public struct NamedTensors: Sendable, Equatable {
         return out
     }
 }
+
+extension NamedTensors {
+    /// The names and counts of `model`'s trainable buffer, in its order, over no values yet.
+    public static func trainableLayout(_ model: MLLM) -> (names: [String], counts: [Int]) {
+        let names = model.parameters.trainableNames
+        return (names, names.map { (try? model.tensor(named: $0).count) ?? 0 })
+    }
+
+    /// Whether every value is finite; else the first bad tensor, its index and value.
+    public func firstNonFinite() -> (name: String, index: Int, value: Float, count: Int)? {
+        var bad = 0, first = -1
+        for i in values.indices where !values[i].isFinite { bad += 1; if first < 0 { first = i } }
+        guard bad > 0 else { return nil }
+        var offset = 0
+        for (name, n) in zip(names, counts) {
+            if first < offset + n { return (name, first - offset, values[first], bad) }
+            offset += n
+        }
+        return ("value", first, values[first], bad)
+    }
+}

@@ -21,7 +21,7 @@ public enum PersonalisedModel {
         let state = try RoundCheckpoint.readClient(run: run, round: r, client: client, expectedDigest: client < digests.count ? digests[client] : nil)
         let strategy = try RoundLoop.makeStrategy(config)
         let federation = Federation(offline: clientTasks, numTasks: tasks.count)
-        let spec = strategy.modelSpec(round: r, client: client, federation: federation)
+        let spec = strategy.modelSpec(round: r, client: client, roster: federation.roster)
         let basePath = config.path("run.base")
         let (stored, _) = try BaseCheckpoint.readMetadata(path: basePath)
         let lm = try PretrainedBase.load(for: stored, context: "the base checkpoint '\(basePath)' of run '\(run)'",

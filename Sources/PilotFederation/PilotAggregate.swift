@@ -3,11 +3,14 @@ import PilotCore
 /// Pilot's server math as pure functions over client updates (no communicator): the task-aware
 /// aggregation of the visual task adapters (Eq. 10) and ATA on the LoRA text adapters (Eq. 11–12).
 ///
-/// Eq. 10 runs, in a job, as an allreduce inside each task's communicator (DESIGN §6): each
-/// client contributes `taskWeighted`, the communicator sums, and `taskMean` divides. `taskMeans`
-/// is the same math folded in client order in one process; it equals the allreduce bit for bit
-/// for up to two clients per task (a sum of two terms does not depend on order).
+/// Each update holds the client's task adapter, named `connector/task_adapters/<t>/…` after its
+/// task t, followed by its LoRA tensors. Eq. 10 averages the adapters of the participating clients
+/// of each task, n_k-weighted, in Double, in client order; a task none of whose clients took part
+/// keeps its adapter of the last round that had one (server state). ATA picks each client's
+/// top-M neighbours among the participants.
 extension PilotStrategy {
+    static let adapterPrefix = "connector/task_adapters/"
+
     /// A client's share of its task's sum: n_k·ψ_k, in Double.
     public static func taskWeighted(_ vector: [Float], samples: Int) -> [Double] {
         vector.map { Double($0) * Double(samples) }
@@ -18,23 +21,42 @@ extension PilotStrategy {
         sum.map { Float($0 / Double(total)) }
     }
 
-    /// Eq. 10 for all T tasks: the n_k-weighted mean of the updates of each task's clients.
-    public static func taskMeans(_ updates: [ClientUpdate], tasks: [Int], numTasks: Int) throws -> [[Float]] {
-        try (0..<numTasks).map { t in
-            let members = updates.filter { tasks[$0.client] == t }
-            guard let first = members.first else {
-                throw PilotError.message("task aggregation: task \(t) has no clients among the \(updates.count) updates (every task needs at least one client)")
+    /// An update split into its task adapter (values, and the names after the task slot) and its LoRA.
+    static func split(_ u: ClientUpdate) throws -> (adapter: [Float], suffixes: [String], counts: [Int], lora: NamedTensors) {
+        let t = u.tensors
+        var adapter: [Float] = [], suffixes: [String] = [], counts: [Int] = []
+        var loraNames: [String] = [], loraCounts: [Int] = [], lora: [Float] = []
+        var offset = 0
+        for (name, n) in zip(t.names, t.counts) {
+            let values = t.values[offset..<(offset + n)]
+            offset += n
+            if name.hasPrefix(adapterPrefix), let slash = name.dropFirst(adapterPrefix.count).firstIndex(of: "/") {
+                suffixes.append(String(name[name.index(after: slash)...])); counts.append(n); adapter += values
+            } else {
+                loraNames.append(name); loraCounts.append(n); lora += values
             }
-            var sum = [Double](repeating: 0, count: first.tensors.values.count)
+        }
+        guard !suffixes.isEmpty else { throw PilotError.invalidArgument("client \(u.client)'s update has no task adapter (\(adapterPrefix)<t>/…)") }
+        return (adapter, suffixes, counts, try NamedTensors(names: loraNames, counts: loraCounts, values: lora))
+    }
+
+    /// Eq. 10 for all T tasks: the n_k-weighted mean of the adapters of each task's participating
+    /// clients, in client order; nil for a task with no participant.
+    public static func taskMeans(_ adapters: [(client: Int, examples: Int, values: [Float])], tasks: [Int], numTasks: Int) throws -> [[Float]?] {
+        try (0..<numTasks).map { t -> [Float]? in
+            let members = adapters.filter { tasks[$0.client] == t }
+            guard let first = members.first else { return nil }
+            var sum = [Double](repeating: 0, count: first.values.count)
             var total: Int64 = 0
             for u in members {
-                guard u.tensors.values.count == sum.count else {
-                    throw PilotError.invalidArgument("task \(t): client \(u.client) sent \(u.tensors.values.count) values, client \(first.client) \(sum.count)")
+                guard u.values.count == sum.count else {
+                    throw PilotError.invalidArgument("task \(t): client \(u.client) sent \(u.values.count) task-adapter values, client \(first.client) \(sum.count)")
                 }
-                let w = taskWeighted(u.tensors.values, samples: u.examples)
+                let w = taskWeighted(u.values, samples: u.examples)
                 for i in sum.indices { sum[i] += w[i] }
                 total += Int64(u.examples)
             }
+            guard total > 0 else { throw PilotError.invalidArgument("task \(t): its clients have no training examples (Σ n_k = 0)") }
             return taskMean(sum: sum, samples: total)
         }
     }
@@ -50,6 +72,9 @@ extension PilotStrategy {
             return Array(repeating: mean, count: k)
         }
         let p = vectors.first?.count ?? 0
+        if let bad = vectors.firstIndex(where: { $0.count != p }) {
+            throw PilotError.invalidArgument("ATA: client \(updates[bad].client) sent \(vectors[bad].count) LoRA values, client \(updates[0].client) \(p)")
+        }
         let distances = Aggregate.pairwiseDistances(vectors.flatMap { $0 }, clients: k, length: p)
         let matrix = try Aggregate.ataMixingMatrix(distances: distances, samples: n, tasks: updates.map { tasks[$0.client] },
                                                    selection: settings.ataSelection, m: min(settings.ataM, max(1, k - 1)),
@@ -57,11 +82,31 @@ extension PilotStrategy {
         return Aggregate.mix(vectors, matrix: matrix)
     }
 
-    /// One round of Pilot's server: every client's personalised LoRA (results, client order) and
-    /// the T task adapters that every client receives (the server state a checkpoint keeps).
-    public func aggregate(round: Int, adapters: [ClientUpdate], lora: [ClientUpdate],
-                          tasks: [Int], numTasks: Int) throws -> Aggregation<[[Float]]> {
-        let means = try Self.taskMeans(adapters, tasks: tasks, numTasks: numTasks)
-        return Aggregation(results: try mixLoRA(lora, tasks: tasks), serverState: means)
+    /// One round of Pilot's server: the T task adapters every client receives (shared), each
+    /// participant's personalised LoRA (personal), and the task adapters as server state.
+    public func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult {
+        let parts = try updates.map(Self.split)
+        let means = try Self.taskMeans(zip(updates, parts).map { ($0.client, $0.examples, $1.adapter) },
+                                       tasks: roster.clientTasks, numTasks: roster.numTasks)
+        var adapters = Self.taskAdapters(serverState)
+        for (t, m) in means.enumerated() { if let m { adapters[t] = m } }
+        // Shared: every task adapter the server has, named for its slot.
+        let layout = parts[0]
+        var names: [String] = [], counts: [Int] = [], values: [Float] = []
+        var state = TensorDict()
+        for t in adapters.keys.sorted() {
+            guard adapters[t]!.count == layout.adapter.count else {
+                throw PilotError.message("task \(t)'s adapter has \(adapters[t]!.count) values, this round's \(layout.adapter.count) (server state from another model?)")
+            }
+            names += layout.suffixes.map { "\(Self.adapterPrefix)\(t)/\($0)" }
+            counts += layout.counts
+            values += adapters[t]!
+            state["task_adapters/\(t)"] = adapters[t]!
+        }
+        let loras = zip(updates, parts).map { ClientUpdate(client: $0.client, examples: $0.examples, tensors: $1.lora) }
+        let mixed = try mixLoRA(loras, tasks: roster.clientTasks)
+        var personal: [Int: NamedTensors] = [:]
+        for (u, v) in zip(loras, mixed) { personal[u.client] = try u.tensors.with(values: v) }
+        return RoundResult(shared: try NamedTensors(names: names, counts: counts, values: values), personal: personal, serverState: state)
     }
 }

@@ -26,15 +26,13 @@ public final class PilotStrategy: FederatedStrategy {
 
     public let settings: Settings
     public var name: String { "pilot" }
-    /// The T aggregated task adapters of the last round (server state, for checkpoints).
-    var taskAdapters: [[Float]] = []
 
     public init(settings: Settings) { self.settings = settings }
 
-    public func modelSpec(round: Int, client: Int, federation: Federation) -> ModelSpec {
+    public func modelSpec(round: Int, client: Int, roster: Roster) -> ModelSpec {
         var options = settings.connector
-        options.numTasks = federation.numTasks
-        options.localTask = federation.clientTasks[client]
+        options.numTasks = roster.numTasks
+        options.localTask = roster.clientTasks[client]
         if round == 1 {
             return ModelSpec(variant: .pilotStage1, options: options, trainable: .variantDefault, learningRate: settings.lrStage1, stage: 1)
         }
@@ -47,10 +45,10 @@ public final class PilotStrategy: FederatedStrategy {
         return ModelSpec(variant: .pilotStage2, options: options, trainable: trainable, learningRate: settings.lrStage2, stage: 2)
     }
 
-    public func prepare(model: MLLM, round: Int, client: Int, state: TensorDict?, federation: Federation) throws {
+    public func prepare(model: MLLM, round: Int, client: Int, state: TensorDict, roster: Roster) throws {
         // Round 1: ψt and ψs both start from the pretrained connector (BaseCheckpoint.load does it).
+        // A client that first trains in a later round (sampling) starts stage 2 from the same base.
         if round == 1 { return }
-        guard let state else { throw PilotError.message("Pilot stage 2 needs the client's state from round \(round - 1)") }
         // Stage 1's own task adapter is superseded by the aggregated task adapters in the state.
         try model.assign(state) { !$0.hasPrefix("connector/task_adapter/") }
         let crossTaskInState = state.keys.contains { $0.hasPrefix("connector/cross_task_adapters/") }
@@ -63,54 +61,37 @@ public final class PilotStrategy: FederatedStrategy {
         }
     }
 
-    public func communicate(round: Int, model: MLLM?, federation: Federation) throws -> TensorDict? {
-        let stage1 = round == 1
-        var localAdapter: [Float]? = nil
-        var lora: [Float]? = nil
-        var adapterGroup = ""
-        if let model, let client = federation.client {
-            adapterGroup = stage1 ? "connector/task_adapter" : "connector/task_adapters/\(federation.clientTasks[client])"
-            localAdapter = try model.trainableView(group: adapterGroup).values
-            lora = try model.trainableView(group: "lora").values
+    /// The update: the client's task adapter (named as its task's slot, connector/task_adapters/t/…,
+    /// in both stages) and its LoRA vector. Kept: every other trainable tensor and the frozen client
+    /// adapter (a later round needs it); the task adapters come back aggregated.
+    public func outcome(of trained: TrainedClient, roster: Roster) throws -> LocalOutcome {
+        let model = trained.model
+        let t = roster.clientTasks[trained.client]
+        let group = trained.round == 1 ? "connector/task_adapter" : "connector/task_adapters/\(t)"
+        let adapterNames = model.names(inGroup: group)
+        let loraNames = model.names(inGroup: "lora")
+        let sent = try NamedTensors(model: model, names: adapterNames + loraNames)
+        let slot = "connector/task_adapters/\(t)/"
+        let renamed = adapterNames.map { slot + $0.dropFirst(group.count + 1) } + loraNames
+        let update = ClientUpdate(client: trained.client, examples: roster.clientSamples[trained.client],
+                                  tensors: try NamedTensors(names: renamed, counts: sent.counts, values: sent.values))
+        var kept = try model.trainableTensors()
+        for key in kept.keys where key.hasPrefix("connector/task_adapter/") || key.hasPrefix("connector/task_adapters/") {
+            kept[key] = nil
         }
-        // Eq. 10: task-aware aggregation inside each task's communicator; the T means reach everyone.
-        let mean = try localAdapter.map { try federation.taskMean($0, samples: federation.clientSamples[federation.client!]) }
-        let means = try federation.shareTaskMeans(mean)
-        if federation.isServer { taskAdapters = means }
-
-        // Eq. 11–12: ATA on the LoRA vectors at the server, personalised results scattered back.
-        let personal = try federation.gatherMixScatter(lora) { vectors in
-            try self.mixLoRA(federation.updates(vectors), tasks: federation.clientTasks)
+        for name in model.parameters.names where name.hasPrefix("connector/client_adapter/") && kept[name] == nil {
+            kept[name] = try model.tensor(named: name).values
         }
-        guard let model, let personal else { return nil }
-
-        var state = try model.trainableTensors()
-        // Drop stage 1's single task adapter; the aggregated task adapters replace it.
-        for key in state.keys where key.hasPrefix("connector/task_adapter/") || key.hasPrefix("connector/task_adapters/") {
-            state[key] = nil
-        }
-        for (t, v) in means.enumerated() {
-            let dict = try NamedTensors(model: model, group: adapterGroup, values: v)
-                .dictionary(renaming: adapterGroup + "/", to: "connector/task_adapters/\(t)/")
-            state.merge(dict) { _, new in new }
-        }
-        state.merge(try NamedTensors(model: model, group: "lora", values: personal).dictionary()) { _, new in new }
-        // Frozen parts a later round needs (the client adapter is frozen in stage 2 by default).
-        for name in model.parameters.names where name.hasPrefix("connector/client_adapter/") && state[name] == nil {
-            state[name] = try model.tensor(named: name).values
-        }
-        return state
+        return LocalOutcome(update: update, kept: kept)
     }
 
-    public func serverState() -> TensorDict {
-        var out = TensorDict()
-        for (t, v) in taskAdapters.enumerated() { out["task_adapters/\(t)"] = v }
+    /// Server state: the T aggregated task adapters of the last round that had clients of the task,
+    /// as `task_adapters/<t>` (flat, in the layout of connector/task_adapters/<t>).
+    static func taskAdapters(_ state: TensorDict) -> [Int: [Float]] {
+        var out: [Int: [Float]] = [:]
+        for (key, v) in state where key.hasPrefix("task_adapters/") {
+            if let t = Int(key.dropFirst("task_adapters/".count)) { out[t] = v }
+        }
         return out
-    }
-
-    public func restoreServerState(_ state: TensorDict) throws {
-        taskAdapters = state.keys.filter { $0.hasPrefix("task_adapters/") }
-            .sorted { Int($0.dropFirst("task_adapters/".count))! < Int($1.dropFirst("task_adapters/".count))! }
-            .map { state[$0]! }
     }
 }

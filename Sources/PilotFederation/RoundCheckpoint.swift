@@ -7,7 +7,8 @@ import PilotHDF5
 ///
 ///     RUN/ckpt/round_003.h5               written by rank 0, committed last
 ///       attrs  format, round, stage, algorithm, config (effective text), config_sha256, seed,
-///              world_size, clients, rng (how data order is derived), client_files_sha256
+///              clients, rng (how data order is derived), client_files_sha256; no world size: the
+///              results do not depend on it, and a run may resume on another one
 ///       /server/...                       the strategy's server state (e.g. Pilot's T task adapters)
 ///       /clients/<k>  → external link to round_003/client_<k>.h5:/   (h5py follows it)
 ///     RUN/ckpt/round_003/client_<k>.h5    written by client k's own rank
@@ -37,7 +38,6 @@ public enum RoundCheckpoint {
         public var configText: String
         public var configHash: String
         public var seed: Int
-        public var worldSize: Int
     }
 
     /// Collective. Clients write their own files; rank 0 writes the round file and `latest`.
@@ -52,41 +52,53 @@ public enum RoundCheckpoint {
         static var fields: [String] { ClientRoundMetrics.fields.filter { !$0.hasPrefix("seconds_") } }
     }
 
-    public static func write(run: String, metadata m: Metadata, federation: Federation, clientState: TensorDict?,
-                             clientSeed: UInt64, serverState: TensorDict, metrics: StoredMetrics? = nil) throws {
+    public static func write(run: String, metadata m: Metadata, federation: Federation, clientStates: [Int: TensorDict],
+                             clientSeed: (Int) -> UInt64, serverState: TensorDict, metrics: StoredMetrics? = nil) throws {
         let dir = directory(run)
-        // Each client writes its own file; a failure (a full disk, say) is reported once, by rank 0, for
-        // every rank it hit, and the round is not committed.
+        // Each rank writes its own clients' files; a failure (a full disk, say) is reported once, by rank 0,
+        // for every rank it hit, and the round is not committed.
+        let mine = federation.localClients
         let digest = try RankCheck.run("writing round \(m.round)'s client files", on: federation.world,
-                                       label: { $0 == 0 ? "rank 0 (server)" : "rank \($0) (client \($0 - 1))" }) { () -> String in
-            guard let client = federation.client, let state = clientState else { return "" }
-            let path = clientFile(run, m.round, client)
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            let f = try H5File.create(path)
-            try f.setAttribute("format", .string("pilot-client-state"))
-            try f.setAttribute("round", .int(Int64(m.round)))
-            try f.setAttribute("client", .int(Int64(client)))
-            try f.setAttribute("task", .int(Int64(federation.clientTasks[client])))
-            try f.setAttribute("samples", .int(Int64(federation.clientSamples[client])))
-            try f.setAttribute("rng_seed", .int(Int64(bitPattern: clientSeed)))
-            for name in state.keys.sorted() {
-                try f.write(state[name]!, shape: [state[name]!.count], at: "state/" + name)
+                                       label: { federation.placement.label($0) }) { () -> String in
+            var digests: [String] = []
+            for client in mine {
+                let state = clientStates[client] ?? [:]
+                let path = clientFile(run, m.round, client)
+                if client == mine.lowerBound {
+                    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                }
+                let f = try H5File.create(path)
+                try f.setAttribute("format", .string("pilot-client-state"))
+                try f.setAttribute("round", .int(Int64(m.round)))
+                try f.setAttribute("client", .int(Int64(client)))
+                try f.setAttribute("task", .int(Int64(federation.clientTasks[client])))
+                try f.setAttribute("samples", .int(Int64(federation.clientSamples[client])))
+                try f.setAttribute("rng_seed", .int(Int64(bitPattern: clientSeed(client))))
+                for name in state.keys.sorted() {
+                    try f.write(state[name]!, shape: [state[name]!.count], at: "state/" + name)
+                }
+                try f.commit()
+                digests.append(try fileDigest(path))
             }
-            try f.commit()
-            return try fileDigest(path)
+            return digests.joined(separator: "\n")
         }
         // Client files must be on disk before the round file names them.
-        let digests = try federation.world.gatherv(Array(digest.utf8), root: 0)
+        let perRank = try federation.world.gatherv(Array(digest.utf8), root: 0)
         if federation.isServer {
+            // ranks hold contiguous blocks of clients, so rank order is client order
+            let digests = perRank.dropFirst().flatMap { String(decoding: $0, as: UTF8.self).split(separator: "\n").map(String.init) }
+            guard digests.count == federation.clientCount else {
+                throw PilotError.message("round \(m.round): \(digests.count) client files were written for \(federation.clientCount) clients")
+            }
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let f = try H5File.create(roundFile(run, m.round))
             let attributes: [(String, H5AttributeValue)] = [
                 ("format", .string(format)), ("format_version", .int(1)), ("round", .int(Int64(m.round))),
                 ("stage", .int(Int64(m.stage))), ("algorithm", .string(m.algorithm)), ("config", .string(m.configText)),
-                ("config_sha256", .string(m.configHash)), ("seed", .int(Int64(m.seed))), ("world_size", .int(Int64(m.worldSize))),
+                ("config_sha256", .string(m.configHash)), ("seed", .int(Int64(m.seed))),
                 ("clients", .int(Int64(federation.clientCount))),
                 ("rng", .string("client k's data order in round r comes from PilotRNG seeded with SplitMix64(f(seed, r, k)), one shuffle per epoch; each client's seed is stored in its file as rng_seed")),
-                ("client_files_sha256", .strings(digests.dropFirst().map { String(decoding: $0, as: UTF8.self) })),
+                ("client_files_sha256", .strings(digests)),
             ]
             for (name, value) in attributes { try f.setAttribute(name, value) }
             // datasets carry their own SHA-256; this covers the root attributes (#18 item 4)
@@ -102,7 +114,7 @@ public enum RoundCheckpoint {
                 }
                 try f.write(metrics.server, shape: [metrics.server.count], at: "metrics/server/bytes_sent_received")
             }
-            if digests.dropFirst().allSatisfy({ !$0.isEmpty }) {
+            do {
                 for k in 0..<federation.clientCount {
                     try f.linkExternal(at: String(format: "clients/%02d", k), file: clientRelative(m.round, k))
                 }
@@ -174,7 +186,7 @@ public enum RoundCheckpoint {
     static let attributesDigestName = "attributes_sha256"
 
     /// SHA-256 over the root attributes, sorted by name, each as name, a type tag and its value's bytes
-    /// (doubles by bit pattern), so any change to one (round, world_size, config, …) shows.
+    /// (doubles by bit pattern), so any change to one (round, config, seed, …) shows.
     static func attributesDigest(_ attributes: [(String, H5AttributeValue)]) -> String {
         var h = SHA256()
         func add(_ s: String) { h.update(Array(s.utf8)); h.update([0]) }
@@ -244,11 +256,10 @@ public enum RoundCheckpoint {
             return v
         }
         if try attributesIntact(f) == false {
-            throw PilotError.message("the root attributes of '\(path)' (round, stage, world_size, config, seed, …) changed since pilot wrote them: their SHA-256 does not match. The checkpoint is corrupt or was edited; restore it, or resume from an earlier round by writing its name (e.g. \(roundName(max(1, round - 1)))) into \(directory(run))/latest")
+            throw PilotError.message("the root attributes of '\(path)' (round, stage, config, seed, …) changed since pilot wrote them: their SHA-256 does not match. The checkpoint is corrupt or was edited; restore it, or resume from an earlier round by writing its name (e.g. \(roundName(max(1, round - 1)))) into \(directory(run))/latest")
         }
         let m = Metadata(round: try int("round"), stage: try int("stage"), algorithm: try str("algorithm"),
-                         configText: try str("config"), configHash: try str("config_sha256"), seed: try int("seed"),
-                         worldSize: try int("world_size"))
+                         configText: try str("config"), configHash: try str("config_sha256"), seed: try int("seed"))
         guard SHA256.hex(Array(m.configText.utf8)) == m.configHash else {
             throw PilotError.message("the config stored in '\(path)' does not match its SHA-256 (config_sha256): the file is corrupt, not your config changed. Restore it, or resume from an earlier round by writing its name into \(directory(run))/latest")
         }

@@ -26,6 +26,12 @@ public enum RunConfigSchema {
         .init(name: "run.data", kind: .string(nil), defaultValue: nil, help: "scenario directory written by `pilot data generate` (relative to the config file)"),
         .init(name: "run.base", kind: .string(nil), defaultValue: nil, help: "base checkpoint written by `pilot pretrain` (relative to the config file)"),
         .init(name: "run.eval_every", kind: .int(0...1000), defaultValue: .int(1), help: "evaluate every N rounds (0: only after the last round)"),
+        .init(name: "run.clients_per_rank", kind: .int(0...1_000_000), defaultValue: nil,
+              help: "clients each client rank hosts (trained one after another); 0 or unset: spread the K clients over the world size in contiguous blocks, so any -np from 2 to K + 1 works", optional: true),
+        .init(name: "run.fraction", kind: .double(1e-9...1), defaultValue: nil,
+              help: "share of the clients that train in a round (Flower's fraction_fit), a seeded sample of max(⌊fraction·K⌋, run.min_clients) drawn from (seed, round); unset: 1, every client", optional: true),
+        .init(name: "run.min_clients", kind: .int(0...1_000_000), defaultValue: nil,
+              help: "least clients a sampled round trains (Flower's min_fit_clients); unset: 0", optional: true),
         .init(name: "model.lm", kind: .string(nil), defaultValue: nil,
               help: "the imported LM's directory on this machine (relative to the config file); its files must hash to what the base checkpoint recorded. Default: the path the base recorded", optional: true),
         .init(name: "model.vision_tower", kind: .string(nil), defaultValue: nil,
@@ -76,6 +82,8 @@ public enum RunConfigSchema {
         .init(name: "eval.first_example", kind: .int(0...1_000_000), defaultValue: .int(0),
               help: "index of the first test example scored: 0 for the reported scores, e.g. 200 for a held-out slice that tunes learning rates"),
         .init(name: "eval.max_new_tokens", kind: .int(1...64), defaultValue: .int(16), help: "greedy decoding length cap"),
+        .init(name: "eval.fraction", kind: .double(1e-9...1), defaultValue: nil,
+              help: "share of the clients evaluated in an evaluation round, a seeded sample (at least one client); unset: 1, every client", optional: true),
         .init(name: "eval.batch_size", kind: .int(1...512), defaultValue: .int(32), help: "evaluation batch size"),
     ]
 

@@ -1,4 +1,3 @@
-import PilotComm
 import PilotCore
 import PilotModel
 
@@ -18,42 +17,66 @@ public struct ModelSpec: Sendable {
 /// resumed run takes the same path as one that never stopped.
 public typealias TensorDict = [String: [Float]]
 
-/// A federated method, in the spirit of Flower's Strategy: `configure` says which clients train
-/// what in a round; each client's `ClientUpdate` goes through the transport (`communicate`, the
-/// only place with collectives); the server's math is each strategy's pure `aggregate` over
-/// plain updates (no communicator), which unit tests call directly; `evaluate` scores a client.
+/// A federated method, in the spirit of Flower's Strategy. One round, as the round driver runs it:
 ///
-/// Strategies see only the `Communicator` protocol (through `Federation`), never MPI, so they run
-/// unchanged in-process in unit tests and under mpirun. The shared math lives in `Aggregate`.
+///  1. `configure`: which clients train and what (the round's sample, `ModelSpec`s).
+///  2. On each client's rank: `prepare` the freshly built model from the client's state, train,
+///     then `outcome`: the `ClientUpdate` that crosses the network and what the client keeps.
+///  3. `RoundExchange` (the one transport) brings every update to the server, which calls the
+///     pure `aggregate` on all of them in client order (no communicator, no model), and brings
+///     each client its `ClientResult`.
+///  4. `apply` builds each client's new state from what it kept and what it got. Clients that
+///     did not train this round receive the shared result too (a download, as Flower's next
+///     `configure_fit` would send it) and keep their personal tensors.
+///  5. Every `eval_every` rounds, `evaluate` scores a client's personalised model.
+///
+/// Strategies hold settings only. The server's state between rounds (FedAdam's m, v; Pilot's
+/// task adapters) is passed into `aggregate` and returned with its result, and the driver keeps
+/// and checkpoints it, so every strategy is unit-testable in-process on plain arrays.
 public protocol FederatedStrategy: AnyObject {
     var name: String { get }
-    /// The clients that train in `round` and what they train (every client, today).
+    /// The clients that train in `round` and what they train (default: the round's sample).
     func configure(round: Int, federation: Federation) -> [ClientPlan]
+    /// The model client `client` trains (or is evaluated with) in `round` (1-based).
+    func modelSpec(round: Int, client: Int, roster: Roster) -> ModelSpec
+    /// Client: set up this round's freshly built model, whose frozen weights are already the
+    /// base's, from the client's state (empty before its first round).
+    func prepare(model: MLLM, round: Int, client: Int, state: TensorDict, roster: Roster) throws
+    /// Client: after training, the update to send (nil: none) and the tensors to keep.
+    func outcome(of trained: TrainedClient, roster: Roster) throws -> LocalOutcome
+    /// Server, pure: the round's results from every participating client's update, in client
+    /// order, and the server state of the previous round.
+    func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult
+    /// Client: the new state from what it kept (a non-participant: its current state) and its
+    /// part of the result (a non-participant: the shared part only).
+    func apply(round: Int, client: Int, kept: TensorDict, result: ClientResult, roster: Roster) throws -> TensorDict
     /// Scores a client's personalised model on its test examples; the metrics go to metrics.h5.
     func evaluate(_ context: EvaluationContext) throws -> [String: Double]
-    /// The model client `client` trains in `round` (1-based).
-    func modelSpec(round: Int, client: Int, federation: Federation) -> ModelSpec
-    /// Client: set up this round's freshly built model, whose frozen weights are already the
-    /// base's, from the client's previous state (nil before the first round).
-    func prepare(model: MLLM, round: Int, client: Int, state: TensorDict?, federation: Federation) throws
-    /// Every rank, after local training: exchange and aggregate. Clients pass their trained
-    /// model and get back their new state; the server passes nil and gets nil.
-    func communicate(round: Int, model: MLLM?, federation: Federation) throws -> TensorDict?
-    /// Server state that a checkpoint must hold to resume bitwise (e.g. FedAdam's m, v).
-    func serverState() -> TensorDict
-    func restoreServerState(_ state: TensorDict) throws
+    /// false: nothing crosses the network (local, centralized), and the exchange is skipped.
+    var exchanges: Bool { get }
     /// true: the clients sum their gradients every step (centralized training, data-parallel over
     /// the client ranks) instead of training independently.
     var dataParallel: Bool { get }
+    /// true: `apply` needs a non-participant's trainable values even before it first trained
+    /// (FedAdam's x ← x + u), so the driver builds them from the base.
+    var appliesToStart: Bool { get }
 }
 
 extension FederatedStrategy {
     public func configure(round: Int, federation: Federation) -> [ClientPlan] {
-        (0..<federation.clientCount).map { ClientPlan(client: $0, spec: modelSpec(round: round, client: $0, federation: federation)) }
+        federation.sampling.sample(round: round, clients: federation.clientCount)
+            .map { ClientPlan(client: $0, spec: modelSpec(round: round, client: $0, roster: federation.roster)) }
     }
-    public func serverState() -> TensorDict { [:] }
-    public func restoreServerState(_ state: TensorDict) throws {}
+    /// The default: the kept tensors, overwritten by the shared result, then by the personal one.
+    public func apply(round: Int, client: Int, kept: TensorDict, result: ClientResult, roster: Roster) throws -> TensorDict {
+        var state = kept
+        if let shared = result.shared { state.merge(try shared.dictionary()) { _, new in new } }
+        if let personal = result.personal { state.merge(try personal.dictionary()) { _, new in new } }
+        return state
+    }
+    public var exchanges: Bool { true }
     public var dataParallel: Bool { false }
+    public var appliesToStart: Bool { false }
 }
 
 // MARK: - Helpers shared by strategies
@@ -85,64 +108,5 @@ extension MLLM {
             used.append(name)
         }
         return used
-    }
-}
-
-extension Federation {
-    /// n_k-weighted mean of `vector` over the clients of this client's task, by an allreduce inside
-    /// the task communicator (DESIGN §6); every client of the task gets the mean.
-    public func taskMean(_ vector: [Float], samples: Int) throws -> [Float] {
-        guard let task else { throw PilotError.invalidArgument("taskMean called on the server") }
-        var weighted = PilotStrategy.taskWeighted(vector, samples: samples)
-        try task.allreduce(&weighted, op: .sum)
-        let total = try task.allreduce(scalar: Int64(samples), op: .sum)
-        return PilotStrategy.taskMean(sum: weighted, samples: total)
-    }
-
-    /// Gives every rank the T task means: each task's leader (task rank 0) sends its task's mean
-    /// to the server, which broadcasts all of them in task order. `mean` is ignored on the server
-    /// and on non-leaders.
-    public func shareTaskMeans(_ mean: [Float]?) throws -> [[Float]] {
-        let leader = task?.rank == 0
-        let payload = leader ? (mean ?? []) : []
-        let parts = try world.gatherv(payload, root: 0)
-        var flat: [Float] = []
-        var length: Int64 = 0
-        if isServer {
-            var byTask = [[Float]](repeating: [], count: numTasks)
-            for (r, p) in parts.enumerated() where r > 0 && !p.isEmpty { byTask[clientTasks[r - 1]] = p }
-            guard let firstLen = byTask.first?.count, byTask.allSatisfy({ $0.count == firstLen }) else {
-                throw PilotError.message("task aggregation: some task has no clients (every task needs at least one client)")
-            }
-            flat = byTask.flatMap { $0 }
-            length = Int64(firstLen)
-        }
-        length = try world.broadcast(scalar: length, root: 0)
-        flat = try world.broadcastSized(flat, root: 0)
-        return (0..<numTasks).map { Array(flat[(Int(length) * $0)..<(Int(length) * ($0 + 1))]) }
-    }
-
-    /// Gathers one vector per client at the server, lets the server turn them into one vector per
-    /// client with `mix` (clients' order), and scatters them back (MPI_Scatterv). Clients get
-    /// their own result; the server gets nil.
-    public func gatherMixScatter(_ vector: [Float]?, mix: ([[Float]]) throws -> [[Float]]) throws -> [Float]? {
-        let parts = try world.gatherv(vector ?? [], root: 0)
-        var chunks: [[Float]] = []
-        if isServer {
-            let mixed = try aggregationClock.time { try mix(Array(parts.dropFirst())) }
-            guard mixed.count == clientCount else { throw PilotError.message("aggregation produced \(mixed.count) results for \(clientCount) clients") }
-            chunks = [[]] + mixed
-        }
-        let mine = try world.scatterv(chunks, root: 0)
-        return isServer ? nil : mine
-    }
-
-    /// Gathers one vector per client at the server, reduces them to one global vector, and
-    /// broadcasts it to every rank.
-    public func gatherReduceBroadcast(_ vector: [Float]?, reduce: ([[Float]]) throws -> [Float]) throws -> [Float] {
-        let parts = try world.gatherv(vector ?? [], root: 0)
-        var global: [Float] = []
-        if isServer { global = try aggregationClock.time { try reduce(Array(parts.dropFirst())) } }
-        return try world.broadcastSized(global, root: 0)
     }
 }

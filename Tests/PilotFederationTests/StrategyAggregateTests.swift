@@ -36,9 +36,21 @@ struct StrategyAggregateTests {
         return try! JSONDecoder().decode(Golden.self, from: Data(contentsOf: url))
     }()
 
-    static func updates(_ vectors: [[Float]], samples: [Int]) -> [ClientUpdate] {
-        vectors.enumerated().map { ClientUpdate(client: $0, examples: samples[$0], tensors: NamedTensors(values: $1)) }
+    /// One update per client, one tensor "w" (client order).
+    static func updates(_ vectors: [[Float]], samples: [Int], name: String = "w") -> [ClientUpdate] {
+        vectors.enumerated().map { ClientUpdate(client: $0, examples: samples[$0], tensors: try! NamedTensors(names: [name], counts: [$1.count], values: $1)) }
     }
+
+    /// Pilot's updates: a task adapter in its task's slot, then a LoRA tensor.
+    static func pilotUpdates(adapters: [[Float]], lora: [[Float]], samples: [Int], tasks: [Int], clients: [Int]? = nil) -> [ClientUpdate] {
+        (clients ?? Array(adapters.indices)).map { k in
+            ClientUpdate(client: k, examples: samples[k],
+                         tensors: try! NamedTensors(names: ["connector/task_adapters/\(tasks[k])/w", "lm/lora_a"],
+                                                    counts: [adapters[k].count, lora[k].count], values: adapters[k] + lora[k]))
+        }
+    }
+
+    var roster: Roster { Roster(clientTasks: g.tasks, clientSamples: g.samples, numTasks: 2) }
 
     static func close(_ a: [Float], _ b: [Double], tol: Double = 2e-6) -> Bool {
         a.count == b.count && zip(a, b).allSatisfy { abs(Double($0) - $1) <= tol * max(1, abs($1)) }
@@ -53,89 +65,114 @@ struct StrategyAggregateTests {
         let strategies: [AveragingStrategy] = [FedAvgStrategy(learningRate: 1e-3), FedProxStrategy(learningRate: 1e-3, mu: 0.01),
                                                ShepherdStrategy(learningRate: 1e-3)]
         for s in strategies {
-            let out = try s.aggregate(round: 1, updates: ups)
-            #expect(out.results.count == 3)
-            for r in out.results {
-                #expect(r.map(\.bitPattern) == direct.map(\.bitPattern))
-                #expect(Self.close(r, g.fedavg))
-            }
+            let out = try s.aggregate(round: 1, updates: ups, serverState: [:], roster: roster)
+            #expect(out.personal.isEmpty && out.serverState.isEmpty)
+            let shared = try #require(out.shared)
+            #expect(shared.names == ["w"])
+            #expect(shared.values.map(\.bitPattern) == direct.map(\.bitPattern))
+            #expect(Self.close(shared.values, g.fedavg))
         }
+        // clients that sent different tensors are refused, naming the client
+        var bad = ups
+        bad[1].tensors = try NamedTensors(names: ["v"], counts: [bad[1].tensors.values.count], values: bad[1].tensors.values)
+        #expect(throws: PilotError.self) { _ = try FedAvgStrategy(learningRate: 1e-3).aggregate(round: 1, updates: bad, serverState: [:], roster: roster) }
     }
 
     @Test("fedavg over 3 rounds matches what Flower printed")
     func fedAvgFlower() throws {
         var x = BaselineMathTests.initial
+        let r3 = Roster(clientTasks: [0, 0, 0], clientSamples: [3, 5, 2], numTasks: 1)
         for (r, deltas) in BaselineMathTests.rounds.enumerated() {
             let models = deltas.map { u in zip(x, u).map { $0 + $1 } }
-            x = try FedAvgStrategy(learningRate: 1e-3).aggregate(round: r + 1, updates: Self.updates(models, samples: [3, 5, 2])).results[0]
+            x = try FedAvgStrategy(learningRate: 1e-3).aggregate(round: r + 1, updates: Self.updates(models, samples: [3, 5, 2]), serverState: [:], roster: r3).shared!.values
             #expect(Self.close(x, BaselineMathTests.flowerFedAvg[r]), "round \(r + 1): \(x)")
         }
     }
 
     @Test("feddpa: the global LoRA is the uniform mean, whatever n_k")
     func fedDPA() throws {
-        let out = try FedDPAStrategy(learningRate: 1e-3, supportPrompts: 4).aggregate(round: 1, updates: ups)
-        for r in out.results { #expect(Self.close(r, g.feddpa_uniform)) }
+        let out = try FedDPAStrategy(learningRate: 1e-3, supportPrompts: 4).aggregate(round: 1, updates: ups, serverState: [:], roster: roster)
+        #expect(Self.close(try #require(out.shared).values, g.feddpa_uniform))
     }
 
-    @Test("fedadam: the step from the n_k-weighted update, server state threaded through 3 rounds (both forms)", arguments: [false, true])
+    @Test("fedadam: the step from the n_k-weighted update, server state threaded through 3 rounds (both forms); apply: x ← x + u", arguments: [false, true])
     func fedAdam(biasCorrected: Bool) throws {
         var h = FedAdamServer.Hyper()
         h.eta = 0.05; h.beta1 = 0.9; h.beta2 = 0.99; h.tau = 1e-3; h.biasCorrected = biasCorrected
-        var server = FedAdamServer(hyper: h)
+        let strategy = FedAdamStrategy(learningRate: 1e-3, hyper: h)
+        var server = TensorDict()
         var x = g.fedadam.initial
         let golden = biasCorrected ? g.fedadam.bias_corrected : g.fedadam.paper
         let flower = biasCorrected ? BaselineMathTests.flowerFedAdam : BaselineMathTests.paperFedAdam
         for (r, deltas) in g.fedadam.rounds.enumerated() {
-            let out = try FedAdamStrategy.aggregate(round: r + 1, updates: Self.updates(deltas, samples: g.samples), serverState: server)
-            #expect(out.results.count == 3 && out.results.allSatisfy { $0 == out.results[0] })
+            let out = try strategy.aggregate(round: r + 1, updates: Self.updates(deltas, samples: g.samples), serverState: server, roster: roster)
+            #expect(out.personal.isEmpty)
             server = out.serverState
-            x = zip(x, out.results[0]).map { $0 + $1 }
+            x = try strategy.apply(round: r + 1, client: 0, kept: ["w": x], result: ClientResult(shared: out.shared), roster: roster)["w"]!
             #expect(Self.close(x, golden[r]), "round \(r + 1): \(x) vs \(golden[r])")
             #expect(Self.close(x, flower[r]), "round \(r + 1): \(x) vs Flower \(flower[r])")
         }
-        #expect(server.t == 3)
+        #expect(server["t"] == [3])
     }
 
-    @Test("local and centralized: nothing is aggregated, each client keeps its own vector")
-    func nothingAggregated() {
-        #expect(LocalStrategy(learningRate: 1e-3).aggregate(round: 1, updates: ups).results == g.clients)
-        #expect(CentralizedStrategy(learningRate: 1e-3).aggregate(round: 1, updates: ups).results == g.clients)
-    }
-
-    @Test("pilot Eq. 10: n_k-weighted mean per task; T means as the server state")
-    func pilotTaskMeans() throws {
-        let means = try PilotStrategy.taskMeans(ups, tasks: g.tasks, numTasks: 2)
-        for t in 0..<2 { #expect(Self.close(means[t], g.pilot_task_means[t]), "task \(t): \(means[t])") }
-        #expect(throws: (any Error).self) { _ = try PilotStrategy.taskMeans(ups, tasks: g.tasks, numTasks: 3) }
-    }
-
-    @Test("pilot Eq. 10: the pure task means equal the task-communicator allreduce bit for bit")
-    func pilotTaskMeansMatchTransport() throws {
-        let tasks = [0, 1, 0, 1, 2, 2], samples = [10, 20, 30, 40, 50, 50]
-        let vectors: [[Float]] = (0..<6).map { c in [Float(c) * 0.37 + 0.1, -Float(c) / 7, 1 / Float(c + 3)] }
-        let pure = try PilotStrategy.taskMeans(Self.updates(vectors, samples: samples), tasks: tasks, numTasks: 3)
-        let out = try InProcessCommunicator.run(size: 7) { world -> [[Float]] in
-            let fed = try Federation(world: world, clientTasks: tasks, numTasks: 3, localSamples: world.rank == 0 ? 0 : samples[world.rank - 1])
-            let mean = try fed.client.map { try fed.taskMean(vectors[$0], samples: samples[$0]) }
-            return try fed.shareTaskMeans(mean)
+    @Test("local and centralized: nothing crosses the network and nothing is aggregated")
+    func nothingAggregated() throws {
+        for s in [LocalStrategy(learningRate: 1e-3), CentralizedStrategy(learningRate: 1e-3)] as [any FederatedStrategy] {
+            #expect(!s.exchanges)
+            #expect(try s.aggregate(round: 1, updates: ups, serverState: [:], roster: roster) == RoundResult())
         }
-        for r in 0..<7 { #expect(out[r].map { $0.map(\.bitPattern) } == pure.map { $0.map(\.bitPattern) }, "rank \(r)") }
+        #expect(CentralizedStrategy(learningRate: 1e-3).dataParallel)
+    }
+
+    @Test("pilot Eq. 10: n_k-weighted mean per task; a task without clients has none")
+    func pilotTaskMeans() throws {
+        let adapters = ups.map { ($0.client, $0.examples, $0.tensors.values) }
+        let means = try PilotStrategy.taskMeans(adapters, tasks: g.tasks, numTasks: 2)
+        for t in 0..<2 { #expect(Self.close(try #require(means[t]), g.pilot_task_means[t]), "task \(t)") }
+        #expect(try PilotStrategy.taskMeans(adapters, tasks: g.tasks, numTasks: 3)[2] == nil)
     }
 
     @Test("pilot ATA Eq. 11–12: top-M inverse-distance mixing (M = 1, 2) as DESIGN §3 writes it; off: the weighted mean")
     func pilotATA() throws {
         for (m, golden) in [(1, g.pilot_ata_m1), (2, g.pilot_ata_m2)] {
             var s = PilotStrategy.Settings(); s.ataM = m
-            let adapters = ups
-            let out = try PilotStrategy(settings: s).aggregate(round: 2, adapters: adapters, lora: ups, tasks: g.tasks, numTasks: 2)
-            #expect(out.results.count == 3)
-            for k in 0..<3 { #expect(Self.close(out.results[k], golden[k], tol: 1e-6), "M=\(m) client \(k): \(out.results[k])") }
-            #expect(try out.serverState == PilotStrategy.taskMeans(adapters, tasks: g.tasks, numTasks: 2))
+            let updates = Self.pilotUpdates(adapters: g.clients, lora: g.clients, samples: g.samples, tasks: g.tasks)
+            let out = try PilotStrategy(settings: s).aggregate(round: 2, updates: updates, serverState: [:], roster: roster)
+            #expect(out.personal.count == 3)
+            for k in 0..<3 {
+                let p = try #require(out.personal[k])
+                #expect(p.names == ["lm/lora_a"])
+                #expect(Self.close(p.values, golden[k], tol: 1e-6), "M=\(m) client \(k): \(p.values)")
+            }
+            // shared: both task adapters, named for their slots; the server keeps them
+            let shared = try #require(out.shared).dictionary()
+            for t in 0..<2 {
+                #expect(Self.close(try #require(shared["connector/task_adapters/\(t)/w"]), g.pilot_task_means[t]))
+                #expect(out.serverState["task_adapters/\(t)"] == shared["connector/task_adapters/\(t)/w"])
+            }
         }
         var off = PilotStrategy.Settings(); off.ata = false
         let plain = try PilotStrategy(settings: off).mixLoRA(ups, tasks: g.tasks)
         for r in plain { #expect(Self.close(r, g.fedavg)) }
+    }
+
+    @Test("pilot over a sample: a task with no participant keeps its adapter of the last round; ATA mixes the participants only")
+    func pilotSampled() throws {
+        let updates = Self.pilotUpdates(adapters: g.clients, lora: g.clients, samples: g.samples, tasks: g.tasks)
+        let strategy = PilotStrategy(settings: .init())
+        let full = try strategy.aggregate(round: 2, updates: updates, serverState: [:], roster: roster)
+        // only the clients of task 0 take part in the next round
+        let task0 = updates.filter { g.tasks[$0.client] == 0 }.map { u -> ClientUpdate in
+            var v = u; v.tensors.values = v.tensors.values.map { $0 * 2 }; return v
+        }
+        let next = try strategy.aggregate(round: 3, updates: task0, serverState: full.serverState, roster: roster)
+        #expect(Set(next.personal.keys) == Set(task0.map(\.client)))
+        let shared = try #require(next.shared).dictionary()
+        #expect(shared["connector/task_adapters/1/w"] == full.serverState["task_adapters/1"])
+        #expect(shared["connector/task_adapters/0/w"] != full.serverState["task_adapters/0"])
+        // round 1 with no client of task 1: no adapter for it yet
+        let first = try strategy.aggregate(round: 1, updates: task0, serverState: [:], roster: roster)
+        #expect(try #require(first.shared).dictionary()["connector/task_adapters/1/w"] == nil)
     }
 
     @Test("named tensors: one flat buffer, names in order, renaming, and refused layouts")
