@@ -38,6 +38,10 @@ struct BenchCommand: ParsableCommand {
     var seq = 128
     @Option(help: "With --model: LoRA rank (alpha = 2·rank, on q,k,v,o,gate,up,down as the reference).")
     var rank = 16
+    @Option(help: "Time ATA's server step (Pilot Eq. 11–12: distances through one sgemm Gram matrix, top-6 weights, mixing) for this many clients instead (scripts/bench_scale.sh).")
+    var ataClients: Int?
+    @Option(help: "With --ata-clients: LoRA values per client.")
+    var ataParams = 1_000_000
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -48,6 +52,7 @@ struct BenchCommand: ParsableCommand {
         Parallel.configure(threads: threads)
         print("pilot bench: \(BLASRuntime.summary), engine threads \(Parallel.threads)")
         if let model { return try runModel(model) }
+        if let ataClients { return try runATA(clients: ataClients, params: ataParams) }
         let model: MLLM, batch: Batch, lr: Float
         if let reference {
             let ref = try JAXReference(path: reference)

@@ -94,7 +94,10 @@ struct DataGenerateCommand: ParsableCommand {
         let start = Date()
         let generated = try ScenarioGenerator.generate(config)
         try ScenarioGenerator.write(generated, to: out)
-        let counts = generated.clients.map { String($0.examples.count) }.joined(separator: " ")
+        let sizes = generated.clients.map(\.examples.count)
+        // many clients: the range, not one number per client
+        let counts = sizes.count <= 12 ? sizes.map(String.init).joined(separator: " ")
+            : sizes.min() == sizes.max() ? "\(sizes[0]) each" : "\(sizes.min()!)–\(sizes.max()!), \(sizes.reduce(0, +)) in all"
         Console.out("wrote \(out): scenario \(scenario), seed \(seed), \(generated.clients.count) clients (\(counts) examples), "
             + "test \(config.scenario.tasks.map { "\($0.rawValue) \(generated.tests[$0]!.examples.count)" }.joined(separator: ", ")), "
             + "pretrain \(generated.pretrain.examples.count), vocabulary \(generated.tokenizer.count) tokens, "

@@ -34,6 +34,9 @@ struct ReportCommand: ParsableCommand {
         "Name the row of the configuration that RUN_DIR belongs to (repeatable).", valueName: "NAME=RUN_DIR"))
     var labels: [String] = []
 
+    @Flag(help: "Show one column per client in the Markdown table even with many clients (by default, more than 12 clients show the task averages only; the CSV always has every client).")
+    var perClient = false
+
     @Option(help: ArgumentHelp("What to print on stdout: markdown or csv.", valueName: "FORMAT"))
     var format: String = "markdown"
 
@@ -68,7 +71,7 @@ struct ReportCommand: ParsableCommand {
         let loaded = try runs.map { try ReportRun.load(directory: $0) }
         let report = try RunReport(runs: loaded, labels: labels.map(parseLabel))
         for w in report.warnings { Console.error("warning: \(w)") }
-        Console.write(fd: 1, format == "csv" ? report.csv() : report.markdown())
+        Console.write(fd: 1, format == "csv" ? report.csv() : report.markdown(perClient: perClient ? true : nil))
         if let csv {
             do { try report.csv().write(toFile: csv, atomically: true, encoding: .utf8) }
             catch { throw PilotError.message("cannot write the CSV '\(csv)': \(error.localizedDescription). Check that its folder exists and is writable.") }

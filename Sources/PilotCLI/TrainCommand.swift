@@ -61,7 +61,8 @@ struct TrainCommand: ParsableCommand {
         do {
             (cfg, runDir) = try prepare(launch: launch)
         } catch {
-            if launch.rank == 0 {
+            if launch.rank == 0 || error is OwnFilesError {
+                // a rank's own files: only that rank knows, so it says so itself
                 Console.error("pilot train: \(error)")
             } else {
                 // mpirun kills the whole job when the first rank exits non-zero; give rank 0 time
@@ -130,25 +131,28 @@ struct TrainCommand: ParsableCommand {
         if cfg.string("run.algorithm") == "centralized" && (placement.clientRanks != k || settings.sampling.size(of: k) != k) {
             throw PilotError.message("centralized training is data-parallel with one client per rank and every client in every round: run with -np \(k + 1), without run.clients_per_rank > 1 or run.fraction < 1")
         }
-        // Each rank checks the files it will read: its own clients' shards and their tasks' test splits
-        // (a cluster may keep each client's data on its own node only). Rank 0 reads neither.
-        let mine = launch.size == nil ? 0..<k : placement.clients(onRank: launch.rank)
-        var missing: [String] = []
-        for c in mine where !FileManager.default.isReadableFile(atPath: scenario.clientPath(c)) { missing.append("client \(c): \(scenario.clientPath(c))") }
-        for t in Set(mine.map { scenario.clientTasks[$0] }) where !FileManager.default.isReadableFile(atPath: scenario.testPath(t)) { missing.append(scenario.testPath(t)) }
-        if !FileManager.default.isReadableFile(atPath: cfg.path("run.base")) { missing.append(cfg.path("run.base") + " (create it with `pilot pretrain`)") }
-        if !missing.isEmpty {
-            let on = launch.size == nil ? "" : " on \(placement.label(launch.rank))"
-            throw PilotError.message("missing or unreadable data files\(on):\n  " + missing.joined(separator: "\n  "))
+        if !FileManager.default.isReadableFile(atPath: cfg.path("run.base")) {
+            throw PilotError.message("missing or unreadable data files:\n  " + cfg.path("run.base") + " (create it with `pilot pretrain`)")
         }
         let first = cfg.int("eval.first_example")
         if first > 0 {
-            for t in Set(mine.map { scenario.clientTasks[$0] }) {
+            for t in scenario.tasks where FileManager.default.isReadableFile(atPath: scenario.testPath(t)) {
                 let n = try scenario.test(t).examples.count
                 if first >= n {
                     throw PilotError.message("eval.first_example = \(first) is past the end of \(scenario.testPath(t)) (\(n) examples): use a value below \(n)")
                 }
             }
+        }
+        // Each rank checks the files it will read: its own clients' shards and their tasks' test splits
+        // (a cluster may keep each client's data on its own node only; rank 0 reads neither). Only that
+        // rank knows, so it reports them itself.
+        let mine = launch.size == nil ? 0..<k : placement.clients(onRank: launch.rank)
+        var missing: [String] = []
+        for c in mine where !FileManager.default.isReadableFile(atPath: scenario.clientPath(c)) { missing.append("client \(c): \(scenario.clientPath(c))") }
+        for t in Set(mine.map { scenario.clientTasks[$0] }).sorted(by: { $0.rawValue < $1.rawValue })
+        where !FileManager.default.isReadableFile(atPath: scenario.testPath(t)) { missing.append(scenario.testPath(t)) }
+        if !missing.isEmpty {
+            throw OwnFilesError(message: "missing or unreadable data files on \(placement.label(launch.rank)):\n  " + missing.joined(separator: "\n  "))
         }
         if launch.rank == 0 && resume == nil {
             try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
@@ -158,6 +162,12 @@ struct TrainCommand: ParsableCommand {
         }
         return (cfg, runDir)
     }
+}
+
+/// A problem with the files only this rank reads (its own clients' shards): printed by this rank.
+struct OwnFilesError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
 
 /// What the launcher (mpirun, srun) tells a process before MPI starts.

@@ -13,17 +13,29 @@ public enum ResultsTable {
         }
         let scores = log.clients[last].map { $0["eval_score"] }
         var lines = ["", "Results after round \(log.rounds[last]) (\(f.algorithm), \(run)):", ""]
-        lines.append("| client | task | score |")
-        lines.append("|---|---|---|")
-        for (k, s) in scores.enumerated() { lines.append(String(format: "| %d | %@ | %.4f |", k, tasks[k], s)) }
-        lines.append("")
-        lines.append("| task | mean over its clients |")
-        lines.append("|---|---|")
         var order: [String] = []
         for t in tasks where !order.contains(t) { order.append(t) }
-        for t in order {
-            let v = zip(tasks, scores).filter { $0.0 == t }.map(\.1)
-            lines.append(String(format: "| %@ | %.4f |", t, v.reduce(0, +) / Double(v.count)))
+        if scores.count <= RoundProgress.perClientLimit {
+            lines.append("| client | task | score |")
+            lines.append("|---|---|---|")
+            for (k, s) in scores.enumerated() { lines.append(String(format: "| %d | %@ | %.4f |", k, tasks[k], s)) }
+            lines.append("")
+            lines.append("| task | mean over its clients |")
+            lines.append("|---|---|")
+            for t in order {
+                let v = zip(tasks, scores).filter { $0.0 == t }.map(\.1)
+                lines.append(String(format: "| %@ | %.4f |", t, v.reduce(0, +) / Double(v.count)))
+            }
+        } else {
+            // many clients: per task; every client's score is in metrics.h5 (`pilot report --per-client`)
+            lines.append("| task | clients | mean | min | max |")
+            lines.append("|---|--:|--:|--:|--:|")
+            for t in order {
+                let v = zip(tasks, scores).filter { $0.0 == t }.map(\.1)
+                lines.append(String(format: "| %@ | %d | %.4f | %.4f | %.4f |", t, v.count, v.reduce(0, +) / Double(v.count), v.min()!, v.max()!))
+            }
+            lines.append("")
+            lines.append("(\(scores.count) clients; every client's score: `pilot report --per-client \(run)` or \(run)/metrics.h5 clients/eval_score)")
         }
         return lines.joined(separator: "\n")
     }

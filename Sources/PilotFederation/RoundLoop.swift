@@ -115,7 +115,7 @@ public final class RoundLoop {
             var test: [FedTask: [Example]] = [:]
             for k in mine {
                 let shard: Shard
-                do { shard = try scenario.client(k) } catch { throw PilotError.message("client \(k): \(error)") }
+                do { shard = try scenario.client(k) } catch { throw mine.count == 1 ? error : PilotError.message("client \(k): \(error)") }
                 // n_k = 0 would train nothing, store a loss of 0 and weigh 0/0 in Pilot's task means
                 guard !shard.examples.isEmpty else {
                     throw PilotError.invalidArgument("client \(k)'s shard \(scenario.clientPath(k)) has no examples; every client needs at least one training example (rebuild the scenario, or remove the client from it)")
@@ -215,7 +215,10 @@ public final class RoundLoop {
                 if let hook = ProcessInfo.processInfo.environment["PILOT_TEST_POISON_CLIENT"], Int(hook) == c {
                     model.parameters.trainable.pointer[0] = .nan   // test hook: a diverged client
                 }
-                do { try RoundLoop.checkFinite(model, loss: losses.total, round: round) } catch { throw PilotError.message("client \(c): \(error)") }
+                do { try RoundLoop.checkFinite(model, loss: losses.total, round: round) } catch {
+                    // the rank's label names its client already when it hosts one
+                    throw mine.count == 1 ? error : PilotError.message("client \(c): \(error)")
+                }
                 outcomes[c] = try strategy.outcome(of: TrainedClient(round: round, client: c, model: model, start: startValues), roster: roster)
                 var m = rows[c]!
                 m["participated"] = 1
@@ -278,7 +281,10 @@ public final class RoundLoop {
 
         if world.isRoot { phaseStarted?(round, "evaluate") }
         if settings.evaluates(round: round), let codec {
-            for c in settings.evalSampling.sample(round: round, clients: federation.clientCount, stream: 1) where mine.contains(c) {
+            // eval.fraction samples the intermediate evaluations; the last round scores every client
+            let evaluated = round == settings.rounds ? Array(0..<federation.clientCount)
+                : settings.evalSampling.sample(round: round, clients: federation.clientCount, stream: 1)
+            for c in evaluated where mine.contains(c) {
                 let t2 = Date()
                 let spec = strategy.modelSpec(round: round, client: c, roster: roster)
                 let model = try buildModel(spec, client: c, round: round, state: states[c]!)

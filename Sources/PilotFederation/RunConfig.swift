@@ -83,7 +83,7 @@ public enum RunConfigSchema {
               help: "index of the first test example scored: 0 for the reported scores, e.g. 200 for a held-out slice that tunes learning rates"),
         .init(name: "eval.max_new_tokens", kind: .int(1...64), defaultValue: .int(16), help: "greedy decoding length cap"),
         .init(name: "eval.fraction", kind: .double(1e-9...1), defaultValue: nil,
-              help: "share of the clients evaluated in an evaluation round, a seeded sample (at least one client); unset: 1, every client", optional: true),
+              help: "share of the clients scored in an intermediate evaluation round, a seeded sample (at least one client); the last round scores every client. Unset: 1, every client", optional: true),
         .init(name: "eval.batch_size", kind: .int(1...512), defaultValue: .int(32), help: "evaluation batch size"),
     ]
 

@@ -20,10 +20,16 @@ extension RunReport {
 
     /// One row per configuration, one column per client (grouped by task) and per task average,
     /// then the footnote that says what the numbers are and which runs made each row.
-    public func markdown() -> String {
+    /// With more than `RoundProgress.perClientLimit` clients the table shows the task averages only
+    /// (`perClient` nil), unless `perClient` asks for every client's column; the CSV always has them.
+    public func markdown(perClient: Bool? = nil) -> String {
         let runCount = groups.map(\.runs.count).reduce(0, +)
         var lines = ["Eval scores, scenario \(scenario): \(groups.count) configuration\(groups.count == 1 ? "" : "s"), \(runCount) run\(runCount == 1 ? "" : "s")", ""]
-        let cols = columns
+        let showClients = perClient ?? (clientTasks.count <= RoundProgress.perClientLimit)
+        let cols = showClients ? columns : tasks.map(ReportColumn.taskAverage) + [.average]
+        if !showClients {
+            lines[0] += " (\(clientTasks.count) clients: task averages only; `--per-client` for every client's column, or the CSV)"
+        }
         lines.append("| method | n | round | " + cols.map(header).joined(separator: " | ") + " |")
         lines.append("|---|--:|--:|" + String(repeating: "--:|", count: cols.count))
         for g in groups {
