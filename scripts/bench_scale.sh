@@ -4,8 +4,9 @@
 #     LoRA values, on one core (`pilot bench --ata-clients K --ata-params P`), for a ladder of (K, P) up to
 #     K = 1024, P = 1M.
 #  2. Rounds of Pilot with K = 9, 90 and 900 clients over `mpirun -np 3` (2 client ranks, so 4/5, 45 and 450
-#     clients per rank), run.fraction = 1/3 of the clients per round, eval.fraction 0.1: seconds per round,
-#     the checkpoint's commit seconds, rounds per hour, and the peak RSS of every rank.
+#     clients per rank), run.fraction = 1/3 of the clients per round, eval.fraction 0.1 (the last round
+#     evaluates every client): seconds per round, the checkpoint's commit seconds, rounds per hour (from the
+#     rounds before the last), and the peak RSS of every rank.
 # Prints one JSON line per measurement into results/bench/scale-<date>.jsonl and a summary.
 # Usage: scripts/bench_scale.sh [--quick]   (--quick: ATA up to K = 256 only; needs a quiet machine)
 set -euo pipefail
@@ -56,10 +57,8 @@ TOML
   scripts/mpirun.sh -np 3 bash -c "exec /usr/bin/time -f %M -o $WORK/rss$k.\$OMPI_COMM_WORLD_RANK $P train --config $WORK/k$k.toml --out $WORK/run$k" \
     > "$WORK/run$k.log" 2>&1 || { echo "bench_scale: K=$k failed:" >&2; tail -5 "$WORK/run$k.log" >&2; exit 1; }
   wall=$(python3 -c "import time; print(time.time() - $start)")
-  python3 - "$WORK/run$k" "$k" "$wall" "$OUT" "$WORK"/rss$k.* <<'PY'
+  "${PYTHON:-/usr/bin/python3}" - "$WORK/run$k" "$k" "$wall" "$OUT" "$WORK"/rss$k.* <<'PY'
 import json, sys
-sys.path.insert(0, "scripts")
-import h5py_python  # noqa: F401
 import h5py
 run, k, wall, out, rss = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5:]
 with h5py.File(run + "/metrics.h5") as m:
@@ -68,10 +67,11 @@ with h5py.File(run + "/metrics.h5") as m:
     took = m["clients/participated"][()].sum(axis=1).tolist()
 peak = {f.rsplit(".", 1)[1]: int(open(f).read().split()[-1]) / 1024 for f in rss}
 row = {"bench": "scale_rounds", "clients": k, "ranks": 3, "trained_per_round": took, "seconds_round": rounds,
-       "seconds_checkpoint": ckpt, "rounds_per_hour": 3600 / (sum(rounds[1:]) / len(rounds[1:])),
+       "seconds_checkpoint": ckpt, "rounds_per_hour": 3600 / (sum(rounds[:-1]) / len(rounds[:-1])),
        "peak_rss_mb_by_rank": peak, "wall_seconds": wall}
 open(out, "a").write(json.dumps(row) + "\n")
-print(f"K={k}: {took[0]:.0f} trained per round, {sum(rounds[1:]) / len(rounds[1:]):.2f} s per round (rounds 2-3), "
+print(f"K={k}: {took[0]:.0f} trained per round, {sum(rounds[:-1]) / len(rounds[:-1]):.2f} s per round (rounds 1-2, eval.fraction 0.1), "
+      f"{rounds[-1]:.2f} s for the last (every client evaluated), "
       f"commit {max(ckpt):.2f} s, {row['rounds_per_hour']:.0f} rounds/h, peak RSS by rank (MB) "
       + ", ".join(f"{r}: {v:.0f}" for r, v in sorted(peak.items())))
 PY

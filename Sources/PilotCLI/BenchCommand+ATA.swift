@@ -22,7 +22,7 @@ extension BenchCommand {
             let r = try body()
             return (r, Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
         }
-        let (flat, tFlat) = seconds { vectors.flatMap { $0 } }
+        let (flat, tFlat) = seconds { Aggregate.rows(vectors, length: p) }
         let (distances, tGram) = seconds { Aggregate.pairwiseDistances(flat, clients: k, length: p) }
         let (matrix, tMatrix) = try seconds {
             try Aggregate.ataMixingMatrix(distances: distances, samples: samples, tasks: tasks, selection: .topM, m: min(6, k - 1), normalisation: .normalised)

@@ -48,6 +48,14 @@ public enum ATANormalisation: String, Sendable, CaseIterable {
 }
 
 extension Aggregate {
+    /// The vectors as the rows of one [K, P] buffer (one allocation; `flatMap` would regrow it).
+    public static func rows(_ vectors: [[Float]], length p: Int) -> [Float] {
+        var flat = [Float]()
+        flat.reserveCapacity(vectors.count * p)
+        for v in vectors { flat.append(contentsOf: v) }
+        return flat
+    }
+
     /// Pairwise Euclidean distances between the rows of X [K, P] (row-major), through the Gram
     /// matrix G = X·Xᵀ computed with one sgemm: d²(a, b) = ‖a‖² + ‖b‖² − 2·a·b.
     ///

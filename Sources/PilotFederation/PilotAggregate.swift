@@ -75,7 +75,7 @@ extension PilotStrategy {
         if let bad = vectors.firstIndex(where: { $0.count != p }) {
             throw PilotError.invalidArgument("ATA: client \(updates[bad].client) sent \(vectors[bad].count) LoRA values, client \(updates[0].client) \(p)")
         }
-        let distances = Aggregate.pairwiseDistances(vectors.flatMap { $0 }, clients: k, length: p)
+        let distances = Aggregate.pairwiseDistances(Aggregate.rows(vectors, length: p), clients: k, length: p)
         let matrix = try Aggregate.ataMixingMatrix(distances: distances, samples: n, tasks: updates.map { tasks[$0.client] },
                                                    selection: settings.ataSelection, m: min(settings.ataM, max(1, k - 1)),
                                                    normalisation: settings.ataNormalisation)
