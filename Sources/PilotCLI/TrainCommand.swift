@@ -110,7 +110,10 @@ struct TrainCommand: ParsableCommand {
                                              + given.differences(from: original).joined(separator: "\n  "))
                 }
             }
-            cfg = original
+            var resumed = original
+            // faults.* are not part of the run's identity: a resume may change or drop them
+            if let config { resumed.faults = try RunConfig(file: ConfigFile(path: config)).faults }
+            cfg = resumed
             guard try RoundCheckpoint.latestRound(run: runDir) != nil else {
                 throw PilotError.message("'\(runDir)' has no complete checkpoint yet; start it again with --config \(saved) --out \(runDir)")
             }

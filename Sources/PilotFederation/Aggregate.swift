@@ -27,6 +27,15 @@ public enum Aggregate {
     }
 }
 
+extension Aggregate {
+    /// The averaging step of every strategy: `weightedMean` for `.mean` (bit for bit what the
+    /// strategies always did), else the robust rule on the same vectors and weights.
+    public static func combine(_ vectors: [[Float]], weights: [Double], with rule: RobustAggregator) throws -> [Float] {
+        if rule == .mean { return try weightedMean(vectors, weights: weights) }
+        return try rule.combine(vectors, weights: weights).values
+    }
+}
+
 // MARK: - ATA: adaptive text-adapter aggregation (Pilot Eq. 11–12)
 
 /// Which clients are candidates for client k's neighbour set (paper Table 5).

@@ -7,6 +7,8 @@ import PilotModel
 public class SingleStageStrategy {
     let learningRate: Double
     let variant: ConnectorVariant
+    /// The averaging step (`robust.aggregator`): the n_k-weighted mean unless a robust rule is chosen.
+    public var aggregator: RobustAggregator = .mean
 
     public init(learningRate: Double, variant: ConnectorVariant = .mlp) {
         self.learningRate = learningRate; self.variant = variant
@@ -62,7 +64,7 @@ public class AveragingStrategy: SingleStageStrategy {
         for u in updates where u.tensors.names != first.tensors.names || u.tensors.counts != first.tensors.counts {
             throw PilotError.invalidArgument("client \(u.client) sent other tensors than client \(first.client) (\(u.tensors.names.count) vs \(first.tensors.names.count) names)")
         }
-        let mean = try Aggregate.weightedMean(updates.map(\.tensors.values), weights: updates.map(weight))
+        let mean = try Aggregate.combine(updates.map(\.tensors.values), weights: updates.map(weight), with: aggregator)
         return RoundResult(shared: try first.tensors.with(values: mean))
     }
 }
@@ -146,7 +148,7 @@ public final class FedAdamStrategy: SingleStageStrategy, FederatedStrategy {
         let delta = try NamedTensors(names: names.names, counts: names.counts, values: zip(x, trained.start).map { $0 - $1 })
         let start = try NamedTensors(names: names.names, counts: names.counts, values: trained.start)
         return LocalOutcome(update: ClientUpdate(client: trained.client, examples: roster.clientSamples[trained.client], tensors: delta),
-                            kept: try start.dictionary())
+                            kept: try start.dictionary(), reference: try delta.with(values: [Float](repeating: 0, count: x.count)))
     }
 
     /// The server's step, pure: the n_k-weighted mean of the clients' updates x_k − x is the
@@ -155,7 +157,7 @@ public final class FedAdamStrategy: SingleStageStrategy, FederatedStrategy {
         var server = FedAdamServer(hyper: hyper)
         if !serverState.isEmpty { try server.restore(serverState) }
         guard let first = updates.first else { throw PilotError.message("fedadam: no update") }
-        let mean = try Aggregate.weightedMean(updates.map(\.tensors.values), weights: updates.map { Double($0.examples) })
+        let mean = try Aggregate.combine(updates.map(\.tensors.values), weights: updates.map { Double($0.examples) }, with: aggregator)
         let step = try server.update(delta: mean)
         return RoundResult(shared: try first.tensors.with(values: step), serverState: server.state)
     }

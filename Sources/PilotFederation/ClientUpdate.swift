@@ -36,8 +36,13 @@ public struct LocalOutcome {
     public var update: ClientUpdate?
     /// The client's own tensors that its next state is built from (`FederatedStrategy.apply`).
     public var kept: TensorDict
+    /// The update's values as the round began (same layout), for clipping the change a client makes
+    /// (`dp.clip`); nil: looked up by name in the model's starting values.
+    public var reference: NamedTensors?
 
-    public init(update: ClientUpdate?, kept: TensorDict) { self.update = update; self.kept = kept }
+    public init(update: ClientUpdate?, kept: TensorDict, reference: NamedTensors? = nil) {
+        self.update = update; self.kept = kept; self.reference = reference
+    }
 }
 
 /// What the server sends back in a round: one result that every client receives (a global
@@ -48,6 +53,8 @@ public struct RoundResult: Sendable, Equatable {
     public var personal: [Int: NamedTensors]
     /// The server's state after the round (what a checkpoint keeps to resume bitwise).
     public var serverState: TensorDict
+    /// The updates the server refused this round (the round driver's checks; strategies leave it empty).
+    public var rejected: [Rejection] = []
 
     public init(shared: NamedTensors? = nil, personal: [Int: NamedTensors] = [:], serverState: TensorDict = [:]) {
         self.shared = shared; self.personal = personal; self.serverState = serverState

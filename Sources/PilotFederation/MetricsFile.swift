@@ -7,14 +7,16 @@ import PilotHDF5
 ///
 /// Layout: `/round` int64 [R]; `/stage` int64 [R]; `/clients/<field>` float64 [R, K] for each
 /// field in `ClientRoundMetrics.fields` (`participated`: 1 if the client trained that round, 0 if
-/// the round's sample left it out; its losses and seconds are then NaN); `/server/<field>` float64 [R] for the server's bytes and
+/// the round's sample left it out, its losses and seconds then NaN; `rejected`: 1 if the server
+/// refused its update, which left its state as it was); `/server/dp_epsilon` [R] is ε after the
+/// round with `dp.*` (NaN without); `/server/<field>` float64 [R] for the server's bytes and
 /// seconds; root attributes `algorithm`, `scenario`, `client_tasks` (names), `run_config`.
 /// In pandas: `pd.DataFrame(f["clients/eval_score"][()], index=f["round"][()])`.
 public struct ClientRoundMetrics: Sendable, Equatable {
     public static let fields = ["loss_total", "loss_ce", "loss_diff", "loss_balance", "loss_z", "loss_proximal", "steps",
                                 "eval_score", "eval_local_weight", "bytes_sent", "bytes_received",
                                 "seconds_train", "seconds_communicate", "seconds_aggregate",
-                                "seconds_evaluate", "seconds_checkpoint", "participated"]
+                                "seconds_evaluate", "seconds_checkpoint", "participated", "rejected"]
     public var values: [Double]
     public init(values: [Double]) { self.values = values }
     public init() { values = [Double](repeating: .nan, count: Self.fields.count) }
@@ -31,7 +33,7 @@ public struct MetricsLog: Sendable {
     public var clients: [[ClientRoundMetrics]] = []
     /// [round] server: `serverFields`
     public var server: [[Double]] = []
-    public static let serverFields = ["bytes_sent", "bytes_received", "seconds_aggregate", "seconds_round", "seconds_checkpoint"]
+    public static let serverFields = ["bytes_sent", "bytes_received", "seconds_aggregate", "seconds_round", "seconds_checkpoint", "dp_epsilon"]
 
     public init() {}
 
@@ -88,7 +90,8 @@ public struct MetricsLog: Sendable {
         log.clients = (0..<r).map { ri in
             (0..<k).map { ki in ClientRoundMetrics(values: columns.map { $0?[ri * k + ki] ?? .nan }) }
         }
-        let serverColumns = try serverFields.map { try f.read(Double.self, at: "server/" + $0).values }
+        // a field added after the file was written reads as NaN
+        let serverColumns = try serverFields.map { f.exists("server/" + $0) ? try f.read(Double.self, at: "server/" + $0).values : [Double](repeating: .nan, count: r) }
         log.server = (0..<r).map { ri in serverColumns.map { $0[ri] } }
         return log
     }

@@ -42,10 +42,14 @@ extension PilotStrategy {
 
     /// Eq. 10 for all T tasks: the n_k-weighted mean of the adapters of each task's participating
     /// clients, in client order; nil for a task with no participant.
-    public static func taskMeans(_ adapters: [(client: Int, examples: Int, values: [Float])], tasks: [Int], numTasks: Int) throws -> [[Float]?] {
+    public static func taskMeans(_ adapters: [(client: Int, examples: Int, values: [Float])], tasks: [Int], numTasks: Int,
+                                 aggregator: RobustAggregator = .mean) throws -> [[Float]?] {
         try (0..<numTasks).map { t -> [Float]? in
             let members = adapters.filter { tasks[$0.client] == t }
             guard let first = members.first else { return nil }
+            if aggregator != .mean {
+                return try aggregator.combine(members.map(\.values), weights: members.map { Double($0.examples) }).values
+            }
             var sum = [Double](repeating: 0, count: first.values.count)
             var total: Int64 = 0
             for u in members {
@@ -68,7 +72,7 @@ extension PilotStrategy {
         let k = vectors.count
         let n = updates.map(\.examples)
         guard settings.ata else {
-            let mean = try Aggregate.weightedMean(vectors, weights: n.map(Double.init))
+            let mean = try Aggregate.combine(vectors, weights: n.map(Double.init), with: settings.aggregator)
             return Array(repeating: mean, count: k)
         }
         let p = vectors.first?.count ?? 0
@@ -87,7 +91,7 @@ extension PilotStrategy {
     public func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult {
         let parts = try updates.map(Self.split)
         let means = try Self.taskMeans(zip(updates, parts).map { ($0.client, $0.examples, $1.adapter) },
-                                       tasks: roster.clientTasks, numTasks: roster.numTasks)
+                                       tasks: roster.clientTasks, numTasks: roster.numTasks, aggregator: settings.aggregator)
         var adapters = Self.taskAdapters(serverState)
         for (t, m) in means.enumerated() { if let m { adapters[t] = m } }
         // Shared: every task adapter the server has, named for its slot.

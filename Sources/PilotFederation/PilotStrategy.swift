@@ -21,6 +21,8 @@ public final class PilotStrategy: FederatedStrategy {
         public var ataSelection: ATASelection = .topM
         public var ataM = 6
         public var ataNormalisation: ATANormalisation = .normalised
+        /// Eq. 10's averaging step inside each task (`robust.aggregator`; the n_k-weighted mean by default).
+        public var aggregator: RobustAggregator = .mean
         public init() {}
     }
 
@@ -82,7 +84,14 @@ public final class PilotStrategy: FederatedStrategy {
         for name in model.parameters.names where name.hasPrefix("connector/client_adapter/") && kept[name] == nil {
             kept[name] = try model.tensor(named: name).values
         }
-        return LocalOutcome(update: update, kept: kept)
+        // the same tensors as the round began (the task adapter was renamed for its slot)
+        var start: [Float] = []
+        for name in adapterNames + loraNames {
+            guard let e = model.parameters.entries.first(where: { $0.name == name && $0.trainable }) else { continue }
+            start += trained.start[e.offset..<(e.offset + e.shape.reduce(1, *))]
+        }
+        let reference = start.count == sent.values.count ? try update.tensors.with(values: start) : nil
+        return LocalOutcome(update: update, kept: kept, reference: reference)
     }
 
     /// Server state: the T aggregated task adapters of the last round that had clients of the task,

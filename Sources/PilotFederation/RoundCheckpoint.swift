@@ -53,7 +53,8 @@ public enum RoundCheckpoint {
     }
 
     public static func write(run: String, metadata m: Metadata, federation: Federation, clientStates: [Int: TensorDict],
-                             clientSeed: (Int) -> UInt64, serverState: TensorDict, metrics: StoredMetrics? = nil) throws {
+                             clientSeed: (Int) -> UInt64, serverState: TensorDict, metrics: StoredMetrics? = nil,
+                             at point: (String) -> Void = { _ in }) throws {
         let dir = directory(run)
         // Each rank writes its own clients' files; a failure (a full disk, say) is reported once, by rank 0,
         // for every rank it hit, and the round is not committed.
@@ -90,6 +91,7 @@ public enum RoundCheckpoint {
             guard digests.count == federation.clientCount else {
                 throw PilotError.message("round \(m.round): \(digests.count) client files were written for \(federation.clientCount) clients")
             }
+            point("after_client_files")
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let f = try H5File.create(roundFile(run, m.round))
             let attributes: [(String, H5AttributeValue)] = [
@@ -120,7 +122,9 @@ public enum RoundCheckpoint {
                 }
             }
             try f.commit()
+            point("after_round_file")
             try writeLatest(run: run, round: m.round)
+            point("after_latest")
         }
         try federation.world.barrier()
     }

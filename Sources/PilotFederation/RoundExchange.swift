@@ -21,67 +21,84 @@ public enum RoundExchange {
     /// server calls `aggregate` on every update of the round, in client order. Returns the
     /// shared result (every rank) and this rank's personal results by client.
     public static func run(_ updates: [ClientUpdate], federation: Federation,
-                           aggregate: ([ClientUpdate]) throws -> RoundResult) throws -> (shared: NamedTensors?, personal: [Int: NamedTensors], serverState: TensorDict?) {
+                           aggregate: ([ClientUpdate]) throws -> RoundResult) throws
+        -> (shared: NamedTensors?, personal: [Int: NamedTensors], rejected: [Rejection], serverState: TensorDict?) {
         let world = federation.world
-        let packed = Packed(updates.map { ($0.client, $0.examples, $0.tensors) })
+        let packed = Packed(updates.map { ($0.client, $0.examples, $0.tensors) }, losses: updates.map { $0.metrics["loss_total"] ?? 0 })
         let headers = try world.gatherv(packed.header, root: 0)
         let layouts = try world.gatherv(packed.layouts, root: 0)
         let values = try world.gatherv(packed.values, root: 0)
 
         var result = RoundResult()
         var personalChunks: [Packed] = []
+        var failure = ""
         if federation.isServer {
-            var all: [ClientUpdate] = []
-            for r in 1..<world.size {
-                for (client, examples, tensors) in try Packed(header: headers[r], layouts: layouts[r], values: values[r]).unpack() {
-                    all.append(ClientUpdate(client: client, examples: examples, tensors: tensors))
+            do {
+                var all: [ClientUpdate] = []
+                for r in 1..<world.size {
+                    for (client, examples, loss, tensors) in try Packed(header: headers[r], layouts: layouts[r], values: values[r]).unpack() {
+                        all.append(ClientUpdate(client: client, examples: examples, tensors: tensors, metrics: ["loss_total": loss]))
+                    }
                 }
-            }
-            all.sort { $0.client < $1.client }
-            result = try federation.aggregationClock.time { try aggregate(all) }
-            let wanted = Set(all.map(\.client))
-            if let stray = result.personal.keys.first(where: { !wanted.contains($0) }) {
-                throw PilotError.message("aggregation returned a result for client \(stray), which sent no update this round")
-            }
-            personalChunks = (0..<world.size).map { r in
-                let mine = federation.placement.clients(onRank: r)
-                return Packed(result.personal.keys.sorted().filter { mine.contains($0) }.map { ($0, 0, result.personal[$0]!) })
-            }
+                all.sort { $0.client < $1.client }
+                result = try federation.aggregationClock.time { try aggregate(all) }
+                let wanted = Set(all.map(\.client))
+                if let stray = result.personal.keys.first(where: { !wanted.contains($0) }) {
+                    throw PilotError.message("aggregation returned a result for client \(stray), which sent no update this round")
+                }
+                personalChunks = (0..<world.size).map { r in
+                    let mine = federation.placement.clients(onRank: r)
+                    return Packed(result.personal.keys.sorted().filter { mine.contains($0) }.map { ($0, 0, result.personal[$0]!) })
+                }
+            } catch { failure = "\(error)" }
+        }
+        // A failed aggregation (every update rejected, say) reaches every rank, which all throw it: no
+        // rank is left waiting in a collective, and nothing of the round is committed.
+        let status = try world.broadcast(string: failure, root: 0)
+        if !status.isEmpty {
+            if federation.isServer { throw PilotError.message(status) }
+            throw PilotError.aborted(operation: "aggregation", rank: world.rank, cause: "rank 0 reports why")
+        }
+        let rejectedText = try world.broadcast(string: result.rejected.map { "\($0.client)\t\($0.reason)" }.joined(separator: "\n"), root: 0)
+        let rejected = rejectedText.split(separator: "\n").compactMap { line -> Rejection? in
+            let parts = line.split(separator: "\t", maxSplits: 1)
+            guard parts.count == 2, let c = Int(parts[0]) else { return nil }
+            return Rejection(client: c, reason: String(parts[1]))
         }
         // The shared result: one layout and one buffer for everyone.
         let shared = result.shared.map { Packed([(-1, 0, $0)]) } ?? Packed([])
         let sharedHeader = try world.broadcastSized(shared.header, root: 0)
         let sharedLayouts = try world.broadcastSized(shared.layouts, root: 0)
         let sharedValues = try world.broadcastSized(shared.values, root: 0)
-        let sharedOut = try Packed(header: sharedHeader, layouts: sharedLayouts, values: sharedValues).unpack().first?.2
+        let sharedOut = try Packed(header: sharedHeader, layouts: sharedLayouts, values: sharedValues).unpack().first?.3
 
         let myHeader = try world.scatterv(personalChunks.map(\.header), root: 0)
         let myLayouts = try world.scatterv(personalChunks.map(\.layouts), root: 0)
         let myValues = try world.scatterv(personalChunks.map(\.values), root: 0)
         var personal: [Int: NamedTensors] = [:]
         if !federation.isServer {
-            for (client, _, tensors) in try Packed(header: myHeader, layouts: myLayouts, values: myValues).unpack() { personal[client] = tensors }
+            for (client, _, _, tensors) in try Packed(header: myHeader, layouts: myLayouts, values: myValues).unpack() { personal[client] = tensors }
         }
-        return (sharedOut, personal, federation.isServer ? result.serverState : nil)
+        return (sharedOut, personal, rejected, federation.isServer ? result.serverState : nil)
     }
 
     /// Named tensors of several clients in three flat buffers: a header [n, (client, examples,
-    /// layout index, value count)×n], the distinct layouts as text ("name count" lines, layouts
+    /// training loss as its bit pattern, layout index, value count)×n], the distinct layouts as text ("name count" lines, layouts
     /// separated by an empty line; clients that share a layout send it once) and the values.
     struct Packed {
         var header: [Int64] = [0]
         var layouts: [UInt8] = []
         var values: [Float] = []
 
-        init(_ items: [(client: Int, examples: Int, tensors: NamedTensors)]) {
+        init(_ items: [(client: Int, examples: Int, tensors: NamedTensors)], losses: [Double]? = nil) {
             var texts: [String] = []
             var index: [String: Int] = [:]
             header = [Int64(items.count)]
-            for (client, examples, t) in items {
+            for (j, (client, examples, t)) in items.enumerated() {
                 let text = zip(t.names, t.counts).map { "\($0) \($1)" }.joined(separator: "\n")
                 let i: Int
                 if let known = index[text] { i = known } else { i = texts.count; index[text] = i; texts.append(text) }
-                header += [Int64(client), Int64(examples), Int64(i), Int64(t.values.count)]
+                header += [Int64(client), Int64(examples), Int64(bitPattern: (losses?[j] ?? 0).bitPattern), Int64(i), Int64(t.values.count)]
                 values += t.values
             }
             layouts = Array(texts.joined(separator: "\n\n").utf8)
@@ -91,9 +108,9 @@ public enum RoundExchange {
             self.header = header.isEmpty ? [0] : header; self.layouts = layouts; self.values = values
         }
 
-        func unpack() throws -> [(Int, Int, NamedTensors)] {
+        func unpack() throws -> [(Int, Int, Double, NamedTensors)] {
             let n = Int(header[0])
-            guard header.count == 1 + 4 * n else { throw PilotError.message("exchange: a header of \(header.count) values for \(n) clients") }
+            guard header.count == 1 + 5 * n else { throw PilotError.message("exchange: a header of \(header.count) values for \(n) clients") }
             let texts = n == 0 ? [] : String(decoding: layouts, as: UTF8.self).components(separatedBy: "\n\n")
             let parsed: [([String], [Int])] = texts.map { text in
                 var names: [String] = [], counts: [Int] = []
@@ -103,15 +120,17 @@ public enum RoundExchange {
                 }
                 return (names, counts)
             }
-            var out: [(Int, Int, NamedTensors)] = []
+            var out: [(Int, Int, Double, NamedTensors)] = []
             var offset = 0
             for i in 0..<n {
-                let client = Int(header[1 + 4 * i]), examples = Int(header[2 + 4 * i]), layout = Int(header[3 + 4 * i]), count = Int(header[4 + 4 * i])
+                let h = 1 + 5 * i
+                let client = Int(header[h]), examples = Int(header[h + 1]), loss = Double(bitPattern: UInt64(bitPattern: header[h + 2]))
+                let layout = Int(header[h + 3]), count = Int(header[h + 4])
                 guard layout >= 0 && layout < parsed.count, offset + count <= values.count else {
                     throw PilotError.message("exchange: client \(client)'s entry is out of range (layout \(layout) of \(parsed.count), values \(offset + count) of \(values.count))")
                 }
                 let (names, counts) = parsed[layout]
-                out.append((client, examples, try NamedTensors(names: names, counts: counts, values: Array(values[offset..<(offset + count)]))))
+                out.append((client, examples, loss, try NamedTensors(names: names, counts: counts, values: Array(values[offset..<(offset + count)]))))
                 offset += count
             }
             return out

@@ -200,26 +200,27 @@ public final class RoundLoop {
         let plans = strategy.configure(round: round, federation: federation)
         let stage = plans.first?.spec.stage ?? 0
 
-        // Train this rank's participants one after another. A client whose update or loss is not finite
-        // stops the run before aggregation (it would spread to every client within the round), with
-        // nothing of the round committed; the check runs on the uncounted communicator.
+        // Train this rank's participants one after another. An update that is not finite, or whose loss
+        // is not, is rejected by the server (below), so it never spreads to other clients.
         var outcomes: [Int: LocalOutcome] = [:]
         var failure: Error? = nil
+        var localRejections: [Rejection] = []
+        let faults = settings.faults
         for plan in plans where mine.contains(plan.client) && failure == nil {
             let c = plan.client
             do {
                 let t0 = Date()
                 let model = try buildModel(plan.spec, client: c, round: round, state: states[c]!)
                 let startValues = model.parameters.trainable.values
+                if faults.fails(client: c, round: round) {
+                    throw PilotError.message("fault injection (faults.fail_client): client \(c)'s training failed in round \(round)")
+                }
                 let losses = try trainLocally(model, data: train[c]!, spec: plan.spec, seed: dataSeed(round: round, client: c))
-                if let hook = ProcessInfo.processInfo.environment["PILOT_TEST_POISON_CLIENT"], Int(hook) == c {
-                    model.parameters.trainable.pointer[0] = .nan   // test hook: a diverged client
+                let trainable = model.parameters.trainable
+                if faults.poisons(client: c, round: round) || ProcessInfo.processInfo.environment["PILOT_TEST_POISON_CLIENT"].flatMap(Int.init) == c {
+                    trainable.pointer[0] = .nan   // fault injection: a diverged client
                 }
-                do { try RoundLoop.checkFinite(model, loss: losses.total, round: round) } catch {
-                    // the rank's label names its client already when it hosts one
-                    throw mine.count == 1 ? error : PilotError.message("client \(c): \(error)")
-                }
-                outcomes[c] = try strategy.outcome(of: TrainedClient(round: round, client: c, model: model, start: startValues), roster: roster)
+                if faults.scaleClient == c { for i in 0..<trainable.count { trainable.pointer[i] *= Float(faults.scaleFactor) } }
                 var m = rows[c]!
                 m["participated"] = 1
                 m["loss_total"] = losses.total; m["loss_ce"] = losses.ce; m["loss_diff"] = losses.diff
@@ -227,6 +228,23 @@ public final class RoundLoop {
                 m["steps"] = Double(losses.steps)
                 m["seconds_train"] = Date().timeIntervalSince(t0)
                 rows[c] = m
+                if !strategy.exchanges {
+                    // no server to check it: the client itself refuses a broken model and keeps its previous state
+                    do { try RoundLoop.checkFinite(model, loss: losses.total, round: round) } catch {
+                        if strategy.dataParallel { throw mine.count == 1 ? error : PilotError.message("client \(c): \(error)") }
+                        localRejections.append(Rejection(client: c, reason: "\(error)"))
+                        continue
+                    }
+                }
+                var o = try strategy.outcome(of: TrainedClient(round: round, client: c, model: model, start: startValues), roster: roster)
+                o.update?.metrics["loss_total"] = losses.total
+                if let dp = settings.dp, var u = o.update {
+                    // DP: the client's change is clipped before anything leaves it
+                    let reference = try o.reference ?? Self.startTensors(model, start: startValues, like: u.tensors)
+                    u.tensors.values = ClientPrivacy.clip(u.tensors.values, reference: reference.values, bound: dp.clip).values
+                    o.update = u
+                }
+                outcomes[c] = o
             } catch { failure = error }
         }
         // Everyone waits for the slowest rank here; that wait is training time, not communication.
@@ -237,23 +255,43 @@ public final class RoundLoop {
         let t1 = Date()
         federation.aggregationClock.reset()
         var serverBytes = [0.0, 0.0]
+        var rejected = localRejections
         if strategy.exchanges {
             let updates = mine.compactMap { outcomes[$0]?.update }
-            let state = serverState, roster = self.roster
-            let (shared, personal, newServer) = try RoundExchange.run(updates, federation: federation) { all in
-                try self.strategy.aggregate(round: round, updates: all, serverState: state, roster: roster)
+            let state = serverState, roster = self.roster, settings = self.settings
+            let exchange = try RoundExchange.run(updates, federation: federation) { all in
+                let (accepted, refused) = UpdateValidation.check(all, settings: settings.robust)
+                guard !accepted.isEmpty else {
+                    throw PilotError.message("round \(round): every update was rejected, so nothing can be aggregated; \(round > 1 ? "round \(round - 1) stays the latest checkpoint" : "no round is committed"):\n  "
+                                             + refused.map { "client \($0.client) (\(self.federation.placement.label(self.federation.placement.rank(of: $0.client)))): \($0.reason)" }.joined(separator: "\n  "))
+                }
+                var noised = accepted
+                if let dp = settings.dp {
+                    for i in noised.indices {
+                        noised[i].tensors.values = ClientPrivacy.noised(noised[i].tensors.values, std: dp.noiseMultiplier * dp.clip,
+                                                                        seed: UInt64(settings.seed), round: round, client: noised[i].client)
+                    }
+                }
+                var result = try self.strategy.aggregate(round: round, updates: noised, serverState: state, roster: roster)
+                result.rejected = refused
+                return result
             }
-            if let newServer { serverState = newServer }
+            let (shared, personal) = (exchange.shared, exchange.personal)
+            if let newServer = exchange.serverState { serverState = newServer }
+            rejected += exchange.rejected
+            let refusedClients = Set(exchange.rejected.map(\.client))
             for c in mine {
                 var kept: TensorDict
                 let result: ClientResult
-                if let o = outcomes[c] {
+                if let o = outcomes[c], !refusedClients.contains(c) {
                     kept = o.kept
                     result = ClientResult(shared: shared, personal: personal[c])
                     rows[c]!["bytes_sent"] = Double(4 * (o.update?.tensors.values.count ?? 0))
                     rows[c]!["bytes_received"] = Double(4 * ((shared?.values.count ?? 0) + (personal[c]?.values.count ?? 0)))
                 } else {
-                    // Not sampled: it receives the shared result (the global model, the task adapters) and keeps the rest.
+                    // Not sampled, or rejected: it receives the shared result (the global model, the task
+                    // adapters) and keeps the rest of its previous state.
+                    if let o = outcomes[c] { rows[c]!["bytes_sent"] = Double(4 * (o.update?.tensors.values.count ?? 0)) }
                     guard shared != nil else { continue }
                     kept = states[c]!
                     if kept.isEmpty && strategy.appliesToStart {
@@ -264,10 +302,25 @@ public final class RoundLoop {
                 states[c] = try strategy.apply(round: round, client: c, kept: kept, result: result, roster: roster)
             }
         } else {
-            for (c, o) in outcomes { states[c] = o.kept }
+            let refusedHere = Set(localRejections.map(\.client))
+            for (c, o) in outcomes where !refusedHere.contains(c) { states[c] = o.kept }
             if strategy.dataParallel {
                 // one client per rank: the rank's gradient sums are the client's
                 for c in mine { rows[c]!["bytes_sent"] = Double(world.bytesSent); rows[c]!["bytes_received"] = Double(world.bytesReceived) }
+            }
+        }
+        for r in rejected where mine.contains(r.client) { rows[r.client]!["rejected"] = 1 }
+        for c in mine where rows[c]!["rejected"].isNaN { rows[c]!["rejected"] = 0 }
+        // every rank's local rejections (strategies without a server) reach rank 0 for the log
+        let rejectionLines = try federation.world.gatherv(Array(rejected.filter { mine.contains($0.client) || federation.isServer }
+            .map { "client \($0.client) (\(federation.placement.label(federation.placement.rank(of: $0.client)))): \($0.reason)" }
+            .joined(separator: "\n").utf8), root: 0)
+        if federation.isServer {
+            var seen = Set<String>()
+            for part in rejectionLines {
+                for line in String(decoding: part, as: UTF8.self).split(separator: "\n") where seen.insert(String(line)).inserted {
+                    report("round \(round): rejected \(line); it keeps its previous state")
+                }
             }
         }
         outcomes = [:]
@@ -316,19 +369,37 @@ public final class RoundLoop {
         try RoundCheckpoint.write(run: runDirectory, metadata: meta, federation: federation, clientStates: states,
                                   clientSeed: { self.dataSeed(round: round, client: $0) },
                                   serverState: federation.isServer ? serverState : [:],
-                                  metrics: federation.isServer ? .init(clients: clientRows, server: serverBytes) : nil)
+                                  metrics: federation.isServer ? .init(clients: clientRows, server: serverBytes) : nil,
+                                  at: { [faults = settings.faults] point in faults.kill(at: point, round: round) })
         let checkpointSeconds = Date().timeIntervalSince(t3)
         let perRank = try world.gatherv([checkpointSeconds], root: 0)
         if federation.isServer {
             for c in clientRows.indices { clientRows[c]["seconds_checkpoint"] = perRank[federation.placement.rank(of: c)].first ?? .nan }
+            let epsilon = settings.dp.map { ClientPrivacy.epsilon($0, sampled: settings.sampling.size(of: federation.clientCount),
+                                                                  clients: federation.clientCount, rounds: round) } ?? .nan
             log.append(round: round, stage: stage, clients: clientRows,
-                       server: serverBytes + [aggregateSeconds, Date().timeIntervalSince(roundStart), checkpointSeconds])
+                       server: serverBytes + [aggregateSeconds, Date().timeIntervalSince(roundStart), checkpointSeconds, epsilon])
             try log.write(to: runDirectory + "/metrics.h5", attributes: metricsAttributes())
+            settings.faults.kill(at: "after_metrics", round: round)
             report(RoundProgress.line(round: round, rounds: settings.rounds, stage: stage, rows: clientRows, tasks: roster.clientTasks,
-                                      taskNames: taskNames, seconds: Date().timeIntervalSince(roundStart)))
+                                      taskNames: taskNames, seconds: Date().timeIntervalSince(roundStart))
+                   + (epsilon.isNaN ? "" : String(format: " | DP ε %.3g (δ %.0e)", epsilon, settings.dp!.delta)))
         }
         if simulateStopAfterRound == round { StopSignal.request() }
         return try world.allreduce(scalar: Int64(StopSignal.requested ? 1 : 0), op: .max) > 0
+    }
+
+    /// The values `like`'s tensors had as the round began, by name, from the trainable buffer `start`.
+    static func startTensors(_ model: MLLM, start: [Float], like t: NamedTensors) throws -> NamedTensors {
+        var values: [Float] = []
+        values.reserveCapacity(t.values.count)
+        for name in t.names {
+            guard let e = model.parameters.entries.first(where: { $0.name == name && $0.trainable }) else {
+                throw PilotError.message("dp.clip: the update's tensor '\(name)' is not a trainable parameter; its starting value is unknown")
+            }
+            values += start[e.offset..<(e.offset + e.shape.reduce(1, *))]
+        }
+        return try t.with(values: values)
     }
 
     /// Gathers every rank's rows (its clients' in client order, `width` values each) at rank 0, in client order.

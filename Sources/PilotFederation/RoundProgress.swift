@@ -8,13 +8,15 @@ public enum RoundProgress {
 
     public static func line(round: Int, rounds: Int, stage: Int, rows: [ClientRoundMetrics], tasks: [Int],
                             taskNames: [String], seconds: Double) -> String {
-        let trained = rows.filter { $0["participated"] != 0 }
+        let trained = rows.filter { $0["participated"] != 0 && $0["rejected"] != 1 }
         func mean(_ f: String, _ rs: [ClientRoundMetrics]) -> Double {
             let v = rs.map { $0[f] }.filter { !$0.isNaN }
             return v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count)
         }
         let mb = rows.map { $0["bytes_sent"] + $0["bytes_received"] }.filter { !$0.isNaN }.reduce(0, +) / 1e6
-        let sample = trained.count == rows.count ? "" : " | \(trained.count)/\(rows.count) clients"
+        let refused = rows.filter { $0["rejected"] == 1 }.count
+        let took = rows.filter { $0["participated"] != 0 }.count
+        let sample = (took == rows.count ? "" : " | \(took)/\(rows.count) clients") + (refused > 0 ? " | \(refused) rejected" : "")
         var line = String(format: "round %d/%d stage %d%@ | loss %.4f (ce %.4f) | train %.1fs comm %.2fs ckpt %.2fs | %.1f MB moved | %.1fs",
                           round, rounds, stage, sample, mean("loss_total", trained), mean("loss_ce", trained),
                           trained.map { $0["seconds_train"] }.filter { !$0.isNaN }.max() ?? 0, mean("seconds_communicate", trained),

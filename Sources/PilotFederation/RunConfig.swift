@@ -78,6 +78,29 @@ public enum RunConfigSchema {
               help: "false: the paper's step (Reddi et al.); true: Flower's bias-corrected step η·√(1−β2^(t+1))/(1−β1^(t+1))"),
         .init(name: "feddpa.support", kind: .int(1...4096), defaultValue: .int(5),
               help: "FedDPA-T inference: local training prompts whose last-token states weigh the local LoRA per test instance"),
+        .init(name: "robust.max_update_norm", kind: .double(0...1e30), defaultValue: nil,
+              help: "bound on each update's L2 distance from the coordinate-wise median of the round's updates of the same layout, checked at the server; unset: no bound", optional: true),
+        .init(name: "robust.on_bad", kind: .string(["reject", "clip"]), defaultValue: nil,
+              help: "an update beyond robust.max_update_norm is rejected (default) or clipped back to the bound around the median", optional: true),
+        .init(name: "robust.aggregator", kind: .string(["mean", "median", "trimmed_mean", "krum", "multi_krum"]), defaultValue: nil,
+              help: "every strategy's averaging step: the n_k-weighted mean (default), Flower's FedMedian, FedTrimmedAvg, Krum or multi-Krum", optional: true),
+        .init(name: "robust.trim", kind: .double(0...0.4999), defaultValue: nil, help: "trimmed_mean: share cut from each end per coordinate (Flower's beta); unset: 0.2", optional: true),
+        .init(name: "robust.byzantine_f", kind: .int(0...1_000_000), defaultValue: nil, help: "krum, multi_krum: the number f of Byzantine clients tolerated; unset: 1", optional: true),
+        .init(name: "robust.krum_m", kind: .int(1...1_000_000), defaultValue: nil, help: "multi_krum: the clients kept and averaged; unset: 2", optional: true),
+        .init(name: "dp.clip", kind: .double(1e-12...1e12), defaultValue: nil,
+              help: "client-level DP (DP-FedAvg): each client's update (the change of what it sends during the round) is clipped to this L2 norm before it leaves the client; unset: no DP", optional: true),
+        .init(name: "dp.noise_multiplier", kind: .double(0...1e6), defaultValue: nil,
+              help: "σ: the server adds N(0, (σ·dp.clip)²) to every coordinate of every clipped update, seeded by (seed, round, client); unset: 1", optional: true),
+        .init(name: "dp.delta", kind: .double(1e-15...0.1), defaultValue: nil, help: "δ at which the RDP accountant reports ε after every round; unset: 1e-5", optional: true),
+        .init(name: "faults.nan_client", kind: .int(0...1_000_000), defaultValue: nil, help: "fault injection (tests): this client's trained parameters get a NaN (every round, or faults.nan_round)", optional: true),
+        .init(name: "faults.nan_round", kind: .int(1...1000), defaultValue: nil, help: "fault injection: the round of faults.nan_client (unset: every round)", optional: true),
+        .init(name: "faults.scale_client", kind: .int(0...1_000_000), defaultValue: nil, help: "fault injection: this client's trained parameters are multiplied by faults.scale_factor every round", optional: true),
+        .init(name: "faults.scale_factor", kind: .double(-1e30...1e30), defaultValue: nil, help: "fault injection: the factor of faults.scale_client (unset: 1e6)", optional: true),
+        .init(name: "faults.fail_client", kind: .int(0...1_000_000), defaultValue: nil, help: "fault injection: this client's training throws (in faults.fail_round, or every round)", optional: true),
+        .init(name: "faults.fail_round", kind: .int(1...1000), defaultValue: nil, help: "fault injection: the round of faults.fail_client (unset: every round)", optional: true),
+        .init(name: "faults.kill_point", kind: .string(["after_client_files", "after_round_file", "after_latest", "after_metrics"]), defaultValue: nil,
+              help: "fault injection: every rank kills itself (SIGKILL) at this point of round faults.kill_round's commit", optional: true),
+        .init(name: "faults.kill_round", kind: .int(1...1000), defaultValue: nil, help: "fault injection: the round of faults.kill_point (unset: 1)", optional: true),
         .init(name: "eval.max_examples", kind: .int(1...1_000_000), defaultValue: .int(200), help: "test examples each client scores (from its task's test split)"),
         .init(name: "eval.first_example", kind: .int(0...1_000_000), defaultValue: .int(0),
               help: "index of the first test example scored: 0 for the reported scores, e.g. 200 for a held-out slice that tunes learning rates"),
@@ -104,6 +127,9 @@ public enum RunConfigSchema {
 /// A validated run configuration: every key of the schema with a value (given or default).
 public struct RunConfig: Sendable, Equatable {
     public let values: [String: ConfigFile.Value]
+    /// The `faults.*` keys (fault injection for tests): not part of the run's identity, so they are
+    /// not in `values`, the effective file or the hash, and a resume may change or drop them.
+    public var faults: [String: ConfigFile.Value] = [:]
     /// The file as written (stored in checkpoints with its hash).
     public let sourceText: String
     public let sourcePath: String
@@ -137,7 +163,8 @@ public struct RunConfig: Sendable, Equatable {
         if !problems.isEmpty {
             throw PilotError.message("invalid config:\n  " + problems.joined(separator: "\n  "))
         }
-        self.values = values
+        self.values = values.filter { !$0.key.hasPrefix("faults.") }
+        faults = values.filter { $0.key.hasPrefix("faults.") }
         sourceText = file.text
         sourcePath = file.path
     }
@@ -202,9 +229,15 @@ public struct RunConfig: Sendable, Equatable {
     /// A path from the config (already resolved against the config file's directory).
     public func path(_ k: String) -> String { string(k) }
     /// An optional key's value (nil when the config does not give it).
-    public func optionalString(_ k: String) -> String? { if case let .string(s)? = values[k] { return s }; return nil }
-    public func optionalInt(_ k: String) -> Int? { if case let .int(i)? = values[k] { return i }; return nil }
-    public func optionalDouble(_ k: String) -> Double? { if case let .double(d)? = values[k] { return d }; return nil }
+    public func optionalString(_ k: String) -> String? { if case let .string(s)? = values[k] ?? faults[k] { return s }; return nil }
+    public func optionalInt(_ k: String) -> Int? { if case let .int(i)? = values[k] ?? faults[k] { return i }; return nil }
+    public func optionalDouble(_ k: String) -> Double? {
+        switch values[k] ?? faults[k] {
+        case let .double(d)?: return d
+        case let .int(i)?: return Double(i)
+        default: return nil
+        }
+    }
     public func optionalStrings(_ k: String) -> [String]? {
         guard case let .array(a)? = values[k] else { return nil }
         return a.compactMap { if case let .string(s) = $0 { return s } else { return nil } }

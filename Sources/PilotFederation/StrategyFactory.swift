@@ -4,6 +4,13 @@ import PilotModel
 extension RoundLoop {
     /// The strategy of `run.algorithm`, with its settings decoded from the config once.
     static func makeStrategy(_ c: RunConfig) throws -> FederatedStrategy {
+        let strategy = try makeBareStrategy(c)
+        let rule = RoundSettings.aggregator(c)
+        if let s = strategy as? SingleStageStrategy { s.aggregator = rule }
+        return strategy
+    }
+
+    static func makeBareStrategy(_ c: RunConfig) throws -> FederatedStrategy {
         switch c.string("run.algorithm") {
         case "local": return LocalStrategy(learningRate: c.double("train.lr"))
         case "centralized": return CentralizedStrategy(learningRate: c.double("train.lr"))
@@ -33,6 +40,7 @@ extension RoundLoop {
             s.ataSelection = ATASelection(rawValue: c.string("pilot.ata_selection"))!
             s.ataM = c.int("pilot.ata_m")
             s.ataNormalisation = ATANormalisation(rawValue: c.string("pilot.ata_z"))!
+            s.aggregator = RoundSettings.aggregator(c)
             return PilotStrategy(settings: s)
         case let other:
             throw PilotError.invalidArgument("run.algorithm \"\(other)\" is not implemented")

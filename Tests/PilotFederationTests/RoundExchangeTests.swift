@@ -26,7 +26,7 @@ struct RoundExchangeTests {
             #expect(fed.clientSamples == samples)
             let strategy = PilotStrategy(settings: .init())
             let updates = mine.filter { participants?.contains($0) ?? true }.map(update)
-            let (shared, personal, server) = try RoundExchange.run(updates, federation: fed) { all in
+            let (shared, personal, _, server) = try RoundExchange.run(updates, federation: fed) { all in
                 #expect(all.map(\.client) == all.map(\.client).sorted(), "the server sees the updates in client order")
                 return try strategy.aggregate(round: 2, updates: all, serverState: [:], roster: fed.roster)
             }

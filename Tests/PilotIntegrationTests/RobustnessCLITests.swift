@@ -1,0 +1,141 @@
+import Foundation
+import PilotHDF5
+import PilotTestSupport
+import Testing
+
+/// Robust and private rounds under mpirun (#18): the server's checks on every update, robust
+/// aggregation, DP, and each `faults.*` switch.
+@Suite("robust and private rounds under mpirun", .serialized)
+struct RobustnessCLITests {
+    static func config(_ run: String = "", _ extra: String = "", algorithm: String = "pilot", rounds: Int = 2) -> String {
+        TrainCLITests.config(extra, rounds: rounds, algorithm: algorithm)
+            .replacingOccurrences(of: "rounds = \(rounds)", with: "rounds = \(rounds)\n" + run)
+    }
+
+    static func column(_ run: String, _ field: String) throws -> [Double] {
+        let f = try H5File.open(run + "/metrics.h5")
+        defer { f.close() }
+        return try f.read(Double.self, at: field).values
+    }
+
+    static func allFinite(_ run: String, round: Int) throws -> Bool {
+        try TrainCLITests.finalRoundDatasets(run, round: round).values.allSatisfy { $0.allSatisfy(\.isFinite) }
+    }
+
+    @Test("a NaN update (faults.nan_client) is rejected at the server, logged with its rank, counted, and the rest is aggregated without it")
+    func nanRejected() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try TrainCLITests.writeConfig(dir, "c.toml", Self.config("", "[faults]\nnan_client = 4\nnan_round = 2"))
+        let r = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run")], np: 4)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("round 2: rejected client 4 (rank 2 (clients 3–5)): its update has 1 non-finite value(s) (first: connector/task_adapters/1/"), "\(r.stdout)")
+        #expect(r.stdout.contains("| 1 rejected |"), "\(r.stdout)")
+        let rejected = try Self.column(dir.file("run"), "clients/rejected")
+        #expect(rejected == [Double](repeating: 0, count: 9) + (0..<9).map { $0 == 4 ? 1 : 0 }, "\(rejected)")
+        #expect(try Self.allFinite(dir.file("run"), round: 2), "a NaN reached a checkpoint")
+        #expect(try Self.column(dir.file("run"), "clients/eval_score").allSatisfy(\.isFinite))
+        // faults.* are not part of the run's identity: the config stored in the run has none
+        #expect(!(try String(contentsOfFile: dir.file("run/config.toml"), encoding: .utf8)).contains("faults"))
+    }
+
+    @Test("every update rejected: the run stops with the reasons, exit non-zero, and nothing of the round is committed")
+    func allRejected() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try TrainCLITests.writeConfig(dir, "c.toml", Self.config("", "[robust]\nmax_update_norm = 1e-30"))
+        let r = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run")], np: 4)
+        #expect(r.status != 0)
+        #expect(r.seconds < 60)
+        #expect(r.stderr.contains("round 1: every update was rejected, so nothing can be aggregated; no round is committed")
+                && r.stderr.contains("from the round's median (robust.max_update_norm = 1e-30)"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("run/ckpt/round_001.h5")))
+    }
+
+    @Test("a client scaled ×1e6 (faults.scale_client) is rejected by robust.max_update_norm, or clipped back to it with on_bad = clip", arguments: ["reject", "clip"])
+    func normBound(onBad: String) throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let text = Self.config("", "[robust]\nmax_update_norm = 100\non_bad = \"\(onBad)\"\n[faults]\nscale_client = 2", algorithm: "fedavg")
+        let cfg = try TrainCLITests.writeConfig(dir, "c.toml", text)
+        let r = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run")], np: 3)
+        #expect(r.status == 0, "\(r.stderr)")
+        let rejected = try Self.column(dir.file("run"), "clients/rejected")
+        let expected: [Double] = (0..<18).map { onBad == "reject" && $0 % 9 == 2 ? 1 : 0 }
+        #expect(rejected == expected, "\(rejected)")
+        // the global model stays at the scale of the others either way
+        let f = try H5File.open(dir.file("run/ckpt/round_002/client_00.h5"))
+        defer { f.close() }
+        let big = try f.datasetPaths(under: "state").map { try f.read(Float.self, at: $0).values.map { abs($0) }.max() ?? 0 }.max() ?? 0
+        #expect(big < 1000, "largest |value| of the global model: \(big)")
+    }
+
+    @Test("robust aggregators run end to end with a client scaled ×1e6 and keep the global model bounded", arguments: ["median", "trimmed_mean", "krum", "multi_krum"])
+    func robustAggregators(rule: String) throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let text = Self.config("", "[robust]\naggregator = \"\(rule)\"\ntrim = 0.2\nbyzantine_f = 1\nkrum_m = 3\n[faults]\nscale_client = 2", algorithm: "fedavg")
+        let cfg = try TrainCLITests.writeConfig(dir, "c.toml", text)
+        let r = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run")], np: 3)
+        #expect(r.status == 0, "\(r.stderr)")
+        let f = try H5File.open(dir.file("run/ckpt/round_002/client_00.h5"))
+        defer { f.close() }
+        let big = try f.datasetPaths(under: "state").map { try f.read(Float.self, at: $0).values.map { abs($0) }.max() ?? 0 }.max() ?? 0
+        #expect(big < 1000, "\(rule): largest |value| of the global model: \(big)")
+    }
+
+    @Test("DP-FedAvg: clipped, noised, ε after every round in metrics.h5 and the progress line, growing with the rounds; two runs give the same bits")
+    func differentialPrivacy() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let text = Self.config("fraction = 0.5", "[dp]\nclip = 0.5\nnoise_multiplier = 1.1\ndelta = 1e-5", algorithm: "fedavg", rounds: 3)
+        let cfg = try TrainCLITests.writeConfig(dir, "c.toml", text)
+        let a = try TrainCLITests.train(["--config", cfg, "--out", dir.file("a")], np: 3)
+        #expect(a.status == 0, "\(a.stderr)")
+        #expect(a.stdout.contains("| DP ε "), "\(a.stdout)")
+        let eps = try Self.column(dir.file("a"), "server/dp_epsilon")
+        #expect(eps.count == 3 && eps.allSatisfy { $0.isFinite && $0 > 0 } && eps[0] < eps[1] && eps[1] < eps[2], "\(eps)")
+        let b = try TrainCLITests.train(["--config", cfg, "--out", dir.file("b")], np: 4)
+        #expect(b.status == 0, "\(b.stderr)")
+        let diff = try PlacementCLITests.sameBits(dir.file("a"), dir.file("b"))
+        #expect(diff.isEmpty, "DP noise is not reproducible: \(diff.prefix(5))")
+    }
+
+    @Test("faults.fail_client: training throws, the run stops naming the client, the previous round stays the latest")
+    func failClient() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try TrainCLITests.writeConfig(dir, "c.toml", Self.config("", "[faults]\nfail_client = 7\nfail_round = 2"))
+        let r = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run")], np: 4)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("rank 3 (clients 6–8)") && r.stderr.contains("client 7's training failed in round 2"), "\(r.stderr)")
+        #expect(try String(contentsOfFile: dir.file("run/ckpt/latest"), encoding: .utf8) == "round_001.h5\n")
+    }
+
+    @Test("faults.kill_point: killed at each point of round 2's commit, the run resumes (without the faults) to the bits of an uninterrupted run",
+          arguments: ["after_client_files", "after_round_file", "after_latest", "after_metrics"])
+    func killPoints(point: String) throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let plain = try TrainCLITests.writeConfig(dir, "plain.toml", Self.config(rounds: 3))
+        let full = try TrainCLITests.train(["--config", plain, "--out", dir.file("full")], np: 3)
+        try #require(full.status == 0, "\(full.stderr)")
+        let cfg = try TrainCLITests.writeConfig(dir, "kill.toml", Self.config("", "[faults]\nkill_point = \"\(point)\"\nkill_round = 2", rounds: 3))
+        let killed = try TrainCLITests.train(["--config", cfg, "--out", dir.file("cut")], np: 3)
+        #expect(killed.status != 0)
+        #expect(killed.stderr.contains("fault injection: killed at \(point) of round 2"), "\(killed.stderr)")
+        let latest = try String(contentsOfFile: dir.file("cut/ckpt/latest"), encoding: .utf8)
+        #expect(latest == (point == "after_client_files" || point == "after_round_file" ? "round_001.h5\n" : "round_002.h5\n"), "\(latest)")
+        let resumed = try TrainCLITests.train(["--resume", dir.file("cut")], np: 3)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let diff = try PlacementCLITests.sameBits(dir.file("full"), dir.file("cut"))
+        #expect(diff.isEmpty, "differ: \(diff.prefix(5))")
+        let f = try H5File.open(dir.file("cut/metrics.h5"))
+        defer { f.close() }
+        #expect(try f.read(Int64.self, at: "round").values == [1, 2, 3])
+    }
+
+    @Test("faults.* may be changed or dropped on --resume: they are not part of the run's identity")
+    func faultsNotIdentity() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try TrainCLITests.writeConfig(dir, "c.toml", Self.config("", "[faults]\nnan_client = 1", rounds: 2))
+        let first = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run"), "--stop-after-round", "1"], np: 3)
+        #expect(first.status == 75, "\(first.stderr)")
+        let other = try TrainCLITests.writeConfig(dir, "d.toml", Self.config("", "[faults]\nscale_client = 3\nscale_factor = 2", rounds: 2))
+        let resumed = try TrainCLITests.train(["--resume", dir.file("run"), "--config", other], np: 3)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+    }
+}
