@@ -49,6 +49,7 @@ pilot_step() {
   # TERM by killing the step (SIGKILL to the tasks), so TERM is passed on as USR1 too.
   trap "PILOT_SIGNAL=USR1; pilot_log 'USR1: asking the step to commit its round and stop'; kill -USR1 $pid 2>/dev/null" USR1
   trap "PILOT_SIGNAL=TERM; pilot_log 'TERM: asking the step to commit its round and stop'; kill -USR1 $pid 2>/dev/null" TERM
+  trap "PILOT_SIGNAL=INT; pilot_log 'INT: asking the step to commit its round and stop'; kill -USR1 $pid 2>/dev/null" INT
   while :; do
     rc=0; wait "$pid" || rc=$?
     # wait returns >128 when a trapped signal interrupts it; the step may still be running.
@@ -60,7 +61,7 @@ pilot_step() {
       break
     fi
   done
-  trap - USR1 TERM
+  trap - USR1 TERM INT
   return "$rc"
 }
 

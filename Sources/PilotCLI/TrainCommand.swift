@@ -53,6 +53,10 @@ struct TrainCommand: ParsableCommand {
             }
             return
         }
+        // The stop handler first: TERM or USR1 from the first moment on asks for the graceful stop
+        // (after the first committed round) instead of killing the process without a word.
+        StopSignal.install()
+        try BLASPin.apply(config: config, resume: resume)
         let launch = LaunchEnvironment()
         // Everything that can be checked without MPI is checked first, on every rank; only
         // rank 0 prints, and every rank exits 1, so nothing waits on a collective.
@@ -71,7 +75,6 @@ struct TrainCommand: ParsableCommand {
             }
             throw ExitCode(1)
         }
-        StopSignal.install()
         let threads = engine.configure()
         let world = try MPIRuntime.world()
         let indicator = PhaseIndicator()

@@ -2,6 +2,7 @@ import Foundation
 import PilotComm
 import PilotCore
 import PilotHDF5
+import PilotTensor
 
 /// Round checkpoints of a run directory (DESIGN §7):
 ///
@@ -38,6 +39,9 @@ public enum RoundCheckpoint {
         public var configText: String
         public var configHash: String
         public var seed: Int
+        /// OpenBLAS's kernel and the engine's threads per rank: the bits depend on both.
+        public var blasCore: String = BLASRuntime.coreName
+        public var threads: Int = Parallel.threads
     }
 
     /// Collective. Clients write their own files; rank 0 writes the round file and `latest`.
@@ -98,6 +102,7 @@ public enum RoundCheckpoint {
                 ("format", .string(format)), ("format_version", .int(1)), ("round", .int(Int64(m.round))),
                 ("stage", .int(Int64(m.stage))), ("algorithm", .string(m.algorithm)), ("config", .string(m.configText)),
                 ("config_sha256", .string(m.configHash)), ("seed", .int(Int64(m.seed))),
+                ("blas_core", .string(m.blasCore)), ("engine_threads", .int(Int64(m.threads))),
                 ("clients", .int(Int64(federation.clientCount))),
                 ("rng", .string("client k's data order in round r comes from PilotRNG seeded with SplitMix64(f(seed, r, k)), one shuffle per epoch; each client's seed is stored in its file as rng_seed")),
                 ("client_files_sha256", .strings(digests)),
@@ -262,8 +267,11 @@ public enum RoundCheckpoint {
         if try attributesIntact(f) == false {
             throw PilotError.message("the root attributes of '\(path)' (round, stage, config, seed, …) changed since pilot wrote them: their SHA-256 does not match. The checkpoint is corrupt or was edited; restore it, or resume from an earlier round by writing its name (e.g. \(roundName(max(1, round - 1)))) into \(directory(run))/latest")
         }
-        let m = Metadata(round: try int("round"), stage: try int("stage"), algorithm: try str("algorithm"),
+        var m = Metadata(round: try int("round"), stage: try int("stage"), algorithm: try str("algorithm"),
                          configText: try str("config"), configHash: try str("config_sha256"), seed: try int("seed"))
+        // files from before the kernel was recorded: unknown
+        m.blasCore = try f.attribute("blas_core")?.stringValue ?? ""
+        m.threads = Int(try f.attribute("engine_threads")?.intValue ?? 0)
         guard SHA256.hex(Array(m.configText.utf8)) == m.configHash else {
             throw PilotError.message("the config stored in '\(path)' does not match its SHA-256 (config_sha256): the file is corrupt, not your config changed. Restore it, or resume from an earlier round by writing its name into \(directory(run))/latest")
         }

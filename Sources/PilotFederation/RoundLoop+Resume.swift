@@ -1,6 +1,7 @@
 import Foundation
 import PilotComm
 import PilotCore
+import PilotTensor
 
 extension RoundLoop {
     /// Restores the state after committed round `round`: the server's state and metrics rows on rank 0,
@@ -12,6 +13,14 @@ extension RoundLoop {
         if federation.isServer {
             let (meta, server, d) = try RoundCheckpoint.readRound(run: runDirectory, round: round)
             storedText = meta.configText
+            // the same bits need the same kernel and threads (#18 item 6)
+            if !meta.blasCore.isEmpty && (meta.blasCore != BLASRuntime.coreName || meta.threads != Parallel.threads) {
+                let what = "round \(round) was computed with OpenBLAS's \(meta.blasCore) kernel and \(meta.threads) engine thread(s) per rank; this resume runs \(BLASRuntime.coreName) with \(Parallel.threads)"
+                if config.optionalBool("run.strict_reproducibility") == true {
+                    throw PilotError.message("refusing to resume \(runDirectory): \(what), so it would not continue bitwise (run.strict_reproducibility = true). Resume on a node of the same CPU kind with the same --threads, or pin the kernel with run.blas_core / OPENBLAS_CORETYPE=\(meta.blasCore)")
+                }
+                report("warning: \(what); the run continues correctly but not bitwise (pin it with OPENBLAS_CORETYPE=\(meta.blasCore) and --threads \(meta.threads), or refuse with run.strict_reproducibility = true)")
+            }
             digests = d
             serverState = server
             if FileManager.default.fileExists(atPath: runDirectory + "/metrics.h5") {

@@ -32,6 +32,10 @@ public enum RunConfigSchema {
               help: "share of the clients that train in a round (Flower's fraction_fit), a seeded sample of max(⌊fraction·K⌋, run.min_clients) drawn from (seed, round); unset: 1, every client", optional: true),
         .init(name: "run.min_clients", kind: .int(0...1_000_000), defaultValue: nil,
               help: "least clients a sampled round trains (Flower's min_fit_clients); unset: 0", optional: true),
+        .init(name: "run.blas_core", kind: .string(["haswell", "skylakex", "cooperlake", "zen", "sandybridge"]), defaultValue: nil,
+              help: "pin OpenBLAS's kernel (OPENBLAS_CORETYPE, set by pilot train before OpenBLAS loads): \"haswell\" gives the same bits on every x86-64 CPU with AVX2 (heterogeneous clusters, comparing with committed results), at a cost in speed on AVX-512 CPUs (docs/performance.md); unset: OpenBLAS's choice, or the environment's OPENBLAS_CORETYPE", optional: true),
+        .init(name: "run.strict_reproducibility", kind: .bool, defaultValue: nil,
+              help: "true: refuse to resume on another BLAS kernel or thread count than the run's checkpoints record (they would continue correctly but not bitwise); unset: warn", optional: true),
         .init(name: "model.lm", kind: .string(nil), defaultValue: nil,
               help: "the imported LM's directory on this machine (relative to the config file); its files must hash to what the base checkpoint recorded. Default: the path the base recorded", optional: true),
         .init(name: "model.vision_tower", kind: .string(nil), defaultValue: nil,
@@ -230,6 +234,7 @@ public struct RunConfig: Sendable, Equatable {
     public func path(_ k: String) -> String { string(k) }
     /// An optional key's value (nil when the config does not give it).
     public func optionalString(_ k: String) -> String? { if case let .string(s)? = values[k] ?? faults[k] { return s }; return nil }
+    public func optionalBool(_ k: String) -> Bool? { if case let .bool(b)? = values[k] ?? faults[k] { return b }; return nil }
     public func optionalInt(_ k: String) -> Int? { if case let .int(i)? = values[k] ?? faults[k] { return i }; return nil }
     public func optionalDouble(_ k: String) -> Double? {
         switch values[k] ?? faults[k] {

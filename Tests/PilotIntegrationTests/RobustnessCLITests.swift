@@ -139,3 +139,37 @@ struct RobustnessCLITests {
         #expect(resumed.status == 0, "\(resumed.stderr)")
     }
 }
+
+/// Reproducibility across machines (#18 item 6): the kernel is recorded, a resume on another one warns
+/// or (strict) refuses, and run.blas_core pins it.
+@Suite("BLAS kernel under mpirun", .serialized)
+struct BLASKernelCLITests {
+    @Test("a resume on another OpenBLAS kernel warns; with run.strict_reproducibility it is refused; run.blas_core pins the kernel")
+    func kernel() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try TrainCLITests.writeConfig(dir, "c.toml", RobustnessCLITests.config("blas_core = \"haswell\"", rounds: 2))
+        let first = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run"), "--stop-after-round", "1"], np: 3)
+        #expect(first.status == 75, "\(first.stderr)")
+        let f = try H5File.open(dir.file("run/ckpt/round_001.h5"))
+        #expect(try f.attribute("blas_core")?.stringValue == "Haswell")
+        #expect(try f.attribute("engine_threads")?.intValue == 1)
+        f.close()
+        // another kernel for the resume: run.blas_core is part of the run, so use a run without it
+        let plain = try TrainCLITests.writeConfig(dir, "p.toml", RobustnessCLITests.config(rounds: 2))
+        let cut = try TrainCLITests.train(["--config", plain, "--out", dir.file("plain"), "--stop-after-round", "1"], np: 3)
+        #expect(cut.status == 75, "\(cut.stderr)")
+        let other = try runProcess(mpirunPath, mpirunArguments(np: 3) + ["-x", "OPENBLAS_CORETYPE=SandyBridge", pilotBinary, "train", "--resume", dir.file("plain")], timeout: 300)
+        #expect(other.status == 0, "\(other.stderr)")
+        #expect(other.stdout.contains("warning: round 1 was computed with OpenBLAS's Haswell kernel and 1 engine thread(s) per rank; this resume runs Sandybridge with 1"), "\(other.stdout)")
+        let strict = try TrainCLITests.writeConfig(dir, "s.toml", RobustnessCLITests.config("strict_reproducibility = true", rounds: 2))
+        let cut2 = try TrainCLITests.train(["--config", strict, "--out", dir.file("strict"), "--stop-after-round", "1"], np: 3)
+        #expect(cut2.status == 75, "\(cut2.stderr)")
+        let refused = try runProcess(mpirunPath, mpirunArguments(np: 3) + ["-x", "OPENBLAS_CORETYPE=SandyBridge", pilotBinary, "train", "--resume", dir.file("strict")], timeout: 300)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("run.strict_reproducibility = true"), "\(refused.stderr)")
+        // run.blas_core wins over the environment: the pinned run resumes on Haswell under a SandyBridge environment
+        let pinned = try runProcess(mpirunPath, mpirunArguments(np: 3) + ["-x", "OPENBLAS_CORETYPE=SandyBridge", pilotBinary, "train", "--resume", dir.file("run")], timeout: 300)
+        #expect(pinned.status == 0, "\(pinned.stderr)")
+        #expect(!pinned.stdout.contains("warning: round 1 was computed"), "\(pinned.stdout)")
+    }
+}
