@@ -97,8 +97,8 @@ struct DataGenerateCommand: ParsableCommand {
         let sizes = generated.clients.map(\.examples.count)
         // many clients: the range, not one number per client
         let counts = sizes.count <= 12 ? sizes.map(String.init).joined(separator: " ")
-            : sizes.min() == sizes.max() ? "\(sizes[0]) each" : "\(sizes.min()!)–\(sizes.max()!), \(sizes.reduce(0, +)) in all"
-        Console.out("wrote \(out): scenario \(scenario), seed \(seed), \(generated.clients.count) clients (\(counts) examples), "
+            : sizes.min() == sizes.max() ? "\(sizes[0]) examples each" : "\(sizes.min()!)–\(sizes.max()!) examples, \(sizes.reduce(0, +)) in all"
+        Console.out("wrote \(out): scenario \(scenario), seed \(seed), \(generated.clients.count) clients (\(counts)\(sizes.count <= 12 ? " examples" : "")), "
             + "test \(config.scenario.tasks.map { "\($0.rawValue) \(generated.tests[$0]!.examples.count)" }.joined(separator: ", ")), "
             + "pretrain \(generated.pretrain.examples.count), vocabulary \(generated.tokenizer.count) tokens, "
             + "\(fixed(Date().timeIntervalSince(start), 2)) s")
