@@ -42,6 +42,8 @@ public enum RoundCheckpoint {
         /// OpenBLAS's kernel and the engine's threads per rank: the bits depend on both.
         public var blasCore: String = BLASRuntime.coreName
         public var threads: Int = Parallel.threads
+        /// SHA-256 of the base checkpoint the run trains from ("" in files from before it was recorded).
+        public var baseHash: String = ""
     }
 
     /// Collective. Clients write their own files; rank 0 writes the round file and `latest`.
@@ -58,7 +60,7 @@ public enum RoundCheckpoint {
 
     public static func write(run: String, metadata m: Metadata, federation: Federation, clientStates: [Int: TensorDict],
                              clientSeed: (Int) -> UInt64, serverState: TensorDict, metrics: StoredMetrics? = nil,
-                             at point: (String) -> Void = { _ in }) throws {
+                             shardHash: (Int) -> String = { _ in "" }, at point: (String) -> Void = { _ in }) throws {
         let dir = directory(run)
         // Each rank writes its own clients' files; a failure (a full disk, say) is reported once, by rank 0,
         // for every rank it hit, and the round is not committed.
@@ -79,6 +81,7 @@ public enum RoundCheckpoint {
                 try f.setAttribute("task", .int(Int64(federation.clientTasks[client])))
                 try f.setAttribute("samples", .int(Int64(federation.clientSamples[client])))
                 try f.setAttribute("rng_seed", .int(Int64(bitPattern: clientSeed(client))))
+                try f.setAttribute("shard_sha256", .string(shardHash(client)))
                 for name in state.keys.sorted() {
                     try f.write(state[name]!, shape: [state[name]!.count], at: "state/" + name)
                 }
@@ -102,7 +105,7 @@ public enum RoundCheckpoint {
                 ("format", .string(format)), ("format_version", .int(1)), ("round", .int(Int64(m.round))),
                 ("stage", .int(Int64(m.stage))), ("algorithm", .string(m.algorithm)), ("config", .string(m.configText)),
                 ("config_sha256", .string(m.configHash)), ("seed", .int(Int64(m.seed))),
-                ("blas_core", .string(m.blasCore)), ("engine_threads", .int(Int64(m.threads))),
+                ("blas_core", .string(m.blasCore)), ("engine_threads", .int(Int64(m.threads))), ("base_sha256", .string(m.baseHash)),
                 ("clients", .int(Int64(federation.clientCount))),
                 ("rng", .string("client k's data order in round r comes from PilotRNG seeded with SplitMix64(f(seed, r, k)), one shuffle per epoch; each client's seed is stored in its file as rng_seed")),
                 ("client_files_sha256", .strings(digests)),
@@ -187,7 +190,7 @@ public enum RoundCheckpoint {
     }
 
     /// SHA-256 of a whole file.
-    static func fileDigest(_ path: String) throws -> String {
+    public static func fileDigest(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else { throw PilotError.notFound(file: path, object: "") }
         return data.withUnsafeBytes { SHA256.hex($0) }
     }
@@ -272,6 +275,7 @@ public enum RoundCheckpoint {
         // files from before the kernel was recorded: unknown
         m.blasCore = try f.attribute("blas_core")?.stringValue ?? ""
         m.threads = Int(try f.attribute("engine_threads")?.intValue ?? 0)
+        m.baseHash = try f.attribute("base_sha256")?.stringValue ?? ""
         guard SHA256.hex(Array(m.configText.utf8)) == m.configHash else {
             throw PilotError.message("the config stored in '\(path)' does not match its SHA-256 (config_sha256): the file is corrupt, not your config changed. Restore it, or resume from an earlier round by writing its name into \(directory(run))/latest")
         }
@@ -290,6 +294,13 @@ public enum RoundCheckpoint {
     }
 
     /// A client's own state file of a round, verified against the digest the round file recorded.
+    /// The SHA-256 of the shard a client's file of `round` was trained on (nil: not recorded).
+    public static func readShardHash(run: String, round: Int, client: Int) throws -> String? {
+        let f = try H5File.open(clientFile(run, round, client))
+        defer { f.close() }
+        return try f.attribute("shard_sha256")?.stringValue
+    }
+
     public static func readClient(run: String, round: Int, client: Int, expectedDigest: String?) throws -> TensorDict {
         let path = clientFile(run, round, client)
         if let expectedDigest, !expectedDigest.isEmpty {

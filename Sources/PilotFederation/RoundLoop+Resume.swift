@@ -13,6 +13,10 @@ extension RoundLoop {
         if federation.isServer {
             let (meta, server, d) = try RoundCheckpoint.readRound(run: runDirectory, round: round)
             storedText = meta.configText
+            // the inputs must be the ones the run was trained on (#18 item 7)
+            if !meta.baseHash.isEmpty && meta.baseHash != baseHash {
+                throw PilotError.message("refusing to resume \(runDirectory): the base checkpoint \(basePath) changed since round \(round) (SHA-256 \(meta.baseHash.prefix(16))… then, \(baseHash.prefix(16))… now); restore it, or start a new run")
+            }
             // the same bits need the same kernel and threads (#18 item 6)
             if !meta.blasCore.isEmpty && (meta.blasCore != BLASRuntime.coreName || meta.threads != Parallel.threads) {
                 let what = "round \(round) was computed with OpenBLAS's \(meta.blasCore) kernel and \(meta.threads) engine thread(s) per rank; this resume runs \(BLASRuntime.coreName) with \(Parallel.threads)"
@@ -68,6 +72,10 @@ extension RoundLoop {
             for c in mine {
                 out[c] = try RoundCheckpoint.readClient(run: runDirectory, round: round, client: c,
                                                         expectedDigest: c < list.count ? list[c] : nil)
+                if let then = try RoundCheckpoint.readShardHash(run: runDirectory, round: round, client: c), !then.isEmpty,
+                   let now = shardHashes[c], then != now {
+                    throw PilotError.message("client \(c)'s shard \(scenario.clientPath(c)) changed since round \(round) (SHA-256 \(then.prefix(16))… then, \(now.prefix(16))… now); restore it, or start a new run")
+                }
             }
             return out
         }

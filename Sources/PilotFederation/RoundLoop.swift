@@ -36,6 +36,9 @@ public final class RoundLoop {
     /// (nil for the built-in LM, and on the server, which only aggregates adapters).
     let lm: PretrainedBase?
     let taskNames: [String]
+    /// SHA-256 of each of this rank's clients' shards, and of the base (rank 0): a resume refuses changed inputs.
+    var shardHashes: [Int: String] = [:]
+    var baseHash = ""
     /// This rank's clients' states (empty before a client's first round).
     var states: [Int: TensorDict] = [:]
     /// The server's state (rank 0).
@@ -92,6 +95,7 @@ public final class RoundLoop {
         let basePath = self.basePath
         let first = settings.evalFirstExample, maxExamples = settings.evalMaxExamples
         let mine = placement.clients(onRank: world.rank)
+        var hashes: [Int: String] = [:]
         // Every client rank loads the LM once (checking its hash) and its own clients' shards; a failure
         // on any rank is reported once by rank 0, naming the rank and the client.
         let loaded = try RankCheck.run(lmReference == nil ? "loading the client data" : "loading the LM and the client data",
@@ -113,9 +117,11 @@ public final class RoundLoop {
             let batcher = try Batcher(config: baseConfig, codec: codec, truncate: true)
             var train: [Int: PreparedExamples] = [:]
             var test: [FedTask: [Example]] = [:]
+            hashes = [:]
             for k in mine {
                 let shard: Shard
                 do { shard = try scenario.client(k) } catch { throw mine.count == 1 ? error : PilotError.message("client \(k): \(error)") }
+                hashes[k] = try RoundCheckpoint.fileDigest(scenario.clientPath(k))
                 // n_k = 0 would train nothing, store a loss of 0 and weigh 0/0 in Pilot's task means
                 guard !shard.examples.isEmpty else {
                     throw PilotError.invalidArgument("client \(k)'s shard \(scenario.clientPath(k)) has no examples; every client needs at least one training example (rebuild the scenario, or remove the client from it)")
@@ -134,6 +140,8 @@ public final class RoundLoop {
         }
         (lm, codec, train, test) = loaded
         let localTrain = loaded.2
+        shardHashes = hashes
+        if world.rank == 0 { baseHash = try RoundCheckpoint.fileDigest(basePath) }
         var cut = [Int64(train.values.map(\.truncation.truncated).reduce(0, +)), Int64(train.values.map(\.truncation.total).reduce(0, +))]
         try world.allreduce(&cut, op: .sum)
         if world.isRoot, let line = TruncationCount(truncated: Int(cut[0]), total: Int(cut[1])).message(textLength: baseConfig.textLength, what: "client training data") {
@@ -364,12 +372,14 @@ public final class RoundLoop {
 
         if world.isRoot { phaseStarted?(round, "checkpoint") }
         let t3 = Date()
-        let meta = RoundCheckpoint.Metadata(round: round, stage: stage, algorithm: strategy.name, configText: config.effectiveFile,
+        var meta = RoundCheckpoint.Metadata(round: round, stage: stage, algorithm: strategy.name, configText: config.effectiveFile,
                                             configHash: config.hash, seed: settings.seed)
+        meta.baseHash = baseHash
         try RoundCheckpoint.write(run: runDirectory, metadata: meta, federation: federation, clientStates: states,
                                   clientSeed: { self.dataSeed(round: round, client: $0) },
                                   serverState: federation.isServer ? serverState : [:],
                                   metrics: federation.isServer ? .init(clients: clientRows, server: serverBytes) : nil,
+                                  shardHash: { [hashes = shardHashes] in hashes[$0] ?? "" },
                                   at: { [faults = settings.faults] point in faults.kill(at: point, round: round) })
         let checkpointSeconds = Date().timeIntervalSince(t3)
         let perRank = try world.gatherv([checkpointSeconds], root: 0)

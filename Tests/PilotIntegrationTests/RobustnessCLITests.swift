@@ -173,3 +173,39 @@ struct BLASKernelCLITests {
         #expect(!pinned.stdout.contains("warning: round 1 was computed"), "\(pinned.stdout)")
     }
 }
+
+/// Changed inputs between a stop and `--resume` are refused, naming the file and the hash (#18 item 7).
+@Suite("changed inputs on resume", .serialized)
+struct ChangedInputsCLITests {
+    @Test("a shard or the base replaced after a stop: --resume refuses, naming the file and both SHA-256s; restored, it resumes")
+    func changedInputs() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let data = dir.file("data")
+        try #require(try runProcess("/bin/cp", ["-r", TrainCLITests.fixture.file("data"), data]).status == 0)
+        try #require(try runProcess("/bin/cp", [TrainCLITests.fixture.file("base.h5"), dir.file("base.h5")]).status == 0)
+        let text = RobustnessCLITests.config(rounds: 2)
+            .replacingOccurrences(of: "\"\(TrainCLITests.fixture.file("data"))\"", with: "\"\(data)\"")
+            .replacingOccurrences(of: "\"\(TrainCLITests.fixture.file("base.h5"))\"", with: "\"\(dir.file("base.h5"))\"")
+        let cfg = try TrainCLITests.writeConfig(dir, "c.toml", text)
+        let cut = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run"), "--stop-after-round", "1"], np: 4)
+        try #require(cut.status == 75, "\(cut.stderr)")
+        let shard = data + "/clients/client-03.h5"
+        try FileManager.default.moveItem(atPath: shard, toPath: shard + ".orig")
+        try FileManager.default.copyItem(atPath: data + "/clients/client-04.h5", toPath: shard)
+        let refused = try TrainCLITests.train(["--resume", dir.file("run")], np: 4)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("client 3's shard \(shard) changed since round 1 (SHA-256"), "\(refused.stderr)")
+        try FileManager.default.removeItem(atPath: shard)
+        try FileManager.default.moveItem(atPath: shard + ".orig", toPath: shard)
+        let other = try runProcess(pilotBinary, ["pretrain", "--data", data, "--out", dir.file("base.h5"), "--model-size", "micro",
+                                                 "--steps", "2", "--batch", "8", "--eval-test", "0"])
+        try #require(other.status == 0, "\(other.stderr)")
+        let refusedBase = try TrainCLITests.train(["--resume", dir.file("run")], np: 4)
+        #expect(refusedBase.status != 0)
+        #expect(refusedBase.stderr.contains("the base checkpoint \(dir.file("base.h5")) changed since round 1 (SHA-256"), "\(refusedBase.stderr)")
+        try FileManager.default.removeItem(atPath: dir.file("base.h5"))
+        try FileManager.default.copyItem(atPath: TrainCLITests.fixture.file("base.h5"), toPath: dir.file("base.h5"))
+        let ok = try TrainCLITests.train(["--resume", dir.file("run")], np: 4)
+        #expect(ok.status == 0, "\(ok.stderr)")
+    }
+}
