@@ -157,6 +157,13 @@ public struct RunReport: Sendable {
                 warnings.append("\(label): the seeds are scored at different rounds (" + zip(runs, rounds).map { "\($0.path): round \($1)" }.joined(separator: ", ")
                                 + "); a run that stopped early can be finished with `pilot train --resume`")
             }
+            for run in runs {
+                // a NaN after the scored round: a broken model, not a score (the table would silently use an earlier round)
+                if let scored = run.scoredRoundIndex, scored < run.rounds.count - 1, let last = run.scores.last,
+                   let k = last.firstIndex(where: \.isNaN), run.rounds.last == run.rounds.max() {
+                    warnings.append("\(label): '\(run.path)' has NaN scores at its last round \(run.rounds.last!) (client \(k) first): a broken model or an unfinished evaluation; the table uses round \(run.rounds[scored]) instead")
+                }
+            }
             var bySeed: [Int: String] = [:]
             for run in runs {
                 guard let s = run.seed else { continue }

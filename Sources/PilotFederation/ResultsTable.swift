@@ -13,6 +13,9 @@ public enum ResultsTable {
         }
         let scores = log.clients[last].map { $0["eval_score"] }
         var lines = ["", "Results after round \(log.rounds[last]) (\(f.algorithm), \(run)):", ""]
+        if last < log.clients.count - 1, let k = log.clients.last?.firstIndex(where: { $0["eval_score"].isNaN }) {
+            lines.insert("warning: round \(log.rounds.last!) has a NaN score (client \(k) first): a broken model or an unfinished evaluation; these are round \(log.rounds[last])'s", at: 1)
+        }
         var order: [String] = []
         for t in tasks where !order.contains(t) { order.append(t) }
         if scores.count <= RoundProgress.perClientLimit {
