@@ -24,10 +24,10 @@ public enum PilotError: Error, CustomStringConvertible, Equatable, Sendable {
     /// HDF5's error stack ("func(): message; …", outermost first) in a line a user can act on: the
     /// operating system's reason first when the stack carries one (errno), with what to do for a full
     /// disk or a permission problem, then the outermost and innermost HDF5 frames. The whole stack is
-    /// kept with PILOT_HDF5_STACK=1 in the environment.
+    /// kept with PILOT_HDF5_STACK=1 (or PILOT_DEBUG=1) in the environment.
     public static func summarizeHDF5(_ detail: String, file: String) -> String {
         if detail.isEmpty { return "no detail from HDF5" }
-        let env = ProcessInfo.processInfo.environment["PILOT_HDF5_STACK"]
+        let env = ProcessInfo.processInfo.environment["PILOT_HDF5_STACK"] ?? ProcessInfo.processInfo.environment["PILOT_DEBUG"]
         if let env, env != "", env != "0" { return detail }
         let frames = detail.components(separatedBy: "; ")
         var reason = ""

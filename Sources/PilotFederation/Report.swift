@@ -159,8 +159,9 @@ public struct RunReport: Sendable {
             }
             for run in runs {
                 // a NaN after the scored round: a broken model, not a score (the table would silently use an earlier round)
+                // only at the run's final round, which evaluates every client (an earlier last round may just be a stop)
                 if let scored = run.scoredRoundIndex, scored < run.rounds.count - 1, let last = run.scores.last,
-                   let k = last.firstIndex(where: \.isNaN), run.rounds.last == run.rounds.max() {
+                   let k = last.firstIndex(where: \.isNaN), let final = run.settings["run.rounds"].flatMap({ Int($0) }), run.rounds.last == final {
                     warnings.append("\(label): '\(run.path)' has NaN scores at its last round \(run.rounds.last!) (client \(k) first): a broken model or an unfinished evaluation; the table uses round \(run.rounds[scored]) instead")
                 }
             }

@@ -13,7 +13,9 @@ public enum ResultsTable {
         }
         let scores = log.clients[last].map { $0["eval_score"] }
         var lines = ["", "Results after round \(log.rounds[last]) (\(f.algorithm), \(run)):", ""]
-        if last < log.clients.count - 1, let k = log.clients.last?.firstIndex(where: { $0["eval_score"].isNaN }) {
+        // the run's final round evaluates every client; a NaN there is a broken model (an earlier last round may be a stop)
+        if last < log.clients.count - 1, let k = log.clients.last?.firstIndex(where: { $0["eval_score"].isNaN }),
+           let final = try? RunConfig(effectiveFile: f.config, path: run + "/metrics.h5").int("run.rounds"), log.rounds.last == final {
             lines.insert("warning: round \(log.rounds.last!) has a NaN score (client \(k) first): a broken model or an unfinished evaluation; these are round \(log.rounds[last])'s", at: 1)
         }
         var order: [String] = []
@@ -47,12 +49,13 @@ public enum ResultsTable {
 import PilotHDF5
 
 enum PilotHDF5Bridge {
-    struct Attributes { let algorithm: String; let clientTasks: [String] }
+    struct Attributes { let algorithm: String; let clientTasks: [String]; let config: String }
     static func attributes(_ path: String) throws -> Attributes {
         let f = try H5File.open(path)
         defer { f.close() }
         var tasks: [String] = []
         if case let .strings(t)? = try f.attribute("client_tasks") { tasks = t }
-        return Attributes(algorithm: try f.attribute("algorithm")?.stringValue ?? "?", clientTasks: tasks)
+        return Attributes(algorithm: try f.attribute("algorithm")?.stringValue ?? "?", clientTasks: tasks,
+                          config: try f.attribute("config")?.stringValue ?? "")
     }
 }

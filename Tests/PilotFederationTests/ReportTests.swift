@@ -146,7 +146,9 @@ struct ReportTests {
         let report = try Self.load([a, b])
         #expect(report.groups[0].scoredRounds == [3, 2])
         #expect(report.groups[0].roundText == "2–3")
-        #expect(report.warnings.count == 1 && report.warnings[0].contains(b))
+        #expect(report.warnings.count == 2 && report.warnings[0].contains(b), "\(report.warnings)")
+        // b's final round (run.rounds = 3) has NaN scores: flagged, not silently replaced by round 2 (#18 item 1)
+        #expect(report.warnings.contains { $0.contains("'\(b)' has NaN scores at its last round 3") }, "\(report.warnings)")
     }
 
     @Test("the plotted curve is the mean over seeds at the rounds every seed evaluated the client")
