@@ -34,6 +34,9 @@ struct ReportCommand: ParsableCommand {
         "Name the row of the configuration that RUN_DIR belongs to (repeatable).", valueName: "NAME=RUN_DIR"))
     var labels: [String] = []
 
+    @Option(help: "Score every run at this round (evaluated for every client) instead of at its last fully evaluated round, e.g. --round 3 of 10-round runs.")
+    var round: Int?
+
     @Flag(help: "Show one column per client in the Markdown table even with many clients (by default, more than 12 clients show the task averages only; the CSV always has every client).")
     var perClient = false
 
@@ -69,7 +72,7 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try runs.map { try ReportRun.load(directory: $0) }
-        let report = try RunReport(runs: loaded, labels: labels.map(parseLabel))
+        let report = try RunReport(runs: loaded, labels: labels.map(parseLabel), round: round)
         for w in report.warnings { Console.error("warning: \(w)") }
         Console.write(fd: 1, format == "csv" ? report.csv() : report.markdown(perClient: perClient ? true : nil))
         if let csv {

@@ -80,6 +80,8 @@ public struct RunReport: Sendable {
     /// Things worth knowing that do not stop the report (seeds scored at different rounds, a seed
     /// given twice).
     public let warnings: [String]
+    /// The round given with `--round` (nil: each run's last fully evaluated round).
+    public let requestedRound: Int?
 
     /// Tasks in order of first appearance in `clientTasks`.
     public var tasks: [String] { Self.taskOrder(clientTasks) }
@@ -97,7 +99,9 @@ public struct RunReport: Sendable {
 
     /// Groups `runs` by their configuration without `run.seed`. `labels` names groups: a run's
     /// path (as given) → the label of the group it belongs to.
-    public init(runs: [ReportRun], labels: [(name: String, run: String)] = []) throws {
+    /// `round`: score every run at this round (it must be evaluated for every client) instead of at
+    /// its last fully evaluated round.
+    public init(runs: [ReportRun], labels: [(name: String, run: String)] = [], round: Int? = nil) throws {
         guard let first = runs.first else { throw PilotError.invalidArgument("pilot report needs at least one run directory") }
         var seenPaths: [String: String] = [:]
         for run in runs {
@@ -112,6 +116,11 @@ public struct RunReport: Sendable {
                     [\(first.clientTasks.joined(separator: ", "))] (scenario \(first.scenario)) but '\(run.path)' has \
                     [\(run.clientTasks.joined(separator: ", "))] (scenario \(run.scenario)); run `pilot report` once per scenario
                     """)
+            }
+            if let round {
+                guard run.scoredIndex(round: round) != nil else {
+                    throw PilotError.message("'\(run.path)/metrics.h5' has no round \(round) in which every client was evaluated (its rounds: \(run.rounds.map(String.init).joined(separator: ", "))); choose another --round")
+                }
             }
             guard run.scoredRoundIndex != nil else {
                 let done = run.rounds.isEmpty ? "no round is committed yet" : "rounds \(run.rounds.map(String.init).joined(separator: ", ")) are committed"
@@ -151,8 +160,8 @@ public struct RunReport: Sendable {
 
         var warnings: [String] = []
         groups = zip(names, members).map { label, runs in
-            let rounds = runs.map { $0.rounds[$0.scoredRoundIndex ?? 0] }
-            let scores = runs.map { $0.scores[$0.scoredRoundIndex ?? 0] }
+            let rounds = runs.map { $0.rounds[$0.scoredIndex(round: round) ?? 0] }
+            let scores = runs.map { $0.scores[$0.scoredIndex(round: round) ?? 0] }
             if Set(rounds).count > 1 {
                 warnings.append("\(label): the seeds are scored at different rounds (" + zip(runs, rounds).map { "\($0.path): round \($1)" }.joined(separator: ", ")
                                 + "); a run that stopped early can be finished with `pilot train --resume`")
@@ -174,6 +183,7 @@ public struct RunReport: Sendable {
             return RunGroup(label: label, algorithm: runs[0].algorithm, runs: runs, scoredRounds: rounds, finalScores: scores)
         }
         self.warnings = warnings
+        requestedRound = round
         clientTasks = first.clientTasks
         scenario = first.scenario
     }

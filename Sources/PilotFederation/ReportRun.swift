@@ -34,6 +34,13 @@ public struct ReportRun: Sendable, Equatable {
 
     /// Index into `rounds` of the last round in which every client has an eval score: the round
     /// a run is scored at.
+    /// The index of `round` if every client has a score there; with nil, `scoredRoundIndex`.
+    public func scoredIndex(round: Int?) -> Int? {
+        guard let round else { return scoredRoundIndex }
+        guard let r = rounds.firstIndex(of: round), !scores[r].isEmpty, !scores[r].contains(where: \.isNaN) else { return nil }
+        return r
+    }
+
     public var scoredRoundIndex: Int? {
         scores.indices.last { r in !scores[r].isEmpty && !scores[r].contains { $0.isNaN } }
     }

@@ -39,7 +39,8 @@ extension RunReport {
         lines.append("")
         lines.append("Scores ×100: " + tasks.map { "\($0) \(ReportUnits.meaning($0))" }.joined(separator: ", ") + ". "
                      + "`c<k>` is client k; `<task> avg` is the mean over the task's clients; `avg` is the mean of the task averages (each task counts once).")
-        lines.append("Each run is scored at its last round in which every client was evaluated (column round). "
+        lines.append((requestedRound.map { "Each run is scored at round \($0) (--round; column round). " }
+                      ?? "Each run is scored at its last round in which every client was evaluated (column round). ")
                      + "n is the number of seeds; with n > 1 a cell is the mean ± the sample standard deviation (n−1 in the denominator) "
                      + "over the seeds' values, averages included.")
         lines.append("")

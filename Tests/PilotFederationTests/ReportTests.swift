@@ -151,6 +151,18 @@ struct ReportTests {
         #expect(report.warnings.contains { $0.contains("'\(b)' has NaN scores at its last round 3") }, "\(report.warnings)")
     }
 
+    @Test("--round scores every run at the round given; a round that was not evaluated for every client is an error naming the run")
+    func atRound() throws {
+        let dir = TemporaryDirectory("report"); defer { dir.cleanup() }
+        let s = Self.scores(seed: 1)
+        let a = try Self.writeRun(dir, "a", algorithm: "fedavg", seed: 1, scores: s)
+        let report = try RunReport(runs: [try ReportRun.load(directory: a)], round: 2)
+        #expect(report.groups[0].scoredRounds == [2])
+        #expect(report.groups[0].finalScores == [s[1]])
+        #expect(report.markdown().contains("scored at round 2 (--round"))
+        #expect(throws: PilotError.self) { _ = try RunReport(runs: [try ReportRun.load(directory: a)], round: 7) }
+    }
+
     @Test("the plotted curve is the mean over seeds at the rounds every seed evaluated the client")
     func curve() throws {
         let dir = TemporaryDirectory("report"); defer { dir.cleanup() }
