@@ -8,6 +8,9 @@
 #   scripts/results.sh collect   after `sbatch --array=0-122 jobs/sweep.sbatch` and `sbatch
 #                                --array=0-71 jobs/sweep.sbatch jobs/sweep-v2.txt`: copy the metrics
 #                                of runs/sweep/* into results/runs/, then make the tables
+#   scripts/results.sh rounds    the round-budget study (issue #19): data + base models if missing,
+#                                every run of jobs/sweep-rounds.txt into runs/rounds (resumes, skips
+#                                finished runs), their metrics into results/rounds/, the tables
 #   scripts/results.sh tables    only the tables, from results/runs/ (no training; a few seconds),
 #                                and copies them into docs/results.md (scripts/fill_tables.py)
 #   scripts/results.sh check     the tables from results/runs/, compared with the committed ones
@@ -26,7 +29,7 @@ RUNS=results/runs
 . jobs/lib.sh   # pilot_run_name
 ROOT=${SWEEP_ROOT:-runs/sweep}
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 prepare() {
   bash scripts/bootstrap.sh
@@ -57,10 +60,12 @@ prepare() {
   done
 }
 
+# collect [FROM [TO]]: the metrics of the finished runs of FROM (default $ROOT) into TO (default $RUNS).
 collect() {
-  mkdir -p "$RUNS"
+  local from=${1:-$ROOT} to=${2:-$RUNS}
+  mkdir -p "$to"
   local n=0
-  for d in "$ROOT"/*/; do
+  for d in "$from"/*/; do
     d=${d%/}
     [ -f "$d/metrics.h5" ] || continue
     # Only finished runs: the newest checkpoint is the last round of the run's config.
@@ -71,11 +76,11 @@ collect() {
       echo "   $(basename "$d"): not finished ($latest of ${rounds:-?} rounds), not copied"
       continue
     fi
-    mkdir -p "$RUNS/$(basename "$d")"
-    cp "$d/metrics.h5" "$RUNS/$(basename "$d")/metrics.h5"
+    mkdir -p "$to/$(basename "$d")"
+    cp "$d/metrics.h5" "$to/$(basename "$d")/metrics.h5"
     n=$((n + 1))
   done
-  echo "== copied the metrics of $n runs into $RUNS"
+  echo "== copied the metrics of $n runs into $to"
 }
 
 # table NAME RUN_DIR... [-- pilot report options]: one table from the runs that exist.
@@ -139,6 +144,17 @@ tables() {
   local plot2b=()
   [ "$OUT" = results/tables ] && plot2b=(--plot "$OUT/methods-gvqa-tuned.svg")
   table "methods-gvqa-tuned" "${t2b[@]}" -- "${labels[@]}" "${plot2b[@]}"
+  # The round budget (issue #19, jobs/sweep-rounds.txt): every method for 10 rounds on vu and vu2,
+  # scored at rounds 3, 6 and 10, and the averages at every round with their plot.
+  for s in vu vu2; do
+    local rdirs=()
+    for m in $methods; do for k in $seeds; do rdirs+=("results/rounds/$s-$m-s$k-run.rounds=10"); done; done
+    local r
+    for r in 3 6 10; do table "rounds-$s-r$r" "${rdirs[@]}" -- --round "$r"; done
+    local rplot=()
+    [ "$OUT" = results/tables ] && rplot=(--plot-average "$OUT/rounds-$s.svg")
+    table "rounds-$s-by-round" "${rdirs[@]}" -- --by-round "${rplot[@]}"
+  done
   "${PYTHON:-/usr/bin/python3}" scripts/walltime.py "$RUNS"/* > "$OUT/walltime.md"
   echo "   walltime: seconds per run -> $OUT/walltime.md"
   # Ablations: Tables 3, 5 and 6 on vu and gvqa; Table 3 only on vu2 and gvqa2 (jobs/sweep-v2.txt).
@@ -187,8 +203,17 @@ case "$MODE" in
     tables
     python3 scripts/fill_tables.py docs/results.md results/tables
     ;;
+  rounds)
+    prepare
+    echo "== sweep: jobs/sweep-rounds.txt -> runs/rounds"
+    bash scripts/sweep_local.sh jobs/sweep-rounds.txt runs/rounds "${SWEEP_FILTER:-}"
+    collect runs/rounds results/rounds
+    tables
+    python3 scripts/fill_tables.py docs/results.md results/tables
+    ;;
   collect)
     collect
+    [ -d runs/rounds ] && collect runs/rounds results/rounds
     tables
     python3 scripts/fill_tables.py docs/results.md results/tables
     ;;

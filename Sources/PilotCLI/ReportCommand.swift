@@ -24,6 +24,13 @@ struct ReportCommand: ParsableCommand {
           pilot report runs/fedavg-s1 runs/fedavg-s2 runs/pilot-s1 runs/pilot-s2
           pilot report runs/* --csv results.csv --plot scores.svg --plot scores.png
           pilot report runs/a runs/b --label "no ATA=runs/b" --format csv
+          pilot report runs/rounds/vu-*-s[123]-run.rounds=10 --round 6
+          pilot report runs/rounds/vu-*-s[123]-run.rounds=10 --by-round --plot-average avg.svg
+
+        --by-round prints, instead of the per-client table, the average of the task averages and \
+        each task's average at every round (one row per configuration, one column per round, mean \
+        ± std over the seeds); --csv then writes its tidy form. --plot-average draws the same \
+        curves, with ± one standard deviation as error bars.
         """
     )
 
@@ -36,6 +43,9 @@ struct ReportCommand: ParsableCommand {
 
     @Option(help: "Score every run at this round (evaluated for every client) instead of at its last fully evaluated round, e.g. --round 3 of 10-round runs.")
     var round: Int?
+
+    @Flag(help: "Print the task averages and their average at every round (a column per round) instead of the per-client table; --csv writes that table's tidy form.")
+    var byRound = false
 
     @Flag(help: "Show one column per client in the Markdown table even with many clients (by default, more than 12 clients show the task averages only; the CSV always has every client).")
     var perClient = false
@@ -51,11 +61,22 @@ struct ReportCommand: ParsableCommand {
         valueName: "FILE"))
     var plot: [String] = []
 
+    @Option(name: .customLong("plot-average"), help: ArgumentHelp(
+        "Write the average-per-round plot: FILE.svg or FILE.png (repeatable). One panel for the average of the task averages and one per task, one line per configuration, mean ± std over the seeds.",
+        valueName: "FILE"))
+    var plotAverage: [String] = []
+
     func validate() throws {
         guard !runs.isEmpty else { throw ValidationError("give at least one run directory, e.g. `pilot report runs/vu-pilot`") }
         guard ["markdown", "csv"].contains(format) else { throw ValidationError("--format must be markdown or csv, not '\(format)'") }
         for p in plot where !["svg", "png"].contains(URL(fileURLWithPath: p).pathExtension.lowercased()) {
             throw ValidationError("--plot '\(p)': the file name must end in .svg or .png")
+        }
+        for p in plotAverage where !["svg", "png"].contains(URL(fileURLWithPath: p).pathExtension.lowercased()) {
+            throw ValidationError("--plot-average '\(p)': the file name must end in .svg or .png")
+        }
+        if byRound && round != nil {
+            throw ValidationError("--by-round shows every round; --round scores the table at one round: give one of them")
         }
         for l in labels where !l.contains("=") {
             throw ValidationError("--label '\(l)': expected NAME=RUN_DIR, e.g. --label \"Pilot (no ATA)=runs/noata-s1\"")
@@ -74,14 +95,19 @@ struct ReportCommand: ParsableCommand {
         let loaded = try runs.map { try ReportRun.load(directory: $0) }
         let report = try RunReport(runs: loaded, labels: labels.map(parseLabel), round: round)
         for w in report.warnings { Console.error("warning: \(w)") }
-        Console.write(fd: 1, format == "csv" ? report.csv() : report.markdown(perClient: perClient ? true : nil))
+        let table = byRound ? report.roundsCSV() : report.csv()
+        Console.write(fd: 1, format == "csv" ? table : byRound ? report.roundsMarkdown() : report.markdown(perClient: perClient ? true : nil))
         if let csv {
-            do { try report.csv().write(toFile: csv, atomically: true, encoding: .utf8) }
+            do { try table.write(toFile: csv, atomically: true, encoding: .utf8) }
             catch { throw PilotError.message("cannot write the CSV '\(csv)': \(error.localizedDescription). Check that its folder exists and is writable.") }
             Console.error("wrote \(csv)")
         }
         for p in plot {
             try ReportPlot.write(report, to: p)
+            Console.error("wrote \(p)")
+        }
+        for p in plotAverage {
+            try ReportAveragePlot.write(report, to: p)
             Console.error("wrote \(p)")
         }
     }

@@ -179,6 +179,64 @@ struct ReportTests {
         for r in 0..<3 { #expect(abs(c1[r].value - (sa[r][1] + sb[r][1]) / 2) < 1e-12) }
     }
 
+    @Test("--by-round: a task average or the overall average per round is the mean ± sample std over seeds of each seed's average, only where every needed client was evaluated")
+    func averageCurves() throws {
+        let dir = TemporaryDirectory("report"); defer { dir.cleanup() }
+        let sa = Self.scores(seed: 1, rounds: 4), sb = Self.scores(seed: 2, rounds: 4), sc = Self.scores(seed: 3, rounds: 4)
+        var sbMissing = sb
+        sbMissing[2][4] = .nan   // a caption client not evaluated at round 3 in seed 2
+        let a = try Self.writeRun(dir, "a", algorithm: "pilot", seed: 1, scores: sa)
+        let b = try Self.writeRun(dir, "b", algorithm: "pilot", seed: 2, scores: sbMissing)
+        let c = try Self.writeRun(dir, "c", algorithm: "local", seed: 1, scores: sc)
+        let report = try Self.load([a, b, c])
+        func vqa(_ s: [Double]) -> Double { (s[0] + s[1] + s[2]) / 3 }
+        func caption(_ s: [Double]) -> Double { (s[3] + s[4]) / 2 }
+        func avg(_ s: [Double]) -> Double { (vqa(s) + caption(s)) / 2 }
+
+        let pilotAvg = report.groups[0].curve(.average, clientTasks: Self.tasks)
+        #expect(pilotAvg.map(\.round) == [1, 2, 4])
+        for (i, r) in [0, 1, 3].enumerated() {
+            let x = [avg(sa[r]), avg(sb[r])]
+            #expect(abs(pilotAvg[i].statistic.mean - (x[0] + x[1]) / 2) < 1e-12)
+            #expect(abs(pilotAvg[i].statistic.std! - Self.sampleStd(x)) < 1e-12)
+        }
+        let pilotVqa = report.groups[0].curve(.taskAverage("vqa"), clientTasks: Self.tasks)
+        #expect(pilotVqa.map(\.round) == [1, 2, 3, 4], "the vqa clients were all evaluated at round 3")
+        #expect(abs(pilotVqa[2].statistic.mean - (vqa(sa[2]) + vqa(sb[2])) / 2) < 1e-12)
+        let localCaption = report.groups[1].curve(.taskAverage("caption"), clientTasks: Self.tasks)
+        #expect(localCaption.count == 4 && localCaption.allSatisfy { $0.statistic.std == nil })
+        #expect(abs(localCaption[1].statistic.mean - caption(sc[1])) < 1e-12)
+
+        let md = report.roundsMarkdown()
+        let rows = md.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let avgHeader = rows.firstIndex { $0.hasPrefix("**avg**") }!
+        #expect(rows[avgHeader + 2] == "| method | n | r1 | r2 | r3 | r4 |")
+        let pilotRow = rows[avgHeader + 4]
+        let cells = pilotRow.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(cells[1] == "pilot" && cells[2] == "2" && cells[5] == "", "round 3 has no overall average for pilot: \(pilotRow)")
+        #expect(cells[3] == RunReport.cell(pilotAvg[0].statistic))
+        #expect(md.contains("**vqa avg**") && md.contains("**caption avg**"))
+
+        let csv = report.roundsCSV().split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        #expect(csv[0] == ["method", "algorithm", "task", "metric", "round", "mean", "std", "n", "seeds", "runs"])
+        let pilotAllRound4 = csv.first { $0[0] == "pilot" && $0[2] == "all" && $0[4] == "4" }!
+        #expect(Double(pilotAllRound4[5])! == pilotAvg[2].statistic.mean && pilotAllRound4[7] == "2")
+        // 3 + 4 + 3 (pilot: avg, vqa, caption) and 4 + 4 + 4 (local) rows
+        #expect(csv.count - 1 == 10 + 12)
+
+        // The plot: one line per configuration in each of the 3 panels, error bars where n > 1.
+        let scene = ReportAveragePlot.scene(report)
+        var lines: [(points: [PlotScene.Point], color: PlotScene.Color)] = []
+        for case let .polyline(points, color, _, _, _) in scene.items { lines.append((points, color)) }
+        #expect(lines.count == 2 * 3)
+        #expect(lines.map(\.points.count).sorted() == [3, 3, 4, 4, 4, 4])
+        #expect(Set(lines.map(\.color.hex)) == Set(ReportPlot.palette.prefix(2).map(\.hex)))
+        var bars = 0
+        for case let .line(p, q, color, _, _) in scene.items where p.x == q.x && color == ReportPlot.palette[0] && p.y != q.y { bars += 1 }
+        #expect(bars == 3 + 4 + 3, "one error bar per pilot point (2 seeds); local (1 seed) has none")
+        #expect(scene.svg().contains("<polyline"))
+    }
+
     @Test("--label names a configuration; contradictory or unknown labels are errors")
     func labels() throws {
         let dir = TemporaryDirectory("report"); defer { dir.cleanup() }
