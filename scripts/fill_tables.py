@@ -5,7 +5,8 @@
 
 Every block `<!-- table NAME -->` ... `<!-- end table -->` in DOC is replaced by the markdown table
 of TABLE_DIR/NAME.md (its lines that start with '|', i.e. without pilot report's title, footnote
-and run list, which docs/results.md states once). A NAME without a file is left as it is, and
+and run list, which docs/results.md states once; the bold headings of a `--by-round` file's several
+tables are kept, each table after a blank line). A NAME without a file is left as it is, and
 reported. Standard library only.
 """
 import os
@@ -24,7 +25,12 @@ def main(doc, table_dir):
         if not os.path.isfile(path):
             missing.append(m.group(2))
             return m.group(0)
-        rows = [l for l in open(path, encoding="utf-8").read().split("\n") if l.startswith("|")]
+        rows = []
+        for l in open(path, encoding="utf-8").read().split("\n"):
+            if l.startswith("**"):       # a heading between the tables of `pilot report --by-round`
+                rows += ([""] if rows else []) + [l, ""]
+            elif l.startswith("|"):
+                rows.append(l)
         return m.group(1) + "\n".join(rows) + "\n" + m.group(4)
 
     new = BLOCK.sub(fill, text)

@@ -154,6 +154,11 @@ tables() {
     local rplot=()
     [ "$OUT" = results/tables ] && rplot=(--plot-average "$OUT/rounds-$s.svg")
     table "rounds-$s-by-round" "${rdirs[@]}" -- --by-round "${rplot[@]}"
+    # Pilot against each method at every round, marked where the gap exceeds a seed std.
+    if [ -f "$OUT/rounds-$s-by-round.csv" ]; then
+      python3 scripts/round_budget.py "$OUT/rounds-$s-by-round.csv" > "$OUT/rounds-$s-claims.md"
+      echo "   rounds-$s-claims: pilot against each method per round -> $OUT/rounds-$s-claims.md"
+    fi
   done
   "${PYTHON:-/usr/bin/python3}" scripts/walltime.py "$RUNS"/* > "$OUT/walltime.md"
   echo "   walltime: seconds per run -> $OUT/walltime.md"
