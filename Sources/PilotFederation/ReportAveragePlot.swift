@@ -11,15 +11,7 @@ public enum ReportAveragePlot {
 
     /// Writes the figure as SVG or PNG, chosen by the extension of `path`.
     public static func write(_ report: RunReport, to path: String) throws {
-        let scene = scene(report)
-        let bytes: [UInt8]
-        switch URL(fileURLWithPath: path).pathExtension.lowercased() {
-        case "svg": bytes = Array(scene.svg().utf8)
-        case "png": bytes = try scene.png(scale: 2)
-        default: throw PilotError.invalidArgument("--plot-average '\(path)': the file name must end in .svg or .png")
-        }
-        do { try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic) }
-        catch { throw PilotError.message("cannot write the plot '\(path)': \(error.localizedDescription). Check that its folder exists and is writable.") }
+        try P.write(scene(report), to: path, option: "--plot-average")
     }
 
     public static func scene(_ report: RunReport) -> PlotScene {
@@ -78,24 +70,7 @@ public enum ReportAveragePlot {
         case .taskAverage(let t): title = "\(t) avg (\(ReportUnits.plotMeaning(t)))"
         case .client(let k): title = "client \(k)"
         }
-        scene.items.append(.text(title, at: .init(left + P.plotWidth / 2, P.plotTop - 16), size: 1, color: P.ink, anchor: .middle))
-        scene.items.append(.rect(x: left, y: P.plotTop, width: P.plotWidth, height: P.plotHeight, fill: nil, stroke: P.frame))
-        let decimals = max(0, Int((-log10(yStep)).rounded(.up)))
-        var tick = yLow
-        while tick <= yHigh + yStep / 2 {
-            let y = py(tick)
-            if tick > yLow + yStep / 2 && tick < yHigh - yStep / 2 {
-                scene.items.append(.line(.init(left + 1, y), .init(left + P.plotWidth - 1, y), color: P.grid, width: 1, dash: []))
-            }
-            scene.items.append(.text(String(format: "%.\(decimals)f", tick), at: .init(left - 5, y - 3.5), size: 1, color: P.ink, anchor: .end))
-            tick += yStep
-        }
-        let roundStep = max(1, Int((P.niceStep((xHigh - xLow) / 10)).rounded(.up)))
-        for r in stride(from: Int(xLow), through: Int(xHigh), by: roundStep) {
-            scene.items.append(.line(.init(px(Double(r)), bottom), .init(px(Double(r)), bottom + 4), color: P.frame, width: 1, dash: []))
-            scene.items.append(.text("\(r)", at: .init(px(Double(r)), bottom + 7), size: 1, color: P.ink, anchor: .middle))
-        }
-        scene.items.append(.text("round", at: .init(left + P.plotWidth / 2, bottom + 19), size: 1, color: P.ink, anchor: .middle))
+        P.drawAxes(&scene, title: title, left: left, y: (yLow, yHigh, yStep), rounds: (xLow, xHigh), roundTicks: 10, px: px, py: py)
 
         for (g, points) in series.enumerated() {
             let color = P.palette[g % P.palette.count]

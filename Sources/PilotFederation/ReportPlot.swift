@@ -26,16 +26,47 @@ public enum ReportPlot {
 
     /// Writes the figure as SVG or PNG, chosen by the extension of `path`.
     public static func write(_ report: RunReport, to path: String) throws {
-        let scene = scene(report)
-        let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
+        try write(scene(report), to: path, option: "--plot")
+    }
+
+    /// Writes `scene` as SVG or PNG (2 pixels per unit), chosen by the extension of `path`;
+    /// `option` names the flag in the error for another extension.
+    static func write(_ scene: PlotScene, to path: String, option: String) throws {
         let bytes: [UInt8]
-        switch ext {
+        switch URL(fileURLWithPath: path).pathExtension.lowercased() {
         case "svg": bytes = Array(scene.svg().utf8)
         case "png": bytes = try scene.png(scale: 2)
-        default: throw PilotError.invalidArgument("--plot '\(path)': the file name must end in .svg or .png")
+        default: throw PilotError.invalidArgument("\(option) '\(path)': the file name must end in .svg or .png")
         }
         do { try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic) }
         catch { throw PilotError.message("cannot write the plot '\(path)': \(error.localizedDescription). Check that its folder exists and is writable.") }
+    }
+
+    /// The axes of one panel whose plot area starts at `left`: its title, frame, y ticks and grid
+    /// for scores in [yLow, yHigh], round ticks from xLow to xHigh (about `roundTicks` of them)
+    /// and the `round` label. `px` and `py` map a round and a score to units.
+    static func drawAxes(_ scene: inout PlotScene, title: String, left: Double, y: (low: Double, high: Double, step: Double),
+                         rounds: (low: Double, high: Double), roundTicks: Double,
+                         px: (Double) -> Double, py: (Double) -> Double) {
+        let bottom = plotTop + plotHeight
+        scene.items.append(.text(title, at: .init(left + plotWidth / 2, plotTop - 16), size: 1, color: ink, anchor: .middle))
+        scene.items.append(.rect(x: left, y: plotTop, width: plotWidth, height: plotHeight, fill: nil, stroke: frame))
+        let decimals = max(0, Int((-log10(y.step)).rounded(.up)))
+        var tick = y.low
+        while tick <= y.high + y.step / 2 {
+            let ty = py(tick)
+            if tick > y.low + y.step / 2 && tick < y.high - y.step / 2 {
+                scene.items.append(.line(.init(left + 1, ty), .init(left + plotWidth - 1, ty), color: grid, width: 1, dash: []))
+            }
+            scene.items.append(.text(String(format: "%.\(decimals)f", tick), at: .init(left - 5, ty - 3.5), size: 1, color: ink, anchor: .end))
+            tick += y.step
+        }
+        let roundStep = max(1, Int((niceStep((rounds.high - rounds.low) / roundTicks)).rounded(.up)))
+        for r in stride(from: Int(rounds.low), through: Int(rounds.high), by: roundStep) {
+            scene.items.append(.line(.init(px(Double(r)), bottom), .init(px(Double(r)), bottom + 4), color: frame, width: 1, dash: []))
+            scene.items.append(.text("\(r)", at: .init(px(Double(r)), bottom + 7), size: 1, color: ink, anchor: .middle))
+        }
+        scene.items.append(.text("round", at: .init(left + plotWidth / 2, bottom + 19), size: 1, color: ink, anchor: .middle))
     }
 
     /// The figure as drawing primitives.
@@ -87,24 +118,8 @@ public enum ReportPlot {
         }
         func py(_ v: Double) -> Double { bottom - (v - yLow) / (yHigh - yLow) * plotHeight }
 
-        scene.items.append(.text("\(task) (\(ReportUnits.plotMeaning(task)))", at: .init(left + plotWidth / 2, plotTop - 16), size: 1, color: ink, anchor: .middle))
-        scene.items.append(.rect(x: left, y: plotTop, width: plotWidth, height: plotHeight, fill: nil, stroke: frame))
-        let decimals = max(0, Int((-log10(yStep)).rounded(.up)))
-        var tick = yLow
-        while tick <= yHigh + yStep / 2 {
-            let y = py(tick)
-            if tick > yLow + yStep / 2 && tick < yHigh - yStep / 2 {
-                scene.items.append(.line(.init(left + 1, y), .init(left + plotWidth - 1, y), color: grid, width: 1, dash: []))
-            }
-            scene.items.append(.text(String(format: "%.\(decimals)f", tick), at: .init(left - 5, y - 3.5), size: 1, color: ink, anchor: .end))
-            tick += yStep
-        }
-        let roundStep = max(1, Int((niceStep((xHigh - xLow) / 8)).rounded(.up)))
-        for r in stride(from: Int(xLow), through: Int(xHigh), by: roundStep) {
-            scene.items.append(.line(.init(px(Double(r)), bottom), .init(px(Double(r)), bottom + 4), color: frame, width: 1, dash: []))
-            scene.items.append(.text("\(r)", at: .init(px(Double(r)), bottom + 7), size: 1, color: ink, anchor: .middle))
-        }
-        scene.items.append(.text("round", at: .init(left + plotWidth / 2, bottom + 19), size: 1, color: ink, anchor: .middle))
+        drawAxes(&scene, title: "\(task) (\(ReportUnits.plotMeaning(task)))", left: left, y: (yLow, yHigh, yStep),
+                 rounds: (xLow, xHigh), roundTicks: 8, px: px, py: py)
 
         // Earlier configurations are drawn wider, so a line hidden under an equal later one still
         // shows as a border around it.

@@ -59,10 +59,7 @@ extension RunReport {
                      + "(n−1 in the denominator) over the seeds' values, each seed's averages taken first. "
                      + "A cell is empty where some seed did not evaluate every client at that round.")
         lines.append("")
-        for g in groups {
-            let runs = g.runs.map { r in r.seed.map { "\(r.path) (seed \($0))" } ?? r.path }
-            lines.append("- \(Self.escape(g.label)): " + runs.joined(separator: ", "))
-        }
+        lines += runList()
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -44,11 +44,15 @@ extension RunReport {
                      + "n is the number of seeds; with n > 1 a cell is the mean ± the sample standard deviation (n−1 in the denominator) "
                      + "over the seeds' values, averages included.")
         lines.append("")
-        for g in groups {
-            let runs = g.runs.map { r in r.seed.map { "\(r.path) (seed \($0))" } ?? r.path }
-            lines.append("- \(Self.escape(g.label)): " + runs.joined(separator: ", "))
-        }
+        lines += runList()
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The footnote's list of which runs (and seeds) made each row.
+    func runList() -> [String] {
+        groups.map { g in
+            "- \(Self.escape(g.label)): " + g.runs.map { r in r.seed.map { "\(r.path) (seed \($0))" } ?? r.path }.joined(separator: ", ")
+        }
     }
 
     static func escape(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
