@@ -152,7 +152,7 @@ tables() {
     local r
     for r in 3 6 10; do table "rounds-$s-r$r" "${rdirs[@]}" -- --round "$r"; done
     local rplot=()
-    [ "$OUT" = results/tables ] && rplot=(--plot-average "$OUT/rounds-$s.svg")
+    [ "$OUT" = results/tables ] && rplot=(--plot-average "$OUT/rounds-$s-by-round.svg")
     table "rounds-$s-by-round" "${rdirs[@]}" -- --by-round "${rplot[@]}"
     # Pilot against each method at every round, marked where the gap exceeds a seed std.
     if [ -f "$OUT/rounds-$s-by-round.csv" ]; then
