@@ -10,12 +10,12 @@ line per difference and a summary; exits 0 only when all of it is identical apar
 round count (the stored config and its hashes). Needs h5py and numpy (Debian: python3-h5py).
 """
 import os
-import subprocess
 import sys
 
 import h5py_python  # noqa: F401  (h5py, or a rerun under /usr/bin/python3)
 import h5py
-import numpy as np
+
+from compare_rounds import compare_round
 
 
 def rows(path):
@@ -38,28 +38,18 @@ def main(long_run, short_run):
         if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
             print(f"metrics: {name} differs in rounds 1-{r}: {x.ravel()[:6]} vs {y.ravel()[:6]}"); bad += 1
     print(f"metrics.h5: rows 1-{r}, {len(b)} datasets (wall times excluded): {'identical' if not bad else f'{bad} differ'}")
-    here = os.path.dirname(os.path.abspath(__file__))
-    allowed = ("config", "config_sha256", "attributes_sha256")
+    allowed = {"config", "config_sha256", "attributes_sha256"}   # what names the round count
     for k in range(1, r + 1):
-        p = subprocess.run([sys.executable, os.path.join(here, "compare_rounds.py"), long_run, short_run, str(k)],
-                           capture_output=True, text=True)
-        lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
-        # compare_rounds prints "<file>: attribute NAME ..." per difference; only the round count may differ.
-        shown = lines[:-1]
-        other = [ln for ln in shown if not any(f"attribute {n} differs" in ln for n in allowed)]
-        if lines and lines[-1].startswith("DIFFERENT:") and int(lines[-1].split()[1]) > len(shown):
-            other.append(f"(and {int(lines[-1].split()[1]) - len(shown)} differences compare_rounds.py did not print)")
-        if p.returncode != 0 and not lines:
-            other.append(p.stderr.strip())
+        problems, count, nfiles = compare_round(long_run, short_run, k)
+        other = [msg for attr, msg in problems if attr not in allowed]
+        named = sorted({attr for attr, _ in problems if attr in allowed})
         if other:
             print(f"round {k}: {len(other)} differences besides the stored config:")
-        elif shown:
-            print(f"round {k}: every dataset of the round file and the client files identical; only "
-                  + ", ".join(sorted({ln.split("attribute ")[1].split()[0] for ln in shown})) + " differ (the round count)")
         else:
-            print(f"round {k}: {lines[-1]}")
-        for ln in other[:10]:
-            print("   " + ln)
+            print(f"round {k}: all {count} datasets of the round file and the {nfiles - 1} client files identical"
+                  + (f"; only {', '.join(named)} differ (the round count)" if named else ""))
+        for msg in other[:10]:
+            print("   " + msg)
         bad += len(other)
     sys.exit(1 if bad else 0)
 

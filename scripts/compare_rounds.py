@@ -28,10 +28,9 @@ def datasets(path):
     return out, attrs
 
 
-def main():
-    if len(sys.argv) != 4:
-        sys.exit(__doc__)
-    a, b, rnd = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def compare_round(a, b, rnd):
+    """The differences between round `rnd` of runs a and b, as (attribute name or None, message) pairs,
+    the number of datasets compared and the number of files they are in."""
     sub = "round_%03d" % rnd
     files = {}
     for run in (a, b):
@@ -43,28 +42,36 @@ def main():
                                             if not (n.startswith(".") and ".tmp-" in n))
     problems = []
     if files[a] != files[b]:
-        problems.append(f"different files: {sorted(set(files[a]) ^ set(files[b]))}")
+        problems.append((None, f"different files: {sorted(set(files[a]) ^ set(files[b]))}"))
     count = 0
     for name in sorted(set(files[a]) & set(files[b])):
         da, aa = datasets(os.path.join(a, "ckpt", name))
         db, ab = datasets(os.path.join(b, "ckpt", name))
         if sorted(da) != sorted(db):
-            problems.append(f"{name}: different datasets: {sorted(set(da) ^ set(db))[:5]}")
+            problems.append((None, f"{name}: different datasets: {sorted(set(da) ^ set(db))[:5]}"))
         for k in sorted(set(da) & set(db)):
             count += 1
             if da[k] != db[k]:
-                problems.append(f"{name}:{k}: differs")
+                problems.append((None, f"{name}:{k}: differs"))
         for k in sorted(set(aa) | set(ab)):
             if aa.get(k) != ab.get(k):
-                problems.append(f"{name}: attribute {k} differs")
-    for p in problems[:20]:
+                problems.append((k, f"{name}: attribute {k} differs"))
+    return problems, count, len(files[a])
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    a, b, rnd = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    problems, count, nfiles = compare_round(a, b, rnd)
+    for _, p in problems[:20]:
         print(p)
     if problems:
         print(f"DIFFERENT: {len(problems)} differences in round {rnd} of {a} and {b}")
         sys.exit(1)
     if count == 0:
         sys.exit("no datasets found")
-    print(f"IDENTICAL: {count} datasets in {len(files[a])} files of round {rnd}")
+    print(f"IDENTICAL: {count} datasets in {nfiles} files of round {rnd}")
 
 
 if __name__ == "__main__":
