@@ -7,7 +7,10 @@ SHORT_RUN has R rounds, LONG_RUN at least R, same config otherwise (e.g. run.rou
 Compares rows 1..R of every dataset of the two metrics.h5, except the wall times (seconds_*), byte for
 byte, then every committed round 1..R of the two checkpoints with scripts/compare_rounds.py. Prints one
 line per difference and a summary; exits 0 only when all of it is identical apart from what names the
-round count (the stored config and its hashes). Needs h5py and numpy (Debian: python3-h5py).
+round count (the stored config and its hashes). When either run has no ckpt/ (a committed
+results/rounds/ directory keeps only metrics.h5), only the metrics are compared, and it says so: how a
+second machine is checked against runs made on another (results/rounds/README.md). Needs h5py and
+numpy (Debian: python3-h5py).
 """
 import os
 import sys
