@@ -48,8 +48,13 @@ let package = Package(
         .target(name: "PilotFederation", dependencies: [
             "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotLM",
         ], swiftSettings: release),
+        .target(name: "PilotReport", dependencies: ["PilotCore", "PilotHDF5", "PilotData", "PilotFederation"], swiftSettings: release),
+        .target(name: "PilotPretrain", dependencies: [
+            "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotFederation", "PilotLM",
+        ], swiftSettings: release),
         .target(name: "PilotCLI", dependencies: [
             "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotFederation",
+            "PilotReport", "PilotPretrain",
             "PilotLM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -66,7 +71,7 @@ let package = Package(
         .testTarget(name: "PilotModelTests", dependencies: ["PilotModel", "PilotLM", "PilotTestSupport"]),
         .testTarget(name: "PilotLMTests", dependencies: ["PilotLM", "PilotTensor", "PilotTestSupport"]),
         .testTarget(name: "PilotDataTests", dependencies: ["PilotData", "PilotTestSupport"]),
-        .testTarget(name: "PilotFederationTests", dependencies: ["PilotFederation", "PilotComm", "PilotModel", "PilotLM", "PilotData", "PilotTestSupport"]),
+        .testTarget(name: "PilotFederationTests", dependencies: ["PilotFederation", "PilotReport", "PilotPretrain", "PilotComm", "PilotModel", "PilotLM", "PilotData", "PilotTestSupport"]),
         .testTarget(name: "PilotIntegrationTests", dependencies: ["PilotTestSupport", "PilotHDF5", "PilotLM"]),
     ],
     swiftLanguageModes: [.v6]

@@ -4,6 +4,7 @@ import PilotComm
 import PilotCore
 import PilotData
 import PilotFederation
+import PilotPretrain
 import PilotModel
 
 /// `pilot pretrain`: the base model (ViT + MLP connector + LM) from the public pretraining split,

@@ -1,4 +1,5 @@
 import Foundation
+import PilotFederation
 import PilotCore
 
 /// One column of the report table (the paper's layout): every client, grouped by task, then the

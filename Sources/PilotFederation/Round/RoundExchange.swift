@@ -17,12 +17,23 @@ public enum RoundExchange {
     /// headers and names, a few hundred bytes, are not counted).
     public struct ClientBytes: Sendable { public var sent = 0.0, received = 0.0 }
 
+    /// What every rank gets back from the exchange.
+    public struct Result: Sendable {
+        /// The result every client receives (a global model, Pilot's task adapters), on every rank.
+        public var shared: NamedTensors?
+        /// This rank's clients' personal results (Pilot's ATA-mixed LoRA), by client.
+        public var personal: [Int: NamedTensors]
+        /// The updates the server refused, on every rank.
+        public var rejected: [Rejection]
+        /// The server's new state (rank 0 only).
+        public var serverState: TensorDict?
+    }
+
     /// Collective over `federation.world`. `updates` are this rank's (empty on the server); the
     /// server calls `aggregate` on every update of the round, in client order. Returns the
     /// shared result (every rank) and this rank's personal results by client.
     public static func run(_ updates: [ClientUpdate], federation: Federation,
-                           aggregate: ([ClientUpdate]) throws -> RoundResult) throws
-        -> (shared: NamedTensors?, personal: [Int: NamedTensors], rejected: [Rejection], serverState: TensorDict?) {
+                           aggregate: ([ClientUpdate]) throws -> RoundResult) throws -> Result {
         let world = federation.world
         let packed = Packed(updates.map { ($0.client, $0.examples, $0.tensors) }, losses: updates.map { $0.metrics["loss_total"] ?? 0 })
         let headers = try world.gatherv(packed.header, root: 0)
@@ -79,7 +90,7 @@ public enum RoundExchange {
         if !federation.isServer {
             for (client, _, _, tensors) in try Packed(header: myHeader, layouts: myLayouts, values: myValues).unpack() { personal[client] = tensors }
         }
-        return (sharedOut, personal, rejected, federation.isServer ? result.serverState : nil)
+        return Result(shared: sharedOut, personal: personal, rejected: rejected, serverState: federation.isServer ? result.serverState : nil)
     }
 
     /// Named tensors of several clients in three flat buffers: a header [n, (client, examples,

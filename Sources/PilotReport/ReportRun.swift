@@ -1,4 +1,5 @@
 import Foundation
+import PilotFederation
 import PilotCore
 import PilotHDF5
 

@@ -1,4 +1,5 @@
 import Foundation
+import PilotFederation
 
 /// The report as a Markdown table (for people) and a tidy CSV (for pandas).
 extension RunReport {

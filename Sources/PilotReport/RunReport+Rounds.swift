@@ -1,4 +1,5 @@
 import Foundation
+import PilotFederation
 
 /// The report along the rounds (`pilot report --by-round`, `--plot-average`): a task average or the
 /// average of the task averages at every round, mean ± std over the seeds.

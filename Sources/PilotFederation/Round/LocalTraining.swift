@@ -5,7 +5,7 @@ import PilotModel
 
 /// A client's local training in its round (E epochs in a seeded order, or data-parallel steps for
 /// centralized training) and the checks on what it produced.
-extension RoundLoop {
+extension ClientHost {
     /// Throws, naming the first tensor and how many values, when a client's trained parameters or its
     /// training loss are not finite.
     static func checkFinite(_ model: MLLM, loss: Double, round: Int) throws {
@@ -21,8 +21,6 @@ extension RoundLoop {
             throw PilotError.message("its training loss is \(loss) (the parameters are still finite); the round is not aggregated and \(round > 1 ? "round \(round - 1) stays the latest checkpoint" : "no round is committed"). Lower the learning rate or check this client's data, then resume")
         }
     }
-
-    struct LocalLosses { var total = 0.0, ce = 0.0, diff = 0.0, balance = 0.0, z = 0.0, proximal = 0.0, steps = 0 }
 
     /// E epochs over the client's shard in a seeded order, batch by batch (a short last batch
     /// included), with warm-up then a cosine decay over the round's steps.
@@ -64,7 +62,7 @@ extension RoundLoop {
                     parts = try model.trainStep(data.batch(idx), learningRate: schedule.rate(at: step))
                 }
                 out.total += parts.total; out.ce += parts.ce; out.diff += parts.diff
-                out.balance += parts.balance; out.z += parts.z; out.proximal += parts.proximal
+                out.balance += parts.balance; out.z += parts.z; out.proximal += parts.penalty
                 step += 1
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import PilotFederation
 import PilotCore
 
 /// The per-client results table of a run (the paper's layout: one column per client, grouped by
@@ -15,7 +16,7 @@ public enum ResultsTable {
         var lines = ["", "Results after round \(log.rounds[last]) (\(f.algorithm), \(run)):", ""]
         // the run's final round evaluates every client; a NaN there is a broken model (an earlier last round may be a stop)
         if last < log.clients.count - 1, let k = log.clients.last?.firstIndex(where: { $0["eval_score"].isNaN }),
-           let final = try? RunConfig(effectiveFile: f.config, path: run + "/metrics.h5").int("run.rounds"), log.rounds.last == final {
+           let final = try? RunSettings(RunConfig(effectiveFile: f.config, path: run + "/metrics.h5")).run.rounds, log.rounds.last == final {
             lines.insert("warning: round \(log.rounds.last!) has a NaN score (client \(k) first): a broken model or an unfinished evaluation; these are round \(log.rounds[last])'s", at: 1)
         }
         var order: [String] = []
