@@ -7,7 +7,7 @@
 #      second submission on the finished run exits 0 ("run already complete");
 #   b. a second run gets `scancel -b -s USR1` once round 1 is committed: the job stops after
 #      committing its round (exit 75), requeues itself, resumes and completes; its final round
-#      equals (a)'s bit for bit (scripts/compare_rounds.py: every dataset of the round file and of
+#      equals (a)'s bit for bit (scripts/studies/compare_rounds.py: every dataset of the round file and of
 #      every client file);
 #   c. a two-element jobs/sweep.sbatch array (seeds 1 and 2, run.rounds=3 as an override) finishes
 #      both runs, each with its own seed, and the two results differ;
@@ -117,7 +117,7 @@ grep -q "restart 1: start --resume" "$B/jobs.log" || fail "b: the requeued run d
 grep -q "restart 1: exit 0" "$B/jobs.log" || fail "b: the resumed run did not finish"
 grep -q "resumed $B after round" "$WORK/b.out" || fail "b: pilot did not report the resume"
 [ "$(latest "$B")" = "$(printf 'round_%03d.h5' $ROUNDS)" ] || fail "b: latest is $(latest "$B")"
-"$PYTHON" scripts/compare_rounds.py "$A" "$B" $ROUNDS || fail "b: the resumed run differs from (a)"
+"$PYTHON" scripts/studies/compare_rounds.py "$A" "$B" $ROUNDS || fail "b: the resumed run differs from (a)"
 say "ok b: stopped by USR1 ($(grep -o 'stop requested by signal: round [0-9]* is committed' "$WORK/b.out")), requeued, resumed, bitwise equal to (a)"
 
 # ---------------------------------------------------------------- c. sweep.sbatch array
@@ -131,7 +131,7 @@ for seed in 1 2; do
   grep -qx "seed = $seed" "$R/config.toml" && grep -qx "rounds = 3" "$R/config.toml" \
     || fail "c: $R/config.toml does not have seed $seed and 3 rounds"
 done
-if "$PYTHON" scripts/compare_rounds.py "$WORK/sweep/cfg-tiny-s1-run.rounds=3" "$WORK/sweep/cfg-tiny-s2-run.rounds=3" 3 >/dev/null; then
+if "$PYTHON" scripts/studies/compare_rounds.py "$WORK/sweep/cfg-tiny-s1-run.rounds=3" "$WORK/sweep/cfg-tiny-s2-run.rounds=3" 3 >/dev/null; then
   fail "c: seeds 1 and 2 gave identical results"
 fi
 say "ok c: sweep array of 2 finished both runs (seeds 1 and 2, 3 rounds each), with different results"

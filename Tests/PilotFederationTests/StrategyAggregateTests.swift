@@ -8,7 +8,7 @@ import Testing
 /// Every strategy's pure `aggregate`, in-process on plain arrays (no communicator, no model).
 ///
 /// Golden values: Tests/Fixtures/federation/strategy_golden.json, written by
-/// scripts/make_strategy_golden.py (numpy float64, the formulas of ../shared/refs/fedopt_ref.py for
+/// Tests/Fixtures/federation/make_strategy_golden.py (numpy float64, the formulas of ../shared/refs/fedopt_ref.py for
 /// FedAvg/FedAdam, DESIGN §3 for Pilot); FedAvg and FedAdam are also checked against the values
 /// Flower 1.41 itself printed (BaselineMathTests).
 @Suite("strategy aggregate (pure)")

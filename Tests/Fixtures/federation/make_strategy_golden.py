@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden values for the strategies' pure `aggregate` (Tests/PilotFederationTests/StrategyAggregateTests.swift).
 
-Usage: python3 scripts/make_strategy_golden.py > Tests/Fixtures/federation/strategy_golden.json
+Usage: python3 Tests/Fixtures/federation/make_strategy_golden.py > Tests/Fixtures/federation/strategy_golden.json
 
 numpy float64 only. FedAvg/FedProx and FedAdam follow the formulas of ../shared/refs/fedopt_ref.py, which
 documents them as Flower 1.41's (fedavg.py aggregate_inplace; fedadam.py aggregate_fit, bias correction with
