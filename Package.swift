@@ -2,11 +2,11 @@
 // Pilot: federated multimodal instruction tuning as an MPI job.
 // Layering (arrows point down only):
 //   C shims (CMPI, COpenBLAS, CHDF5, CZlib, CTurboJPEG, CPNG)
-//   -> PilotCore (errors, checksums)  -> PilotTensor (buffers, sgemm, kernels)
-//   -> PilotModel (layers, connectors, LM, losses, optimiser)
+//   -> PilotCore (errors, checksums)
+//   -> PilotTensor (buffers, sgemm, kernels)   PilotComm (communicator protocol, MPI + in-process)   PilotHDF5 (HDF5 store)
 //   -> PilotLM (pretrained LMs: safetensors/GGUF readers, byte-level BPE, Llama inference, chat format)
-//   -> PilotComm (communicator protocol, MPI + in-process)   PilotHDF5 (HDF5 store)
-//   -> PilotData (benchmark generator, tokenizer, metrics)
+//   -> PilotModel (layers, connectors, LM, losses, optimiser; imports PilotLM and PilotHDF5)
+//      PilotData (benchmark generator, tokenizer, metrics)
 //   -> PilotFederation (aggregation math, strategies, round loop, checkpoints, metrics)
 //   -> PilotCLI (subcommands) -> pilot (executable)
 import PackageDescription

@@ -6,7 +6,7 @@ import PilotData
 import PilotFederation
 import PilotReport
 
-/// `pilot train`: the federated run. Rank 0 is the server, ranks 1…K the clients.
+/// `pilot train`: the federated run. Rank 0 is the server; the other ranks host the K clients (Placement).
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",

@@ -1,7 +1,7 @@
 import PilotCore
 import PilotModel
 
-/// The single-stage baselines (DESIGN §4): every client trains one connector and LoRA from the
+/// The single-stage baselines (docs/design.md §4): every client trains one connector and LoRA from the
 /// base, and the next round starts from the client's state. Subclasses define what crosses the
 /// network.
 public class SingleStageStrategy {

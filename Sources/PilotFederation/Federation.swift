@@ -18,7 +18,7 @@ public struct Roster: Sendable, Equatable {
     }
 }
 
-/// The communicators and the public facts of one federated job (DESIGN §6).
+/// The communicators and the public facts of one federated job (docs/design.md §6).
 ///
 /// World rank 0 is the server; the client ranks host the K clients in contiguous blocks
 /// (`Placement`). `clients` holds the client ranks (the server is not a member). Every collective

@@ -1,6 +1,6 @@
 import PilotCore
 
-/// Which rank hosts which clients (DESIGN §6): world rank 0 is the server; the K clients are spread
+/// Which rank hosts which clients (docs/design.md §6): world rank 0 is the server; the K clients are spread
 /// over the R − 1 client ranks in contiguous blocks, in client order. With `clientsPerRank` = 0
 /// (the default) the blocks are as even as the world size allows: the first K mod (R − 1) ranks
 /// host ⌈K/(R − 1)⌉ clients and the others ⌊K/(R − 1)⌋, so K = 9 on 4 client ranks gives

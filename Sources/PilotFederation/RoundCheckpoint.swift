@@ -4,7 +4,7 @@ import PilotCore
 import PilotHDF5
 import PilotTensor
 
-/// Round checkpoints of a run directory (DESIGN §7):
+/// Round checkpoints of a run directory (docs/design.md §7):
 ///
 ///     RUN/ckpt/round_003.h5               written by rank 0, committed last
 ///       attrs  format, round, stage, algorithm, config (effective text), config_sha256, seed,

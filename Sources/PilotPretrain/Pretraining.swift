@@ -8,7 +8,7 @@ import PilotModel
 
 /// Model sizes by name, for the CLI and tests.
 public enum ModelPreset: String, CaseIterable, Sendable {
-    /// DESIGN §2's reference model (`ModelConfig.tiny`).
+    /// docs/design.md §2's reference model (`ModelConfig.tiny`).
     case tiny
     /// A very small model with the same sequence layout (32×32 images, 16 visual tokens, 48 text
     /// tokens, vocab 512): for tests and smoke runs that must finish in seconds.
@@ -42,7 +42,7 @@ public struct PretrainingProgress: Sendable {
     public var elapsed: Double
 }
 
-/// Central, data-parallel pretraining of the base model (DESIGN §2): vision encoder, MLP connector
+/// Central, data-parallel pretraining of the base model (docs/design.md §2): vision encoder, MLP connector
 /// and LM, on the public pretraining split.
 ///
 /// Every rank holds the whole (public) split and the same model. Step s takes global batch s from

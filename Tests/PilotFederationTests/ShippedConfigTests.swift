@@ -5,7 +5,7 @@ import PilotTestSupport
 import Testing
 
 /// Every config in configs/ is valid, and the scenario configs of one scenario give every method the
-/// same data, rounds and local-training budget (DESIGN §4: a fair comparison).
+/// same data, rounds and local-training budget (docs/design.md §4: a fair comparison).
 @Suite("Shipped configs")
 struct ShippedConfigTests {
     static func configs(_ scenario: String) throws -> [String: RunConfig] {

@@ -1,7 +1,7 @@
 import PilotComm
 import PilotCore
 
-/// The one transport of a round (DESIGN §6): every client update goes to the server, the server
+/// The one transport of a round (docs/design.md §6): every client update goes to the server, the server
 /// runs the strategy's pure `aggregate` on all of them in client order, and every client gets its
 /// result back. Three collectives each way, whatever the strategy:
 ///

@@ -23,7 +23,7 @@ public struct LossParts: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// The small LLaVA-style MLLM of DESIGN §2: ViT → connector (variant) → Llama-style LM with LoRA.
+/// The small LLaVA-style MLLM of docs/design.md §2: ViT → connector (variant) → Llama-style LM with LoRA.
 /// Hand-written forward and backward passes over flat buffers; every parameter is a named view into
 /// `parameters` (trainable ones in one contiguous buffer).
 public final class MLLM {

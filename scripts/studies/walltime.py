@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Wall time per run, per configuration, from the runs' metrics.h5 (for docs/results.md).
 
-    scripts/walltime.py RUN_DIR...
+    scripts/studies/walltime.py RUN_DIR...
 
 Groups the runs whose directory names differ only in the seed (`-s<N>`), and prints a markdown
 table: runs, mean seconds per round, mean seconds per run (the sum of rank 0's round times:

@@ -16,7 +16,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 from safetensors.torch import save_file
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "lm")
+ROOT = os.path.dirname(os.path.abspath(__file__))   # Tests/Fixtures/lm, where this file lives
 
 def sig7(x):
     return [float("%.7g" % v) for v in x]

@@ -2,11 +2,11 @@
 # Forward throughput of SmolLM2-135M at batch 4 x 128 tokens: our engine (SmolLM2Tests.forwardThroughput)
 # against transformers' forward (torch CPU, f32), interleaved ours/theirs at 1 and then 2 threads, with
 # each run's peak RSS. No target: the numbers go to docs/performance.md.
-#   scripts/bench_lm_forward.sh [MODEL_DIR]     (default: $PILOT_SMOLLM2 or models/smollm2-135m-instruct)
+#   scripts/bench/bench_lm_forward.sh [MODEL_DIR]     (default: $PILOT_SMOLLM2 or models/smollm2-135m-instruct)
 # Needs: a release test build (swift build -c release --build-tests -Xswiftc -enable-testing), and for the
 # reference torch + transformers in ${PYTHON:-python3}.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 MODEL=${1:-${PILOT_SMOLLM2:-models/smollm2-135m-instruct}}
 PY=${PYTHON:-python3}
 REPS=${REPS:-3}

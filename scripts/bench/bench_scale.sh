@@ -8,9 +8,9 @@
 #     evaluates every client): seconds per round, the checkpoint's commit seconds, rounds per hour (from the
 #     rounds before the last), and the peak RSS of every rank.
 # Prints one JSON line per measurement into results/bench/scale-<date>.jsonl and a summary.
-# Usage: scripts/bench_scale.sh [--quick]   (--quick: ATA up to K = 256 only; needs a quiet machine)
+# Usage: scripts/bench/bench_scale.sh [--quick]   (--quick: ATA up to K = 256 only; needs a quiet machine)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 QUICK=${1:-}
 swift build -c release >/dev/null
 P=.build/release/pilot

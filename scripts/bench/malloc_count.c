@@ -1,6 +1,6 @@
 // Allocation counter for `pilot bench`: LD_PRELOAD it and the bench reports heap allocations per
-// training step (every malloc/calloc/realloc/memalign-family call counts one). Built by scripts/bench.sh:
-//   cc -O2 -shared -fPIC -o .build-engine/libmalloc_count.so scripts/malloc_count.c
+// training step (every malloc/calloc/realloc/memalign-family call counts one). Built by scripts/bench/bench.sh:
+//   cc -O2 -shared -fPIC -o .build-engine/libmalloc_count.so scripts/bench/malloc_count.c
 // It forwards to glibc's own entry points (__libc_*), so it needs no dlsym and cannot recurse.
 #include <stddef.h>
 #include <errno.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The tables of docs/robustness.md and docs/privacy.md from results/robustness/<run>/metrics.h5.
 
-    scripts/robustness_table.py [RUN ...]     (default: every run under results/robustness, in a fixed order)
+    scripts/studies/robustness_table.py [RUN ...]     (default: every run under results/robustness, in a fixed order)
 
 Per run, at its last round: each task's mean score over its clients (×100, as `pilot report`), the mean
 of the task means (avg), the same avg without client 4 (the poisoned client in the poisoned runs),
@@ -20,7 +20,7 @@ ORDER = ["pilot-clean", "pilot-poisoned-mean", "pilot-poisoned-norm", "pilot-poi
          "pilot-poisoned-krum", "pilot-poisoned-multikrum", "fedavg-clean", "fedavg-poisoned-mean", "fedavg-poisoned-norm",
          "fedavg-poisoned-median", "fedavg-poisoned-trimmed", "fedavg-poisoned-krum", "fedavg-poisoned-multikrum",
          "pilot-dp", "fedavg-dp"]
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results", "robustness")
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "results", "robustness")
 runs = sys.argv[1:] or [n for n in ORDER if os.path.exists(os.path.join(root, n, "metrics.h5"))]
 print("| run | vqa | caption | grounding | avg | avg without client 4 | client 4 | rejected | ε (δ 1e-5) |")
 print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")

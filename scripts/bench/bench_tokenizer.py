@@ -1,5 +1,5 @@
 """Encode throughput of PilotLM's BPETokenizer against Hugging Face `tokenizers` (Rust) on one thread, same strings.
-Usage: PILOT_SMOLLM2=/tmp/smol/hf ${PYTHON:-python3} scripts/bench_tokenizer.py   (after a release build with tests:
+Usage: PILOT_SMOLLM2=/tmp/smol/hf ${PYTHON:-python3} scripts/bench/bench_tokenizer.py   (after a release build with tests:
   swift build -c release --build-tests -Xswiftc -enable-testing). Needs: tokenizers.
 Both sides encode the 10,500 strings of Tests/Fixtures/lm/tokenizer_smollm2.json once to warm their word caches,
 then 5 more times with a loop of single encodes (no encode_batch), then all of them joined as one document

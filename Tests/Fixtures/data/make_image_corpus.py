@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the image test corpus with Pillow as the independent encoder and decoder.
 
-    /usr/bin/python3 scripts/make_image_corpus.py OUT_DIR
+    /usr/bin/python3 Tests/Fixtures/data/make_image_corpus.py OUT_DIR
 
 OUT_DIR/<name>.<ext> are the files; OUT_DIR/<name>.rgb is Pillow's decode of each good file as
 8-bit RGB rows (what pilot's ImageDecoder must give back), composited the way pilot documents:

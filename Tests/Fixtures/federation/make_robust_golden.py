@@ -3,7 +3,7 @@
 
 Rerun (writes Tests/Fixtures/federation/robust_golden.json; pass another path to write elsewhere):
     python3 -m venv /tmp/refs/venv && /tmp/refs/venv/bin/pip install flwr==1.41.0 numpy
-    /tmp/refs/venv/bin/python scripts/make_robust_golden.py [OUT.json]
+    /tmp/refs/venv/bin/python Tests/Fixtures/federation/make_robust_golden.py [OUT.json]
 
 Each input set is a list of client vectors (float32, one tensor per client) with their n_k. They go to
 Flower 1.41's legacy strategies as synthetic FitRes objects (as ../shared/refs/fedopt_ref.py builds them):
@@ -29,7 +29,7 @@ from flwr.server.strategy import aggregate as flwr_aggregate
 
 logging.getLogger("flwr").setLevel(logging.ERROR)  # silence "No fit_metrics_aggregation_fn provided"
 
-OUT = Path(__file__).resolve().parent.parent / "Tests/Fixtures/federation/robust_golden.json"
+OUT = Path(__file__).resolve().parent / "robust_golden.json"   # beside this file, in Tests/Fixtures/federation
 BETA = 0.2
 
 
@@ -112,7 +112,7 @@ def main(argv):
         sets.append({"name": s["name"], "clients": s["clients"].astype(np.float64).tolist(), "samples": s["samples"],
                      "f": s["f"], "m": s["m"], "beta": BETA,
                      "flower_float32": golden_for(s, np.float32), "flower_float64": golden_for(s, np.float64)})
-    doc = {"generator": "scripts/make_robust_golden.py", "flwr_version": metadata.version("flwr"),
+    doc = {"generator": "Tests/Fixtures/federation/make_robust_golden.py", "flwr_version": metadata.version("flwr"),
            "numpy_version": np.__version__, "sets": sets}
     out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {out}")

@@ -2,7 +2,7 @@
 """Writes a small LLaVA data set as a new user would bring it, for the end-to-end test of
 `pilot data scenario` (ScenarioCLITests). Pillow writes the images.
 
-    /usr/bin/python3 scripts/make_llava_fixture.py OUT_DIR
+    /usr/bin/python3 Tests/Fixtures/data/make_llava_fixture.py OUT_DIR
 
 OUT_DIR/images/: 180 images, half JPEG and half PNG, 33x57 up to 320x240, in RGB, RGBA, gray and
 palette modes (some progressive JPEGs). OUT_DIR/colors.json (60 records, 10 references each,

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Bitwise comparison of one committed round of two runs.
 
-    scripts/compare_rounds.py RUN_A RUN_B ROUND
+    scripts/studies/compare_rounds.py RUN_A RUN_B ROUND
 
 Compares RUN/ckpt/round_NNN.h5 and every file under RUN/ckpt/round_NNN/ (the clients' files):
 the same files, the same datasets in each, and for every dataset the same dtype, shape and bytes;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The round-budget claims of docs/results.md (issue #19): Pilot against every other method, round by round.
 
-    scripts/round_budget.py BY_ROUND_CSV [REFERENCE]
+    scripts/studies/round_budget.py BY_ROUND_CSV [REFERENCE]
 
 BY_ROUND_CSV is the tidy CSV of `pilot report --by-round` (results/tables/rounds-<scenario>-by-round.csv).
 For `avg` and then every task average, one Markdown table: a row per round, a column per other method,

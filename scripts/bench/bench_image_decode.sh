@@ -2,9 +2,9 @@
 # Decoding benchmark: a 4000x3000 photo-like JPEG (baseline 4:2:0 q90, and progressive) and PNG, decoded
 # by pilot (libjpeg-turbo / libpng through ImageDecoder) and by Pillow in the same run; the best of 5
 # decodes each, and pilot's peak memory for one decode against a 1x1 image's (both from /usr/bin/time).
-# Usage: scripts/bench_image_decode.sh [PILOT_BIN]     (docs/performance.md records the numbers)
+# Usage: scripts/bench/bench_image_decode.sh [PILOT_BIN]     (docs/performance.md records the numbers)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PILOT=${1:-.build/release/pilot}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT

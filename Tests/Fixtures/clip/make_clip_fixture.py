@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModel
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "clip")
+ROOT = os.path.dirname(os.path.abspath(__file__))   # Tests/Fixtures/clip, where this file lives
 
 def b64(t):
     return base64.b64encode(t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()).decode("ascii")

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """Is a short run the first rounds of a longer one, bit for bit? (issue #19)
 
-    scripts/compare_prefix.py LONG_RUN SHORT_RUN
+    scripts/studies/compare_prefix.py LONG_RUN SHORT_RUN
 
 SHORT_RUN has R rounds, LONG_RUN at least R, same config otherwise (e.g. run.rounds = 3 and 10).
 Compares rows 1..R of every dataset of the two metrics.h5, except the wall times (seconds_*), byte for
-byte, then every committed round 1..R of the two checkpoints with scripts/compare_rounds.py. Prints one
+byte, then every committed round 1..R of the two checkpoints with scripts/studies/compare_rounds.py. Prints one
 line per difference and a summary; exits 0 only when all of it is identical apart from what names the
 round count (the stored config and its hashes). When either run has no ckpt/ (a committed
 results/rounds/ directory keeps only metrics.h5), only the metrics are compared, and it says so: how a

@@ -4,7 +4,7 @@
 Rerun (writes Tests/Fixtures/federation/rdp_golden.json; pass another path to write elsewhere). Opacus needs
 torch; a venv with the CPU build of torch will do (installing opacus there adds only opacus, scipy, opt_einsum):
     /tmp/hfref/venv/bin/pip install opacus          # or: pip install 'torch==2.13.0+cpu' opacus in a new venv
-    /tmp/hfref/venv/bin/python scripts/make_rdp_golden.py [OUT.json]
+    /tmp/hfref/venv/bin/python Tests/Fixtures/federation/make_rdp_golden.py [OUT.json]
 
 Reference: Opacus' RDPAccountant (opacus/accountants/rdp.py), whose history holds (noise_multiplier,
 sample_rate, steps) and whose get_privacy_spent(delta) sums analysis.rdp.compute_rdp over the history and
@@ -26,7 +26,7 @@ from opacus.accountants.analysis import rdp as analysis
 
 warnings.filterwarnings("ignore", message="Optimal order is the")  # the extremes of the grid hit the order range
 
-OUT = Path(__file__).resolve().parent.parent / "Tests/Fixtures/federation/rdp_golden.json"
+OUT = Path(__file__).resolve().parent / "rdp_golden.json"   # beside this file, in Tests/Fixtures/federation
 QS = [0.01, 0.05, 0.1, 0.5, 1.0]
 SIGMAS = [0.5, 0.8, 1.0, 2.0, 5.0]
 STEPS = [1, 10, 100, 1000]
@@ -55,7 +55,7 @@ def main(argv):
     points.append(point([(0.01, 1.0, 100), (0.1, 2.0, 50), (0.01, 1.0, 10)], 1e-5))
     per_step = [{"q": q, "sigma": s, "rdp": [float(r) for r in analysis.compute_rdp(q=q, noise_multiplier=s, steps=1, orders=orders)]}
                 for q in QS for s in SIGMAS]
-    doc = {"generator": "scripts/make_rdp_golden.py", "reference": "opacus", "opacus_version": metadata.version("opacus"),
+    doc = {"generator": "Tests/Fixtures/federation/make_rdp_golden.py", "reference": "opacus", "opacus_version": metadata.version("opacus"),
            "scipy_version": metadata.version("scipy"), "orders": orders, "points": points, "per_step_rdp": per_step}
     out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {out}: {len(points)} points")

@@ -2,7 +2,7 @@
 """Writes Tests/Fixtures/model/tiny_ref.h5: the JAX reference step of ../shared/bench/jax_ref.py
 at tiny shapes (same code, smaller CFG, lr 1e-2 so the three steps differ clearly), in the layout of
 `jax_ref.py --dump-h5`. The Swift reference-loss test uses this fixture when the JAX venv is not available.
-Usage: /tmp/bench-venv/bin/python scripts/make_model_fixture.py
+Usage: /tmp/bench-venv/bin/python Tests/Fixtures/model/make_model_fixture.py
 """
 import json
 import os
@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))   # the repository
 sys.path.insert(0, os.path.join(ROOT, "..", "shared", "bench"))
 import jax_ref  # noqa: E402
 

@@ -16,7 +16,7 @@ user would, and
 
 Made for the adapters Tests/PilotLMTests/PEFTTests.swift leaves in PILOT_PEFT_CHECK_DIR:
   PILOT_PEFT_CHECK_DIR=/tmp/peftcheck swift test -c release --skip-build --filter PilotLMTests.PEFTTests
-  /tmp/hfref/venv/bin/python scripts/check_peft_export.py --base Tests/Fixtures/lm/tiny-gqa-tied \\
+  /tmp/hfref/venv/bin/python scripts/studies/check_peft_export.py --base Tests/Fixtures/lm/tiny-gqa-tied \\
       --adapter /tmp/peftcheck/tiny-gqa-tied-adapter --ours /tmp/peftcheck/tiny-gqa-tied-adapter/pilot_logits.json
 
 Needs: torch (CPU), transformers (>= 5), peft (0.21), safetensors. Interpreter: ${PYTHON:-python3}."""

@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM
 from peft import LoraConfig, PeftModel, get_peft_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, ".."))
+REPO = os.path.normpath(os.path.join(HERE, "..", "..", ".."))   # HERE is Tests/Fixtures/lm
 BASE_REL = "Tests/Fixtures/lm/tiny-gqa-tied"
 OUT = os.path.join(REPO, "Tests", "Fixtures", "lm", "peft-gqa-tied")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

@@ -3,12 +3,12 @@
 # batch 4 × 128 tokens, r=16 on q,k,v,o,gate,up,down, AdamW; pilot and ../shared/bench/hf_lora_step.py
 # interleaved (pilot, torch, pilot, torch …) at 1 and 2 threads, pinned with taskset. Prints one JSON
 # line per run into results/bench/real-<date>.jsonl and a summary of median ratios.
-# Usage: scripts/bench_real.sh [ROUNDS=3]   (needs a quiet machine; PYTHON = a venv with torch, transformers, peft)
+# Usage: scripts/bench/bench_real.sh [ROUNDS=3]   (needs a quiet machine; PYTHON = a venv with torch, transformers, peft)
 # When OPENBLAS_CORETYPE is set (it pins OpenBLAS's kernel; some sites set it machine-wide so that results agree
 # across CPU kinds), pilot runs twice per round: as set, and unset (OpenBLAS's own kernel for the CPU). Each JSON
 # line names its kernel (blas_core); torch uses MKL and is not affected by the variable.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}
 PYTHON=${PYTHON:-/tmp/hfref/venv/bin/python}
 MODEL=${MODEL:-models/smollm2-135m-instruct}

@@ -1,5 +1,5 @@
 """Fixtures of the model-file-format tests (Tests/PilotLMTests/SafetensorsTests, GGUFTests, DequantizeTests).
-Usage: ${PYTHON:-python3} scripts/make_format_fixtures.py [SMOLLM2.gguf]     needs: gguf numpy safetensors torch
+Usage: ${PYTHON:-python3} Tests/Fixtures/lm/make_format_fixtures.py [SMOLLM2.gguf]     needs: gguf numpy safetensors torch
 Writes into Tests/Fixtures/lm/formats/:
   mixed.safetensors          F32, F16 and BF16 tensors (F16/BF16 with subnormals, ±inf, NaN, -0) and __metadata__
   mixed_expected.json        each tensor's shape, dtype and the float32 bit patterns it reads as
@@ -22,7 +22,7 @@ import gguf
 from gguf import GGMLQuantizationType as Q, GGUFReader
 from gguf.quants import quantize, dequantize
 
-root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))   # the repository
 out = os.path.join(root, "Tests", "Fixtures", "lm", "formats")
 os.makedirs(os.path.join(out, "sharded"), exist_ok=True)
 rng = np.random.default_rng(14)

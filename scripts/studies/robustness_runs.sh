@@ -4,9 +4,9 @@
 # (faults.scale_client = 4: its trained parameters ×1e6 every round) under each defence, and with
 # client-level DP. Writes results/robustness/<name>/metrics.h5 (+ config.toml) and prints the
 # `pilot report` table. About 70 s per run on the 2-core machine; 16 runs.
-# Usage: scripts/robustness_runs.sh [NAME ...]   (default: every run; results are kept, rerun by name)
+# Usage: scripts/studies/robustness_runs.sh [NAME ...]   (default: every run; results are kept, rerun by name)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 # PILOT: a pilot binary to use (so that a rebuild during the runs does not touch them)
 if [ -z "${PILOT:-}" ]; then swift build -c release >/dev/null; fi
 P=${PILOT:-.build/release/pilot}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden values for the strategies' pure `aggregate` (Tests/PilotFederationTests/StrategyAggregateTests.swift).
 
-Usage: python3 scripts/make_strategy_golden.py > Tests/Fixtures/federation/strategy_golden.json
+Usage: python3 Tests/Fixtures/federation/make_strategy_golden.py > Tests/Fixtures/federation/strategy_golden.json
 
 numpy float64 only. FedAvg/FedProx and FedAdam follow the formulas of ../shared/refs/fedopt_ref.py, which
 documents them as Flower 1.41's (fedavg.py aggregate_inplace; fedadam.py aggregate_fit, bias correction with
@@ -9,7 +9,7 @@ exponent t+1). That script calls flwr itself and needs the refs venv; this one n
 FedAvg/FedAdam numbers on BaselineMathTests' input agree with the values fedopt_ref.py printed from flwr
 (checked by the tests). Pilot's Eq. 10 (n_k-weighted task mean) and ATA (Eq. 11-12: top-M nearest clients,
 inverse-distance weights, Z = n_k + sum n_k' w_k') have no Flower counterpart; they are written from
-DESIGN §3 directly (direct distances, no Gram matrix).
+docs/design.md §3 directly (direct distances, no Gram matrix).
 """
 import json
 

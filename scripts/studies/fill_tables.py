@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Copy the tables of results/tables into docs/results.md.
 
-    scripts/fill_tables.py DOC TABLE_DIR
+    scripts/studies/fill_tables.py DOC TABLE_DIR
 
 Every block `<!-- table NAME -->` ... `<!-- end table -->` in DOC is replaced by the markdown table
 of TABLE_DIR/NAME.md (its lines that start with '|', i.e. without pilot report's title, footnote

@@ -1,5 +1,5 @@
 """Fixture for BPETokenizerTests: deterministic strings (seeded) and the ids Hugging Face `tokenizers` gives them.
-Usage: ${PYTHON:-python3} scripts/make_tokenizer_fixture.py [TOKENIZER_JSON] [OUT_JSON]
+Usage: ${PYTHON:-python3} Tests/Fixtures/lm/make_tokenizer_fixture.py [TOKENIZER_JSON] [OUT_JSON]
   defaults: /tmp/smol/hf/tokenizer.json (SmolLM2-135M-Instruct, made by gguf_to_hf.py) and
             Tests/Fixtures/lm/tokenizer_smollm2.json
 Needs: tokenizers. Output: {"strings": [...], "ids": [[...]], "decodes": [{"ids", "text", "skip_special"}]}.
