@@ -7,7 +7,8 @@
 //   -> PilotLM (pretrained LMs: safetensors/GGUF readers, byte-level BPE, Llama inference, chat format)
 //   -> PilotModel (layers, connectors, LM, losses, optimiser; imports PilotLM and PilotHDF5)
 //      PilotData (benchmark generator, tokenizer, metrics)
-//   -> PilotFederation (aggregation math, strategies, round loop, checkpoints, metrics)
+//   -> PilotFederation (typed settings, aggregation math, strategies, the round in three roles, checkpoints, metrics)
+//   -> PilotReport (tables, plots)   PilotPretrain (the base model)
 //   -> PilotCLI (subcommands) -> pilot (executable)
 import PackageDescription
 
