@@ -7,6 +7,7 @@
 //   -> PilotLM (pretrained LMs: safetensors/GGUF readers, byte-level BPE, Llama inference, chat format)
 //   -> PilotModel (layers, connectors, LM, losses, optimiser; imports PilotLM and PilotHDF5)
 //      PilotData (benchmark generator, tokenizer, metrics)
+//   -> PilotJob (the job's ranks: placement, sampling, all-ranks checks; its files: round checkpoints, metrics.h5)
 //   -> PilotFederation (typed settings, aggregation math, strategies, the round in three roles, checkpoints, metrics)
 //   -> PilotReport (tables, plots)   PilotPretrain (the base model)
 //   -> PilotCLI (subcommands) -> pilot (executable)
@@ -46,15 +47,17 @@ let package = Package(
         .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5", "PilotLM"], swiftSettings: release),
         .target(name: "PilotLM", dependencies: ["PilotCore", "PilotTensor"], swiftSettings: release),
         .target(name: "PilotData", dependencies: ["PilotCore", "PilotHDF5", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: release),
+        .target(name: "PilotJob", dependencies: ["PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotData"], swiftSettings: release),
         .target(name: "PilotFederation", dependencies: [
+            "PilotJob",
             "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotLM",
         ], swiftSettings: release),
-        .target(name: "PilotReport", dependencies: ["PilotCore", "PilotHDF5", "PilotData", "PilotFederation"], swiftSettings: release),
+        .target(name: "PilotReport", dependencies: ["PilotCore", "PilotHDF5", "PilotData", "PilotJob", "PilotFederation"], swiftSettings: release),
         .target(name: "PilotPretrain", dependencies: [
-            "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotFederation", "PilotLM",
+            "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotJob", "PilotFederation", "PilotLM",
         ], swiftSettings: release),
         .target(name: "PilotCLI", dependencies: [
-            "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotFederation",
+            "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotJob", "PilotFederation",
             "PilotReport", "PilotPretrain",
             "PilotLM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -72,7 +75,7 @@ let package = Package(
         .testTarget(name: "PilotModelTests", dependencies: ["PilotModel", "PilotLM", "PilotTestSupport"]),
         .testTarget(name: "PilotLMTests", dependencies: ["PilotLM", "PilotTensor", "PilotTestSupport"]),
         .testTarget(name: "PilotDataTests", dependencies: ["PilotData", "PilotTestSupport"]),
-        .testTarget(name: "PilotFederationTests", dependencies: ["PilotFederation", "PilotReport", "PilotPretrain", "PilotComm", "PilotModel", "PilotLM", "PilotData", "PilotTestSupport"]),
+        .testTarget(name: "PilotFederationTests", dependencies: ["PilotJob", "PilotFederation", "PilotReport", "PilotPretrain", "PilotComm", "PilotModel", "PilotLM", "PilotData", "PilotTestSupport"]),
         .testTarget(name: "PilotIntegrationTests", dependencies: ["PilotTestSupport", "PilotHDF5", "PilotLM"]),
     ],
     swiftLanguageModes: [.v6]

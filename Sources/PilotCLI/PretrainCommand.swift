@@ -4,6 +4,7 @@ import PilotComm
 import PilotCore
 import PilotData
 import PilotFederation
+import PilotJob
 import PilotPretrain
 import PilotModel
 

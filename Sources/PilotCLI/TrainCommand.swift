@@ -4,6 +4,7 @@ import PilotComm
 import PilotCore
 import PilotData
 import PilotFederation
+import PilotJob
 import PilotReport
 
 /// `pilot train`: the federated run. Rank 0 is the server; the other ranks host the K clients (Placement).

@@ -1,4 +1,5 @@
 import PilotCore
+import PilotJob
 import PilotModel
 
 /// The single-stage baselines (docs/design.md §4): every client trains one connector and LoRA from the

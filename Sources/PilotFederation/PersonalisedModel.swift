@@ -1,6 +1,7 @@
 import Foundation
 import PilotCore
 import PilotData
+import PilotJob
 import PilotModel
 
 /// A client's personalised model as a committed round left it: the base checkpoint plus the

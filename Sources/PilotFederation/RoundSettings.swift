@@ -1,5 +1,6 @@
 import Foundation
 import PilotCore
+import PilotJob
 import PilotModel
 
 /// The settings the round driver uses, decoded once from the validated config into typed values

@@ -48,6 +48,7 @@ public enum ResultsTable {
 }
 
 import PilotHDF5
+import PilotJob
 
 enum PilotHDF5Bridge {
     struct Attributes { let algorithm: String; let clientTasks: [String]; let config: String }

@@ -1,6 +1,7 @@
 import PilotComm
 import PilotCore
 import PilotFederation
+import PilotJob
 import Testing
 
 /// The one transport, the placement of clients on ranks and the client sample, in-process.

@@ -1,5 +1,6 @@
 import PilotCore
 import PilotFederation
+import PilotJob
 import Testing
 
 /// The server's part of a round, in-process: validation, DP noise and the strategy's aggregate, on

@@ -2,6 +2,7 @@ import Foundation
 import PilotComm
 import PilotCore
 import PilotFederation
+import PilotJob
 import PilotTestSupport
 import Testing
 

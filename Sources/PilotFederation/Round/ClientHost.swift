@@ -1,6 +1,7 @@
 import Foundation
 import PilotCore
 import PilotData
+import PilotJob
 import PilotModel
 
 /// One rank's clients and everything they need: their data, their states between rounds, and the

@@ -2,6 +2,7 @@ import PilotComm
 import PilotCore
 import PilotData
 import PilotHDF5
+import PilotJob
 import PilotModel
 
 /// What a rank reads once, before its first round: the frozen LM (client ranks of a run on an

@@ -1,3 +1,5 @@
+import PilotJob
+
 /// What one client did in one round, typed: the `ClientHost` fills it in as the round goes, and
 /// `row` lays it out as metrics.h5's per-client columns (`ClientRoundMetrics.fields`). A value the
 /// round did not produce (a client that did not train, a round without evaluation) is nil and

@@ -1,6 +1,7 @@
 import PilotComm
 import PilotCore
 import PilotData
+import PilotJob
 import PilotModel
 
 /// A client's local training in its round (E epochs in a seeded order, or data-parallel steps for

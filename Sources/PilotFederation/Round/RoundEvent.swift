@@ -1,3 +1,5 @@
+import PilotJob
+
 /// What a run tells its user, as typed events: the library reports them, the CLI prints them
 /// (rank 0 only receives any).
 public enum RoundEvent: Sendable {

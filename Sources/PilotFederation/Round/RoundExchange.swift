@@ -1,5 +1,6 @@
 import PilotComm
 import PilotCore
+import PilotJob
 
 /// The one transport of a round (docs/design.md §6): every client update goes to the server, the server
 /// runs the strategy's pure `aggregate` on all of them in client order, and every client gets its

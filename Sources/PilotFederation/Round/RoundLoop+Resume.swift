@@ -1,6 +1,7 @@
 import Foundation
 import PilotComm
 import PilotCore
+import PilotJob
 import PilotTensor
 
 extension RoundLoop {

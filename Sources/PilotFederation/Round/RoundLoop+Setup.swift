@@ -2,6 +2,7 @@ import PilotComm
 import PilotCore
 import PilotData
 import PilotHDF5
+import PilotJob
 import PilotModel
 
 extension RoundLoop {

@@ -2,6 +2,7 @@ import Foundation
 import PilotComm
 import PilotCore
 import PilotData
+import PilotJob
 import PilotModel
 
 /// The one round loop that every strategy runs in, in three roles (as Flower's `fit_round`):

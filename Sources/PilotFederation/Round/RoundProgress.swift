@@ -1,4 +1,5 @@
 import Foundation
+import PilotJob
 
 /// The one-line summary rank 0 prints after each round. With few clients it lists every client's
 /// score; with many (more than `perClientLimit`) it summarises each task as mean [min–max] n=…,

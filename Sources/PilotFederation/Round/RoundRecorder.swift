@@ -1,6 +1,7 @@
 import Foundation
 import PilotCore
 import PilotHDF5
+import PilotJob
 
 /// Everything a round leaves behind: it gathers every client's record at the server, commits the
 /// round checkpoint (each rank its own clients' files, rank 0 the round file and `latest`), appends

@@ -1,4 +1,5 @@
 import PilotCore
+import PilotJob
 
 /// The server's part of a round, pure: no communicator, no model, no file. Given every update of the
 /// round in client order, it

@@ -4,6 +4,12 @@ import PilotCore
 import PilotHDF5
 import PilotTensor
 
+/// A client's state between rounds: the values of its trainable (and personalised) tensors by
+/// parameter name, after the round's aggregation. This is exactly what a checkpoint stores for
+/// the client, and the next round starts from it (plus the frozen base), so an interrupted and
+/// resumed run takes the same path as one that never stopped.
+public typealias TensorDict = [String: [Float]]
+
 /// Round checkpoints of a run directory (docs/design.md §7):
 ///
 ///     RUN/ckpt/round_003.h5               written by rank 0, committed last
@@ -44,6 +50,11 @@ public enum RoundCheckpoint {
         public var threads: Int = Parallel.threads
         /// SHA-256 of the base checkpoint the run trains from ("" in files from before it was recorded).
         public var baseHash: String = ""
+
+        public init(round: Int, stage: Int, algorithm: String, configText: String, configHash: String, seed: Int) {
+            self.round = round; self.stage = stage; self.algorithm = algorithm
+            self.configText = configText; self.configHash = configHash; self.seed = seed
+        }
     }
 
     /// Collective. Clients write their own files; rank 0 writes the round file and `latest`.
