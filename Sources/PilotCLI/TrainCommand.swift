@@ -135,14 +135,9 @@ struct TrainCommand: ParsableCommand {
         }
         let typed = try RunSettings(cfg)
         let scenario = try ScenarioDirectory(path: typed.run.data)
-        let settings = RoundSettings(typed)
         let k = scenario.clientCount
         // The placement (which rank hosts which clients) and the sample size, before MPI starts.
-        let placement = try Placement(clients: k, worldSize: launch.size ?? (k + 1), clientsPerRank: settings.clientsPerRank)
-        try settings.sampling.validate(clients: k)
-        if typed.run.algorithm == .centralized && (placement.clientRanks != k || settings.sampling.size(of: k) != k) {
-            throw PilotError.message("centralized training is data-parallel with one client per rank and every client in every round: run with -np \(k + 1), without run.clients_per_rank > 1 or run.fraction < 1")
-        }
+        let placement = try typed.placement(clients: k, worldSize: launch.size ?? (k + 1))
         if !FileManager.default.isReadableFile(atPath: typed.run.base) {
             throw PilotError.message("missing or unreadable data files:\n  " + typed.run.base + " (create it with `pilot pretrain`)")
         }

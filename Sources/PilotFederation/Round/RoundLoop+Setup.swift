@@ -17,15 +17,9 @@ extension RoundLoop {
         let tasks = scenario.tasks
         let clientTasks = scenario.clientTasks.map { t in tasks.firstIndex(of: t)! }
         let placement = try RankCheck.run("placing \(clientTasks.count) clients on \(world.size) ranks", on: world) {
-            try Placement(clients: clientTasks.count, worldSize: world.size, clientsPerRank: settings.clientsPerRank)
+            try typed.placement(clients: clientTasks.count, worldSize: world.size)
         }
         let strategy = StrategyFactory.make(typed)
-        try RankCheck.run("checking the run's settings", on: world) {
-            try settings.sampling.validate(clients: clientTasks.count)
-            if strategy.dataParallel && (placement.clientRanks != clientTasks.count || settings.sampling.size(of: clientTasks.count) != clientTasks.count) {
-                throw PilotError.invalidArgument("centralized training is data-parallel with one client per rank and every client in every round: run with -np \(clientTasks.count + 1), without run.clients_per_rank > 1 or run.fraction < 1")
-            }
-        }
         let base = try RankCheck.run("checking the base checkpoint", on: world) { try Self.checkBase(typed, scenario: scenario) }
         let mine = placement.clients(onRank: world.rank)
         let inputs = try ClientInputs.load(scenario: scenario, base: base, mine: mine, settings: settings, world: world,

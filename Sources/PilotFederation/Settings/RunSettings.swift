@@ -1,3 +1,5 @@
+import PilotCore
+import PilotJob
 import PilotModel
 
 /// A section of the run configuration: a `Decodable` struct with one field per key.
@@ -43,6 +45,19 @@ public struct RunSettings: Sendable, Equatable {
         pilot = try section(PilotSection.self); fedprox = try section(FedProxSection.self); fedadam = try section(FedAdamSection.self)
         feddpa = try section(FedDPASection.self); robust = try section(RobustSection.self); dp = try section(DPSection.self)
         faults = try section(FaultsSection.self); eval = try section(EvalSection.self)
+    }
+
+    /// Where K clients go on `worldSize` ranks (`Placement`), checked against the round's sample and
+    /// centralized training's one client per rank. `pilot train` calls it before MPI starts, the
+    /// round loop again on every rank.
+    public func placement(clients k: Int, worldSize: Int) throws -> Placement {
+        let placement = try Placement(clients: k, worldSize: worldSize, clientsPerRank: run.clientsPerRank ?? 0)
+        let sampling = RoundSettings(self).sampling
+        try sampling.validate(clients: k)
+        if run.algorithm == .centralized && (placement.clientRanks != k || sampling.size(of: k) != k) {
+            throw PilotError.invalidArgument("centralized training is data-parallel with one client per rank and every client in every round: run with -np \(k + 1), without run.clients_per_rank > 1 or run.fraction < 1")
+        }
+        return placement
     }
 
     /// The model settings a run may change on the base's model: LoRA rank, alpha and targets.
