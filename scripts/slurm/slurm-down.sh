@@ -12,14 +12,7 @@ PIDS=$LAB/run
 export SLURM_CONF=$LAB/etc/slurm.conf
 note() { echo "[slurm-down ${SECONDS}s] $*"; }
 
-pid_of() {
-  local p
-  p=$(cat "$PIDS/$1.pid" 2>/dev/null) || return 1
-  [ -n "$p" ] && [ -r "/proc/$p/stat" ] || return 1
-  [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ] || return 1
-  [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$1" ]
-  echo "$p"
-}
+. "$(dirname "$0")/lib.sh"
 
 # 1. Jobs first, while slurmctld and slurmd still run to end them (a job step's slurmstepd
 #    outlives the daemons otherwise). Tasks still listed after 20 s are killed by their pids.

@@ -48,15 +48,7 @@ give_up() {
   exit "$status"
 }
 
-# pid_of NAME: the pid in NAME's pid file, if that process is alive (not a zombie) and is NAME.
-pid_of() {
-  local p
-  p=$(cat "$PIDS/$1.pid" 2>/dev/null) || return 1
-  [ -n "$p" ] && [ -r "/proc/$p/stat" ] || return 1
-  [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ] || return 1
-  [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$1" ]
-  echo "$p"
-}
+. "$(dirname "$0")/lib.sh"
 # stop_ours: TERM (then KILL after 5 s) to our own daemons, found by their pid files only.
 stop_ours() {
   local d p
