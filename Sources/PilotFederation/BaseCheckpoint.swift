@@ -41,7 +41,7 @@ public enum BaseCheckpoint {
     public static let format = "pilot-base"
     public static let formatVersion: Int64 = 1
     /// The connector of the base; Pilot's task and client adapters start from it.
-    public static let connectorPrefix = "connector/mlp/"
+    public static let connectorPrefix = ConnectorNames.prefix(ConnectorNames.mlp)
 
     /// Writes the whole model, the tokenizer and the metadata to `path` (atomic commit).
     ///
@@ -157,16 +157,16 @@ public enum BaseCheckpoint {
         let connectorTargets: [String]
         switch variant {
         case .mlp, .fedDPA: connectorTargets = [connectorPrefix]
-        case .pilotStage1: connectorTargets = ["connector/task_adapter/", "connector/client_adapter/"]
+        case .pilotStage1: connectorTargets = [ConnectorNames.prefix(ConnectorNames.taskAdapter), ConnectorNames.prefix(ConnectorNames.clientAdapter)]
         case .pilotStage2:
-            connectorTargets = (0..<options.numTasks).map { "connector/task_adapters/\($0)/" }
-                + ["connector/client_adapter/"]
+            connectorTargets = (0..<options.numTasks).map { ConnectorNames.prefix(ConnectorNames.taskAdapters($0)) }
+                + [ConnectorNames.prefix(ConnectorNames.clientAdapter)]
         }
         for name in model.parameters.names {
             let source: String
             if let target = connectorTargets.first(where: { name.hasPrefix($0) }) {
                 source = connectorPrefix + name.dropFirst(target.count)
-            } else if name.hasPrefix("connector/") || isLoRA(name) {
+            } else if name.hasPrefix(ConnectorNames.root) || isLoRA(name) {
                 continue  // router, cross-task adapters (set below), LoRA: seeded init
             } else {
                 source = name

@@ -1,5 +1,6 @@
 import PilotCore
 import PilotJob
+import PilotModel
 
 /// Pilot's server math as pure functions over client updates (no communicator): the task-aware
 /// aggregation of the visual task adapters (Eq. 10) and ATA on the LoRA text adapters (Eq. 11–12).
@@ -10,7 +11,10 @@ import PilotJob
 /// keeps its adapter of the last round that had one (server state). ATA picks each client's
 /// top-M neighbours among the participants.
 extension PilotStrategy {
-    static let adapterPrefix = "connector/task_adapters/"
+    static let adapterPrefix = ConnectorNames.prefix(ConnectorNames.taskAdaptersRoot)
+    /// Task t's aggregated adapter in the server state (flat, in the layout of `taskAdapters(t)`).
+    static func serverStateKey(_ t: Int) -> String { serverStatePrefix + "\(t)" }
+    static let serverStatePrefix = "task_adapters/"
 
     /// A client's share of its task's sum: n_k·ψ_k, in Double.
     public static func taskWeighted(_ vector: [Float], samples: Int) -> [Double] {
@@ -106,7 +110,7 @@ extension PilotStrategy {
             names += layout.suffixes.map { "\(Self.adapterPrefix)\(t)/\($0)" }
             counts += layout.counts
             values += adapters[t]!
-            state["task_adapters/\(t)"] = adapters[t]!
+            state[Self.serverStateKey(t)] = adapters[t]!
         }
         let loras = zip(updates, parts).map { ClientUpdate(client: $0.client, examples: $0.examples, tensors: $1.lora) }
         let mixed = try mixLoRA(loras, tasks: roster.clientTasks)

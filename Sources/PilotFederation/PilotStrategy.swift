@@ -2,6 +2,8 @@ import PilotCore
 import PilotJob
 import PilotModel
 
+private typealias Names = ConnectorNames
+
 /// Pilot (Xiong et al., AAAI 2025): two-stage "adapter on adapter" connectors, task-aware
 /// aggregation of the visual task adapters (Eq. 10) and adaptive aggregation of the LoRA text
 /// adapters (ATA, Eq. 11–12). Round 1 is stage 1; rounds 2…R are stage 2 (CT-MoA).
@@ -41,8 +43,8 @@ public final class PilotStrategy: FederatedStrategy {
         }
         var trainable = TrainableSelection.variantDefault
         if !settings.crossTask {
-            var groups = ["lora", "connector/task_adapters/\(options.localTask)", "connector/router"]
-            if options.clientAdapterInStage2 == .trainable { groups.append("connector/client_adapter") }
+            var groups = ["lora", Names.taskAdapters(options.localTask), Names.router]
+            if options.clientAdapterInStage2 == .trainable { groups.append(Names.clientAdapter) }
             trainable = .groups(Set(groups))
         }
         return ModelSpec(variant: .pilotStage2, options: options, trainable: trainable, learningRate: settings.lrStage2, stage: 2)
@@ -53,10 +55,10 @@ public final class PilotStrategy: FederatedStrategy {
         // A client that first trains in a later round (sampling) starts stage 2 from the same base.
         if round == 1 { return }
         // Stage 1's own task adapter is superseded by the aggregated task adapters in the state.
-        try model.assign(state) { !$0.hasPrefix("connector/task_adapter/") }
-        let crossTaskInState = state.keys.contains { $0.hasPrefix("connector/cross_task_adapters/") }
+        try model.assign(state) { !$0.hasPrefix(Names.prefix(Names.taskAdapter)) }
+        let crossTaskInState = state.keys.contains { $0.hasPrefix(Names.prefix(Names.crossTaskAdapters)) }
         if !settings.crossTask {
-            for name in model.parameters.names where name.hasPrefix("connector/cross_task_adapters/") {
+            for name in model.parameters.names where name.hasPrefix(Names.prefix(Names.crossTaskAdapters)) {
                 try model.tensor(named: name).zero()
             }
         } else if !crossTaskInState {
@@ -70,19 +72,19 @@ public final class PilotStrategy: FederatedStrategy {
     public func outcome(of trained: TrainedClient, roster: Roster) throws -> LocalOutcome {
         let model = trained.model
         let t = roster.clientTasks[trained.client]
-        let group = trained.round == 1 ? "connector/task_adapter" : "connector/task_adapters/\(t)"
+        let group = trained.round == 1 ? Names.taskAdapter : Names.taskAdapters(t)
         let adapterNames = model.names(inGroup: group)
         let loraNames = model.names(inGroup: "lora")
         let sent = try NamedTensors(model: model, names: adapterNames + loraNames)
-        let slot = "connector/task_adapters/\(t)/"
+        let slot = Names.prefix(Names.taskAdapters(t))
         let renamed = adapterNames.map { slot + $0.dropFirst(group.count + 1) } + loraNames
         let update = ClientUpdate(client: trained.client, examples: roster.clientSamples[trained.client],
                                   tensors: try NamedTensors(names: renamed, counts: sent.counts, values: sent.values))
         var kept = try model.trainableTensors()
-        for key in kept.keys where key.hasPrefix("connector/task_adapter/") || key.hasPrefix("connector/task_adapters/") {
+        for key in kept.keys where key.hasPrefix(Names.prefix(Names.taskAdapter)) || key.hasPrefix(Names.prefix(Names.taskAdaptersRoot)) {
             kept[key] = nil
         }
-        for name in model.parameters.names where name.hasPrefix("connector/client_adapter/") && kept[name] == nil {
+        for name in model.parameters.names where name.hasPrefix(Names.prefix(Names.clientAdapter)) && kept[name] == nil {
             kept[name] = try model.tensor(named: name).values
         }
         // the same tensors as the round began (the task adapter was renamed for its slot)
@@ -99,8 +101,8 @@ public final class PilotStrategy: FederatedStrategy {
     /// as `task_adapters/<t>` (flat, in the layout of connector/task_adapters/<t>).
     static func taskAdapters(_ state: TensorDict) -> [Int: [Float]] {
         var out: [Int: [Float]] = [:]
-        for (key, v) in state where key.hasPrefix("task_adapters/") {
-            if let t = Int(key.dropFirst("task_adapters/".count)) { out[t] = v }
+        for (key, v) in state where key.hasPrefix(Self.serverStatePrefix) {
+            if let t = Int(key.dropFirst(Self.serverStatePrefix.count)) { out[t] = v }
         }
         return out
     }

@@ -89,9 +89,9 @@ extension ClientHost {
         try model.assign(state)
         if model.variant == .pilotStage1 {
             // Stage 1 has one task adapter: evaluate with this task's aggregated one.
-            let prefix = "connector/task_adapters/\(t)/"
+            let prefix = ConnectorNames.prefix(ConnectorNames.taskAdapters(t))
             var mapped = TensorDict()
-            for (k, v) in state where k.hasPrefix(prefix) { mapped["connector/task_adapter/" + k.dropFirst(prefix.count)] = v }
+            for (k, v) in state where k.hasPrefix(prefix) { mapped[ConnectorNames.prefix(ConnectorNames.taskAdapter) + k.dropFirst(prefix.count)] = v }
             try model.assign(mapped)
         }
     }

@@ -1,5 +1,7 @@
 import PilotTensor
 
+private typealias Names = ConnectorNames
+
 // Shape letters: B images, P visual tokens per image, N = B·P rows, Dv vision width,
 // A adapter hidden width, C LM width, E router outputs (tasks).
 
@@ -45,21 +47,21 @@ final class Connector {
     static func layout(_ variant: ConnectorVariant, _ o: ConnectorOptions) -> [(prefix: String, group: String, coef: Coefficient)] {
         switch variant {
         case .mlp, .fedDPA:
-            return [("connector/mlp/", "connector/mlp", .one)]
+            return [(Names.prefix(Names.mlp), Names.mlp, .one)]
         case .pilotStage1:
-            return [("connector/task_adapter/", "connector/task_adapter", .one),
-                    ("connector/client_adapter/", "connector/client_adapter", .one)]
+            return [(Names.prefix(Names.taskAdapter), Names.taskAdapter, .one),
+                    (Names.prefix(Names.clientAdapter), Names.clientAdapter, .one)]
         case .pilotStage2:
             var l: [(String, String, Coefficient)] = []
-            if o.clientAdapterInStage2 != .dropped { l.append(("connector/client_adapter/", "connector/client_adapter", .one)) }
+            if o.clientAdapterInStage2 != .dropped { l.append((Names.prefix(Names.clientAdapter), Names.clientAdapter, .one)) }
             let others = (0..<o.numTasks).filter { $0 != o.localTask }
             // declaration order of task adapters follows the task id; the router's output 0 is the local task
             for t in 0..<o.numTasks {
                 let r = t == o.localTask ? 0 : 1 + others.firstIndex(of: t)!
-                l.append(("connector/task_adapters/\(t)/", "connector/task_adapters/\(t)", .router(r)))
+                l.append((Names.prefix(Names.taskAdapters(t)), Names.taskAdapters(t), .router(r)))
             }
             for (i, t) in others.enumerated() {
-                l.append(("connector/cross_task_adapters/\(t)/", "connector/cross_task_adapters", .router(1 + i)))
+                l.append((Names.prefix(Names.crossTaskAdapter(t)), Names.crossTaskAdapters, .router(1 + i)))
             }
             return l
         }
@@ -69,7 +71,7 @@ final class Connector {
         var s: [ParameterSpec] = []
         for a in layout(variant, o) { s += adapterSpecs(a.prefix, c, group: a.group) }
         if variant == .pilotStage2 {
-            s.append(ParameterSpec("connector/router/weight", [c.visionWidth, o.numTasks], group: "connector/router",
+            s.append(ParameterSpec(Names.routerWeight, [c.visionWidth, o.numTasks], group: Names.router,
                                    init: .normal(std: 1 / Float(c.visionWidth).squareRoot())))
         }
         return s
@@ -89,8 +91,8 @@ final class Connector {
         }
         out = Tensor(shape: [N, C])
         let isMoA = variant == .pilotStage2
-        router = isMoA ? store.values("connector/router/weight") : nil
-        dRouter = isMoA ? store.grad("connector/router/weight") : nil
+        router = isMoA ? store.values(Names.routerWeight) : nil
+        dRouter = isMoA ? store.grad(Names.routerWeight) : nil
         let e = isMoA ? E : 1
         logits = Tensor(shape: [N, e]); probs = Tensor(shape: [N, e]); weights = Tensor(shape: [N, e]); lse = Tensor(shape: [N])
         fraction = Tensor(shape: [e]); dweights = Tensor(shape: [N, e]); dlogits = Tensor(shape: [N, e])

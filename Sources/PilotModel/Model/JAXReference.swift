@@ -2,6 +2,8 @@ import Foundation
 import PilotCore
 import PilotHDF5
 
+private typealias Names = ConnectorNames
+
 /// Loads a `jax_ref.py --dump-h5` file (../shared/bench): the stage-2 CT-MoA model's weights, its batch
 /// and the first three losses. Names map as
 /// `train/conn_W1[a]` → `connector/<adapter a>/fc1/weight` (adapter order client,A1,A2,A3,C2,C3 with
@@ -93,13 +95,13 @@ public struct JAXReference {
             }
             a.values.withUnsafeBufferPointer { t.pointer.update(from: $0.baseAddress! + start, count: n) }
         }
-        let order = ["connector/client_adapter/"] + (0..<options.numTasks).map { "connector/task_adapters/\($0)/" }
-            + (1..<options.numTasks).map { "connector/cross_task_adapters/\($0)/" }
+        let order = [Names.prefix(Names.clientAdapter)] + (0..<options.numTasks).map { Names.prefix(Names.taskAdapters($0)) }
+            + (1..<options.numTasks).map { Names.prefix(Names.crossTaskAdapter($0)) }
         for (a, prefix) in order.enumerated() {
             try put("train/conn_W1", prefix + "fc1/weight", index: a); try put("train/conn_b1", prefix + "fc1/bias", index: a)
             try put("train/conn_W2", prefix + "fc2/weight", index: a); try put("train/conn_b2", prefix + "fc2/bias", index: a)
         }
-        try put("train/router", "connector/router/weight")
+        try put("train/router", Names.routerWeight)
         try put("frozen/embed", "lm/embed"); try put("frozen/lm_head", "lm/lm_head/weight")
         try put("frozen/final_norm", "lm/final_norm/weight")
         for l in 0..<config.layers {

@@ -1,6 +1,8 @@
 import PilotCore
 import PilotTensor
 
+private typealias Names = ConnectorNames
+
 // Shape letters: B sequences, P visual tokens, T context, N = B·T, C LM width, Dv vision width.
 
 /// The loss of one step and its parts (auxiliary parts already multiplied by their λ, as in the JAX reference).
@@ -87,17 +89,17 @@ public final class MLLM {
         case .variantDefault:
             switch variant {
             case .mlp, .fedDPA, .pilotStage1:
-                isTrainable = { $0.hasPrefix("connector/") || $0.hasPrefix("lora") }
+                isTrainable = { $0.hasPrefix(Names.root) || $0.hasPrefix("lora") }
             case .pilotStage2:
-                let local = "connector/task_adapters/\(options.localTask)"
+                let local = Names.taskAdapters(options.localTask)
                 let client = options.clientAdapterInStage2 == .trainable
                 isTrainable = { g in
-                    g == local || g == "connector/cross_task_adapters" || g == "connector/router" || g.hasPrefix("lora")
-                        || (client && g == "connector/client_adapter")
+                    g == local || g == Names.crossTaskAdapters || g == Names.router || g.hasPrefix("lora")
+                        || (client && g == Names.clientAdapter)
                 }
             }
-        case .pretrain: isTrainable = { $0 == "vision" || $0 == "lm" || $0.hasPrefix("connector/") }
-        case .connectorAndLoRA: isTrainable = { $0.hasPrefix("connector/") || $0.hasPrefix("lora") }
+        case .pretrain: isTrainable = { $0 == "vision" || $0 == "lm" || $0.hasPrefix(Names.root) }
+        case .connectorAndLoRA: isTrainable = { $0.hasPrefix(Names.root) || $0.hasPrefix("lora") }
         case let .groups(set):
             if let bad = set.first(where: { !groups.contains($0) }) {
                 throw PilotError.invalidArgument("unknown parameter group '\(bad)'; this model has: \(groups.sorted().joined(separator: ", "))")
@@ -128,7 +130,7 @@ public final class MLLM {
     public func initializeCrossTaskAdapters() throws {
         guard variant == .pilotStage2, options.crossTaskInit == .copyOfLocal else { return }
         for t in 0..<options.numTasks where t != options.localTask {
-            try parameters.copy(from: "connector/task_adapters/\(options.localTask)/", to: "connector/cross_task_adapters/\(t)/")
+            try parameters.copy(from: Names.prefix(Names.taskAdapters(options.localTask)), to: Names.prefix(Names.crossTaskAdapter(t)))
         }
     }
 
