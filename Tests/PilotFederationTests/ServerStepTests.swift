@@ -53,6 +53,20 @@ struct ServerStepTests {
         }
     }
 
+    @Test("run.min_clients: fewer accepted updates than the minimum fail the round, naming the key; at the minimum it aggregates")
+    func minimumUpdates() throws {
+        var v = Self.vectors
+        v[0][0] = .infinity
+        let step = ServerStep(strategy: FedAvgStrategy(learningRate: 1e-3), roster: Self.roster, robust: .init(), dp: nil, seed: 7, minimumUpdates: 3)
+        do {
+            _ = try step(round: 2, updates: Self.updates(v), serverState: [:])
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("2 update(s) remain, fewer than run.min_clients = 3") && "\(error)".contains("client 0"), "\(error)")
+        }
+        #expect(try step(round: 2, updates: Self.updates(Self.vectors), serverState: [:]).rejected.isEmpty)
+    }
+
     @Test("DP noise: seeded by (seed, round, client), so the same round gives the same bits and another round other bits")
     func dpNoise() throws {
         let dp = DPSettings(clip: 1, noiseMultiplier: 0.5, delta: 1e-5)

@@ -96,13 +96,30 @@ struct RobustnessCLITests {
         #expect(diff.isEmpty, "DP noise is not reproducible: \(diff.prefix(5))")
     }
 
-    @Test("faults.fail_client: training throws, the run stops naming the client, the previous round stays the latest")
+    @Test("faults.fail_client: a client whose training throws is dropped for the round, named with its rank, and the run goes on without it")
     func failClient() throws {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }
         let cfg = try TrainCLITests.writeConfig(dir, "c.toml", Self.config("", "[faults]\nfail_client = 7\nfail_round = 2"))
         let r = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run")], np: 4)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("round 2: rejected client 7 (rank 3 (clients 6–8)): its training failed")
+                && r.stdout.contains("client 7's training failed in round 2"), "\(r.stdout)")
+        #expect(try String(contentsOfFile: dir.file("run/ckpt/latest"), encoding: .utf8) == "round_002.h5\n")
+        // [round][client]: only client 7 of round 2 is marked, and it sent nothing
+        let rejected = try Self.column(dir.file("run"), "clients/rejected"), sent = try Self.column(dir.file("run"), "clients/bytes_sent")
+        #expect(rejected == (0..<18).map { $0 == 16 ? 1 : 0 }, "\(rejected)")
+        #expect(sent[16].isNaN && sent[15] > 0)
+        #expect(try Self.allFinite(dir.file("run"), round: 2))
+    }
+
+    @Test("faults.fail_client with run.min_clients = K: too few updates remain, the run stops naming the client and the key, the previous round stays the latest")
+    func failClientBelowMinimum() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try TrainCLITests.writeConfig(dir, "c.toml", Self.config("min_clients = 9", "[faults]\nfail_client = 7\nfail_round = 2"))
+        let r = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run")], np: 4)
         #expect(r.status != 0)
-        #expect(r.stderr.contains("rank 3 (clients 6–8)") && r.stderr.contains("client 7's training failed in round 2"), "\(r.stderr)")
+        #expect(r.stdout.contains("client 7's training failed in round 2"), "\(r.stdout)")
+        #expect(r.stderr.contains("fewer than run.min_clients = 9"), "\(r.stderr)")
         #expect(try String(contentsOfFile: dir.file("run/ckpt/latest"), encoding: .utf8) == "round_001.h5\n")
     }
 

@@ -41,14 +41,22 @@ final class ClientHost {
         var updates: [ClientUpdate] { outcomes.keys.sorted().compactMap { outcomes[$0]!.update } }
     }
 
-    /// Trains this rank's participants one after another. Collective: a failure on any rank is
-    /// reported once, naming the rank, and every rank throws. An update that is not finite, or whose
-    /// loss is not, is left for the server to reject (`ServerStep`), so it never spreads.
+    /// Trains this rank's participants one after another. A client whose training throws (a bad
+    /// shard, an injected fault) is dropped for the round like a rejected update: it sends nothing
+    /// and keeps its previous state, and the others go on. Centralized training, whose clients sum
+    /// gradients every step, cannot lose one: there a failure on any rank is reported once, naming
+    /// the rank, and every rank throws (collective). An update that is not finite, or whose loss is
+    /// not, is left for the server to reject (`ServerStep`), so it never spreads.
     func train(round: Int, plans: [ClientPlan]) throws -> Training {
         var out = Training(records: Dictionary(uniqueKeysWithValues: mine.map { ($0, ClientRoundRecord()) }))
         var failure: Error? = nil
         for plan in plans where mine.contains(plan.client) && failure == nil {
-            do { try train(plan, round: round, into: &out) } catch { failure = error }
+            do { try train(plan, round: round, into: &out) } catch {
+                guard !strategy.dataParallel else { failure = error; continue }
+                out.records[plan.client]!.participated = true
+                out.outcomes[plan.client] = nil
+                out.rejections.append(Rejection(client: plan.client, reason: "its training failed (\(error))"))
+            }
         }
         // Everyone waits for the slowest rank here; that wait is training time, not communication.
         let failed = failure

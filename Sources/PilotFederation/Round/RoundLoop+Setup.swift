@@ -44,7 +44,7 @@ extension RoundLoop {
                               basePath: base.path, overrides: typed.modelOverrides)
         host.faults = ClientFaults(settings.faults)
         let server = ServerStep(strategy: strategy, roster: federation.roster, robust: settings.robust, dp: settings.dp,
-                                seed: UInt64(settings.seed),
+                                seed: UInt64(settings.seed), minimumUpdates: settings.sampling.minClients,
                                 describe: { "client \($0) (\(placement.label(placement.rank(of: $0))))" })
         let recorder = RoundRecorder(runDirectory: runDirectory, federation: federation, settings: settings, identity: identity, emit: emit)
         self.init(config: config, settings: settings, runDirectory: runDirectory, federation: federation, strategy: strategy,

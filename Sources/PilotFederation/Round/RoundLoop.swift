@@ -93,21 +93,24 @@ public final class RoundLoop {
         federation.aggregationClock.reset()
         var rejected = training.rejections
         if strategy.exchanges {
+            // the clients that dropped out are named before the server aggregates without them
+            try recorder.reportRejections(training.rejections, round: round)
             let exchange = try RoundExchange.run(training.updates, federation: federation) { [server, serverState] updates in
                 try server(round: round, updates: updates, serverState: serverState)
             }
             if let state = exchange.serverState { serverState = state }
             rejected += exchange.rejected
             try host.apply(round: round, exchange: exchange, to: &training)
+            try recorder.reportRejections(exchange.rejected, round: round)
         } else {
             host.keepOwn(&training)
             if strategy.dataParallel {
                 // one client per rank: the rank's gradient sums are the client's
                 for c in host.mine { training.records[c]!.bytesSent = Double(world.bytesSent); training.records[c]!.bytesReceived = Double(world.bytesReceived) }
             }
+            try recorder.reportRejections(rejected, round: round)
         }
         for r in rejected where host.mine.contains(r.client) { training.records[r.client]!.rejected = true }
-        try recorder.reportRejections(rejected, round: round)
         let communicateSeconds = Date().timeIntervalSince(t0)
         // The server's aggregation time, which every client waited for inside the exchange.
         let aggregateSeconds = try world.broadcast(scalar: federation.aggregationClock.seconds, root: 0)

@@ -16,21 +16,31 @@ public struct ServerStep {
     public let robust: RobustSettings
     public let dp: DPSettings?
     public let seed: UInt64
+    /// The fewest updates a round may aggregate (`run.min_clients`, at least 1); with fewer left
+    /// after the rejections, the round fails and nothing of it is committed.
+    public let minimumUpdates: Int
     /// How a client is named in an error ("client 4 (rank 2)").
     public let describe: (Int) -> String
 
     public init(strategy: FederatedStrategy, roster: Roster, robust: RobustSettings, dp: DPSettings?, seed: UInt64,
-                describe: @escaping (Int) -> String = { "client \($0)" }) {
-        self.strategy = strategy; self.roster = roster; self.robust = robust; self.dp = dp; self.seed = seed; self.describe = describe
+                minimumUpdates: Int = 1, describe: @escaping (Int) -> String = { "client \($0)" }) {
+        self.strategy = strategy; self.roster = roster; self.robust = robust; self.dp = dp; self.seed = seed
+        self.minimumUpdates = max(1, minimumUpdates); self.describe = describe
     }
 
     /// The round's result, with the refused updates in `rejected`. Throws, naming every refused
     /// client, when nothing is left to aggregate.
     public func callAsFunction(round: Int, updates: [ClientUpdate], serverState: TensorDict) throws -> RoundResult {
         let (accepted, refused) = UpdateValidation.check(updates, settings: robust)
+        let kept = round > 1 ? "round \(round - 1) stays the latest checkpoint" : "no round is committed"
         guard !accepted.isEmpty else {
-            throw PilotError.message("round \(round): every update was rejected, so nothing can be aggregated; \(round > 1 ? "round \(round - 1) stays the latest checkpoint" : "no round is committed"):\n  "
+            throw PilotError.message("round \(round): every update was rejected, so nothing can be aggregated; \(kept):\n  "
                                      + refused.map { "\(describe($0.client)): \($0.reason)" }.joined(separator: "\n  "))
+        }
+        guard accepted.count >= minimumUpdates else {
+            throw PilotError.message("round \(round): \(accepted.count) update(s) remain, fewer than run.min_clients = \(minimumUpdates), so the round is not aggregated; \(kept). "
+                                     + "Rejected here:\(refused.isEmpty ? " none" : "\n  " + refused.map { "\(describe($0.client)): \($0.reason)" }.joined(separator: "\n  "))"
+                                     + "\nClients whose training failed are listed above. Fix them, or lower run.min_clients, then resume")
         }
         var noised = accepted
         if let dp {
