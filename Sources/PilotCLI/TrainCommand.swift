@@ -39,6 +39,10 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Print every config key with its type, default and meaning, then exit.")
     var listKeys = false
 
+    @Option(name: .customLong("exclude-client"),
+            help: ArgumentHelp("With --resume: client K trains no more from the next round on (repeat for several). It still receives the shared result and is evaluated; the round files and metrics.h5 record it, and later resumes keep it.", valueName: "K"))
+    var excludeClients: [Int] = []
+
     @Option(help: ArgumentHelp("Act as if SIGUSR1 arrived during this round (tests of the stop/resume path).", visibility: .hidden))
     var stopAfterRound: Int?
 
@@ -46,6 +50,7 @@ struct TrainCommand: ParsableCommand {
         if listKeys { return }
         if config == nil && resume == nil { throw ValidationError("give --config FILE to start a run, or --resume RUN_DIR to continue one") }
         if resume != nil && out != nil { throw ValidationError("--out and --resume exclude each other: a resumed run stays in its directory") }
+        if resume == nil && !excludeClients.isEmpty { throw ValidationError("--exclude-client goes with --resume: it leaves a client out of a run that has started") }
     }
 
     func run() throws {
@@ -88,6 +93,7 @@ struct TrainCommand: ParsableCommand {
             }
         }
         loop.simulateStopAfterRound = stopAfterRound
+        loop.excludedClients = Set(excludeClients)
         if world.isRoot {
             let run = try RunSettings(cfg).run
             Console.out("pilot train: \(run.algorithm.rawValue) on \(run.data) with \(loop.clientCount) clients on \(world.size - 1) client rank(s), \(loop.settings.rounds) rounds, \(threads) → \(runDir)")

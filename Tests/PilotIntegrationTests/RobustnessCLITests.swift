@@ -123,6 +123,31 @@ struct RobustnessCLITests {
         #expect(try String(contentsOfFile: dir.file("run/ckpt/latest"), encoding: .utf8) == "round_001.h5\n")
     }
 
+    @Test("--resume --exclude-client K: K trains no more from the next round on, the files record it, and a later resume keeps it")
+    func excludeClient() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let cfg = try TrainCLITests.writeConfig(dir, "c.toml", Self.config(rounds: 3))
+        let first = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run"), "--stop-after-round", "1"], np: 4)
+        try #require(first.status == 75, "\(first.stderr)")
+        let refused = try TrainCLITests.train(["--resume", dir.file("run"), "--exclude-client", "9"], np: 4)
+        #expect(refused.status != 0 && refused.stderr.contains("--exclude-client 9: the run has clients 0...8"), "\(refused.stderr)")
+        let second = try TrainCLITests.train(["--resume", dir.file("run"), "--exclude-client", "7", "--stop-after-round", "2"], np: 4)
+        try #require(second.status == 75, "\(second.stderr)")
+        #expect(second.stdout.contains("clients left out of training from round 2 on: 7"), "\(second.stdout)")
+        let third = try TrainCLITests.train(["--resume", dir.file("run")], np: 4)
+        #expect(third.status == 0, "\(third.stderr)")
+        // [round][client]: client 7 trained in round 1 only, every other client in every round
+        let took = try Self.column(dir.file("run"), "clients/participated")
+        #expect(took == (0..<27).map { $0 >= 9 && $0 % 9 == 7 ? 0 : 1 }, "\(took)")
+        let f = try H5File.open(dir.file("run/metrics.h5"))
+        defer { f.close() }
+        #expect(try f.attribute("excluded_clients") == .ints([7]))
+        let r3 = try H5File.open(dir.file("run/ckpt/round_003.h5"))
+        defer { r3.close() }
+        #expect(try r3.attribute("excluded_clients") == .ints([7]))
+        #expect(try Self.allFinite(dir.file("run"), round: 3))
+    }
+
     @Test("faults.kill_point: killed at each point of round 2's commit, the run resumes (without the faults) to the bits of an uninterrupted run",
           arguments: ["after_client_files", "after_round_file", "after_latest", "after_metrics"])
     func killPoints(point: String) throws {

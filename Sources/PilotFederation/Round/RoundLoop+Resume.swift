@@ -11,6 +11,7 @@ extension RoundLoop {
         let world = federation.world
         var digests: [String] = []
         var storedText = ""
+        var stored: [Int] = []
         if federation.isServer {
             let (meta, server, d) = try RoundCheckpoint.readRound(run: runDirectory, round: round)
             storedText = meta.configText
@@ -28,9 +29,13 @@ extension RoundLoop {
             }
             digests = d
             serverState = server
+            stored = meta.excludedClients
             try recorder.restoreLog(round: round)
         }
         storedText = try world.broadcast(string: storedText, root: 0)
+        // the clients an earlier resume excluded stay excluded
+        let excluded = try world.broadcastSized(stored.map(Int64.init), root: 0)
+        excludedClients.formUnion(excluded.map(Int.init))
         // every rank finds the same difference; RankCheck prints it once
         try RankCheck.run("resuming \(runDirectory)", on: world) {
             let stored = try RunConfig(effectiveFile: storedText, path: RoundCheckpoint.roundFile(runDirectory, round))

@@ -33,6 +33,10 @@ public final class RoundLoop {
 
     /// Test hook: behave as if a stop signal arrived during this round.
     public var simulateStopAfterRound: Int?
+    /// Clients that train no more (`pilot train --resume RUN --exclude-client K`): from the next round
+    /// on they are left out of every sample, like clients not sampled (they still receive the shared
+    /// result and are evaluated). A resume keeps the run's earlier exclusions and adds these.
+    public var excludedClients: Set<Int> = []
     /// Faults this rank injects into its clients' training (tests; `faults.*` installs one).
     public var clientFaults: ClientFaults {
         get { host.faults }
@@ -57,6 +61,13 @@ public final class RoundLoop {
             start = last
             try restore(round: last)
         }
+        if let bad = excludedClients.first(where: { $0 < 0 || $0 >= federation.clientCount }) {
+            throw PilotError.invalidArgument("--exclude-client \(bad): the run has clients 0...\(federation.clientCount - 1)")
+        }
+        if !excludedClients.isEmpty {
+            emit(.message("clients left out of training from round \(start + 1) on: \(excludedClients.sorted().map(String.init).joined(separator: ", "))"))
+        }
+        recorder.excludedClients = excludedClients.sorted()
         let rounds = settings.rounds
         if start >= rounds {
             emit(.message("run already complete (\(rounds) rounds); nothing to do"))
@@ -85,7 +96,7 @@ public final class RoundLoop {
         let world = federation.world, started = Date()
         world.resetCounts()
         emit(.phase(round: round, .train))
-        let plans = strategy.configure(round: round, federation: federation)
+        let plans = strategy.configure(round: round, federation: federation).filter { !excludedClients.contains($0.client) }
         var training = try host.train(round: round, plans: plans)
 
         emit(.phase(round: round, .communicate))

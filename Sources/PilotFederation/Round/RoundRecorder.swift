@@ -14,6 +14,14 @@ final class RoundRecorder {
     let emit: (RoundEvent) -> Void
     /// metrics.h5's rows so far (rank 0).
     var log = MetricsLog()
+    /// Clients excluded from training (recorded in the round file and as metrics.h5's `excluded_clients`).
+    var excludedClients: [Int] = []
+    /// metrics.h5's attributes: the run's, and the excluded clients when there are some.
+    var metricsAttributes: [String: H5AttributeValue] {
+        var a = identity.metricsAttributes
+        if !excludedClients.isEmpty { a["excluded_clients"] = .ints(excludedClients.map(Int64.init)) }
+        return a
+    }
 
     var metricsPath: String { runDirectory + "/metrics.h5" }
 
@@ -56,6 +64,7 @@ final class RoundRecorder {
         var meta = RoundCheckpoint.Metadata(round: round, stage: stage, algorithm: identity.algorithm, configText: identity.configText,
                                             configHash: identity.configHash, seed: settings.seed)
         meta.baseHash = identity.baseHash
+        meta.excludedClients = excludedClients
         try RoundCheckpoint.write(run: runDirectory, metadata: meta, federation: federation, clientStates: states,
                                   clientSeed: { [settings] in settings.dataSeed(round: round, client: $0) },
                                   serverState: federation.isServer ? serverState : [:],
@@ -70,7 +79,7 @@ final class RoundRecorder {
                                                               clients: federation.clientCount, rounds: round) } ?? .nan
         log.append(round: round, stage: stage, clients: rows,
                    server: serverBytes + [aggregateSeconds, Date().timeIntervalSince(started), checkpointSeconds, epsilon])
-        try log.write(to: metricsPath, attributes: identity.metricsAttributes)
+        try log.write(to: metricsPath, attributes: metricsAttributes)
         settings.faults.kill(at: "after_metrics", round: round)
         emit(.committed(CommittedRound(round: round, rounds: settings.rounds, stage: stage, rows: rows, clientTasks: federation.clientTasks,
                                        taskNames: identity.taskNames, seconds: Date().timeIntervalSince(started),
@@ -106,7 +115,7 @@ final class RoundRecorder {
             }
         }
         if !rebuilt.isEmpty {
-            try log.write(to: metricsPath, attributes: identity.metricsAttributes)
+            try log.write(to: metricsPath, attributes: metricsAttributes)
             emit(.message("metrics.h5 had no row for round(s) \(rebuilt.map(String.init).joined(separator: ", ")); rebuilt from the round checkpoints (losses, steps, scores and bytes; the seconds are NaN)"))
         }
         if !lost.isEmpty {
