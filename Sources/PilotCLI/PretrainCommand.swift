@@ -68,9 +68,15 @@ struct PretrainCommand: ParsableCommand {
     @Option(name: .customLong("text-length"), help: "Text tokens per sequence with --lm (template, instruction and answer; longer conversations are cut and counted). Default 96.")
     var textLength: Int?
 
+    @Option(name: .customLong("blas-core"), help: ArgumentHelp("Pin OpenBLAS's kernel, as run.blas_core does for pilot train (haswell: the same bits on every x86-64 CPU with AVX2). The base records the kernel it was made with, and a run on another is warned about.", valueName: BLASPin.choices.joined(separator: "|")))
+    var blasCore: String?
+
     @OptionGroup var engine: ThreadOptions
 
     func validate() throws {
+        if let blasCore, !BLASPin.choices.contains(blasCore) {
+            throw ValidationError("--blas-core \(blasCore): choose one of \(BLASPin.choices.joined(separator: ", "))")
+        }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard lr > 0 else { throw ValidationError("--lr must be positive") }
@@ -102,6 +108,7 @@ struct PretrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let blasCore { try BLASPin.apply(blasCore, what: "--blas-core \(blasCore)", remove: "drop --blas-core") }
         let threads = engine.configure()
         let world = try MPIRuntime.world()
         let dir = try ScenarioDirectory(path: data)

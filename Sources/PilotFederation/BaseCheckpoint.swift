@@ -3,6 +3,7 @@ import PilotCore
 import PilotData
 import PilotHDF5
 import PilotModel
+import PilotTensor
 
 /// What a base checkpoint records about how it was made (root attributes of the file).
 public struct BaseCheckpointMetadata: Codable, Sendable, Equatable {
@@ -20,6 +21,9 @@ public struct BaseCheckpointMetadata: Codable, Sendable, Equatable {
     public var finalLoss: Double = .nan
     /// Optional scores of the base on the scenario's test splits, by task name.
     public var testScores: [String: Double] = [:]
+    /// OpenBLAS's kernel it was made with (nil in files from before it was recorded): the bits of a
+    /// run from it match another machine's only with the same kernel in both (docs/robustness.md).
+    public var blasCore: String? = BLASRuntime.coreName
 
     public init(scenario: String = "", dataSeed: Int64 = 0, examples: Int = 0, training: PretrainingParameters = .init(),
                 worldSize: Int = 1, finalLoss: Double = .nan, testScores: [String: Double] = [:]) {
@@ -75,6 +79,7 @@ public enum BaseCheckpoint {
         try f.setAttribute("warmup_steps", .int(Int64(metadata.training.warmupSteps)))
         try f.setAttribute("seed", .int(Int64(bitPattern: metadata.training.seed)))
         try f.setAttribute("world_size", .int(Int64(metadata.worldSize)))
+        if let core = metadata.blasCore { try f.setAttribute("blas_core", .string(core)) }
         try f.setAttribute("final_loss", .double(metadata.finalLoss))
         try f.setAttribute("pretraining", .string(try json(metadata.training)))
         try f.setAttribute("test_scores", .string(try json(metadata.testScores)))
@@ -114,6 +119,7 @@ public enum BaseCheckpoint {
         m.dataSeed = try f.attribute("data_seed")?.intValue ?? 0
         m.examples = Int(try f.attribute("pretrain_examples")?.intValue ?? 0)
         m.worldSize = Int(try f.attribute("world_size")?.intValue ?? 1)
+        m.blasCore = try f.attribute("blas_core")?.stringValue
         m.finalLoss = try f.attribute("final_loss")?.doubleValue ?? .nan
         return (config, m)
     }

@@ -69,6 +69,8 @@ struct BaseFiles {
     var config: ModelConfig
     var lmPath: String?
     var towerPath: String?
+    /// OpenBLAS's kernel the base was made with (nil: not recorded).
+    var madeWith: String?
 
     /// The word-level tokenizer of a base on the built-in LM.
     func tokenizer() throws -> Tokenizer {

@@ -4,6 +4,7 @@ import PilotData
 import PilotHDF5
 import PilotJob
 import PilotModel
+import PilotTensor
 
 extension RoundLoop {
     /// Collective over `world`: places the clients, checks the settings and the base checkpoint, and
@@ -21,6 +22,9 @@ extension RoundLoop {
         }
         let strategy = StrategyFactory.make(typed)
         let base = try RankCheck.run("checking the base checkpoint", on: world) { try Self.checkBase(typed, scenario: scenario) }
+        if let made = base.madeWith, made != BLASRuntime.coreName {
+            emit(.message("warning: the base checkpoint \(base.path) was made with OpenBLAS's \(made) kernel and this run runs \(BLASRuntime.coreName); the run is correct but its bits match another machine's only with one kernel in both: `pilot pretrain --blas-core \(made.lowercased())` and run.blas_core = \"\(made.lowercased())\" (docs/robustness.md); run.strict_reproducibility = true refuses it"))
+        }
         let mine = placement.clients(onRank: world.rank)
         let inputs = try ClientInputs.load(scenario: scenario, base: base, mine: mine, settings: settings, world: world,
                                            label: { placement.label($0) })
@@ -67,6 +71,9 @@ extension RoundLoop {
         if towerPath != nil && stored.visionTower == nil {
             throw PilotError.invalidArgument("model.vision_tower is set but the base checkpoint '\(basePath)' was pretrained with the built-in ViT; remove model.vision_tower, or pretrain a base with `pilot pretrain --vision-tower DIR`")
         }
-        return BaseFiles(path: basePath, stored: stored, config: baseConfig, lmPath: lmPath, towerPath: towerPath)
+        if let made = baseInfo.blasCore, made != BLASRuntime.coreName, settings.run.strictReproducibility == true {
+            throw PilotError.invalidArgument("the base checkpoint '\(basePath)' was made with OpenBLAS's \(made) kernel and this run runs \(BLASRuntime.coreName) (run.strict_reproducibility = true): pin both to one kernel, `pilot pretrain --blas-core \(made.lowercased())` and run.blas_core = \"\(made.lowercased())\", or remake the base on this kernel")
+        }
+        return BaseFiles(path: basePath, stored: stored, config: baseConfig, lmPath: lmPath, towerPath: towerPath, madeWith: baseInfo.blasCore)
     }
 }
