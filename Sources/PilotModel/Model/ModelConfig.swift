@@ -1,4 +1,5 @@
 import PilotCore
+import PilotLM
 
 /// Sizes of the LLaVA-style model (DESIGN §2). The default is the "tiny" reference.
 public struct ModelConfig: Codable, Sendable, Equatable {
@@ -190,4 +191,15 @@ public enum TrainableSelection: Sendable, Equatable {
     case connectorAndLoRA
     /// Exactly these groups.
     case groups(Set<String>)
+}
+
+extension ModelConfig {
+    /// Takes the LM's shapes, RoPE and norm from an imported LM's config: the one place a `LlamaConfig`
+    /// maps onto the decoder's settings (the decoder needs head_dim · heads = hidden_size; callers check).
+    public mutating func adopt(_ llama: LlamaConfig) {
+        width = llama.hiddenSize; layers = llama.numHiddenLayers; heads = llama.numAttentionHeads
+        kvHeads = llama.numKeyValueHeads == llama.numAttentionHeads ? nil : llama.numKeyValueHeads
+        ffnHidden = llama.intermediateSize; vocabSize = llama.vocabSize
+        ropeTheta = llama.ropeTheta; normEps = llama.rmsNormEps
+    }
 }

@@ -1,0 +1,90 @@
+import Foundation
+import PilotTensor
+
+// Shape letters: B sequences, n new tokens each, R = B·n rows, C width, F SwiGLU hidden, V vocabulary,
+// H heads, KV key/value heads (G = H/KV query heads share one), D head width, KVD = KV·D, W = C + 2·KVD.
+
+extension LanguageModel {
+    /// The step buffers, made on first use.
+    func stepState() -> DecodeState {
+        if let s = decodeState { return s }
+        let s = DecodeState(rows: maxBatch * maxStepTokens, batch: maxBatch, C: C, W: W, F: F, V: V, T: T, PR: maxPackedWidth)
+        decodeState = s
+        return s
+    }
+
+    /// A cache over the training forward's q|k|v rows (`qkvOut`): after `forward`, position t of
+    /// sequence b holds that pass's k|v, so decoding continues from it without a copy.
+    func forwardCache() -> KVCache {
+        precondition(trains, "LanguageModel: an inference-only decoder has no forward rows to continue from")
+        return KVCache(viewing: layers.map { $0.qkvOut.pointer + C }, batch: maxBatch, maxLength: T, stride: W, sequenceStride: T * W)
+    }
+
+    /// One cached step: `n` new tokens of each of B sequences, token t of sequence b at position
+    /// start[b] + t (row b·n + t). Their keys and values go into `cache` (except for sequences with
+    /// keep[b] false: finished ones, whose rows are computed and ignored); each row attends to cache
+    /// slots 0 ... its position. Leaves the rows' last hidden states (before the final norm) in the step
+    /// state's `x`. The same LoRA as the training forward (merged, or unmerged on a frozen base).
+    ///
+    /// Attention runs per (row, head) in plain loops, in the order the multimodal model's evaluation
+    /// has always used (its greedy tokens are in committed results), so they keep their last bits.
+    func step(tokens: UnsafePointer<Int32>, batch B: Int, count n: Int, start: UnsafePointer<Int32>,
+              keep: UnsafePointer<Bool>?, cache: KVCache) {
+        precondition(B <= maxBatch && n <= maxStepTokens, "LanguageModel.step: \(B) × \(n) tokens exceed \(maxBatch) × \(maxStepTokens)")
+        let R = B * n, T = self.T, C = self.C, F = self.F, H = self.H, D = self.D, KV = self.KV, G = H / KV, KVD = self.KVD, W = self.W
+        let st = stepState()
+        let xa = st.xa.pointer, x = st.x.pointer
+        for r in 0..<R { (x + r * C).update(from: embed + Int(tokens[r]) * C, count: C) }
+        let scale = 1 / Float(D).squareRoot(), ld = cache.stride
+        for (li, l) in layers.enumerated() {
+            RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: x, weight: l.attnNorm, rows: R, width: C, eps: cfg.normEps)
+            l.qkv.forward(y: st.qkv.pointer, x: st.h.pointer, xa: xa, rows: R)
+            // RoPE and the cache write of every row first: a row attends to the earlier rows of its call
+            for r in 0..<R {
+                let b = r / n, pos = min(Int(start[b]) + r % n, T - 1)
+                let row = st.qkv.pointer + r * W
+                rope.apply(row: row, heads: H, pos: pos)
+                rope.apply(row: row + C, heads: KV, pos: pos)
+                if keep?[b] ?? true { (cache.slot(li, b) + pos * ld).update(from: row + C, count: 2 * KVD) }
+            }
+            for r in 0..<R {
+                let b = r / n, pos = min(Int(start[b]) + r % n, T - 1)
+                let row = st.qkv.pointer + r * W, slots = cache.slot(li, b)
+                for hh in 0..<H {
+                    let q = row + hh * D, s = st.scores.pointer, kvh = hh / G
+                    var mx = -Float.infinity
+                    for j in 0...pos {
+                        let k = slots + j * ld + kvh * D
+                        var d: Float = 0
+                        for i in 0..<D { d += q[i] * k[i] }
+                        s[j] = d * scale; mx = max(mx, s[j])
+                    }
+                    var sum: Float = 0
+                    for j in 0...pos { s[j] = Foundation.exp(s[j] - mx); sum += s[j] }
+                    let o = st.att.pointer + r * C + hh * D
+                    for i in 0..<D { o[i] = 0 }
+                    for j in 0...pos {
+                        let v = slots + j * ld + KVD + kvh * D, p = s[j] / sum
+                        for i in 0..<D { o[i] += p * v[i] }
+                    }
+                }
+            }
+            l.o.forward(y: x, x: st.att.pointer, xa: xa, rows: R, accumulate: true)
+            RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: x, weight: l.mlpNorm, rows: R, width: C, eps: cfg.normEps)
+            l.gateUp.forward(y: st.gu.pointer, x: st.h.pointer, xa: xa, rows: R)
+            SwiGLU.forward(act: st.act.pointer, sigmoid: st.sig.pointer, g: st.gu.pointer, ldg: 2 * F, u: st.gu.pointer + F, ldu: 2 * F, rows: R, width: F)
+            l.down.forward(y: x, x: st.act.pointer, xa: xa, rows: R, accumulate: true)
+        }
+    }
+
+    /// out[rows, V] = lm_head(final_norm(x)) for the first `rows` rows of the step state's `x`.
+    func stepHead(rows: Int, into out: UnsafeMutablePointer<Float>) {
+        let st = stepState()
+        RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: st.x.pointer, weight: finalNorm, rows: rows, width: C, eps: cfg.normEps)
+        if headTransposed {
+            sgemm(transB: true, m: rows, n: V, k: C, a: st.h.pointer, lda: C, b: head, ldb: C, c: out, ldc: V)
+        } else {
+            Linear.forward(y: out, x: st.h.pointer, weight: head, bias: nil, rows: rows, inFeatures: C, outFeatures: V)
+        }
+    }
+}
