@@ -36,6 +36,9 @@ extension LanguageModel {
     public var maxTokens: Int { maxStepTokens }
     public var maxContext: Int { T }
     public var vocabSize: Int { V }
+    /// The imported LM's weights (nil for the built-in LM, whose weights are parameters). Merging an
+    /// adapter into them changes what every decoder over them computes.
+    public var weights: LlamaWeights? { base }
 
     /// A cache for `batch` sequences of up to `maxLength` (≤ `maxContext`) positions.
     public func makeCache(batch: Int, maxLength: Int? = nil) -> KVCache {
