@@ -3,8 +3,10 @@
 // Layering (arrows point down only):
 //   C shims (CMPI, COpenBLAS, CHDF5, CZlib, CTurboJPEG, CPNG)
 //   -> PilotCore (errors, checksums)  -> PilotTensor (buffers, sgemm, kernels)
-//   -> PilotModel (layers, connectors, LM, losses, optimiser)
-//   -> PilotLM (pretrained LMs: safetensors/GGUF readers, byte-level BPE, Llama inference, chat format)
+//   -> PilotLM (model files: safetensors/GGUF readers, byte-level BPE, chat formats, LlamaConfig, the
+//      Hugging Face name table and weights, PEFT adapter I/O, the frozen CLIP tower)
+//   -> PilotModel (layers, the one Llama-family decoder for training, evaluation and generation,
+//      connectors, the multimodal model, losses, optimiser)
 //   -> PilotComm (communicator protocol, MPI + in-process)   PilotHDF5 (HDF5 store)
 //   -> PilotData (benchmark generator, tokenizer, metrics)
 //   -> PilotFederation (aggregation math, strategies, round loop, checkpoints, metrics)

@@ -52,10 +52,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public init() {}
 
     /// Every linear of a block that can carry LoRA, in layer order.
-    public static let allLoRATargets = ["q", "k", "v", "o", "gate", "up", "down"]
-    /// Hugging Face module names of the LoRA targets (peft's target_modules).
-    public static let huggingFaceModuleNames = ["q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj",
-                                                "gate": "gate_proj", "up": "up_proj", "down": "down_proj"]
+    public static let allLoRATargets = LoRAAdapter.Target.allCases.map(\.rawValue)
+    /// Hugging Face module names of the LoRA targets (peft's target_modules), from PilotLM's one mapping.
+    public static let huggingFaceModuleNames = Dictionary(uniqueKeysWithValues: LoRAAdapter.Target.allCases.map { ($0.rawValue, $0.huggingFaceName) })
 
     public var kvHeadCount: Int { kvHeads ?? heads }
     /// The LoRA targets in layer order (`loraTargets` as given, or all).

@@ -5,9 +5,12 @@ import PilotTensor
 // KV key/value heads, KVD = KV·D, W = C + 2·KVD (one q|k|v row), F SwiGLU hidden, V vocabulary,
 // M rows that carry a target, R LoRA rank.
 
-/// The Llama-style decoder: pre-RMSNorm blocks with RoPE causal (grouped-query) attention and a SwiGLU
-/// MLP, LoRA on q, k, v, o, gate, up and down, then final RMSNorm and lm_head on the rows that carry a
-/// target. Activations are allocated once for `maxBatch` sequences and reused by every step.
+/// The one Llama-family decoder (transformers' `LlamaForCausalLM` / `Qwen2ForCausalLM`): pre-RMSNorm
+/// blocks with RoPE causal (grouped-query) attention and a SwiGLU MLP, LoRA on q, k, v, o, gate, up and
+/// down, then final RMSNorm and lm_head. It trains (`forward`, `headLoss`, `backward`: lm_head on the
+/// rows that carry a target), evaluates the multimodal model and generates text (`step` with a `KVCache`,
+/// LanguageModel+Step.swift; the text API in LanguageModel+Text.swift). Training activations are
+/// allocated once for `maxBatch` sequences and reused by every step.
 ///
 /// Two kinds of base: the built-in LM, whose weights are parameters of the model (`[in, out]`, trained
 /// from scratch in pretraining), or an imported pretrained LM (`base`), frozen and shared by every
