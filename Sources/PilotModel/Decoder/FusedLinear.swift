@@ -45,6 +45,8 @@ final class FusedLinear {
     let dPackedA: Tensor
     /// Whether any LoRA branch trains (then x·A is kept and dA, dB are computed).
     let trainsLoRA: Bool
+    /// Frozen mode: one row goes through `gemvRow` instead of sgemm (inference-only decoders).
+    var singleRowGEMV = false
 
     /// Merged mode: the base members are [I, out] parameters of the model.
     init(inFeatures: Int, rank: Int, members: [Member], branches: [Branch]) {
@@ -113,7 +115,11 @@ final class FusedLinear {
             return
         }
         let I = inFeatures, O = outTotal, R = rank, PR = packedWidth
-        sgemm(transB: true, m: rows, n: O, k: I, a: x, b: frozenBase!, ldb: I, beta: accumulate ? 1 : 0, c: y)
+        if singleRowGEMV && rows == 1 {
+            gemvRow(y: y, w: frozenBase!, x: x, outFeatures: O, inFeatures: I, accumulate: accumulate)
+        } else {
+            sgemm(transB: true, m: rows, n: O, k: I, a: x, b: frozenBase!, ldb: I, beta: accumulate ? 1 : 0, c: y)
+        }
         if let bias = frozenBias {
             for r in 0..<rows { let yr = y + r * O; for j in 0..<O { yr[j] += bias[j] } }
         }

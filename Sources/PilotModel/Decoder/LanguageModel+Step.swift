@@ -81,7 +81,10 @@ extension LanguageModel {
     func stepHead(rows: Int, into out: UnsafeMutablePointer<Float>) {
         let st = stepState()
         RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: st.x.pointer, weight: finalNorm, rows: rows, width: C, eps: cfg.normEps)
-        if headTransposed {
+        if headTransposed && !trains && rows == 1 {
+            // text generation's decode step: a matrix-vector product (see gemvRow)
+            gemvRow(y: out, w: head, x: st.h.pointer, outFeatures: V, inFeatures: C, accumulate: false)
+        } else if headTransposed {
             sgemm(transB: true, m: rows, n: V, k: C, a: st.h.pointer, lda: C, b: head, ldb: C, c: out, ldc: V)
         } else {
             Linear.forward(y: out, x: st.h.pointer, weight: head, bias: nil, rows: rows, inFeatures: C, outFeatures: V)

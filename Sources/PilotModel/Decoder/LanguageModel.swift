@@ -192,6 +192,7 @@ public final class LanguageModel {
                 attnNorm = store.values(p + "attn_norm/weight"); dAttnNorm = store.grad(p + "attn_norm/weight")
                 mlpNorm = store.values(p + "mlp_norm/weight"); dMlpNorm = store.grad(p + "mlp_norm/weight")
             }
+            if !training { for f in [qkv, o, gateUp, down] { f.singleRowGEMV = true } }
             maxPR = max(maxPR, qkv.packedWidth, o.packedWidth, gateUp.packedWidth, down.packedWidth)
             layers.append(Layer(
                 attnNorm: attnNorm, dAttnNorm: dAttnNorm, mlpNorm: mlpNorm, dMlpNorm: dMlpNorm,
