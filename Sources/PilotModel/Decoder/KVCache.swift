@@ -56,6 +56,8 @@ final class DecodeState {
     let start: UnsafeMutablePointer<Int32>
     /// [R, V] logits of every row, made on the first call that asks for them.
     var allLogits: Tensor?
+    /// [maxStepTokens, T] attention scores of a prefill chunk, made on the first chunk.
+    var chunkScores: Tensor?
 
     init(rows R: Int, batch B: Int, C: Int, W: Int, F: Int, V: Int, T: Int, PR: Int) {
         x = Tensor(shape: [R, C]); h = Tensor(shape: [R, C]); qkv = Tensor(shape: [R, W]); att = Tensor(shape: [R, C])
