@@ -2,14 +2,16 @@
 // Pilot: federated multimodal instruction tuning as an MPI job.
 // Layering (arrows point down only):
 //   C shims (CMPI, COpenBLAS, CHDF5, CZlib, CTurboJPEG, CPNG)
-//   -> PilotCore (errors, checksums)  -> PilotTensor (buffers, sgemm, kernels)
+//   -> PilotCore (errors, checksums)
+//   -> PilotTensor (buffers, sgemm, kernels)   PilotComm (communicator protocol, MPI + in-process)   PilotHDF5 (HDF5 store)
 //   -> PilotLM (model files: safetensors/GGUF readers, byte-level BPE, chat formats, LlamaConfig, the
 //      Hugging Face name table and weights, PEFT adapter I/O, the frozen CLIP tower)
-//   -> PilotModel (layers, the one Llama-family decoder for training, evaluation and generation,
-//      connectors, the multimodal model, losses, optimiser)
-//   -> PilotComm (communicator protocol, MPI + in-process)   PilotHDF5 (HDF5 store)
-//   -> PilotData (benchmark generator, tokenizer, metrics)
-//   -> PilotFederation (aggregation math, strategies, round loop, checkpoints, metrics)
+//   -> PilotModel (layers, the one Llama-family decoder for training, evaluation and generation, connectors,
+//      the multimodal model, losses, optimiser; imports PilotLM and PilotHDF5)
+//      PilotData (benchmark generator, tokenizer, metrics)
+//   -> PilotJob (the job's ranks: placement, sampling, all-ranks checks; its files: round checkpoints, metrics.h5)
+//   -> PilotFederation (typed settings, aggregation math, strategies, the round in three roles, checkpoints, metrics)
+//   -> PilotReport (tables, plots)   PilotPretrain (the base model)
 //   -> PilotCLI (subcommands) -> pilot (executable)
 import PackageDescription
 
@@ -47,11 +49,18 @@ let package = Package(
         .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5", "PilotLM", "COpenBLAS"], swiftSettings: release),
         .target(name: "PilotLM", dependencies: ["PilotCore", "PilotTensor"], swiftSettings: release),
         .target(name: "PilotData", dependencies: ["PilotCore", "PilotHDF5", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: release),
+        .target(name: "PilotJob", dependencies: ["PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotData"], swiftSettings: release),
         .target(name: "PilotFederation", dependencies: [
+            "PilotJob",
             "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotLM",
         ], swiftSettings: release),
+        .target(name: "PilotReport", dependencies: ["PilotCore", "PilotHDF5", "PilotData", "PilotJob", "PilotFederation"], swiftSettings: release),
+        .target(name: "PilotPretrain", dependencies: [
+            "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotJob", "PilotFederation", "PilotLM",
+        ], swiftSettings: release),
         .target(name: "PilotCLI", dependencies: [
-            "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotFederation",
+            "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotJob", "PilotFederation",
+            "PilotReport", "PilotPretrain",
             "PilotLM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -68,7 +77,7 @@ let package = Package(
         .testTarget(name: "PilotModelTests", dependencies: ["PilotModel", "PilotLM", "PilotTestSupport"]),
         .testTarget(name: "PilotLMTests", dependencies: ["PilotLM", "PilotTensor", "PilotTestSupport"]),
         .testTarget(name: "PilotDataTests", dependencies: ["PilotData", "PilotTestSupport"]),
-        .testTarget(name: "PilotFederationTests", dependencies: ["PilotFederation", "PilotComm", "PilotModel", "PilotLM", "PilotData", "PilotTestSupport"]),
+        .testTarget(name: "PilotFederationTests", dependencies: ["PilotJob", "PilotFederation", "PilotReport", "PilotPretrain", "PilotComm", "PilotModel", "PilotLM", "PilotData", "PilotTestSupport"]),
         .testTarget(name: "PilotIntegrationTests", dependencies: ["PilotTestSupport", "PilotHDF5", "PilotLM"]),
     ],
     swiftLanguageModes: [.v6]

@@ -65,7 +65,7 @@ pilot_step() {
   return "$rc"
 }
 
-# pilot_train CONFIG RUN_DIR: the federated run on every task of the allocation (1 + K).
+# pilot_train CONFIG RUN_DIR: the federated run on every task of the allocation (2 to 1 + K tasks).
 # Exits the job: 0 when the run is complete, 75 when it was stopped (and requeued if possible),
 # otherwise pilot's status.
 pilot_train() {

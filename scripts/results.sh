@@ -12,7 +12,7 @@
 #                                every run of jobs/sweep-rounds.txt into runs/rounds (resumes, skips
 #                                finished runs), their metrics into results/rounds/, the tables
 #   scripts/results.sh tables    only the tables, from results/runs/ (no training; a few seconds),
-#                                and copies them into docs/results.md (scripts/fill_tables.py)
+#                                and copies them into docs/results.md (scripts/studies/fill_tables.py)
 #   scripts/results.sh check     the tables from results/runs/, compared with the committed ones
 #
 # The tables are `pilot report` outputs, one per table of the paper (and tuning-vu, tuning-gvqa, the
@@ -156,11 +156,11 @@ tables() {
     table "rounds-$s-by-round" "${rdirs[@]}" -- --by-round "${rplot[@]}"
     # Pilot against each method at every round, marked where the gap exceeds a seed std.
     if [ -f "$OUT/rounds-$s-by-round.csv" ]; then
-      python3 scripts/round_budget.py "$OUT/rounds-$s-by-round.csv" > "$OUT/rounds-$s-claims.md"
+      python3 scripts/studies/round_budget.py "$OUT/rounds-$s-by-round.csv" > "$OUT/rounds-$s-claims.md"
       echo "   rounds-$s-claims: pilot against each method per round -> $OUT/rounds-$s-claims.md"
     fi
   done
-  "${PYTHON:-/usr/bin/python3}" scripts/walltime.py "$RUNS"/* > "$OUT/walltime.md"
+  "${PYTHON:-/usr/bin/python3}" scripts/studies/walltime.py "$RUNS"/* > "$OUT/walltime.md"
   echo "   walltime: seconds per run -> $OUT/walltime.md"
   # Ablations: Tables 3, 5 and 6 on vu and gvqa; Table 3 only on vu2 and gvqa2 (jobs/sweep-v2.txt).
   for s in vu gvqa vu2 gvqa2; do
@@ -206,7 +206,7 @@ case "$MODE" in
     done
     collect
     tables
-    python3 scripts/fill_tables.py docs/results.md results/tables
+    python3 scripts/studies/fill_tables.py docs/results.md results/tables
     ;;
   rounds)
     prepare
@@ -214,17 +214,17 @@ case "$MODE" in
     bash scripts/sweep_local.sh jobs/sweep-rounds.txt runs/rounds "${SWEEP_FILTER:-}"
     collect runs/rounds results/rounds
     tables
-    python3 scripts/fill_tables.py docs/results.md results/tables
+    python3 scripts/studies/fill_tables.py docs/results.md results/tables
     ;;
   collect)
     collect
     [ -d runs/rounds ] && collect runs/rounds results/rounds
     tables
-    python3 scripts/fill_tables.py docs/results.md results/tables
+    python3 scripts/studies/fill_tables.py docs/results.md results/tables
     ;;
   tables)
     tables
-    python3 scripts/fill_tables.py docs/results.md results/tables
+    python3 scripts/studies/fill_tables.py docs/results.md results/tables
     ;;
   check)
     tmp=$(mktemp -d)

@@ -3,7 +3,7 @@
 # multi-rank tests (which launch mpirun on the release binary) in one `swift test` run.
 # Numeric tests only mean something in release builds, so everything runs with -c release.
 # SlurmJobTests runs scripts/test_slurm.sh: the jobs/*.sbatch scripts on a real single-node Slurm
-# (../shared/slurm, as root; skipped only if Slurm cannot run or be installed here).
+# (scripts/slurm/slurm-up.sh, as root; skipped only if Slurm cannot be installed or started here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh

@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# The jobs/*.sbatch scripts on a real single-node Slurm cluster (../shared/slurm/slurm-up.sh:
-# slurm 22.05 + munge, no systemd; as root). About a minute on 2 cores. Checks:
+# The jobs/*.sbatch scripts on a real single-node Slurm cluster (scripts/slurm/slurm-up.sh: Debian's
+# slurm 22.05 + munge, installed with apt-get if missing, no systemd; as root). About a minute on 2
+# cores. Checks:
 #   0. jobs/pretrain.sbatch generates a tiny vu scenario and pretrains a micro base model (2 ranks);
 #   a. sbatch --wait jobs/train.sbatch CONFIG RUN exits 0 with the last round committed, and a
 #      second submission on the finished run exits 0 ("run already complete");
 #   b. a second run gets `scancel -b -s USR1` once round 1 is committed: the job stops after
 #      committing its round (exit 75), requeues itself, resumes and completes; its final round
-#      equals (a)'s bit for bit (scripts/compare_rounds.py: every dataset of the round file and of
+#      equals (a)'s bit for bit (scripts/studies/compare_rounds.py: every dataset of the round file and of
 #      every client file);
 #   c. a two-element jobs/sweep.sbatch array (seeds 1 and 2, run.rounds=3 as an override) finishes
 #      both runs, each with its own seed, and the two results differ;
 #   d. with SmolLM2 imported (scripts/get_smollm2.sh): pretrain.sbatch --lm and train.sbatch with
 #      model.lm (configs/tiny-smollm2, --ntasks=4) finish their 2 rounds.
-# Exit 0: all passed; 77: skipped (not root, or Slurm cannot be installed); anything else: failed.
-# Environment: PILOT_BIN (default .build/release/pilot), SLURM_LAB (default ../shared/slurm),
-# PYTHON (with h5py; default /usr/bin/python3), KEEP=1 keeps the work directory.
+# Exit 0: all passed; 77: skipped (not root, or Slurm cannot be installed or started here; the SKIP
+# line says which, and why); anything else: failed.
+# Environment: PILOT_BIN (default .build/release/pilot), SLURM_LAB (a folder with another
+# slurm-up.sh and slurm-down.sh; default scripts/slurm), SLURM_LAB_DIR (the cluster's files; default
+# /tmp/slurm-lab), PYTHON (with h5py; default /usr/bin/python3), KEEP=1 keeps the work directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-LAB=${SLURM_LAB:-$REPO/../shared/slurm}
+LAB=${SLURM_LAB:-$REPO/scripts/slurm}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export PILOT_BIN=${PILOT_BIN:-$REPO/.build/release/pilot}
 T0=$(date +%s)
@@ -27,7 +30,7 @@ fail() { say "FAIL: $*"; exit 1; }
 skip() { say "SKIP: $*"; exit 77; }
 
 [ "$(id -u)" = 0 ] || skip "the lab cluster runs its daemons as root; run as root"
-[ -f "$LAB/slurm-up.sh" ] || skip "no $LAB/slurm-up.sh (the shared folder beside the repository)"
+[ -f "$LAB/slurm-up.sh" ] || fail "no $LAB/slurm-up.sh (SLURM_LAB must name a folder with slurm-up.sh and slurm-down.sh)"
 [ -x "$PILOT_BIN" ] || fail "no pilot binary at $PILOT_BIN: swift build -c release --product pilot"
 "$PYTHON" -c "import h5py, numpy" 2>/dev/null || fail "$PYTHON cannot import h5py and numpy (scripts/bootstrap.sh installs them)"
 
@@ -41,12 +44,22 @@ trap cleanup EXIT
 
 # ---------------------------------------------------------------- cluster
 # Slurm we did not start (already up) is left running; one we start is stopped and purged.
-if ! up=$(bash "$LAB/slurm-up.sh" 2>&1); then
+# scripts/slurm/slurm-up.sh exits 3 when Slurm cannot be installed and 4 when its daemons cannot be
+# started here; both are skips. Another SLURM_LAB's script may exit 1 for either: without Slurm's
+# commands afterwards, that too is "cannot be installed".
+up_rc=0
+up=$(bash "$LAB/slurm-up.sh" 2>&1) || up_rc=$?
+if [ "$up_rc" != 0 ]; then
   echo "$up" | tail -n 30
+  case $up_rc in
+    2) skip "$LAB/slurm-up.sh needs root" ;;
+    3) skip "Slurm is not installed and could not be installed here (apt-get failed: no network or no package source; see the lines above)" ;;
+    4) skip "Slurm is installed but its daemons could not be started here (see the log lines above)" ;;
+  esac
   if ! command -v sbatch >/dev/null || ! command -v slurmctld >/dev/null; then
-    skip "Slurm is not installed and could not be installed (no network or no packages)"
+    skip "Slurm is not installed and could not be installed here (no network or no packages)"
   fi
-  fail "slurm-up.sh failed"
+  fail "$LAB/slurm-up.sh exited $up_rc"
 fi
 case "$up" in *"already up"*) ;; *) STARTED=1 ;; esac
 . "${SLURM_LAB_DIR:-/tmp/slurm-lab}/env.sh"
@@ -104,7 +117,7 @@ grep -q "restart 1: start --resume" "$B/jobs.log" || fail "b: the requeued run d
 grep -q "restart 1: exit 0" "$B/jobs.log" || fail "b: the resumed run did not finish"
 grep -q "resumed $B after round" "$WORK/b.out" || fail "b: pilot did not report the resume"
 [ "$(latest "$B")" = "$(printf 'round_%03d.h5' $ROUNDS)" ] || fail "b: latest is $(latest "$B")"
-"$PYTHON" scripts/compare_rounds.py "$A" "$B" $ROUNDS || fail "b: the resumed run differs from (a)"
+"$PYTHON" scripts/studies/compare_rounds.py "$A" "$B" $ROUNDS || fail "b: the resumed run differs from (a)"
 say "ok b: stopped by USR1 ($(grep -o 'stop requested by signal: round [0-9]* is committed' "$WORK/b.out")), requeued, resumed, bitwise equal to (a)"
 
 # ---------------------------------------------------------------- c. sweep.sbatch array
@@ -118,7 +131,7 @@ for seed in 1 2; do
   grep -qx "seed = $seed" "$R/config.toml" && grep -qx "rounds = 3" "$R/config.toml" \
     || fail "c: $R/config.toml does not have seed $seed and 3 rounds"
 done
-if "$PYTHON" scripts/compare_rounds.py "$WORK/sweep/cfg-tiny-s1-run.rounds=3" "$WORK/sweep/cfg-tiny-s2-run.rounds=3" 3 >/dev/null; then
+if "$PYTHON" scripts/studies/compare_rounds.py "$WORK/sweep/cfg-tiny-s1-run.rounds=3" "$WORK/sweep/cfg-tiny-s2-run.rounds=3" 3 >/dev/null; then
   fail "c: seeds 1 and 2 gave identical results"
 fi
 say "ok c: sweep array of 2 finished both runs (seeds 1 and 2, 3 rounds each), with different results"

@@ -9,7 +9,7 @@ import PilotTensor
 enum BLASPin {
     static func apply(config: String?, resume: String?) throws {
         let path = resume.map { $0 + "/config.toml" } ?? config
-        guard let path, let cfg = try? RunConfig(file: ConfigFile(path: path)), let want = cfg.optionalString("run.blas_core") else { return }
+        guard let path, let cfg = try? RunSettings(RunConfig(file: ConfigFile(path: path))), let want = cfg.run.blasCore else { return }
         if BLASRuntime.coreName.lowercased() == want.lowercased() { return }
         if ProcessInfo.processInfo.environment["PILOT_BLAS_PINNED"] != nil {
             throw PilotError.message("run.blas_core = \"\(want)\", but OpenBLAS loaded its \(BLASRuntime.coreName) kernel even with OPENBLAS_CORETYPE=\(want): this CPU or OpenBLAS build cannot run that kernel; remove run.blas_core or choose one this CPU supports")

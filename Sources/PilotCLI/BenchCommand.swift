@@ -38,7 +38,7 @@ struct BenchCommand: ParsableCommand {
     var seq = 128
     @Option(help: "With --model: LoRA rank (alpha = 2·rank, on q,k,v,o,gate,up,down as the reference).")
     var rank = 16
-    @Option(help: "Time ATA's server step (Pilot Eq. 11–12: distances through one sgemm Gram matrix, top-6 weights, mixing) for this many clients instead (scripts/bench_scale.sh).")
+    @Option(help: "Time ATA's server step (Pilot Eq. 11–12: distances through one sgemm Gram matrix, top-6 weights, mixing) for this many clients instead (scripts/bench/bench_scale.sh).")
     var ataClients: Int?
     @Option(help: "With --ata-clients: LoRA values per client.")
     var ataParams = 1_000_000
@@ -95,9 +95,9 @@ struct BenchCommand: ParsableCommand {
         print(String(format: "tokens/s (median of %d): %.1f  step %.2f ms [min %.2f, max %.2f]  %.1f GFLOP/s  final loss %.6f",
                      steps, tokS, median * 1e3, sorted.first! * 1e3, sorted.last! * 1e3, gflops, last))
         if counter != nil {
-            print("heap allocations per training step after warm-up: \(allocs.max()!) max, \(allocs.reduce(0, +)) in \(steps) steps (malloc-family calls, scripts/malloc_count.c)")
+            print("heap allocations per training step after warm-up: \(allocs.max()!) max, \(allocs.reduce(0, +)) in \(steps) steps (malloc-family calls, scripts/bench/malloc_count.c)")
         } else {
-            print("heap allocations per step: not counted (run with LD_PRELOAD=.build-engine/libmalloc_count.so, built by scripts/bench.sh)")
+            print("heap allocations per step: not counted (run with LD_PRELOAD=.build-engine/libmalloc_count.so, built by scripts/bench/bench.sh)")
         }
         var peak = Double.nan
         if !noPeak {
@@ -201,7 +201,7 @@ struct BenchCommand: ParsableCommand {
         return 2 * Double(n * n * n) / best / 1e9
     }
 
-    /// `pilot_alloc_count` from scripts/malloc_count.c when it is preloaded, else nil.
+    /// `pilot_alloc_count` from scripts/bench/malloc_count.c when it is preloaded, else nil.
     static func allocationCounter() -> (@convention(c) () -> UInt)? {
         guard let sym = dlsym(nil, "pilot_alloc_count") else { return nil }
         return unsafeBitCast(sym, to: (@convention(c) () -> UInt).self)

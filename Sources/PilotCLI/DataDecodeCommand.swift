@@ -4,7 +4,7 @@ import PilotCore
 import PilotData
 
 /// `pilot data decode`: decode image files the way the importer does and time it (the decoding
-/// benchmark of scripts/bench_image_decode.sh). Hidden: a measuring tool, not a workflow step.
+/// benchmark of scripts/bench/bench_image_decode.sh). Hidden: a measuring tool, not a workflow step.
 struct DataDecodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "decode",

@@ -48,8 +48,8 @@ struct EvalCommand: ParsableCommand {
         let runDirectory = runDirectory!, client = client!
         let (model, codec, task, r) = try PersonalisedModel.load(run: runDirectory, round: round, client: client)
         let cfg = try String(contentsOfFile: runDirectory + "/config.toml", encoding: .utf8)
-        let config = try RunConfig(effectiveFile: cfg, path: runDirectory + "/config.toml")
-        let scenario = try ScenarioDirectory(path: config.path("run.data"))
+        let config = try RunSettings(RunConfig(effectiveFile: cfg, path: runDirectory + "/config.toml"))
+        let scenario = try ScenarioDirectory(path: config.run.data)
         let shard: Shard
         if let split {
             shard = try Shard.read(path: split)
@@ -66,7 +66,7 @@ struct EvalCommand: ParsableCommand {
         if model.variant == .fedDPA {
             // FedDPA-T: each instance weighs the local LoRA by its similarity to the client's own training prompts.
             let support = try Batcher(config: model.config, codec: codec, truncate: true)
-                .prepare(Array(try scenario.client(client).examples.prefix(config.int("feddpa.support"))))
+                .prepare(Array(try scenario.client(client).examples.prefix(config.feddpa.support)))
             result = try FedDPAInference.evaluate(model: model, examples: examples, support: support, supportCount: support.count,
                                                   codec: codec, task: evalTask, batchSize: model.maxBatch,
                                                   maxNewTokens: maxNewTokens).evaluation

@@ -3,6 +3,7 @@ import Foundation
 import PilotCore
 import PilotFederation
 import PilotHDF5
+import PilotJob
 
 /// `pilot inspect`: the tree of any HDF5 file (checkpoints, metrics, shards, or files from other
 /// tools), with per-dataset type, shape, L2 norm and checksum status.

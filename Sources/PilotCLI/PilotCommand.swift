@@ -6,7 +6,8 @@ public struct PilotCommand: ParsableCommand {
         commandName: "pilot",
         abstract: "Federated multimodal instruction tuning (Pilot, AAAI 2025) as an MPI job.",
         discussion: """
-        Rank 0 is the federated server and every other rank is one client. Launch multi-rank \
+        Rank 0 is the federated server; the K clients are spread over the other N − 1 ranks \
+        (several clients per rank where K > N − 1; `run.clients_per_rank`). Launch multi-rank \
         commands with mpirun (workstation) or srun --mpi=pmix (Slurm). Checkpoints and metrics \
         are HDF5 files that h5py and pandas can open.
         """,

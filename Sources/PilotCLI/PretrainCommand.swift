@@ -4,6 +4,8 @@ import PilotComm
 import PilotCore
 import PilotData
 import PilotFederation
+import PilotJob
+import PilotPretrain
 import PilotModel
 
 /// `pilot pretrain`: the base model (ViT + MLP connector + LM) from the public pretraining split,
@@ -55,7 +57,7 @@ struct PretrainCommand: ParsableCommand {
     var evalEvery: Int = PretrainingParameters().logEvery
     @Option(name: .customLong("eval-test"), help: "After training, score the base on up to N examples of each of the scenario's test splits (greedy decoding; 0 skips) and store the scores in the checkpoint.")
     var evalTest: Int = 0
-    @Option(name: .customLong("model-size"), help: "Model preset: tiny (DESIGN §2 reference) or micro (a very small model for tests). With --lm only its vision encoder and connector sizes are used.")
+    @Option(name: .customLong("model-size"), help: "Model preset: tiny (docs/design.md §2 reference) or micro (a very small model for tests). With --lm only its vision encoder and connector sizes are used.")
     var modelSize: String = "tiny"
     @Option(help: "An imported LM's directory: pretrain on it, frozen (LLaVA stage 1), instead of the built-in LM.")
     var lm: String?

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PilotCore
 import PilotFederation
+import PilotReport
 
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -4,8 +4,10 @@ import PilotComm
 import PilotCore
 import PilotData
 import PilotFederation
+import PilotJob
+import PilotReport
 
-/// `pilot train`: the federated run. Rank 0 is the server, ranks 1…K the clients.
+/// `pilot train`: the federated run. Rank 0 is the server; the other ranks host the K clients (Placement).
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
@@ -78,14 +80,17 @@ struct TrainCommand: ParsableCommand {
         let threads = engine.configure()
         let world = try MPIRuntime.world()
         let indicator = PhaseIndicator()
-        let loop = try RoundLoop(config: cfg, runDirectory: runDir, world: world) { line in
-            indicator.clear()
-            Console.out(line)
+        let loop = try RoundLoop(config: cfg, runDirectory: runDir, world: world) { event in
+            switch event {
+            case let .phase(round, phase): indicator.start(round: round, phase: phase.rawValue)
+            case let .message(line): indicator.clear(); Console.out(line)
+            case let .committed(round): indicator.clear(); Console.out(round.line)
+            }
         }
-        if world.isRoot { loop.phaseStarted = { indicator.start(round: $0, phase: $1) } }
         loop.simulateStopAfterRound = stopAfterRound
         if world.isRoot {
-            Console.out("pilot train: \(cfg.string("run.algorithm")) on \(cfg.path("run.data")) with \(loop.clientCount) clients on \(world.size - 1) client rank(s), \(cfg.int("run.rounds")) rounds, \(threads) → \(runDir)")
+            let run = try RunSettings(cfg).run
+            Console.out("pilot train: \(run.algorithm.rawValue) on \(run.data) with \(loop.clientCount) clients on \(world.size - 1) client rank(s), \(loop.settings.rounds) rounds, \(threads) → \(runDir)")
         }
         let outcome = try loop.run(resume: resume != nil)
         if world.isRoot, case .finished = outcome {
@@ -128,19 +133,20 @@ struct TrainCommand: ParsableCommand {
                 throw PilotError.message("'\(runDir)' already holds checkpoints; continue it with --resume \(runDir), or choose another --out")
             }
         }
-        let scenario = try ScenarioDirectory(path: cfg.path("run.data"))
-        let settings = RoundSettings(cfg)
+        let typed = try RunSettings(cfg)
+        let scenario = try ScenarioDirectory(path: typed.run.data)
+        let settings = RoundSettings(typed)
         let k = scenario.clientCount
         // The placement (which rank hosts which clients) and the sample size, before MPI starts.
         let placement = try Placement(clients: k, worldSize: launch.size ?? (k + 1), clientsPerRank: settings.clientsPerRank)
         try settings.sampling.validate(clients: k)
-        if cfg.string("run.algorithm") == "centralized" && (placement.clientRanks != k || settings.sampling.size(of: k) != k) {
+        if typed.run.algorithm == .centralized && (placement.clientRanks != k || settings.sampling.size(of: k) != k) {
             throw PilotError.message("centralized training is data-parallel with one client per rank and every client in every round: run with -np \(k + 1), without run.clients_per_rank > 1 or run.fraction < 1")
         }
-        if !FileManager.default.isReadableFile(atPath: cfg.path("run.base")) {
-            throw PilotError.message("missing or unreadable data files:\n  " + cfg.path("run.base") + " (create it with `pilot pretrain`)")
+        if !FileManager.default.isReadableFile(atPath: typed.run.base) {
+            throw PilotError.message("missing or unreadable data files:\n  " + typed.run.base + " (create it with `pilot pretrain`)")
         }
-        let first = cfg.int("eval.first_example")
+        let first = typed.eval.firstExample
         if first > 0 {
             for t in scenario.tasks where FileManager.default.isReadableFile(atPath: scenario.testPath(t)) {
                 let n = try scenario.test(t).examples.count

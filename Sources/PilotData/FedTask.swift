@@ -2,7 +2,7 @@ import PilotCore
 
 /// A task of a scenario: a name and the metric its test split is scored with.
 ///
-/// The five built-in FedMIT tasks (DESIGN §5) are static members (`FedTask.caption`, …) and keep their
+/// The five built-in FedMIT tasks (docs/design.md §5) are static members (`FedTask.caption`, …) and keep their
 /// metrics. A scenario made by `pilot data scenario` may name its own tasks (`textvqa` scored with
 /// `vqa_accuracy`, `docvqa` with `anls`, …): `FedTask(name:metric:)`. A task is identified by its name
 /// in files (shards store the name; a custom task's metric is stored next to it, see `Shard`).

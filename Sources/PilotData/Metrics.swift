@@ -5,7 +5,7 @@ import Glibc
 import Darwin
 #endif
 
-/// The metric of a task (DESIGN §5).
+/// The metric of a task (docs/design.md §5).
 public enum MetricKind: String, CaseIterable, Sendable {
     case ciderD = "cider_d"
     case exactMatch = "exact_match"

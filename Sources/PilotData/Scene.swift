@@ -1,7 +1,7 @@
 /// Procedural scenes: a noisy, varied background with a few coloured shapes.
 ///
 /// All tasks draw from the same attribute sets (colours, kinds, sizes, positions), so that
-/// knowledge learned on one task is useful on another (DESIGN §5, calibration).
+/// knowledge learned on one task is useful on another (docs/design.md §5, calibration).
 
 public enum ShapeKind: String, CaseIterable, Sendable {
     case circle, square, triangle, diamond, cross

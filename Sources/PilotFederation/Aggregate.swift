@@ -48,7 +48,7 @@ public enum ATASelection: String, Sendable, CaseIterable {
     case allClients = "all"
 }
 
-/// The normaliser Z of Eq. 12 (DESIGN §3's open point).
+/// The normaliser Z of Eq. 12 (docs/design.md §3's open point).
 public enum ATANormalisation: String, Sendable, CaseIterable {
     /// Z = n_k + Σ n_k'·w_k', so the mixing weights sum to one (default).
     case normalised

@@ -125,7 +125,7 @@ public enum BaseCheckpoint {
     ///
     /// The vision encoder and the LM come from the base. The connector comes from the base's MLP
     /// connector: `.mlp` and `.fedDPA` load it as is; Pilot stage 1 initialises both the task and the
-    /// client adapter from it (DESIGN §3); stage 2 initialises every task adapter from it and then the
+    /// client adapter from it (docs/design.md §3); stage 2 initialises every task adapter from it and then the
     /// cross-task adapters from the local one (the router keeps its seeded init). LoRA keeps its init
     /// (B = 0, so the model starts out computing exactly the base). Everything else that the model
     /// has and the base lacks is an error.

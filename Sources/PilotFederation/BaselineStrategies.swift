@@ -1,17 +1,18 @@
 import PilotCore
+import PilotJob
 import PilotModel
 
-/// The single-stage baselines (DESIGN §4): every client trains one connector and LoRA from the
+/// The single-stage baselines (docs/design.md §4): every client trains one connector and LoRA from the
 /// base, and the next round starts from the client's state. Subclasses define what crosses the
 /// network.
 public class SingleStageStrategy {
     let learningRate: Double
     let variant: ConnectorVariant
     /// The averaging step (`robust.aggregator`): the n_k-weighted mean unless a robust rule is chosen.
-    public var aggregator: RobustAggregator = .mean
+    public let aggregator: RobustAggregator
 
-    public init(learningRate: Double, variant: ConnectorVariant = .mlp) {
-        self.learningRate = learningRate; self.variant = variant
+    public init(learningRate: Double, variant: ConnectorVariant = .mlp, aggregator: RobustAggregator = .mean) {
+        self.learningRate = learningRate; self.variant = variant; self.aggregator = aggregator
     }
 
     public func modelSpec(round: Int, client: Int, roster: Roster) -> ModelSpec {
@@ -80,15 +81,15 @@ public final class FedProxStrategy: AveragingStrategy, FederatedStrategy {
     public let mu: Float
     public var name: String { "fedprox" }
 
-    public init(learningRate: Double, mu: Float) {
+    public init(learningRate: Double, mu: Float, aggregator: RobustAggregator = .mean) {
         self.mu = mu
-        super.init(learningRate: learningRate)
+        super.init(learningRate: learningRate, aggregator: aggregator)
     }
 
     public override func prepare(model: MLLM, round: Int, client: Int, state: TensorDict, roster: Roster) throws {
         try super.prepare(model: model, round: round, client: client, state: state, roster: roster)
         let anchor = model.parameters.trainable.copy()
-        model.proximal = mu > 0 ? ProximalTerm(mu: mu, anchor: anchor) : nil
+        model.penalty = mu > 0 ? ProximalTerm(mu: mu, anchor: anchor) : nil
     }
 }
 
@@ -108,9 +109,9 @@ public final class FedDPAStrategy: AveragingStrategy, FederatedStrategy {
     public let supportPrompts: Int
     public var name: String { "feddpa" }
 
-    public init(learningRate: Double, supportPrompts: Int) {
+    public init(learningRate: Double, supportPrompts: Int, aggregator: RobustAggregator = .mean) {
         self.supportPrompts = supportPrompts
-        super.init(learningRate: learningRate, variant: .fedDPA)
+        super.init(learningRate: learningRate, variant: .fedDPA, aggregator: aggregator)
     }
 
     override func sharedNames(_ model: MLLM) -> [String] { model.names(inGroup: "lora") }
@@ -134,9 +135,9 @@ public final class FedAdamStrategy: SingleStageStrategy, FederatedStrategy {
     public var name: String { "fedadam" }
     public var appliesToStart: Bool { true }
 
-    public init(learningRate: Double, hyper: FedAdamServer.Hyper) {
+    public init(learningRate: Double, hyper: FedAdamServer.Hyper, aggregator: RobustAggregator = .mean) {
         self.hyper = hyper
-        super.init(learningRate: learningRate)
+        super.init(learningRate: learningRate, aggregator: aggregator)
     }
 
     /// The update: x_k − x over every trainable tensor; kept: x, the model the round started from.

@@ -143,7 +143,7 @@ public enum ClientExport {
         Tensor names are pilot's with `/` replaced by `.`; every linear weight is `[out, in]` as in `torch.nn.Linear`.
         The \(c.visualTokens) connector outputs replace no token: they are inserted into the LM's input embeddings
         after the first \(c.visualOffset) tokens of the chat prompt (the system turn and the opening of the user turn),
-        followed by a newline and the instruction. DESIGN §2–3 and docs/models.md describe the architecture.
+        followed by a newline and the instruction. pilot's docs/design.md §2–3 and docs/models.md describe the architecture.
         \(dpa ? "\nFedDPA: the adapter is the sum of the global and the local LoRA (rank \(c.loraRank) each, stacked to rank \(2 * c.loraRank)).\n" : "")
         """
     }

@@ -1,3 +1,4 @@
+import PilotJob
 import PilotModel
 
 /// What `configure` hands one client for a round (Flower's `configure_fit`): which client

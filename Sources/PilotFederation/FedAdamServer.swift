@@ -1,5 +1,6 @@
 import Foundation
 import PilotCore
+import PilotJob
 
 /// The server optimizer of FedAdam (Reddi et al., 2021, Alg. 2), on the pseudo-gradient
 /// Δ = Σ_k w_k·x_k − x (the clients' weighted mean minus the current global model):

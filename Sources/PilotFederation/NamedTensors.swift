@@ -1,4 +1,5 @@
 import PilotCore
+import PilotJob
 import PilotModel
 
 /// Named tensors over one flat buffer: an ordered list of names, each name's element count, and

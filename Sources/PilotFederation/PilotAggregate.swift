@@ -1,4 +1,5 @@
 import PilotCore
+import PilotJob
 
 /// Pilot's server math as pure functions over client updates (no communicator): the task-aware
 /// aggregation of the visual task adapters (Eq. 10) and ATA on the LoRA text adapters (Eq. 11–12).

@@ -1,4 +1,5 @@
 import PilotCore
+import PilotJob
 import PilotModel
 
 /// Pilot (Xiong et al., AAAI 2025): two-stage "adapter on adapter" connectors, task-aware

@@ -1,5 +1,6 @@
 import Foundation
 import PilotCore
+import PilotJob
 import PilotModel
 
 /// The settings the round driver uses, decoded once from the validated config into typed values
@@ -28,44 +29,41 @@ public struct RoundSettings: Sendable, Equatable {
     /// nil: no differential privacy.
     public var dp: DPSettings?
     public var faults: FaultSettings
+    /// Refuse (rather than warn) a resume on another BLAS kernel or thread count.
+    public var strictReproducibility: Bool
 
-    public init(_ c: RunConfig) {
-        seed = c.int("run.seed")
-        rounds = c.int("run.rounds")
-        evalEvery = c.int("run.eval_every")
-        epochs = c.int("train.epochs")
-        maxSteps = c.int("train.max_steps")
-        batchSize = c.int("train.batch_size")
-        warmupSteps = c.int("train.warmup_steps")
-        weightDecay = c.double("train.weight_decay")
-        maxGradNorm = c.double("train.max_grad_norm")
-        evalFirstExample = c.int("eval.first_example")
-        evalMaxExamples = c.int("eval.max_examples")
-        evalMaxNewTokens = c.int("eval.max_new_tokens")
-        evalBatchSize = c.int("eval.batch_size")
-        clientsPerRank = c.optionalInt("run.clients_per_rank") ?? 0
-        sampling = ClientSampling(fraction: c.optionalDouble("run.fraction") ?? 1, minClients: c.optionalInt("run.min_clients") ?? 0,
-                                  seed: UInt64(seed))
-        evalSampling = ClientSampling(fraction: c.optionalDouble("eval.fraction") ?? 1, minClients: 1, seed: UInt64(seed))
-        robust = RobustSettings(maxUpdateNorm: c.optionalDouble("robust.max_update_norm"),
-                                clip: c.optionalString("robust.on_bad") == "clip",
-                                aggregator: Self.aggregator(c))
-        dp = c.optionalDouble("dp.clip").map { DPSettings(clip: $0, noiseMultiplier: c.optionalDouble("dp.noise_multiplier") ?? 1,
-                                                           delta: c.optionalDouble("dp.delta") ?? 1e-5) }
-        faults = FaultSettings(nanClient: c.optionalInt("faults.nan_client"), nanRound: c.optionalInt("faults.nan_round"),
-                               scaleClient: c.optionalInt("faults.scale_client"), scaleFactor: c.optionalDouble("faults.scale_factor") ?? 1e6,
-                               failClient: c.optionalInt("faults.fail_client"), failRound: c.optionalInt("faults.fail_round"),
-                               killPoint: c.optionalString("faults.kill_point"), killRound: c.optionalInt("faults.kill_round") ?? 1)
+    public init(_ s: RunSettings) {
+        seed = s.run.seed
+        rounds = s.run.rounds
+        evalEvery = s.run.evalEvery
+        epochs = s.train.epochs
+        maxSteps = s.train.maxSteps
+        batchSize = s.train.batchSize
+        warmupSteps = s.train.warmupSteps
+        weightDecay = s.train.weightDecay
+        maxGradNorm = s.train.maxGradNorm
+        evalFirstExample = s.eval.firstExample
+        evalMaxExamples = s.eval.maxExamples
+        evalMaxNewTokens = s.eval.maxNewTokens
+        evalBatchSize = s.eval.batchSize
+        clientsPerRank = s.run.clientsPerRank ?? 0
+        sampling = ClientSampling(fraction: s.run.fraction ?? 1, minClients: s.run.minClients ?? 0, seed: UInt64(seed))
+        evalSampling = ClientSampling(fraction: s.eval.fraction ?? 1, minClients: 1, seed: UInt64(seed))
+        robust = RobustSettings(maxUpdateNorm: s.robust.maxUpdateNorm, clip: s.robust.onBad == "clip", aggregator: s.robust.rule)
+        dp = s.dp.clip.map { DPSettings(clip: $0, noiseMultiplier: s.dp.noiseMultiplier ?? 1, delta: s.dp.delta ?? 1e-5) }
+        strictReproducibility = s.run.strictReproducibility ?? false
+        let f = s.faults
+        faults = FaultSettings(nanClient: f.nanClient, nanRound: f.nanRound, scaleClient: f.scaleClient, scaleFactor: f.scaleFactor ?? 1e6,
+                               failClient: f.failClient, failRound: f.failRound, killPoint: f.killPoint, killRound: f.killRound ?? 1)
     }
 
-    static func aggregator(_ c: RunConfig) -> RobustAggregator {
-        switch c.optionalString("robust.aggregator") ?? "mean" {
-        case "median": return .median
-        case "trimmed_mean": return .trimmedMean(beta: c.optionalDouble("robust.trim") ?? 0.2)
-        case "krum": return .krum(f: c.optionalInt("robust.byzantine_f") ?? 1)
-        case "multi_krum": return .multiKrum(f: c.optionalInt("robust.byzantine_f") ?? 1, m: c.optionalInt("robust.krum_m") ?? 2)
-        default: return .mean
-        }
+    /// Decodes `config` (`RunSettings`) and derives the round's settings from it.
+    public init(_ config: RunConfig) throws { self.init(try RunSettings(config)) }
+
+    /// Seed of client k's data order in a round (counter-based, so nothing needs saving).
+    public func dataSeed(round: Int, client: Int) -> UInt64 {
+        var s = SplitMix64(seed: UInt64(seed) &* 0x9E37_79B9 &+ UInt64(round) &* 1_000_003 &+ UInt64(client))
+        return s.next()
     }
 
     /// Whether `round` is evaluated: every `evalEvery` rounds and always the last.
@@ -100,6 +98,9 @@ public struct DPSettings: Sendable, Equatable {
     /// σ: the noise's standard deviation is σ·C.
     public var noiseMultiplier: Double
     public var delta: Double
+    public init(clip: Double, noiseMultiplier: Double, delta: Double) {
+        self.clip = clip; self.noiseMultiplier = noiseMultiplier; self.delta = delta
+    }
 }
 
 /// Fault injection for tests (`faults.*`, off by default; not part of the run's identity).

@@ -1,4 +1,5 @@
 import PilotCore
+import PilotJob
 import PilotModel
 
 /// What a client trains in a round.
@@ -10,12 +11,6 @@ public struct ModelSpec: Sendable {
     /// 1 or 2 for Pilot; 0 for single-stage methods.
     public var stage: Int
 }
-
-/// A client's state between rounds: the values of its trainable (and personalised) tensors by
-/// parameter name, after the round's aggregation. This is exactly what a checkpoint stores for
-/// the client, and the next round starts from it (plus the frozen base), so an interrupted and
-/// resumed run takes the same path as one that never stopped.
-public typealias TensorDict = [String: [Float]]
 
 /// A federated method, in the spirit of Flower's Strategy. One round, as the round driver runs it:
 ///

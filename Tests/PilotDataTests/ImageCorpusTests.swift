@@ -3,7 +3,7 @@ import PilotData
 import PilotTestSupport
 import Testing
 
-/// The image corpus written by scripts/make_image_corpus.py with Pillow (the independent encoder):
+/// The image corpus written by Tests/Fixtures/data/make_image_corpus.py with Pillow (the independent encoder):
 /// every good file decodes to Pillow's pixels (exactly for PNG; within ±1 per channel or a mean
 /// absolute error ≤ 0.5 for JPEG, which allows for IDCT differences), every bad one is refused with
 /// an error that names the file and says what is wrong.
@@ -16,8 +16,8 @@ import Testing
 
     static let corpus: (dir: String, entries: [Entry]) = {
         let dir = TemporaryDirectory("image-corpus").path
-        let r = try! runProcess("/usr/bin/python3", [repositoryRoot + "/scripts/make_image_corpus.py", dir])
-        precondition(r.status == 0, "scripts/make_image_corpus.py failed (Pillow and numpy are needed: run scripts/bootstrap.sh, which installs python3-pil):\n\(r.stderr)")
+        let r = try! runProcess("/usr/bin/python3", [repositoryRoot + "/Tests/Fixtures/data/make_image_corpus.py", dir])
+        precondition(r.status == 0, "Tests/Fixtures/data/make_image_corpus.py failed (Pillow and numpy are needed: run scripts/bootstrap.sh, which installs python3-pil):\n\(r.stderr)")
         let data = FileManager.default.contents(atPath: dir + "/corpus.json")!
         return (dir, try! JSONDecoder().decode([Entry].self, from: data))
     }()

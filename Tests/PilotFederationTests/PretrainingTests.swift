@@ -3,6 +3,7 @@ import PilotComm
 import PilotCore
 import PilotData
 import PilotFederation
+import PilotPretrain
 import PilotModel
 import PilotTestSupport
 import Testing

@@ -5,7 +5,7 @@ import Testing
 
 /// RDPAccountant against Opacus itself.
 ///
-/// Golden values: Tests/Fixtures/federation/rdp_golden.json, written by scripts/make_rdp_golden.py
+/// Golden values: Tests/Fixtures/federation/rdp_golden.json, written by Tests/Fixtures/federation/make_rdp_golden.py
 /// from Opacus' RDPAccountant (ε and best order at δ for a grid of q × σ × steps, a δ = 1e-6 point,
 /// q = 0, and three mechanisms in sequence) and analysis.rdp.compute_rdp (per-step RDP at every
 /// default order).

@@ -4,6 +4,8 @@ import FoundationXML
 #endif
 import PilotCore
 import PilotFederation
+import PilotJob
+import PilotReport
 import PilotTestSupport
 import Testing
 

@@ -7,7 +7,7 @@ import Testing
 /// RobustAggregator against Flower 1.41 itself.
 ///
 /// Golden values: Tests/Fixtures/federation/robust_golden.json, written by
-/// scripts/make_robust_golden.py, which runs Flower's FedMedian, FedTrimmedAvg and Krum
+/// Tests/Fixtures/federation/make_robust_golden.py, which runs Flower's FedMedian, FedTrimmedAvg and Krum
 /// (Multi-Krum) `aggregate_fit` on each input set twice: on float32 inputs (Flower then computes
 /// in float32) and on the same values as float64. The Swift rules accumulate in Double, so they
 /// sit within one float32 rounding of the float64 run and within Flower's float32 rounding of the

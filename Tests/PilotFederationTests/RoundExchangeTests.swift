@@ -1,6 +1,7 @@
 import PilotComm
 import PilotCore
 import PilotFederation
+import PilotJob
 import Testing
 
 /// The one transport, the placement of clients on ranks and the client sample, in-process.
@@ -26,13 +27,13 @@ struct RoundExchangeTests {
             #expect(fed.clientSamples == samples)
             let strategy = PilotStrategy(settings: .init())
             let updates = mine.filter { participants?.contains($0) ?? true }.map(update)
-            let (shared, personal, _, server) = try RoundExchange.run(updates, federation: fed) { all in
+            let exchange = try RoundExchange.run(updates, federation: fed) { all in
                 #expect(all.map(\.client) == all.map(\.client).sorted(), "the server sees the updates in client order")
                 return try strategy.aggregate(round: 2, updates: all, serverState: [:], roster: fed.roster)
             }
-            #expect((server != nil) == (world.rank == 0))
+            #expect((exchange.serverState != nil) == (world.rank == 0))
             var got: [Int: ClientResult] = [:]
-            for c in mine { got[c] = ClientResult(shared: shared, personal: personal[c]) }
+            for c in mine { got[c] = ClientResult(shared: exchange.shared, personal: exchange.personal[c]) }
             return got
         }
         return out.reduce(into: [:]) { acc, part in acc.merge(part) { a, _ in a } }

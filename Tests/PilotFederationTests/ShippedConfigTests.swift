@@ -5,7 +5,7 @@ import PilotTestSupport
 import Testing
 
 /// Every config in configs/ is valid, and the scenario configs of one scenario give every method the
-/// same data, rounds and local-training budget (DESIGN §4: a fair comparison).
+/// same data, rounds and local-training budget (docs/design.md §4: a fair comparison).
 @Suite("Shipped configs")
 struct ShippedConfigTests {
     static func configs(_ scenario: String) throws -> [String: RunConfig] {
@@ -20,9 +20,12 @@ struct ShippedConfigTests {
     @Test("each scenario has a config for every method, all valid", arguments: ["vu", "gvqa", "vu2", "gvqa2"])
     func everyMethod(scenario: String) throws {
         let configs = try Self.configs(scenario)
-        let methods = Set(configs.values.map { $0.string("run.algorithm") })
+        let methods = Set(try configs.values.map { try RunSettings($0).run.algorithm.rawValue })
         #expect(methods == ["pilot", "local", "centralized", "fedavg", "fedprox", "fedadam", "shepherd", "feddpa"])
-        for (name, c) in configs { #expect(name == c.string("run.algorithm") + ".toml") }
+        for (name, c) in configs {
+            let algorithm = try RunSettings(c).run.algorithm.rawValue
+            #expect(name == algorithm + ".toml")
+        }
     }
 
     @Test("every method of a scenario gets the same data, rounds, seed, local steps and evaluation", arguments: ["vu", "gvqa", "vu2", "gvqa2"])
@@ -40,17 +43,18 @@ struct ShippedConfigTests {
             }
         }
         let central = try #require(configs["centralized.toml"])
-        let global = central.int("train.batch_size") * 9, client = reference.int("train.batch_size")
+        let global = try RunSettings(central).train.batchSize * 9, client = try RunSettings(reference).train.batchSize
         #expect(global >= client && global < 2 * client, "\(scenario)/centralized.toml: global batch \(global) vs a client's \(client)")
     }
 
     @Test("the SmolLM2 configs: every method, valid, on the LM, with the same budget", arguments: ["vu-smollm2", "tiny-smollm2"])
     func smolLM2(scenario: String) throws {
         let configs = try Self.configs(scenario)
-        #expect(Set(configs.values.map { $0.string("run.algorithm") }) == ["pilot", "local", "centralized", "fedavg", "fedprox", "fedadam", "shepherd", "feddpa"])
+        #expect(Set(try configs.values.map { try RunSettings($0).run.algorithm.rawValue }) == ["pilot", "local", "centralized", "fedavg", "fedprox", "fedadam", "shepherd", "feddpa"])
         let reference = try #require(configs["pilot.toml"])
         for (name, c) in configs {
-            #expect(c.optionalString("model.lm")?.hasSuffix("/models/smollm2-135m-instruct") == true, "\(name)")
+            let lm = try RunSettings(c).model.lm
+            #expect(lm?.hasSuffix("/models/smollm2-135m-instruct") == true, "\(name)")
             for key in ["run.data", "run.base", "run.rounds", "run.seed", "model.lm", "model.lora_rank", "model.lora_targets",
                         "train.max_steps", "eval.max_examples", "eval.max_new_tokens"] {
                 #expect(c.values[key] == reference.values[key], "\(scenario)/\(name): \(key) differs from pilot.toml")
@@ -61,10 +65,12 @@ struct ShippedConfigTests {
     @Test("optional [model] keys stay out of the effective config when absent, so older runs keep their hash")
     func optionalModelKeys() throws {
         let plain = try RunConfig(file: ConfigFile(text: "[run]\ndata = \"d\"\nbase = \"b.h5\"\n", path: "/tmp/x.toml"))
-        #expect(!plain.effectiveFile.contains("[model]") && plain.modelOverrides == ModelOverrides())
+        let plainOverrides = try RunSettings(plain).modelOverrides
+        #expect(!plain.effectiveFile.contains("[model]") && plainOverrides == ModelOverrides())
         let lora = try RunConfig(file: ConfigFile(text: "[run]\ndata = \"d\"\nbase = \"b.h5\"\n[model]\nlora_rank = 8\nlora_targets = [\"v\", \"q\"]\n", path: "/tmp/x.toml"))
-        #expect(lora.modelOverrides == ModelOverrides(loraRank: 8, loraTargets: ["v", "q"]))
-        let c = lora.modelOverrides.apply(to: .tiny)
+        let overrides = try RunSettings(lora).modelOverrides
+        #expect(overrides == ModelOverrides(loraRank: 8, loraTargets: ["v", "q"]))
+        let c = overrides.apply(to: .tiny)
         #expect(c.loraRank == 8 && c.loraAlpha == 16 && c.loraTargets == ["q", "v"])
         let back = try RunConfig(effectiveFile: lora.effectiveFile, path: "/tmp/y.toml")
         #expect(back.values == lora.values)
@@ -86,8 +92,9 @@ struct ShippedConfigTests {
             for (key, value) in a.values where !["run.data", "run.base"].contains(key) {
                 #expect(b.values[key] == value, "\(scenario)2/\(name): \(key) differs from \(scenario)/\(name)")
             }
-            #expect(b.string("run.data").hasSuffix("/data/\(scenario)2"), "\(b.string("run.data"))")
-            #expect(b.string("run.base").hasSuffix("/data/\(scenario)2/base.h5"), "\(b.string("run.base"))")
+            let run = try RunSettings(b).run
+            #expect(run.data.hasSuffix("/data/\(scenario)2"), "\(run.data)")
+            #expect(run.base.hasSuffix("/data/\(scenario)2/base.h5"), "\(run.base)")
         }
     }
 

@@ -2,14 +2,15 @@ import Foundation
 import PilotComm
 import PilotCore
 import PilotFederation
+import PilotJob
 import PilotTestSupport
 import Testing
 
 /// Every strategy's pure `aggregate`, in-process on plain arrays (no communicator, no model).
 ///
 /// Golden values: Tests/Fixtures/federation/strategy_golden.json, written by
-/// scripts/make_strategy_golden.py (numpy float64, the formulas of ../shared/refs/fedopt_ref.py for
-/// FedAvg/FedAdam, DESIGN §3 for Pilot); FedAvg and FedAdam are also checked against the values
+/// Tests/Fixtures/federation/make_strategy_golden.py (numpy float64, the formulas of ../shared/refs/fedopt_ref.py for
+/// FedAvg/FedAdam, docs/design.md §3 for Pilot); FedAvg and FedAdam are also checked against the values
 /// Flower 1.41 itself printed (BaselineMathTests).
 @Suite("strategy aggregate (pure)")
 struct StrategyAggregateTests {
@@ -132,7 +133,7 @@ struct StrategyAggregateTests {
         #expect(try PilotStrategy.taskMeans(adapters, tasks: g.tasks, numTasks: 3)[2] == nil)
     }
 
-    @Test("pilot ATA Eq. 11–12: top-M inverse-distance mixing (M = 1, 2) as DESIGN §3 writes it; off: the weighted mean")
+    @Test("pilot ATA Eq. 11–12: top-M inverse-distance mixing (M = 1, 2) as docs/design.md §3 writes it; off: the weighted mean")
     func pilotATA() throws {
         for (m, golden) in [(1, g.pilot_ata_m1), (2, g.pilot_ata_m2)] {
             var s = PilotStrategy.Settings(); s.ataM = m

@@ -24,7 +24,7 @@ struct LMCLITests {
         #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "The capital of France is Paris.", "got: \(r.stdout)")
     }
 
-    @Test("pilot tokenize prints the ids DESIGN §9 measured with tokenizers")
+    @Test("pilot tokenize prints the ids docs/design.md §9 measured with tokenizers")
     func tokenizeKnownIDs() throws {
         let m = try Self.requireModel()
         let r = try runProcess(pilotBinary, ["tokenize", "--model", m, "--text", "The capital of France is"])

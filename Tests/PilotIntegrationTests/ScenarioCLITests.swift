@@ -4,14 +4,14 @@ import PilotTestSupport
 import Testing
 
 /// `pilot data scenario` end to end, as a new user would run it: LLaVA JSON with JPEG and PNG images
-/// (scripts/make_llava_fixture.py, written with Pillow), three custom-named tasks with their own
+/// (Tests/Fixtures/data/make_llava_fixture.py, written with Pillow), three custom-named tasks with their own
 /// metrics and a Dirichlet split; then `pilot pretrain`, `pilot train` (pilot and fedavg, micro model,
 /// 2 rounds) under mpirun, and `pilot report`.
 @Suite("pilot data scenario → pretrain → train → report", .serialized)
 struct ScenarioCLITests {
     static let fixture: TemporaryDirectory = {
         let dir = TemporaryDirectory("scenario-cli")
-        let r = try! runProcess("/usr/bin/python3", [repositoryRoot + "/scripts/make_llava_fixture.py", dir.file("llava")])
+        let r = try! runProcess("/usr/bin/python3", [repositoryRoot + "/Tests/Fixtures/data/make_llava_fixture.py", dir.file("llava")])
         precondition(r.status == 0, "make_llava_fixture.py failed (needs Pillow: scripts/bootstrap.sh installs python3-pil): \(r.stderr)")
         return dir
     }()

@@ -5,7 +5,7 @@ import Testing
 @testable import PilotLM
 
 /// BPETokenizer against Hugging Face `tokenizers` on SmolLM2's tokenizer.json: the committed fixture
-/// (scripts/make_tokenizer_fixture.py) holds 10,500 strings and the ids `tokenizers` 0.23 gave them.
+/// (Tests/Fixtures/lm/make_tokenizer_fixture.py) holds 10,500 strings and the ids `tokenizers` 0.23 gave them.
 @Suite struct BPETokenizerTests {
     struct Fixture {
         var strings: [String]
@@ -202,7 +202,7 @@ import Testing
         #expect(tok.decode([5, 6, 2, 3], skipSpecial: true) == "abab ab")
     }
 
-    /// Encode throughput on the fixture strings (printed, not asserted); scripts/bench_tokenizer.py compares it
+    /// Encode throughput on the fixture strings (printed, not asserted); scripts/bench/bench_tokenizer.py compares it
     /// with `tokenizers` on one thread.
     @Test(.enabled(if: LMFixtures.smollm2 != nil && ProcessInfo.processInfo.environment["PILOT_BENCH_TOKENIZER"] != nil))
     func throughput() throws {

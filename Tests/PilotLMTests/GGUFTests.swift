@@ -5,7 +5,7 @@ import PilotTestSupport
 import PilotLM
 
 /// GGUF reading: metadata of every value type, every supported tensor type bit for bit against
-/// gguf-py (fixture tiny_llama.gguf from scripts/make_format_fixtures.py), the llama view through
+/// gguf-py (fixture tiny_llama.gguf from Tests/Fixtures/lm/make_format_fixtures.py), the llama view through
 /// Hugging Face names, every kind of bad file, and every tensor of the real SmolLM2 GGUF.
 @Suite struct GGUFTests {
     static let tiny = FormatFixtures.path("tiny_llama.gguf")

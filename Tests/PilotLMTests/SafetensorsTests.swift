@@ -5,7 +5,7 @@ import PilotTestSupport
 import PilotLM
 
 /// Safetensors reading (single file, sharded checkpoint), writing, and every kind of bad file.
-/// Fixtures: scripts/make_format_fixtures.py (values checked there with safetensors.torch).
+/// Fixtures: Tests/Fixtures/lm/make_format_fixtures.py (values checked there with safetensors.torch).
 @Suite struct SafetensorsTests {
     static let mixed = FormatFixtures.path("mixed.safetensors")
 

@@ -32,10 +32,10 @@ struct ProximalTermTests {
         var rng = SeededRNG(seed: 4)
         let anchor = m.parameters.trainable.copy()
         for i in 0..<anchor.count { anchor.pointer[i] += Float(rng.normal()) * 0.05 }
-        m.proximal = ProximalTerm(mu: 2, anchor: anchor)
+        m.penalty = ProximalTerm(mu: 2, anchor: anchor)
         let withProx = try m.forwardBackward(batch)
         #expect(withProx.ce == plain.ce)
-        #expect(withProx.proximal > 0 && abs(withProx.total - (plain.total + withProx.proximal)) < 1e-12)
+        #expect(withProx.penalty > 0 && abs(withProx.total - (plain.total + withProx.penalty)) < 1e-12)
         let w = m.parameters.trainable.pointer, g = m.parameters.gradients.pointer
         var worst: Float = 0
         for i in 0..<anchor.count { worst = max(worst, abs(g[i] - (plainGrads[i] + 2 * (w[i] - anchor.pointer[i])))) }

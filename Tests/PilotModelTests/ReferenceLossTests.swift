@@ -43,7 +43,7 @@ struct ReferenceLossTests {
         try check(out, expected: [6.824131, 6.755163, 6.687845])
     }
 
-    /// Tiny shapes from scripts/make_model_fixture.py (same JAX code); always runs.
+    /// Tiny shapes from Tests/Fixtures/model/make_model_fixture.py (same JAX code); always runs.
     @Test func committedTinyFixture() throws {
         let path = Self.repoRoot.appendingPathComponent("Tests/Fixtures/model/tiny_ref.h5").path
         try check(path, expected: [4.404180, 3.817270, 3.424591])

@@ -1,7 +1,7 @@
 import Foundation
 import PilotCore
 
-/// One tiny transformers CLIP tower of Tests/Fixtures/clip/<name>/ (scripts/make_clip_fixture.py) and its outputs.
+/// One tiny transformers CLIP tower of Tests/Fixtures/clip/<name>/ (Tests/Fixtures/clip/make_clip_fixture.py) and its outputs.
 public struct CLIPFixture: Sendable {
     public static let names = ["vit-quickgelu", "vit-gelu", "clipmodel"]
     public static func path(_ name: String) -> String { repositoryRoot + "/Tests/Fixtures/clip/" + name }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Committed fixtures of the LM tests (made by scripts/make_lm_fixtures.py with transformers) and the
+/// Committed fixtures of the LM tests (made by Tests/Fixtures/lm/make_lm_fixtures.py with transformers) and the
 /// SmolLM2 model that scripts/get_smollm2.sh imports into models/ (fetched by scripts/test.sh).
 public enum LMFixtures {
     public static let dir = repositoryRoot + "/Tests/Fixtures/lm"

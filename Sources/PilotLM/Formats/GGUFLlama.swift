@@ -5,7 +5,7 @@ import PilotCore
 /// the importer read it like any safetensors checkpoint. llama.cpp's converter permutes the rows of
 /// q_proj and k_proj for its RoPE (`w.reshape(n_head, 2, D/2, in).swapaxes(1, 2)`, pairing rows (2i, 2i+1)
 /// instead of Hugging Face's (i, i + D/2)); `readFloat32` undoes that, as transformers' GGUF loader does
-/// (DESIGN.md §9). Without it the model still gives a plausible top-1 while its logits are off by up to 6.
+/// (docs/design.md §9). Without it the model still gives a plausible top-1 while its logits are off by up to 6.
 public final class GGUFLlamaSource: TensorSource {
     public let gguf: GGUFFile
     public var path: String { gguf.path }

@@ -2,7 +2,7 @@ import PilotCore
 
 // Shape letters: B sequences, P visual tokens, L = T − P text tokens, T context.
 
-/// One batch for the model. Sequence layout (DESIGN §2): [P visual tokens][BOS] instruction [SEP] answer [EOS],
+/// One batch for the model. Sequence layout (docs/design.md §2): [P visual tokens][BOS] instruction [SEP] answer [EOS],
 /// right-padded to T. `targets[b·T + t]` is the token that position t must predict, or −1 (no loss);
 /// only answer tokens and EOS carry a target.
 public struct Batch: Sendable {

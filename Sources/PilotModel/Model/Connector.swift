@@ -4,7 +4,7 @@ import PilotTensor
 // A adapter hidden width, C LM width, E router outputs (tasks).
 
 /// The connector between Hv [N,Dv] and the LM's visual token embeddings [N,C], in the four variants
-/// of DESIGN §3. Every adapter is a 2-layer tanh-GELU MLP with biases (LLaVA's mlp2x_gelu):
+/// of docs/design.md §3. Every adapter is a 2-layer tanh-GELU MLP with biases (LLaVA's mlp2x_gelu):
 /// y = gelu(x·W1 + b1)·W2 + b2.
 final class Connector {
     enum Coefficient { case one, router(Int) }

@@ -14,16 +14,16 @@ public struct LossParts: Sendable, Equatable, CustomStringConvertible {
     public var balance: Double
     /// λ2·Lz (stage 2).
     public var z: Double
-    /// FedProx's (μ/2)·‖w − w_global‖² (0 without a proximal term).
-    public var proximal: Double = 0
+    /// The method's weight penalty (`MLLM.penalty`, e.g. FedProx's (μ/2)·‖w − w_global‖²; 0 without one).
+    public var penalty: Double = 0
     /// Number of target tokens.
     public var targets: Int
     public var description: String {
-        "loss \(total) (ce \(ce), diff \(diff), balance \(balance), z \(z), proximal \(proximal), \(targets) targets)"
+        "loss \(total) (ce \(ce), diff \(diff), balance \(balance), z \(z), penalty \(penalty), \(targets) targets)"
     }
 }
 
-/// The small LLaVA-style MLLM of DESIGN §2: ViT → connector (variant) → Llama-style LM with LoRA.
+/// The small LLaVA-style MLLM of docs/design.md §2: ViT → connector (variant) → Llama-style LM with LoRA.
 /// Hand-written forward and backward passes over flat buffers; every parameter is a named view into
 /// `parameters` (trainable ones in one contiguous buffer).
 public final class MLLM {
@@ -35,8 +35,9 @@ public final class MLLM {
     public let maxBatch: Int
     /// Weight of FedDPA's local LoRA (1 in training; set per instance for FedDPA-T inference).
     public var localLoRAMix: Float
-    /// FedProx: added to the loss and the gradient of every training step when set.
-    public var proximal: ProximalTerm?
+    /// A federated method's term on the trainable weights (FedProx's proximal term), added to the loss
+    /// and the gradient of every training step when set.
+    public var penalty: (any WeightPenalty)?
 
     /// The imported frozen LM this model runs on, if any (shared, never written).
     public let base: PretrainedBase?
@@ -209,26 +210,26 @@ public final class MLLM {
         return LossParts(total: total, ce: head.ce, diff: aux.diff, balance: aux.balance, z: aux.z, targets: head.count)
     }
 
-    /// The loss of `batch` (forward only), with the proximal term when one is set.
+    /// The loss of `batch` (forward only), with the weight penalty when one is set.
     public func loss(_ batch: Batch) throws -> LossParts {
         var parts = try run(batch, backward: false)
-        if let proximal {
-            parts.proximal = proximal.forward(weights: parameters.trainable)
-            parts.total += parts.proximal
+        if let penalty {
+            parts.penalty = penalty.forward(weights: parameters.trainable)
+            parts.total += parts.penalty
         }
         return parts
     }
 
     /// Zeroes the gradients, then runs forward and backward; the gradients are in `parameters.gradients`.
-    /// With a `proximal` term, its value is in the loss and its gradient in the gradients.
+    /// With a `penalty`, its value is in the loss and its gradient in the gradients.
     @discardableResult
     public func forwardBackward(_ batch: Batch) throws -> LossParts {
         parameters.zeroGradients()
         var parts = try run(batch, backward: true)
-        if let proximal {
-            parts.proximal = proximal.forward(weights: parameters.trainable)
-            parts.total += parts.proximal
-            proximal.backward(weights: parameters.trainable, grads: parameters.gradients)
+        if let penalty {
+            parts.penalty = penalty.forward(weights: parameters.trainable)
+            parts.total += parts.penalty
+            penalty.backward(weights: parameters.trainable, grads: parameters.gradients)
         }
         return parts
     }

@@ -1,7 +1,7 @@
 import PilotCore
 import PilotLM
 
-/// Sizes of the LLaVA-style model (DESIGN §2). The default is the "tiny" reference.
+/// Sizes of the LLaVA-style model (docs/design.md §2). The default is the "tiny" reference.
 public struct ModelConfig: Codable, Sendable, Equatable {
     // Vision encoder (ViT)
     /// Square RGB image side in pixels.
@@ -122,7 +122,7 @@ public struct LMReference: Codable, Sendable, Equatable {
     }
 }
 
-/// The connector between vision encoder and LM (DESIGN §3).
+/// The connector between vision encoder and LM (docs/design.md §3).
 public enum ConnectorVariant: String, Codable, Sendable, CaseIterable {
     /// (a) one 2-layer GELU MLP (LLaVA's mlp2x_gelu): pretraining and the baselines.
     case mlp
@@ -134,7 +134,7 @@ public enum ConnectorVariant: String, Codable, Sendable, CaseIterable {
     case fedDPA = "feddpa"
 }
 
-/// Every open point of DESIGN §3, with the defaults of its table.
+/// Every open point of docs/design.md §3, with the defaults of its table.
 public struct ConnectorOptions: Codable, Sendable, Equatable {
     public enum ClientAdapterInStage2: String, Codable, Sendable { case frozen, trainable, dropped }
     public enum CrossTaskInit: String, Codable, Sendable { case copyOfLocal = "copy", random }

@@ -57,7 +57,7 @@ struct LlamaTests {
         }
     }
 
-    /// Counted only when scripts/malloc_count.c is preloaded (LD_PRELOAD=.build-engine/libmalloc_count.so).
+    /// Counted only when scripts/bench/malloc_count.c is preloaded (LD_PRELOAD=.build-engine/libmalloc_count.so).
     @Test("decode steps and greedy sampling allocate nothing after the first", .enabled(if: dlsym(nil, "pilot_alloc_count") != nil))
     func decodeAllocatesNothing() throws {
         guard let sym = dlsym(nil, "pilot_alloc_count") else { return }

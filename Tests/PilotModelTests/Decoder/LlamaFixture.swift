@@ -4,7 +4,7 @@ import PilotLM
 import PilotModel
 import PilotTestSupport
 
-/// One tiny transformers model of Tests/Fixtures/lm/tiny-<variant>/ (scripts/make_lm_fixtures.py) and its reference.
+/// One tiny transformers model of Tests/Fixtures/lm/tiny-<variant>/ (Tests/Fixtures/lm/make_lm_fixtures.py) and its reference.
 struct TinyLlamaFixture {
     static let variants = ["gqa-tied", "mha-untied", "attn-bias", "qwen2", "bf16"]
 

@@ -5,7 +5,7 @@ import PilotLM
 import PilotModel
 import PilotTestSupport
 
-/// The PEFT adapter of Tests/Fixtures/lm/peft-gqa-tied (scripts/make_peft_fixture.py: peft's save_pretrained of
+/// The PEFT adapter of Tests/Fixtures/lm/peft-gqa-tied (Tests/Fixtures/lm/make_peft_fixture.py: peft's save_pretrained of
 /// random nonzero LoRA on the tiny-gqa-tied model) and transformers+peft's logits through it.
 struct PEFTFixture {
     static let dir = LMFixtures.path("peft-gqa-tied")
@@ -122,7 +122,7 @@ struct PEFTTests {
     }
 
     /// The script direction: with PILOT_PEFT_CHECK_DIR set, our export of an adapter made here (in our
-    /// naming, not read from peft) and our logits through it are left there for scripts/check_peft_export.py.
+    /// naming, not read from peft) and our logits through it are left there for scripts/studies/check_peft_export.py.
     @Test("an adapter made here: export, reload, same logits; files for check_peft_export.py")
     func ownAdapterForScript() throws {
         let f = try PEFTFixture()

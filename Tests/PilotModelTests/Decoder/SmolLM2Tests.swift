@@ -7,7 +7,7 @@ import PilotTestSupport
 import PilotTensor
 
 /// SmolLM2-135M-Instruct against transformers (Tests/Fixtures/lm/smollm2_reference.json, made by
-/// scripts/make_lm_fixtures.py --smollm2). Needs the model directory (LMFixtures.smollm2; PILOT_SMOLLM2).
+/// Tests/Fixtures/lm/make_lm_fixtures.py --smollm2). Needs the model directory (LMFixtures.smollm2; PILOT_SMOLLM2).
 @Suite("SmolLM2 vs transformers", .serialized, .enabled(if: LMFixtures.smollm2 != nil))
 struct SmolLM2Tests {
     struct Reference {
@@ -82,7 +82,7 @@ struct SmolLM2Tests {
     }
 
     /// Forward tokens/s at batch 4 × 128 (no assertion on time): threads from PILOT_BENCH_THREADS (default 1).
-    /// Run by scripts/bench_lm_forward.sh with PILOT_LM_BENCH=1.
+    /// Run by scripts/bench/bench_lm_forward.sh with PILOT_LM_BENCH=1.
     @Test("forward throughput (prints tokens/s)", .enabled(if: ProcessInfo.processInfo.environment["PILOT_LM_BENCH"] == "1"))
     func forwardThroughput() throws {
         let env = ProcessInfo.processInfo.environment

@@ -1,0 +1,79 @@
+import PilotComm
+import PilotCore
+import PilotData
+import PilotHDF5
+import PilotJob
+import PilotModel
+
+/// What a rank reads once, before its first round: the frozen LM (client ranks of a run on an
+/// imported LM), the tokenizer, and its own clients' shards and test splits (only its own). The
+/// server reads no shard.
+struct ClientInputs {
+    /// This rank's clients' prepared training data, by client (empty on the server).
+    var train: [Int: PreparedExamples] = [:]
+    /// The test examples of every task this rank's clients have, by task.
+    var test: [FedTask: [Example]] = [:]
+    /// Each client's task, for every client of the scenario.
+    var clientTasks: [FedTask] = []
+    /// How this rank's examples become text (nil on the server of a run on an imported LM, which never tokenizes).
+    var codec: (any ExampleCodec)?
+    /// The imported frozen LM, loaded once per rank and shared by every model this rank builds (nil for
+    /// the built-in LM, and on the server, which only aggregates adapters).
+    var lm: PretrainedBase?
+    /// SHA-256 of each of this rank's clients' shards: a resume refuses changed inputs.
+    var shardHashes: [Int: String] = [:]
+
+    /// Collective over `world`: a failure on any rank is reported once by rank 0, naming the rank and the client.
+    static func load(scenario: ScenarioDirectory, base: BaseFiles, mine: Range<Int>, settings: RoundSettings,
+                     world: any Communicator, label: @escaping (Int) -> String) throws -> ClientInputs {
+        let first = settings.evalFirstExample, maxExamples = settings.evalMaxExamples
+        return try RankCheck.run(base.stored.lm == nil ? "loading the client data" : "loading the LM and the client data",
+                                 on: world, label: label) { () -> ClientInputs in
+            var out = ClientInputs(clientTasks: scenario.clientTasks)
+            if world.rank == 0 {
+                if base.stored.lm == nil { out.codec = WordLevelCodec(try base.tokenizer()) }
+                return out
+            }
+            out.lm = try PretrainedBase.load(for: base.stored, context: "the base checkpoint '\(base.path)'", lmPath: base.lmPath, towerPath: base.towerPath)
+            let codec: any ExampleCodec = try out.lm.map { try ChatCodec(base: $0) } ?? WordLevelCodec(try base.tokenizer())
+            out.codec = codec
+            let batcher = try Batcher(config: base.config, codec: codec, truncate: true)
+            for k in mine {
+                let shard: Shard
+                do { shard = try scenario.client(k) } catch { throw mine.count == 1 ? error : PilotError.message("client \(k): \(error)") }
+                out.shardHashes[k] = try RoundCheckpoint.fileDigest(scenario.clientPath(k))
+                // n_k = 0 would train nothing, store a loss of 0 and weigh 0/0 in Pilot's task means
+                guard !shard.examples.isEmpty else {
+                    throw PilotError.invalidArgument("client \(k)'s shard \(scenario.clientPath(k)) has no examples; every client needs at least one training example (rebuild the scenario, or remove the client from it)")
+                }
+                out.train[k] = try batcher.prepare(shard.examples)
+                let task = scenario.clientTasks[k]
+                if out.test[task] == nil {
+                    let split = try scenario.test(task).examples
+                    guard first < split.count else {
+                        throw PilotError.invalidArgument("eval.first_example = \(first) is past the end of the \(task.rawValue) test split (\(split.count) examples); use a value below \(split.count)")
+                    }
+                    out.test[task] = Array(split.dropFirst(first).prefix(maxExamples))
+                }
+            }
+            return out
+        }
+    }
+}
+
+/// The base checkpoint a run trains from: its path, its stored model config, the config with the
+/// run's `model.*` overrides applied, and where this machine keeps the LM and the vision tower.
+struct BaseFiles {
+    var path: String
+    var stored: ModelConfig
+    var config: ModelConfig
+    var lmPath: String?
+    var towerPath: String?
+
+    /// The word-level tokenizer of a base on the built-in LM.
+    func tokenizer() throws -> Tokenizer {
+        let f = try H5File.open(path)
+        defer { f.close() }
+        return try Tokenizer.read(from: f, group: "/tokenizer")
+    }
+}

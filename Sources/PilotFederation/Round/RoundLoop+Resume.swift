@@ -1,0 +1,62 @@
+import Foundation
+import PilotComm
+import PilotCore
+import PilotJob
+import PilotTensor
+
+extension RoundLoop {
+    /// Restores the state after committed round `round`: the server's state and metrics rows on rank 0,
+    /// each client's state on the rank that hosts it now. Collective.
+    func restore(round: Int) throws {
+        let world = federation.world
+        var digests: [String] = []
+        var storedText = ""
+        if federation.isServer {
+            let (meta, server, d) = try RoundCheckpoint.readRound(run: runDirectory, round: round)
+            storedText = meta.configText
+            // the inputs must be the ones the run was trained on (#18 item 7)
+            if !meta.baseHash.isEmpty && meta.baseHash != recorder.identity.baseHash {
+                throw PilotError.message("refusing to resume \(runDirectory): the base checkpoint \(basePath) changed since round \(round) (SHA-256 \(meta.baseHash.prefix(16))… then, \(recorder.identity.baseHash.prefix(16))… now); restore it, or start a new run")
+            }
+            // the same bits need the same kernel and threads (#18 item 6)
+            if !meta.blasCore.isEmpty && (meta.blasCore != BLASRuntime.coreName || meta.threads != Parallel.threads) {
+                let what = "round \(round) was computed with OpenBLAS's \(meta.blasCore) kernel and \(meta.threads) engine thread(s) per rank; this resume runs \(BLASRuntime.coreName) with \(Parallel.threads)"
+                if settings.strictReproducibility {
+                    throw PilotError.message("refusing to resume \(runDirectory): \(what), so it would not continue bitwise (run.strict_reproducibility = true). Resume on a node of the same CPU kind with the same --threads, or pin the kernel with run.blas_core / OPENBLAS_CORETYPE=\(meta.blasCore)")
+                }
+                emit(.message("warning: \(what); the run continues correctly but not bitwise (pin it with OPENBLAS_CORETYPE=\(meta.blasCore) and --threads \(meta.threads), or refuse with run.strict_reproducibility = true)"))
+            }
+            digests = d
+            serverState = server
+            try recorder.restoreLog(round: round)
+        }
+        storedText = try world.broadcast(string: storedText, root: 0)
+        // every rank finds the same difference; RankCheck prints it once
+        try RankCheck.run("resuming \(runDirectory)", on: world) {
+            let stored = try RunConfig(effectiveFile: storedText, path: RoundCheckpoint.roundFile(runDirectory, round))
+            if stored.values != config.values {
+                let diff = config.differences(from: stored)
+                throw PilotError.message("refusing to resume \(runDirectory): the config differs from the one the run was started with:\n  "
+                                         + diff.joined(separator: "\n  ") + "\nresume with the original config, or start a new run directory")
+            }
+        }
+        let allDigests = try world.broadcastSized(Array(digests.joined(separator: "\n").utf8), root: 0)
+        let list = String(decoding: allDigests, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        // Each rank reads its own clients' files, whatever ranks wrote them (the placement may differ).
+        let mine = federation.localClients
+        let read = try RankCheck.run("reading round \(round)'s client states", on: world, label: { [placement = federation.placement] in placement.label($0) }) { () -> [Int: TensorDict] in
+            var out: [Int: TensorDict] = [:]
+            for c in mine {
+                out[c] = try RoundCheckpoint.readClient(run: runDirectory, round: round, client: c,
+                                                        expectedDigest: c < list.count ? list[c] : nil)
+                if let then = try RoundCheckpoint.readShardHash(run: runDirectory, round: round, client: c), !then.isEmpty,
+                   let now = host.inputs.shardHashes[c], then != now {
+                    throw PilotError.message("client \(c)'s shard \(scenario.clientPath(c)) changed since round \(round) (SHA-256 \(then.prefix(16))… then, \(now.prefix(16))… now); restore it, or start a new run")
+                }
+            }
+            return out
+        }
+        for (c, s) in read { host.states[c] = s }
+        emit(.message("resumed \(runDirectory) after round \(round)"))
+    }
+}

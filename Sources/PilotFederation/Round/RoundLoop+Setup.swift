@@ -1,0 +1,78 @@
+import PilotComm
+import PilotCore
+import PilotData
+import PilotHDF5
+import PilotJob
+import PilotModel
+
+extension RoundLoop {
+    /// Collective over `world`: places the clients, checks the settings and the base checkpoint, and
+    /// loads every rank's inputs. What every rank reads from the same files fails the same way on
+    /// each; `RankCheck` reports it once. `events` receives rank 0's events.
+    public convenience init(config: RunConfig, runDirectory: String, world: any Communicator, events: @escaping (RoundEvent) -> Void) throws {
+        let typed = try RunSettings(config)
+        let settings = RoundSettings(typed)
+        let emit: (RoundEvent) -> Void = world.rank == 0 ? events : { _ in }
+        let scenario = try ScenarioDirectory(path: typed.run.data)
+        let tasks = scenario.tasks
+        let clientTasks = scenario.clientTasks.map { t in tasks.firstIndex(of: t)! }
+        let placement = try RankCheck.run("placing \(clientTasks.count) clients on \(world.size) ranks", on: world) {
+            try Placement(clients: clientTasks.count, worldSize: world.size, clientsPerRank: settings.clientsPerRank)
+        }
+        let strategy = StrategyFactory.make(typed)
+        try RankCheck.run("checking the run's settings", on: world) {
+            try settings.sampling.validate(clients: clientTasks.count)
+            if strategy.dataParallel && (placement.clientRanks != clientTasks.count || settings.sampling.size(of: clientTasks.count) != clientTasks.count) {
+                throw PilotError.invalidArgument("centralized training is data-parallel with one client per rank and every client in every round: run with -np \(clientTasks.count + 1), without run.clients_per_rank > 1 or run.fraction < 1")
+            }
+        }
+        let base = try RankCheck.run("checking the base checkpoint", on: world) { try Self.checkBase(typed, scenario: scenario) }
+        let mine = placement.clients(onRank: world.rank)
+        let inputs = try ClientInputs.load(scenario: scenario, base: base, mine: mine, settings: settings, world: world,
+                                           label: { placement.label($0) })
+        var cut = [Int64(inputs.train.values.map(\.truncation.truncated).reduce(0, +)), Int64(inputs.train.values.map(\.truncation.total).reduce(0, +))]
+        try world.allreduce(&cut, op: .sum)
+        if let line = TruncationCount(truncated: Int(cut[0]), total: Int(cut[1])).message(textLength: base.config.textLength, what: "client training data") {
+            emit(.message(line))
+        }
+        let federation = try Federation(world: world, clientTasks: clientTasks, numTasks: tasks.count, placement: placement,
+                                        localSamples: mine.map { inputs.train[$0]!.count }, sampling: settings.sampling)
+        let baseHash = world.rank == 0 ? try RoundCheckpoint.fileDigest(base.path) : ""
+        let identity = RunIdentity(
+            algorithm: strategy.name, configText: config.effectiveFile, configHash: config.hash,
+            baseHash: baseHash, shardHashes: inputs.shardHashes,
+            taskNames: tasks.map(\.rawValue),
+            metricsAttributes: ["algorithm": .string(strategy.name), "scenario": .string(scenario.scenario.rawValue),
+                                "client_tasks": .strings(scenario.clientTasks.map(\.rawValue)), "tasks": .strings(tasks.map(\.rawValue)),
+                                "config": .string(config.effectiveFile), "config_sha256": .string(config.hash),
+                                "world_size": .int(Int64(world.size))])
+        let host = ClientHost(settings: settings, strategy: strategy, federation: federation, inputs: inputs,
+                              basePath: base.path, overrides: typed.modelOverrides)
+        host.faults = ClientFaults(settings.faults)
+        let server = ServerStep(strategy: strategy, roster: federation.roster, robust: settings.robust, dp: settings.dp,
+                                seed: UInt64(settings.seed),
+                                describe: { "client \($0) (\(placement.label(placement.rank(of: $0))))" })
+        let recorder = RoundRecorder(runDirectory: runDirectory, federation: federation, settings: settings, identity: identity, emit: emit)
+        self.init(config: config, settings: settings, runDirectory: runDirectory, federation: federation, strategy: strategy,
+                  scenario: scenario, basePath: base.path, host: host, server: server, recorder: recorder, emit: emit)
+    }
+
+    /// The base checkpoint, checked against the scenario and the config's `model.*` keys.
+    static func checkBase(_ settings: RunSettings, scenario: ScenarioDirectory) throws -> BaseFiles {
+        let basePath = settings.run.base
+        let (stored, baseInfo) = try BaseCheckpoint.readMetadata(path: basePath)
+        if !baseInfo.scenario.isEmpty && baseInfo.scenario != scenario.scenario.rawValue {
+            throw PilotError.invalidArgument("the base checkpoint '\(basePath)' was pretrained on the \(baseInfo.scenario) scenario, but run.data '\(scenario.path)' is the \(scenario.scenario.rawValue) scenario; pretrain a base on this data (`pilot pretrain --data \(scenario.path)`) or point run.base at the \(scenario.scenario.rawValue) base")
+        }
+        let baseConfig = settings.modelOverrides.apply(to: stored)
+        try baseConfig.validate()
+        let lmPath = settings.model.lm, towerPath = settings.model.visionTower
+        if lmPath != nil && stored.lm == nil {
+            throw PilotError.invalidArgument("model.lm is set but the base checkpoint '\(basePath)' was pretrained on the built-in LM; pretrain a base on the LM (`pilot pretrain --lm DIR`) or remove model.lm")
+        }
+        if towerPath != nil && stored.visionTower == nil {
+            throw PilotError.invalidArgument("model.vision_tower is set but the base checkpoint '\(basePath)' was pretrained with the built-in ViT; remove model.vision_tower, or pretrain a base with `pilot pretrain --vision-tower DIR`")
+        }
+        return BaseFiles(path: basePath, stored: stored, config: baseConfig, lmPath: lmPath, towerPath: towerPath)
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import PilotComm
+import PilotCore
+import PilotData
+import PilotJob
+import PilotModel
+
+/// The one round loop that every strategy runs in, in three roles (as Flower's `fit_round`):
+///
+///  - `ClientHost`, on every client rank: builds, trains and clips its clients' models, then
+///    applies the round's results and evaluates;
+///  - `ServerStep`, pure, on rank 0 inside the exchange: validates, adds DP noise, aggregates;
+///  - `RoundRecorder`: gathers the records, commits the checkpoint and metrics.h5, reports.
+///
+/// Per round: configure → train → exchange (server step) → apply → evaluate → commit → stop if a
+/// signal asked. `RoundLoop+Setup.swift` builds the three roles from the config.
+public final class RoundLoop {
+    public enum Outcome: Equatable, Sendable { case finished(rounds: Int), stopped(afterRound: Int) }
+
+    public let config: RunConfig
+    public let settings: RoundSettings
+    public let runDirectory: String
+    let federation: Federation
+    let strategy: FederatedStrategy
+    let scenario: ScenarioDirectory
+    let basePath: String
+    let host: ClientHost
+    let server: ServerStep
+    let recorder: RoundRecorder
+    let emit: (RoundEvent) -> Void
+    /// The server's state (rank 0): FedAdam's moments, Pilot's task adapters.
+    var serverState = TensorDict()
+
+    /// Test hook: behave as if a stop signal arrived during this round.
+    public var simulateStopAfterRound: Int?
+    /// Faults this rank injects into its clients' training (tests; `faults.*` installs one).
+    public var clientFaults: ClientFaults {
+        get { host.faults }
+        set { host.faults = newValue }
+    }
+    /// K, the scenario's clients.
+    public var clientCount: Int { federation.clientCount }
+
+    init(config: RunConfig, settings: RoundSettings, runDirectory: String, federation: Federation, strategy: FederatedStrategy,
+         scenario: ScenarioDirectory, basePath: String, host: ClientHost, server: ServerStep, recorder: RoundRecorder,
+         emit: @escaping (RoundEvent) -> Void) {
+        self.config = config; self.settings = settings; self.runDirectory = runDirectory; self.federation = federation
+        self.strategy = strategy; self.scenario = scenario; self.basePath = basePath
+        self.host = host; self.server = server; self.recorder = recorder; self.emit = emit
+    }
+
+    /// Runs rounds after the last committed one (0 for a new run) until R, or until a stop signal.
+    public func run(resume: Bool) throws -> Outcome {
+        let world = federation.world
+        var start = 0
+        if resume, let last = try RoundCheckpoint.latestRound(run: runDirectory) {
+            start = last
+            try restore(round: last)
+        }
+        let rounds = settings.rounds
+        if start >= rounds {
+            emit(.message("run already complete (\(rounds) rounds); nothing to do"))
+            return .finished(rounds: rounds)
+        }
+        // A commit killed before its rename leaves its temporary file; nothing is writing yet, so rank 0
+        // removes them before any rank writes (the barrier) and says so.
+        if world.isRoot {
+            let removed = RoundCheckpoint.removeStaleTemporaries(run: runDirectory)
+            if !removed.isEmpty {
+                emit(.message("removed \(removed.count) temporary file(s) that an interrupted commit left in \(RoundCheckpoint.directory(runDirectory)): \(removed.prefix(4).joined(separator: ", "))\(removed.count > 4 ? ", …" : "")"))
+            }
+        }
+        try world.barrier()
+        for round in (start + 1)...rounds {
+            if try runRound(round) && round < rounds {
+                emit(.message("stop requested by signal: round \(round) is committed; resume with `pilot train --resume \(runDirectory)`"))
+                return .stopped(afterRound: round)
+            }
+        }
+        return .finished(rounds: rounds)
+    }
+
+    /// One round, collective; returns whether a stop was requested.
+    func runRound(_ round: Int) throws -> Bool {
+        let world = federation.world, started = Date()
+        world.resetCounts()
+        emit(.phase(round: round, .train))
+        let plans = strategy.configure(round: round, federation: federation)
+        var training = try host.train(round: round, plans: plans)
+
+        emit(.phase(round: round, .communicate))
+        let t0 = Date()
+        federation.aggregationClock.reset()
+        var rejected = training.rejections
+        if strategy.exchanges {
+            let exchange = try RoundExchange.run(training.updates, federation: federation) { [server, serverState] updates in
+                try server(round: round, updates: updates, serverState: serverState)
+            }
+            if let state = exchange.serverState { serverState = state }
+            rejected += exchange.rejected
+            try host.apply(round: round, exchange: exchange, to: &training)
+        } else {
+            host.keepOwn(&training)
+            if strategy.dataParallel {
+                // one client per rank: the rank's gradient sums are the client's
+                for c in host.mine { training.records[c]!.bytesSent = Double(world.bytesSent); training.records[c]!.bytesReceived = Double(world.bytesReceived) }
+            }
+        }
+        for r in rejected where host.mine.contains(r.client) { training.records[r.client]!.rejected = true }
+        try recorder.reportRejections(rejected, round: round)
+        let communicateSeconds = Date().timeIntervalSince(t0)
+        // The server's aggregation time, which every client waited for inside the exchange.
+        let aggregateSeconds = try world.broadcast(scalar: federation.aggregationClock.seconds, root: 0)
+        for c in host.mine where training.records[c]!.participated {
+            training.records[c]!.secondsCommunicate = communicateSeconds
+            training.records[c]!.secondsAggregate = aggregateSeconds
+        }
+
+        emit(.phase(round: round, .evaluate))
+        if settings.evaluates(round: round) {
+            // eval.fraction samples the intermediate evaluations; the last round scores every client
+            let clients = round == settings.rounds ? Array(0..<federation.clientCount)
+                : settings.evalSampling.sample(round: round, clients: federation.clientCount, stream: 1)
+            try host.evaluate(round: round, clients: clients, into: &training.records)
+        }
+
+        try recorder.commit(round: round, stage: plans.first?.spec.stage ?? 0, records: training.records, states: host.states,
+                            serverState: serverState, aggregateSeconds: aggregateSeconds, started: started,
+                            dataParallel: strategy.dataParallel)
+        if simulateStopAfterRound == round { StopSignal.request() }
+        return try world.allreduce(scalar: Int64(StopSignal.requested ? 1 : 0), op: .max) > 0
+    }
+}

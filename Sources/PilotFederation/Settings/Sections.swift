@@ -1,0 +1,266 @@
+import PilotModel
+
+// Every section of a run configuration, decoded once (`RunSettings`). Each struct has one field per
+// key of its `keys`, in the same order, named as the key in camelCase (`lr_stage1` → `lrStage1`);
+// `keys` gives each key its type, range, default and meaning, and is what validates a config and
+// what `pilot train --list-keys` prints. An optional key (no default) is an optional field.
+
+/// `[run]`: the run: method, seed, rounds, inputs, placement and sampling.
+public struct RunSection: ConfigSection {
+    public static let name = "run"
+    public var algorithm: Algorithm
+    public var seed: Int
+    public var rounds: Int
+    public var data: String
+    public var base: String
+    public var evalEvery: Int
+    public var clientsPerRank: Int?
+    public var fraction: Double?
+    public var minClients: Int?
+    public var blasCore: String?
+    public var strictReproducibility: Bool?
+
+    public static let keys: [ConfigKey] = [
+        .init(name: "run.algorithm", kind: .string(Algorithm.allCases.map(\.rawValue)),
+              defaultValue: .string("pilot"),
+              help: "method: pilot (the paper), local (no communication), centralized (one model on all clients' data, data-parallel), fedavg, fedprox, fedadam, shepherd (LoRA-only FedAvg), feddpa (FedDPA-T)"),
+        .init(name: "run.seed", kind: .int(0...RunConfigSchema.big), defaultValue: .int(1), help: "seed of every random choice (data order, initialisation)"),
+        .init(name: "run.rounds", kind: .int(1...1000), defaultValue: .int(3), help: "federated rounds R; Pilot runs stage 1 in round 1 and stage 2 after"),
+        .init(name: "run.data", kind: .string(nil), defaultValue: nil, help: "scenario directory written by `pilot data generate` (relative to the config file)"),
+        .init(name: "run.base", kind: .string(nil), defaultValue: nil, help: "base checkpoint written by `pilot pretrain` (relative to the config file)"),
+        .init(name: "run.eval_every", kind: .int(0...1000), defaultValue: .int(1), help: "evaluate every N rounds (0: only after the last round)"),
+        .init(name: "run.clients_per_rank", kind: .int(0...1_000_000), defaultValue: nil,
+              help: "clients each client rank hosts (trained one after another); 0 or unset: spread the K clients over the world size in contiguous blocks, so any -np from 2 to K + 1 works", optional: true),
+        .init(name: "run.fraction", kind: .double(1e-9...1), defaultValue: nil,
+              help: "share of the clients that train in a round (Flower's fraction_fit), a seeded sample of max(⌊fraction·K⌋, run.min_clients) drawn from (seed, round); unset: 1, every client", optional: true),
+        .init(name: "run.min_clients", kind: .int(0...1_000_000), defaultValue: nil,
+              help: "least clients a sampled round trains (Flower's min_fit_clients); unset: 0", optional: true),
+        .init(name: "run.blas_core", kind: .string(["haswell", "skylakex", "cooperlake", "zen", "sandybridge"]), defaultValue: nil,
+              help: "pin OpenBLAS's kernel (OPENBLAS_CORETYPE, set by pilot train before OpenBLAS loads): \"haswell\" gives the same bits on every x86-64 CPU with AVX2 (heterogeneous clusters, comparing with committed results), at a cost in speed on AVX-512 CPUs (docs/performance.md); unset: OpenBLAS's choice, or the environment's OPENBLAS_CORETYPE", optional: true),
+        .init(name: "run.strict_reproducibility", kind: .bool, defaultValue: nil,
+              help: "true: refuse to resume on another BLAS kernel or thread count than the run's checkpoints record (they would continue correctly but not bitwise); unset: warn", optional: true),
+    ]
+}
+
+/// `[model]`: what a run changes on the base model (LoRA) and where this machine keeps the imported LM and tower.
+public struct ModelSection: ConfigSection {
+    public static let name = "model"
+    public var lm: String?
+    public var visionTower: String?
+    public var loraRank: Int?
+    public var loraAlpha: Double?
+    public var loraTargets: [String]?
+
+    public static let keys: [ConfigKey] = [
+        .init(name: "model.lm", kind: .string(nil), defaultValue: nil,
+              help: "the imported LM's directory on this machine (relative to the config file); its files must hash to what the base checkpoint recorded. Default: the path the base recorded", optional: true),
+        .init(name: "model.vision_tower", kind: .string(nil), defaultValue: nil,
+              help: "the CLIP vision tower's directory on this machine (relative to the config file), for a base pretrained with --vision-tower; its files must hash to what the base recorded. Default: the path the base recorded", optional: true),
+        .init(name: "model.lora_rank", kind: .int(1...4096), defaultValue: nil,
+              help: "LoRA rank r on the LM (default: the base's, 16; the paper uses 64)", optional: true),
+        .init(name: "model.lora_alpha", kind: .double(1e-6...1e6), defaultValue: nil,
+              help: "LoRA alpha; the update is scaled by alpha/r (default: 2·r when lora_rank is given, else the base's, 32)", optional: true),
+        .init(name: "model.lora_targets", kind: .strings(ModelConfig.allLoRATargets), defaultValue: nil,
+              help: "linears that get LoRA, e.g. [\"q\", \"v\"] (default: all seven, q k v o gate up down)", optional: true),
+    ]
+}
+
+/// `[train]`: every client's local training.
+public struct TrainSection: ConfigSection {
+    public static let name = "train"
+    public var epochs: Int
+    public var maxSteps: Int
+    public var batchSize: Int
+    public var lr: Double
+    public var lrStage1: Double
+    public var lrStage2: Double
+    public var warmupSteps: Int
+    public var weightDecay: Double
+    public var maxGradNorm: Double
+
+    public static let keys: [ConfigKey] = [
+        .init(name: "train.epochs", kind: .int(1...1000), defaultValue: .int(1), help: "local epochs E per round"),
+        .init(name: "train.max_steps", kind: .int(0...RunConfigSchema.big), defaultValue: .int(0), help: "cap on local steps per round (0: no cap)"),
+        .init(name: "train.batch_size", kind: .int(1...512), defaultValue: .int(16), help: "local batch size"),
+        .init(name: "train.lr", kind: .double(1e-9...1), defaultValue: .double(1e-3), help: "learning rate of the baselines"),
+        .init(name: "train.lr_stage1", kind: .double(1e-9...1), defaultValue: .double(1e-3), help: "Pilot stage-1 learning rate (paper: 2e-5 at full size)"),
+        .init(name: "train.lr_stage2", kind: .double(1e-9...1), defaultValue: .double(1e-3), help: "Pilot stage-2 learning rate (paper: 4e-5 at full size)"),
+        .init(name: "train.warmup_steps", kind: .int(0...RunConfigSchema.big), defaultValue: .int(0), help: "linear warm-up steps at the start of each round"),
+        .init(name: "train.weight_decay", kind: .double(0...10), defaultValue: .double(0), help: "AdamW decoupled weight decay"),
+        .init(name: "train.max_grad_norm", kind: .double(0...1e6), defaultValue: .double(1), help: "global-norm gradient clipping (0: off)"),
+    ]
+}
+
+/// `[pilot]`: Pilot's connector losses, cross-task adapters and ATA (the paper's ablations).
+public struct PilotSection: ConfigSection {
+    public static let name = "pilot"
+    public var lambdaDiff: Double
+    public var lambdaBalance: Double
+    public var lambdaZ: Double
+    public var diffNormalization: DifferenceLoss.Normalization
+    public var routerTopK: Int
+    public var clientAdapterStage2: ConnectorOptions.ClientAdapterInStage2
+    public var crossTask: Bool
+    public var crossTaskInit: ConnectorOptions.CrossTaskInit
+    public var diffLoss: Bool
+    public var auxLosses: Bool
+    public var ata: Bool
+    public var ataSelection: ATASelection
+    public var ataM: Int
+    public var ataZ: ATANormalisation
+
+    public static let keys: [ConfigKey] = [
+        .init(name: "pilot.lambda_diff", kind: .double(0...1e3), defaultValue: .double(0.1), help: "λ0, weight of the stage-1 difference loss"),
+        .init(name: "pilot.lambda_balance", kind: .double(0...1e3), defaultValue: .double(0.1), help: "λ1, weight of the load-balance loss"),
+        .init(name: "pilot.lambda_z", kind: .double(0...1e3), defaultValue: .double(0.01), help: "λ2, weight of the router z-loss"),
+        .init(name: "pilot.diff_normalization", kind: .string(["row_l2_mean", "raw_frobenius"]), defaultValue: .string("row_l2_mean"),
+              help: "difference loss on row-normalised features (default) or raw Frobenius"),
+        .init(name: "pilot.router_top_k", kind: .int(0...64), defaultValue: .int(0), help: "0: dense softmax router over all T (official); k: top-k with renormalisation"),
+        .init(name: "pilot.client_adapter_stage2", kind: .string(["frozen", "dropped", "trainable"]), defaultValue: .string("frozen"),
+              help: "client adapter in stage 2: kept in the sum and frozen (default), dropped (official code), or trained"),
+        .init(name: "pilot.cross_task", kind: .bool, defaultValue: .bool(true), help: "ablation: false removes the cross-task adapters (zero and frozen)"),
+        .init(name: "pilot.cross_task_init", kind: .string(["copy", "random"]), defaultValue: .string("copy"), help: "cross-task adapter init (Table 6)"),
+        .init(name: "pilot.diff_loss", kind: .bool, defaultValue: .bool(true), help: "ablation: false sets λ0 = 0"),
+        .init(name: "pilot.aux_losses", kind: .bool, defaultValue: .bool(true), help: "ablation: false sets λ1 = λ2 = 0"),
+        .init(name: "pilot.ata", kind: .bool, defaultValue: .bool(true), help: "adaptive text-adapter aggregation; false: n_k-weighted average of LoRA"),
+        .init(name: "pilot.ata_selection", kind: .string(["top_m", "same_task", "all"]), defaultValue: .string("top_m"),
+              help: "ATA neighbour set (Table 5): the M nearest clients of any task, same-task clients, or all clients"),
+        .init(name: "pilot.ata_m", kind: .int(1...10_000), defaultValue: .int(6), help: "M of top-M (paper: 6 of 8 other clients)"),
+        .init(name: "pilot.ata_z", kind: .string(["normalised", "paper_literal"]), defaultValue: .string("normalised"),
+              help: "Z of Eq. 12: weights summing to one (default) or as printed (n_k + Σ n_k')"),
+    ]
+}
+
+/// `[fedprox]`: FedProx.
+public struct FedProxSection: ConfigSection {
+    public static let name = "fedprox"
+    public var mu: Double
+
+    public static let keys: [ConfigKey] = [
+        .init(name: "fedprox.mu", kind: .double(0...1e6), defaultValue: .double(0.01), help: "μ of FedProx's proximal term (μ/2)‖w − w_global‖²"),
+    ]
+}
+
+/// `[fedadam]`: FedAdam's server optimiser.
+public struct FedAdamSection: ConfigSection {
+    public static let name = "fedadam"
+    public var eta: Double
+    public var beta1: Double
+    public var beta2: Double
+    public var tau: Double
+    public var biasCorrection: Bool
+
+    public static let keys: [ConfigKey] = [
+        .init(name: "fedadam.eta", kind: .double(1e-9...10), defaultValue: .double(1e-2), help: "FedAdam server learning rate η"),
+        .init(name: "fedadam.beta1", kind: .double(0...0.999_999), defaultValue: .double(0.9), help: "FedAdam server β1"),
+        .init(name: "fedadam.beta2", kind: .double(0...0.999_999), defaultValue: .double(0.99), help: "FedAdam server β2"),
+        .init(name: "fedadam.tau", kind: .double(1e-12...1), defaultValue: .double(1e-3), help: "FedAdam adaptivity τ (the denominator guard)"),
+        .init(name: "fedadam.bias_correction", kind: .bool, defaultValue: .bool(false),
+              help: "false: the paper's step (Reddi et al.); true: Flower's bias-corrected step η·√(1−β2^(t+1))/(1−β1^(t+1))"),
+    ]
+}
+
+/// `[feddpa]`: FedDPA-T's inference.
+public struct FedDPASection: ConfigSection {
+    public static let name = "feddpa"
+    public var support: Int
+
+    public static let keys: [ConfigKey] = [
+        .init(name: "feddpa.support", kind: .int(1...4096), defaultValue: .int(5),
+              help: "FedDPA-T inference: local training prompts whose last-token states weigh the local LoRA per test instance"),
+    ]
+}
+
+/// `[robust]`: what the server checks and how it averages.
+public struct RobustSection: ConfigSection {
+    /// Every strategy's averaging step, from `aggregator` and its parameters.
+    public var rule: RobustAggregator {
+        switch aggregator ?? "mean" {
+        case "median": return .median
+        case "trimmed_mean": return .trimmedMean(beta: trim ?? 0.2)
+        case "krum": return .krum(f: byzantineF ?? 1)
+        case "multi_krum": return .multiKrum(f: byzantineF ?? 1, m: krumM ?? 2)
+        default: return .mean
+        }
+    }
+    public static let name = "robust"
+    public var maxUpdateNorm: Double?
+    public var onBad: String?
+    public var aggregator: String?
+    public var trim: Double?
+    public var byzantineF: Int?
+    public var krumM: Int?
+
+    public static let keys: [ConfigKey] = [
+        .init(name: "robust.max_update_norm", kind: .double(0...1e30), defaultValue: nil,
+              help: "bound on each update's L2 distance from the coordinate-wise median of the round's updates of the same layout, checked at the server; unset: no bound", optional: true),
+        .init(name: "robust.on_bad", kind: .string(["reject", "clip"]), defaultValue: nil,
+              help: "an update beyond robust.max_update_norm is rejected (default) or clipped back to the bound around the median", optional: true),
+        .init(name: "robust.aggregator", kind: .string(["mean", "median", "trimmed_mean", "krum", "multi_krum"]), defaultValue: nil,
+              help: "every strategy's averaging step: the n_k-weighted mean (default), Flower's FedMedian, FedTrimmedAvg, Krum or multi-Krum", optional: true),
+        .init(name: "robust.trim", kind: .double(0...0.4999), defaultValue: nil, help: "trimmed_mean: share cut from each end per coordinate (Flower's beta); unset: 0.2", optional: true),
+        .init(name: "robust.byzantine_f", kind: .int(0...1_000_000), defaultValue: nil, help: "krum, multi_krum: the number f of Byzantine clients tolerated; unset: 1", optional: true),
+        .init(name: "robust.krum_m", kind: .int(1...1_000_000), defaultValue: nil, help: "multi_krum: the clients kept and averaged; unset: 2", optional: true),
+    ]
+}
+
+/// `[dp]`: client-level differential privacy (DP-FedAvg).
+public struct DPSection: ConfigSection {
+    public static let name = "dp"
+    public var clip: Double?
+    public var noiseMultiplier: Double?
+    public var delta: Double?
+
+    public static let keys: [ConfigKey] = [
+        .init(name: "dp.clip", kind: .double(1e-12...1e12), defaultValue: nil,
+              help: "client-level DP (DP-FedAvg): each client's update (the change of what it sends during the round) is clipped to this L2 norm before it leaves the client; unset: no DP", optional: true),
+        .init(name: "dp.noise_multiplier", kind: .double(0...1e6), defaultValue: nil,
+              help: "σ: the server adds N(0, (σ·dp.clip)²) to every coordinate of every clipped update, seeded by (seed, round, client); unset: 1", optional: true),
+        .init(name: "dp.delta", kind: .double(1e-15...0.1), defaultValue: nil, help: "δ at which the RDP accountant reports ε after every round; unset: 1e-5", optional: true),
+    ]
+}
+
+/// `[faults]`: fault injection for tests (not part of the run's identity).
+public struct FaultsSection: ConfigSection {
+    public static let name = "faults"
+    public var nanClient: Int?
+    public var nanRound: Int?
+    public var scaleClient: Int?
+    public var scaleFactor: Double?
+    public var failClient: Int?
+    public var failRound: Int?
+    public var killPoint: String?
+    public var killRound: Int?
+
+    public static let keys: [ConfigKey] = [
+        .init(name: "faults.nan_client", kind: .int(0...1_000_000), defaultValue: nil, help: "fault injection (tests): this client's trained parameters get a NaN (every round, or faults.nan_round)", optional: true),
+        .init(name: "faults.nan_round", kind: .int(1...1000), defaultValue: nil, help: "fault injection: the round of faults.nan_client (unset: every round)", optional: true),
+        .init(name: "faults.scale_client", kind: .int(0...1_000_000), defaultValue: nil, help: "fault injection: this client's trained parameters are multiplied by faults.scale_factor every round", optional: true),
+        .init(name: "faults.scale_factor", kind: .double(-1e30...1e30), defaultValue: nil, help: "fault injection: the factor of faults.scale_client (unset: 1e6)", optional: true),
+        .init(name: "faults.fail_client", kind: .int(0...1_000_000), defaultValue: nil, help: "fault injection: this client's training throws (in faults.fail_round, or every round)", optional: true),
+        .init(name: "faults.fail_round", kind: .int(1...1000), defaultValue: nil, help: "fault injection: the round of faults.fail_client (unset: every round)", optional: true),
+        .init(name: "faults.kill_point", kind: .string(["after_client_files", "after_round_file", "after_latest", "after_metrics"]), defaultValue: nil,
+              help: "fault injection: every rank kills itself (SIGKILL) at this point of round faults.kill_round's commit", optional: true),
+        .init(name: "faults.kill_round", kind: .int(1...1000), defaultValue: nil, help: "fault injection: the round of faults.kill_point (unset: 1)", optional: true),
+    ]
+}
+
+/// `[eval]`: evaluation.
+public struct EvalSection: ConfigSection {
+    public static let name = "eval"
+    public var maxExamples: Int
+    public var firstExample: Int
+    public var maxNewTokens: Int
+    public var fraction: Double?
+    public var batchSize: Int
+
+    public static let keys: [ConfigKey] = [
+        .init(name: "eval.max_examples", kind: .int(1...1_000_000), defaultValue: .int(200), help: "test examples each client scores (from its task's test split)"),
+        .init(name: "eval.first_example", kind: .int(0...1_000_000), defaultValue: .int(0),
+              help: "index of the first test example scored: 0 for the reported scores, e.g. 200 for a held-out slice that tunes learning rates"),
+        .init(name: "eval.max_new_tokens", kind: .int(1...64), defaultValue: .int(16), help: "greedy decoding length cap"),
+        .init(name: "eval.fraction", kind: .double(1e-9...1), defaultValue: nil,
+              help: "share of the clients scored in an intermediate evaluation round, a seeded sample (at least one client); the last round scores every client. Unset: 1, every client", optional: true),
+        .init(name: "eval.batch_size", kind: .int(1...512), defaultValue: .int(32), help: "evaluation batch size"),
+    ]
+}
