@@ -4,8 +4,10 @@
 //   C shims (CMPI, COpenBLAS, CHDF5, CZlib, CTurboJPEG, CPNG)
 //   -> PilotCore (errors, checksums)
 //   -> PilotTensor (buffers, sgemm, kernels)   PilotComm (communicator protocol, MPI + in-process)   PilotHDF5 (HDF5 store)
-//   -> PilotLM (pretrained LMs: safetensors/GGUF readers, byte-level BPE, Llama inference, chat format)
-//   -> PilotModel (layers, connectors, LM, losses, optimiser; imports PilotLM and PilotHDF5)
+//   -> PilotLM (model files: safetensors/GGUF readers, byte-level BPE, chat formats, LlamaConfig, the
+//      Hugging Face name table and weights, PEFT adapter I/O, the frozen CLIP tower)
+//   -> PilotModel (layers, the one Llama-family decoder for training, evaluation and generation, connectors,
+//      the multimodal model, losses, optimiser; imports PilotLM and PilotHDF5)
 //      PilotData (benchmark generator, tokenizer, metrics)
 //   -> PilotJob (the job's ranks: placement, sampling, all-ranks checks; its files: round checkpoints, metrics.h5)
 //   -> PilotFederation (typed settings, aggregation math, strategies, the round in three roles, checkpoints, metrics)
@@ -44,7 +46,7 @@ let package = Package(
         .target(name: "PilotTensor", dependencies: ["PilotCore", "COpenBLAS"], swiftSettings: release),
         .target(name: "PilotComm", dependencies: ["PilotCore", "CMPI"]),
         .target(name: "PilotHDF5", dependencies: ["PilotCore", "CHDF5"]),
-        .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5", "PilotLM"], swiftSettings: release),
+        .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5", "PilotLM", "COpenBLAS"], swiftSettings: release),
         .target(name: "PilotLM", dependencies: ["PilotCore", "PilotTensor"], swiftSettings: release),
         .target(name: "PilotData", dependencies: ["PilotCore", "PilotHDF5", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: release),
         .target(name: "PilotJob", dependencies: ["PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotData"], swiftSettings: release),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PilotCore
 import PilotLM
+import PilotModel
 import PilotTensor
 
 struct GenerateCommand: ParsableCommand {
@@ -60,7 +61,7 @@ struct GenerateCommand: ParsableCommand {
         if let s = system { messages.append(ChatMessage(.system, s)) }
         messages.append(ChatMessage(.user, prompt))
         let ids = raw ? model.rawIDs(prompt) : model.chatPromptIDs(messages)
-        let generator = Generator(model: model.model)
+        let generator = Generator(model: try model.decoder())
         let sampling: Sampling = temperature == 0 ? .greedy : .temperature(temperature, topP: topP, seed: seed)
         let start = Date()
         let out = try generator.generate(promptIDs: ids, maxNewTokens: maxNewTokens, stopIDs: raw ? [] : model.stopIDs, sampling: sampling)

@@ -14,7 +14,7 @@ struct ModelInfoCommand: ParsableCommand {
     var model: String
 
     func run() throws {
-        let lm = try PretrainedLM(directory: model, maxBatch: 1, maxTokens: 1, maxContext: 1)
+        let lm = try PretrainedLM(directory: model)
         let c = lm.config
         let embed = c.vocabSize * c.hiddenSize
         print("model:        \(model)")

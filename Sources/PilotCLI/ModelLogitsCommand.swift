@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PilotCore
 import PilotLM
+import PilotModel
 import PilotTensor
 
 struct ModelLogitsCommand: ParsableCommand {
@@ -28,11 +29,11 @@ struct ModelLogitsCommand: ParsableCommand {
         let model = try PretrainedLM(directory: lm.model, chatFormat: lm.chatFormat.flatMap(ChatFormat.init(rawValue:)), adapter: lm.adapter)
         let ids = model.rawIDs(text)
         guard !ids.isEmpty else { throw PilotError.invalidArgument("--text is empty: there is no position to take logits at") }
-        guard ids.count <= model.model.maxTokens else {
-            throw PilotError.invalidArgument("--text has \(ids.count) tokens; `pilot model logits` takes at most \(model.model.maxTokens)")
+        let decoder = try model.decoder()
+        guard ids.count <= decoder.maxTokens else {
+            throw PilotError.invalidArgument("--text has \(ids.count) tokens; `pilot model logits` takes at most \(decoder.maxTokens)")
         }
-        let cache = model.model.makeCache(batch: 1)
-        let logits = try model.model.forward([ids], cache: cache, logits: .last)
+        let logits = try decoder.forward([ids], cache: decoder.makeCache(batch: 1), logits: .last)
         var json = "{\"ids\": [" + ids.map { String($0) }.joined(separator: ", ") + "], \"logits\": ["
         json += logits.map { "\($0)" }.joined(separator: ", ") + "]}\n"
         try atomicWrite(Data(json.utf8), to: out)

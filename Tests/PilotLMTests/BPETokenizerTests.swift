@@ -1,4 +1,5 @@
 import Foundation
+import PilotTestSupport
 import PilotCore
 import Testing
 @testable import PilotLM

@@ -92,8 +92,9 @@ struct PretrainedBaseTests {
         gradCheck(items, h: 2e-3, tol: 2e-2) { (try? m.loss(batch).total) ?? .nan }
     }
 
-    /// The LM part run on token embeddings equals PilotLM's inference LlamaModel (checked against
-    /// transformers in PilotLMTests), with LoRA merged into a copy of the weights for the reference.
+    /// The training forward (LoRA unmerged, on token embeddings) equals the same decoder's cached step
+    /// over a copy of the weights with the LoRA merged in (the step is checked against transformers in
+    /// Decoder/): the two paths of the one decoder agree.
     @Test func logitsEqualTheInferenceModelWithLoRAMerged() throws {
         let d = tinyBaseDirectory(); defer { d.cleanup() }
         let base = try PretrainedBase(directory: d.path)
@@ -127,7 +128,7 @@ struct PretrainedBaseTests {
                 sgemm(transA: true, transB: true, m: O, n: I, k: R, alpha: s, a: bm.pointer, lda: O, b: a.pointer, ldb: R, beta: 1, c: ptr, ldc: I)
             }
         }
-        let ref = try LlamaModel(config: base.llama, weights: merged, maxBatch: B, maxTokens: T, maxContext: T)
+        let ref = try LanguageModel(llama: base.llama, weights: merged, maxBatch: B, maxTokens: T, maxContext: T)
         let rows = (0..<B).map { b in Array(tokens[(b * T)..<((b + 1) * T)]) }
         let theirs = try ref.forward(rows, cache: ref.makeCache(batch: B))
         let diff = maxAbsDiff(ours, theirs)

@@ -117,3 +117,12 @@ public final class GGUFLlamaSource: TensorSource {
         try JSONSerialization.data(withJSONObject: try huggingFaceConfig(), options: [.prettyPrinted, .sortedKeys])
     }
 }
+
+extension LlamaWeights {
+    /// A llama-architecture GGUF file's config (from its metadata) and weights (dequantized to Float32).
+    public static func load(gguf path: String) throws -> (LlamaConfig, LlamaWeights) {
+        let source = try GGUFLlamaSource(file: try GGUFFile(path: path))
+        let config = try LlamaConfig.decode(json: try source.huggingFaceConfigJSON(), file: path)
+        return (config, try LlamaWeights(config: config, source: source))
+    }
+}

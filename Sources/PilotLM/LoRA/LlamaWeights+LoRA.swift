@@ -20,7 +20,7 @@ extension LlamaWeights {
     /// projection, i.e. one sgemm W += s·Bᵀ·Aᵀ each. Afterwards the plain forward computes
     /// x·Wᵀ + s·(x·A)·B, as PEFT's `merge_and_unload()` does. `sign` −1 takes a merged adapter out again
     /// (up to Float rounding, so not bit-exact). Checks every shape first (an error names the tensor and
-    /// changes nothing). The weights are changed in place: every LlamaModel over them sees the adapter.
+    /// changes nothing). The weights are changed in place: every decoder over them sees the adapter.
     public func merge(_ adapter: LoRAAdapter, sign: Float = 1) throws {
         try adapter.check(against: config, model: "the model")
         let r = adapter.rank, s = sign * adapter.scale
@@ -41,18 +41,6 @@ extension LlamaWeights {
     }
 }
 
-extension LlamaModel {
-    /// Loads a Hugging Face directory as `load(directory:…)` does and merges the PEFT LoRA adapter in
-    /// `adapter` (`adapter_config.json` + `adapter_model.safetensors`, PEFTAdapter.read) into its weights.
-    public static func load(directory: String, adapter: String, maxBatch: Int = 1, maxTokens: Int = 512,
-                            maxContext: Int? = nil) throws -> LlamaModel {
-        let lora = try PEFTAdapter.read(directory: adapter)
-        let model = try load(directory: directory, maxBatch: maxBatch, maxTokens: maxTokens, maxContext: maxContext)
-        try model.weights.merge(lora, model: directory, adapterDirectory: adapter)
-        return model
-    }
-}
-
 extension LoRAAdapter {
     /// `check(against:model:)` with the adapter directory in front of the message.
     func check(against config: LlamaConfig, model: String, adapterDirectory: String) throws {
@@ -66,7 +54,7 @@ extension LoRAAdapter {
 
 extension LlamaWeights {
     /// `merge` with errors that name the adapter directory and the model directory.
-    func merge(_ adapter: LoRAAdapter, model: String, adapterDirectory: String) throws {
+    public func merge(_ adapter: LoRAAdapter, model: String, adapterDirectory: String) throws {
         try adapter.check(against: config, model: model, adapterDirectory: adapterDirectory)
         try merge(adapter)
     }

@@ -12,18 +12,18 @@ public final class PretrainedLM {
     public let tokenizer: BPETokenizer
     public let chatFormat: ChatFormat
     public let defaultSystemPrompt: String?
-    public let model: LlamaModel
+    /// The weights (Float32), with the adapter merged in when one was given; PilotModel's
+    /// `decoder()` runs them.
+    public let weights: LlamaWeights
     /// Source dtypes of the weights as stored in this directory (F32 after an import).
     public let storedDTypes: [String: Int]
     /// The PEFT LoRA adapter directory merged into the weights, and its config; nil without one.
     public let adapterDirectory: String?
     public let adapterConfig: PEFTAdapterConfig?
 
-    /// Loads `directory`. `maxBatch` × `maxTokens` bounds one forward call; `maxContext` the KV cache.
-    /// `adapter`, a PEFT LoRA adapter directory (peft's save_pretrained or PEFTExport), is merged into the
-    /// weights for inference; it is read and checked before the weights are.
-    public init(directory: String, chatFormat override: ChatFormat? = nil,
-                maxBatch: Int = 1, maxTokens: Int = 512, maxContext: Int = 2048, adapter: String? = nil) throws {
+    /// Loads `directory`. `adapter`, a PEFT LoRA adapter directory (peft's save_pretrained or PEFTExport),
+    /// is merged into the weights for inference; it is read and checked before the weights are.
+    public init(directory: String, chatFormat override: ChatFormat? = nil, adapter: String? = nil) throws {
         self.directory = directory
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
@@ -42,16 +42,14 @@ public final class PretrainedLM {
         let layout = try ChatLayout(directory: directory, manifest: manifest, override: override)
         chatFormat = layout.format
         defaultSystemPrompt = layout.defaultSystem
-        let weights = try SafetensorsCheckpoint(directory: directory)
+        let file = try SafetensorsCheckpoint(directory: directory)
         var dt: [String: Int] = [:]
-        for i in weights.tensorInfos { dt[i.dtype.rawValue, default: 0] += 1 }
+        for i in file.tensorInfos { dt[i.dtype.rawValue, default: 0] += 1 }
         storedDTypes = dt
-        let context = min(maxContext, config.maxPositionEmbeddings)
         if let lora, let adapter { try lora.check(against: config, model: directory, adapterDirectory: adapter) }
-        let loaded = try LlamaWeights(config: config, source: weights)
+        let loaded = try LlamaWeights(config: config, source: file)
         if let lora, let adapter { try loaded.merge(lora, model: directory, adapterDirectory: adapter) }
-        model = try LlamaModel(config: config, weights: loaded,
-                               maxBatch: maxBatch, maxTokens: min(maxTokens, context), maxContext: context)
+        self.weights = loaded
     }
 
     /// The chat format of a model directory and its default system prompt, without loading weights:

@@ -4,19 +4,6 @@ import PilotTensor
 
 // Shape letters: B sequences, T context, P visual tokens, C width, F SwiGLU hidden, V vocabulary, H heads, D head width.
 
-/// Per-step buffers of batched greedy decoding (allocated on the first `generate`).
-final class DecodeState {
-    let x: Tensor, h: Tensor, qkv: Tensor, att: Tensor, gu: Tensor, sig: Tensor, act: Tensor, logits: Tensor, rstd: Tensor, scores: Tensor
-    /// x·A scratch for the LoRA path of a frozen base.
-    let xa: Tensor
-    init(B: Int, C: Int, W: Int, F: Int, V: Int, T: Int, PR: Int) {
-        x = Tensor(shape: [B, C]); h = Tensor(shape: [B, C]); qkv = Tensor(shape: [B, W]); att = Tensor(shape: [B, C])
-        xa = Tensor(shape: [B, max(1, PR)])
-        gu = Tensor(shape: [B, 2 * F]); sig = Tensor(shape: [B, F]); act = Tensor(shape: [B, F])
-        logits = Tensor(shape: [B, V]); rstd = Tensor(shape: [B]); scores = Tensor(shape: [T])
-    }
-}
-
 extension MLLM {
     /// Greedy decoding for evaluation, batched, with a KV cache: the prompt (visual tokens + `prompts[b]`,
     /// e.g. [BOS] instruction [SEP]) runs once through the full forward pass, whose post-RoPE k and v rows
@@ -30,6 +17,8 @@ extension MLLM {
         var out = [[Int32]](repeating: [], count: B)
         var done = [Bool](repeating: false, count: B)
         _ = try prefill(batch)
+        // the prefill's q|k|v rows are the cache: decoding continues from them
+        let cache = lm.forwardCache()
         var next = lastPositionArgmax(batch: B, lengths: lengths)
         for _ in 0..<maxNewTokens {
             for b in 0..<B where !done[b] {
@@ -40,7 +29,7 @@ extension MLLM {
             }
             if done.allSatisfy({ $0 }) { break }
             if useKVCache {
-                next = decodeStep(tokens: next, positions: lengths, done: done)
+                next = decodeStep(tokens: next, positions: lengths, done: done, cache: cache)
                 for b in 0..<B where !done[b] { lengths[b] += 1 }
             } else {
                 for b in 0..<B where !done[b] {
@@ -92,80 +81,35 @@ extension MLLM {
     /// Argmax of the logits at position lengths[b] − 1 of each sequence (after `prefill`).
     func lastPositionArgmax(batch B: Int, lengths: [Int32]) -> [Int32] {
         let T = config.contextLength, C = config.width
-        let st = decodeState(B)
+        let st = lm.stepState()
         let last = lm.resid[config.layers].pointer
         for b in 0..<B { (st.x.pointer + b * C).update(from: last + (b * T + Int(lengths[b]) - 1) * C, count: C) }
-        return headArgmax(st, B)
+        return headArgmax(B)
     }
 
-    private func headArgmax(_ st: DecodeState, _ B: Int) -> [Int32] {
-        let C = config.width, V = config.vocabSize
-        RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: st.x.pointer, weight: lm.finalNorm, rows: B, width: C, eps: config.normEps)
-        if lm.headTransposed {
-            sgemm(transB: true, m: B, n: V, k: C, a: st.h.pointer, lda: C, b: lm.head, ldb: C, c: st.logits.pointer, ldc: V)
-        } else {
-            Linear.forward(y: st.logits.pointer, x: st.h.pointer, weight: lm.head, bias: nil, rows: B, inFeatures: C, outFeatures: V)
-        }
+    /// Greedy token of each of the first B rows of the step state (the lowest id on ties).
+    private func headArgmax(_ B: Int) -> [Int32] {
+        let V = config.vocabSize, logits = lm.stepState().logits.pointer
+        lm.stepHead(rows: B, into: logits)
         return (0..<B).map { b in
-            let r = st.logits.pointer + b * V
+            let r = logits + b * V
             var best = 0
             for j in 1..<V where r[j] > r[best] { best = j }
             return Int32(best)
         }
     }
 
-    private func decodeState(_ B: Int) -> DecodeState {
-        if let s = decode, s.x.shape[0] >= B { return s }
-        let s = DecodeState(B: maxBatch, C: config.width, W: lm.W, F: config.ffnHidden, V: config.vocabSize, T: config.contextLength,
-                            PR: lm.maxPackedWidth)
-        decode = s
-        return s
-    }
-
-    /// One token per sequence at `positions[b]`, attending to cached rows 0...positions[b].
-    func decodeStep(tokens: [Int32], positions: [Int32], done: [Bool]) -> [Int32] {
-        let B = tokens.count, T = config.contextLength, C = config.width, F = config.ffnHidden
-        let H = config.heads, D = config.headDim, KV = lm.KV, G = H / KV, W = lm.W, KVD = lm.KVD
-        let st = decodeState(B)
-        let xa = st.xa.pointer
-        let x = st.x.pointer
-        for b in 0..<B { (x + b * C).update(from: lm.embed + Int(tokens[b]) * C, count: C) }
-        let scale = 1 / Float(D).squareRoot()
-        for l in lm.layers {
-            RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: x, weight: l.attnNorm, rows: B, width: C, eps: config.normEps)
-            l.qkv.forward(y: st.qkv.pointer, x: st.h.pointer, xa: xa, rows: B)
-            for b in 0..<B {
-                let pos = min(Int(positions[b]), T - 1)
-                let row = st.qkv.pointer + b * W
-                lm.rope.apply(row: row, heads: H, pos: pos)
-                lm.rope.apply(row: row + C, heads: KV, pos: pos)
-                let cache = l.qkvOut.pointer + b * T * W
-                if !done[b] { (cache + pos * W + C).update(from: row + C, count: 2 * KVD) }
-                for hh in 0..<H {
-                    let q = row + hh * D, s = st.scores.pointer, kvh = hh / G
-                    var mx = -Float.infinity
-                    for j in 0...pos {
-                        let k = cache + j * W + C + kvh * D
-                        var d: Float = 0
-                        for i in 0..<D { d += q[i] * k[i] }
-                        s[j] = d * scale; mx = max(mx, s[j])
-                    }
-                    var sum: Float = 0
-                    for j in 0...pos { s[j] = Foundation.exp(s[j] - mx); sum += s[j] }
-                    let o = st.att.pointer + b * C + hh * D
-                    for i in 0..<D { o[i] = 0 }
-                    for j in 0...pos {
-                        let v = cache + j * W + C + KVD + kvh * D, p = s[j] / sum
-                        for i in 0..<D { o[i] += p * v[i] }
-                    }
+    /// One token per sequence at `positions[b]`, attending to cached rows 0...positions[b]; finished
+    /// sequences (`done`) are computed but write nothing to the cache.
+    func decodeStep(tokens: [Int32], positions: [Int32], done: [Bool], cache: KVCache) -> [Int32] {
+        let keep = done.map { !$0 }
+        tokens.withUnsafeBufferPointer { t in
+            positions.withUnsafeBufferPointer { p in
+                keep.withUnsafeBufferPointer { k in
+                    lm.step(tokens: t.baseAddress!, batch: tokens.count, count: 1, start: p.baseAddress!, keep: k.baseAddress!, cache: cache)
                 }
             }
-            l.o.forward(y: x, x: st.att.pointer, xa: xa, rows: B, accumulate: true)
-            RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: x, weight: l.mlpNorm, rows: B, width: C, eps: config.normEps)
-            l.gateUp.forward(y: st.gu.pointer, x: st.h.pointer, xa: xa, rows: B)
-            SwiGLU.forward(act: st.act.pointer, sigmoid: st.sig.pointer, g: st.gu.pointer, ldg: 2 * F, u: st.gu.pointer + F, ldu: 2 * F, rows: B, width: F)
-            l.down.forward(y: x, x: st.act.pointer, xa: xa, rows: B, accumulate: true)
         }
-        return headArgmax(st, B)
+        return headArgmax(tokens.count)
     }
 }

@@ -54,7 +54,6 @@ public final class MLLM {
     /// [B·P, Dv] vision features of the current batch when they are given precomputed.
     let hvInput: Tensor
     let dvis: Tensor
-    var decode: DecodeState?
 
     /// - Parameters:
     ///   - trainable: which parameter groups train (the variant's rule by default).

@@ -1,4 +1,5 @@
 import PilotCore
+import PilotLM
 
 /// Sizes of the LLaVA-style model (docs/design.md §2). The default is the "tiny" reference.
 public struct ModelConfig: Codable, Sendable, Equatable {
@@ -51,10 +52,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public init() {}
 
     /// Every linear of a block that can carry LoRA, in layer order.
-    public static let allLoRATargets = ["q", "k", "v", "o", "gate", "up", "down"]
-    /// Hugging Face module names of the LoRA targets (peft's target_modules).
-    public static let huggingFaceModuleNames = ["q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj",
-                                                "gate": "gate_proj", "up": "up_proj", "down": "down_proj"]
+    public static let allLoRATargets = LoRAAdapter.Target.allCases.map(\.rawValue)
+    /// Hugging Face module names of the LoRA targets (peft's target_modules), from PilotLM's one mapping.
+    public static let huggingFaceModuleNames = Dictionary(uniqueKeysWithValues: LoRAAdapter.Target.allCases.map { ($0.rawValue, $0.huggingFaceName) })
 
     public var kvHeadCount: Int { kvHeads ?? heads }
     /// The LoRA targets in layer order (`loraTargets` as given, or all).
@@ -190,4 +190,15 @@ public enum TrainableSelection: Sendable, Equatable {
     case connectorAndLoRA
     /// Exactly these groups.
     case groups(Set<String>)
+}
+
+extension ModelConfig {
+    /// Takes the LM's shapes, RoPE and norm from an imported LM's config: the one place a `LlamaConfig`
+    /// maps onto the decoder's settings (the decoder needs head_dim · heads = hidden_size; callers check).
+    public mutating func adopt(_ llama: LlamaConfig) {
+        width = llama.hiddenSize; layers = llama.numHiddenLayers; heads = llama.numAttentionHeads
+        kvHeads = llama.numKeyValueHeads == llama.numAttentionHeads ? nil : llama.numKeyValueHeads
+        ffnHidden = llama.intermediateSize; vocabSize = llama.vocabSize
+        ropeTheta = llama.ropeTheta; normEps = llama.rmsNormEps
+    }
 }

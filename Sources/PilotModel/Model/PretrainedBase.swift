@@ -132,10 +132,7 @@ public final class PretrainedBase: @unchecked Sendable {
     /// config.json; context length, LoRA and vision settings are kept from `template`.
     public func modelConfig(_ template: ModelConfig) -> ModelConfig {
         var c = template
-        c.width = llama.hiddenSize; c.layers = llama.numHiddenLayers; c.heads = llama.numAttentionHeads
-        c.kvHeads = llama.numKeyValueHeads == llama.numAttentionHeads ? nil : llama.numKeyValueHeads
-        c.ffnHidden = llama.intermediateSize; c.vocabSize = llama.vocabSize
-        c.ropeTheta = llama.ropeTheta; c.normEps = llama.rmsNormEps
+        c.adopt(llama)
         c.lm = reference
         return visionTower?.apply(to: c) ?? c
     }

@@ -38,31 +38,36 @@ final class FusedLinear {
     let merged: Tensor?
     /// [O, I] frozen base in Hugging Face layout (frozen mode only).
     let frozenBase: UnsafePointer<Float>?
+    /// [O] frozen bias (Qwen2's q|k|v, Llama's `attention_bias`); frozen mode only, no gradient.
+    let frozenBias: UnsafePointer<Float>?
     /// [I, P·R] A matrices side by side, and their gradient.
     let packedA: Tensor
     let dPackedA: Tensor
     /// Whether any LoRA branch trains (then x·A is kept and dA, dB are computed).
     let trainsLoRA: Bool
+    /// Frozen mode: one row goes through `gemvRow` instead of sgemm (inference-only decoders).
+    var singleRowGEMV = false
 
     /// Merged mode: the base members are [I, out] parameters of the model.
     init(inFeatures: Int, rank: Int, members: [Member], branches: [Branch]) {
         self.inFeatures = inFeatures; self.rank = rank; self.members = members; self.branches = branches
         outTotal = members.reduce(0) { $0 + $1.out }
         merged = Tensor(shape: [inFeatures, outTotal])
-        frozenBase = nil
+        frozenBase = nil; frozenBias = nil
         packedA = Tensor(shape: [inFeatures, max(1, branches.count * rank)])
         dPackedA = Tensor(shape: [inFeatures, max(1, branches.count * rank)])
         trainsLoRA = branches.contains { $0.da != nil || $0.db != nil }
     }
 
-    /// Frozen mode: `base` is [Σ outs, I] row-major (Hugging Face [out, in]), read in place.
-    init(inFeatures: Int, rank: Int, frozenBase base: UnsafePointer<Float>, outs: [Int], branches: [Branch]) {
+    /// Frozen mode: `base` is [Σ outs, I] row-major (Hugging Face [out, in]), read in place; `bias` [Σ outs] likewise.
+    init(inFeatures: Int, rank: Int, frozenBase base: UnsafePointer<Float>, bias: UnsafePointer<Float>? = nil,
+         outs: [Int], branches: [Branch]) {
         self.inFeatures = inFeatures; self.rank = rank; self.branches = branches
         var col = 0
         members = outs.map { o in defer { col += o }; return Member(weight: nil, dweight: nil, out: o, column: col) }
         outTotal = col
         merged = nil
-        frozenBase = base
+        frozenBase = base; frozenBias = bias
         packedA = Tensor(shape: [inFeatures, max(1, branches.count * rank)])
         dPackedA = Tensor(shape: [inFeatures, max(1, branches.count * rank)])
         trainsLoRA = branches.contains { $0.da != nil || $0.db != nil }
@@ -110,7 +115,14 @@ final class FusedLinear {
             return
         }
         let I = inFeatures, O = outTotal, R = rank, PR = packedWidth
-        sgemm(transB: true, m: rows, n: O, k: I, a: x, b: frozenBase!, ldb: I, beta: accumulate ? 1 : 0, c: y)
+        if singleRowGEMV && rows == 1 {
+            gemvRow(y: y, w: frozenBase!, x: x, outFeatures: O, inFeatures: I, accumulate: accumulate)
+        } else {
+            sgemm(transB: true, m: rows, n: O, k: I, a: x, b: frozenBase!, ldb: I, beta: accumulate ? 1 : 0, c: y)
+        }
+        if let bias = frozenBias {
+            for r in 0..<rows { let yr = y + r * O; for j in 0..<O { yr[j] += bias[j] } }
+        }
         guard PR > 0 else { return }
         guard let xa else { preconditionFailure("FusedLinear: frozen mode needs an x·A buffer for its LoRA branches") }
         sgemm(m: rows, n: PR, k: I, a: x, b: packedA.pointer, c: xa)

@@ -18,12 +18,12 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
 
 /// Prefill-then-decode generation for one sequence, with its own KV cache.
 public final class Generator {
-    public let model: LlamaModel
+    public let model: LanguageModel
     public let cache: KVCache
     /// Why the last `generate` call stopped.
     public private(set) var stopReason: StopReason = .maxNewTokens
 
-    public init(model: LlamaModel) {
+    public init(model: LanguageModel) {
         self.model = model
         cache = model.makeCache(batch: 1)
     }
@@ -38,7 +38,7 @@ public final class Generator {
         guard promptIDs.count < cache.maxLength else {
             throw PilotError.invalidArgument("generate: the prompt has \(promptIDs.count) tokens but the context holds \(cache.maxLength); shorten it or make the model with a larger maxContext")
         }
-        let sampler = try Sampler(sampling, vocabSize: model.config.vocabSize)
+        let sampler = try Sampler(sampling, vocabSize: model.vocabSize)
         cache.reset()
         var logits: UnsafeBufferPointer<Float>?
         try promptIDs.withUnsafeBufferPointer { all in

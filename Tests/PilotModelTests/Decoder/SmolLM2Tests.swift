@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import PilotCore
 import PilotLM
+import PilotModel
 import PilotTestSupport
 import PilotTensor
 
@@ -40,9 +41,9 @@ struct SmolLM2Tests {
         return r
     }
 
-    static func load(maxBatch: Int = 1, maxTokens: Int = 128, maxContext: Int = 256) throws -> LlamaModel {
+    static func load(maxBatch: Int = 1, maxTokens: Int = 128, maxContext: Int = 256) throws -> LanguageModel {
         guard let dir = LMFixtures.smollm2 else { throw PilotError.notFound(file: "models/smollm2-135m-instruct", object: "") }
-        return try LlamaModel.load(directory: dir, maxBatch: maxBatch, maxTokens: maxTokens, maxContext: maxContext)
+        return try LanguageModel.load(directory: dir, maxBatch: maxBatch, maxTokens: maxTokens, maxContext: maxContext)
     }
 
     @Test("last-position logits of 3 raw prompts equal transformers' to 1e-3; greedy chat answers equal")
@@ -71,7 +72,7 @@ struct SmolLM2Tests {
     func ggufMatchesTransformers() throws {
         let ref = try Self.reference()
         let path = ProcessInfo.processInfo.environment["PILOT_SMOLLM2_GGUF"] ?? ""
-        let model = try LlamaModel.load(gguf: path, maxBatch: 1, maxTokens: 64, maxContext: 64)
+        let model = try LanguageModel.load(gguf: path, maxBatch: 1, maxTokens: 64, maxContext: 64)
         for r in ref.raw {
             let ours = try model.forward([r.ids], cache: model.makeCache(batch: 1), logits: .last)
             let d = maxAbsDiff(ours, r.logits)
@@ -92,7 +93,7 @@ struct SmolLM2Tests {
         let B = 4, T = 128
         let model = try Self.load(maxBatch: B, maxTokens: T, maxContext: T)
         var rng = SplitMix64(seed: 1)
-        let ids = (0..<B).map { _ in (0..<T).map { _ in Int32(rng.next() % UInt64(model.config.vocabSize)) } }
+        let ids = (0..<B).map { _ in (0..<T).map { _ in Int32(rng.next() % UInt64(model.vocabSize)) } }
         let cache = model.makeCache(batch: B)
         _ = try model.forward(ids, cache: cache, logits: .last)   // warm-up
         var best = Double.infinity

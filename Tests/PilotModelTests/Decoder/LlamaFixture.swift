@@ -1,6 +1,8 @@
 import Foundation
 import PilotCore
 import PilotLM
+import PilotModel
+import PilotTestSupport
 
 /// One tiny transformers model of Tests/Fixtures/lm/tiny-<variant>/ (Tests/Fixtures/lm/make_lm_fixtures.py) and its reference.
 struct TinyLlamaFixture {
@@ -29,28 +31,7 @@ struct TinyLlamaFixture {
         greedyNewIDs = g.map(Int32.init)
     }
 
-    func model(maxBatch: Int = 2, maxTokens: Int = 16, maxContext: Int = 32) throws -> LlamaModel {
-        try LlamaModel(config: config, weights: weights, maxBatch: maxBatch, maxTokens: maxTokens, maxContext: maxContext)
+    func model(maxBatch: Int = 2, maxTokens: Int = 16, maxContext: Int = 32) throws -> LanguageModel {
+        try LanguageModel(llama: config, weights: weights, maxBatch: maxBatch, maxTokens: maxTokens, maxContext: maxContext)
     }
-}
-
-/// A TensorSource over arrays, for loader error tests.
-final class ArrayTensorSource: TensorSource {
-    let path: String
-    var tensors: [(TensorInfo, [Float])]
-    init(path: String, tensors: [(TensorInfo, [Float])]) { self.path = path; self.tensors = tensors }
-    var tensorInfos: [TensorInfo] { tensors.map(\.0) }
-    func info(_ name: String) -> TensorInfo? { tensors.first { $0.0.name == name }?.0 }
-    func readFloat32(_ name: String, into out: UnsafeMutableBufferPointer<Float>) throws {
-        guard let t = tensors.first(where: { $0.0.name == name }), t.1.count == out.count else {
-            throw PilotError.notFound(file: path, object: name)
-        }
-        for i in 0..<out.count { out[i] = t.1[i] }
-    }
-}
-
-func maxDiff(_ a: UnsafeBufferPointer<Float>, _ b: [Float]) -> Float {
-    var m: Float = 0
-    for i in 0..<min(a.count, b.count) { m = max(m, abs(a[i] - b[i])) }
-    return a.count == b.count ? m : .infinity
 }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import PilotCore
 import PilotLM
+import PilotModel
 import PilotTestSupport
 
 @Suite("Llama generation and sampling", .serialized)

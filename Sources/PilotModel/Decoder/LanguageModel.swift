@@ -5,18 +5,27 @@ import PilotTensor
 // KV key/value heads, KVD = KV·D, W = C + 2·KVD (one q|k|v row), F SwiGLU hidden, V vocabulary,
 // M rows that carry a target, R LoRA rank.
 
-/// The Llama-style decoder: pre-RMSNorm blocks with RoPE causal (grouped-query) attention and a SwiGLU
-/// MLP, LoRA on q, k, v, o, gate, up and down, then final RMSNorm and lm_head on the rows that carry a
-/// target. Activations are allocated once for `maxBatch` sequences and reused by every step.
+/// The one Llama-family decoder (transformers' `LlamaForCausalLM` / `Qwen2ForCausalLM`): pre-RMSNorm
+/// blocks with RoPE causal (grouped-query) attention and a SwiGLU MLP, LoRA on q, k, v, o, gate, up and
+/// down, then final RMSNorm and lm_head. It trains (`forward`, `headLoss`, `backward`: lm_head on the
+/// rows that carry a target), evaluates the multimodal model and generates text (`step` with a `KVCache`,
+/// LanguageModel+Step.swift; the text API in LanguageModel+Text.swift). Training activations are
+/// allocated once for `maxBatch` sequences and reused by every step.
 ///
 /// Two kinds of base: the built-in LM, whose weights are parameters of the model (`[in, out]`, trained
 /// from scratch in pretraining), or an imported pretrained LM (`base`), frozen and shared by every
 /// model on the rank, read in place in Hugging Face layout (`FusedLinear`'s frozen mode; the tied
 /// head is the embedding table). With a base, attention probabilities are recomputed in the backward
 /// pass instead of being stored (memory O(workers·32·T), attention being tiled over 32-row query blocks, instead of O(layers·B·H·T²)).
-final class LanguageModel {
+public final class LanguageModel {
     let cfg: ModelConfig
     let maxBatch: Int
+    /// Tokens per sequence of one cached `step` (1 for the multimodal model's decoding; a prompt chunk
+    /// for text generation).
+    let maxStepTokens: Int
+    /// Whether the training activations (for `maxBatch` × T rows) exist; an inference-only decoder
+    /// (`pilot generate`) has just the weights, the step buffers and its KV caches.
+    let trains: Bool
     let T: Int, C: Int, F: Int, V: Int, H: Int, D: Int, KV: Int, KVD: Int, W: Int
     let rope: RoPE
     /// The imported frozen LM, when there is one.
@@ -111,15 +120,21 @@ final class LanguageModel {
         return s
     }
 
-    /// - Parameter base: the imported LM's weights; required exactly when `cfg.lm` is set.
-    init(cfg: ModelConfig, store: ParameterStore, maxBatch: Int, loraBranches: [String], base: LlamaWeights? = nil) {
+    /// - Parameters:
+    ///   - base: the imported LM's weights; required exactly when `cfg.lm` is set.
+    ///   - training: false allocates no training activations (then only `step` runs).
+    ///   - maxStepTokens: tokens per sequence of one `step`.
+    init(cfg: ModelConfig, store: ParameterStore, maxBatch: Int, loraBranches: [String], base: LlamaWeights? = nil,
+         training: Bool = true, maxStepTokens: Int = 1) {
         precondition((cfg.lm != nil) == (base != nil), "LanguageModel: an imported LM needs its weights and only then")
         self.cfg = cfg; self.maxBatch = maxBatch; self.base = base
+        self.trains = training; self.maxStepTokens = maxStepTokens
         T = cfg.contextLength; C = cfg.width; F = cfg.ffnHidden; V = cfg.vocabSize; H = cfg.heads; D = cfg.headDim
         KV = cfg.kvHeadCount; KVD = KV * D; W = C + 2 * KVD
         headTransposed = base != nil
         rope = RoPE(headDim: D, maxPositions: T, theta: cfg.ropeTheta)
-        let N = maxBatch * T, R = cfg.loraRank
+        // one placeholder row when inference-only: Tensor zero-fills, so full buffers would be resident
+        let N = training ? maxBatch * T : 1, R = cfg.loraRank
         let targets = Set(cfg.loraTargetNames)
         if let base {
             embed = base.embedTokens; dEmbed = nil
@@ -162,8 +177,10 @@ final class LanguageModel {
                 // q|k|v and gate|up are contiguous [out, in] blocks in LlamaWeights' table order
                 precondition(w.kProj == w.qProj + C * C && w.vProj == w.kProj + KVD * C && w.upProj == w.gateProj + F * C,
                              "LlamaWeights layout: q,k,v and gate,up must be contiguous")
-                qkv = FusedLinear(inFeatures: C, rank: R, frozenBase: w.qProj, outs: [C, KVD, KVD], branches: branches(["q", "k", "v"], block: "attn"))
-                o = FusedLinear(inFeatures: C, rank: R, frozenBase: w.oProj, outs: [C], branches: branches(["o"], block: "attn"))
+                if let qb = w.qBias { precondition(w.kBias == qb + C && w.vBias == qb + C + KVD, "LlamaWeights layout: q,k,v biases must be contiguous") }
+                qkv = FusedLinear(inFeatures: C, rank: R, frozenBase: w.qProj, bias: w.qBias, outs: [C, KVD, KVD],
+                                  branches: branches(["q", "k", "v"], block: "attn"))
+                o = FusedLinear(inFeatures: C, rank: R, frozenBase: w.oProj, bias: w.oBias, outs: [C], branches: branches(["o"], block: "attn"))
                 gateUp = FusedLinear(inFeatures: C, rank: R, frozenBase: w.gateProj, outs: [F, F], branches: branches(["gate", "up"], block: "mlp"))
                 down = FusedLinear(inFeatures: F, rank: R, frozenBase: w.downProj, outs: [C], branches: branches(["down"], block: "mlp"))
                 attnNorm = w.inputLayernorm; mlpNorm = w.postAttentionLayernorm
@@ -175,12 +192,13 @@ final class LanguageModel {
                 attnNorm = store.values(p + "attn_norm/weight"); dAttnNorm = store.grad(p + "attn_norm/weight")
                 mlpNorm = store.values(p + "mlp_norm/weight"); dMlpNorm = store.grad(p + "mlp_norm/weight")
             }
+            if !training { for f in [qkv, o, gateUp, down] { f.singleRowGEMV = true } }
             maxPR = max(maxPR, qkv.packedWidth, o.packedWidth, gateUp.packedWidth, down.packedWidth)
             layers.append(Layer(
                 attnNorm: attnNorm, dAttnNorm: dAttnNorm, mlpNorm: mlpNorm, dMlpNorm: dMlpNorm,
                 qkv: qkv, o: o, gateUp: gateUp, down: down,
                 h1: Tensor(shape: [N, C]), rstd1: Tensor(shape: [N]), xaQKV: Tensor(shape: [N, max(1, qkv.packedWidth)]),
-                qkvOut: Tensor(shape: [N, W]), probs: base == nil ? Tensor(shape: [maxBatch, H, T, T]) : nil, att: Tensor(shape: [N, C]),
+                qkvOut: Tensor(shape: [N, W]), probs: base == nil && training ? Tensor(shape: [maxBatch, H, T, T]) : nil, att: Tensor(shape: [N, C]),
                 xaO: Tensor(shape: [N, max(1, o.packedWidth)]), xmid: Tensor(shape: [N, C]), h2: Tensor(shape: [N, C]),
                 rstd2: Tensor(shape: [N]), xaGU: Tensor(shape: [N, max(1, gateUp.packedWidth)]), gu: Tensor(shape: [N, 2 * F]),
                 xaDown: Tensor(shape: [N, max(1, down.packedWidth)])))
@@ -193,7 +211,7 @@ final class LanguageModel {
         dgu = Tensor(shape: [N, 2 * F]); dact = Tensor(shape: [N, F])
         sig = Tensor(shape: [N, F]); act = Tensor(shape: [N, F])
         t = Tensor(shape: [N, maxPR])
-        let perWorker = Attention(batch: 1, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true).scratchPerWorker
+        let perWorker = training ? Attention(batch: 1, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true).scratchPerWorker : 1
         attnScratch = Tensor(shape: [max(LanguageModel.scratchWorkers, Parallel.threads), perWorker])
     }
 
@@ -212,6 +230,9 @@ final class LanguageModel {
         return attnScratch.pointer
     }
 
+    /// Buffers of the cached `step` (LanguageModel+Step.swift), made on the first step.
+    var decodeState: DecodeState?
+
     /// x·A buffer width for decoding scratch (the widest fused linear).
     var maxPackedWidth: Int { t.shape[1] }
 
@@ -225,6 +246,7 @@ final class LanguageModel {
 
     /// Runs every block on resid[0] (filled by the caller) for `batch` sequences.
     func forward(batch: Int, lengths: UnsafePointer<Int32>?) {
+        precondition(trains, "LanguageModel: an inference-only decoder runs `step`, not the training forward")
         let N = batch * T
         let attention = Attention(batch: batch, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true)
         let scratch = attentionScratch()

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import PilotCore
 import PilotLM
+import PilotModel
 import PilotTestSupport
 
 /// The PEFT adapter of Tests/Fixtures/lm/peft-gqa-tied (Tests/Fixtures/lm/make_peft_fixture.py: peft's save_pretrained of
@@ -45,10 +46,6 @@ func randomAdapter(_ config: LlamaConfig, rank: Int, alpha: Float, targets: [LoR
     }
 }
 
-func errorText(_ body: () throws -> Void) -> String? {
-    do { try body(); return nil } catch { return "\(error)" }
-}
-
 @Suite("PEFT LoRA adapters vs transformers+peft", .serialized)
 struct PEFTTests {
     @Test("peft's saved adapter, merged into our weights, gives peft's logits to 1e-4")
@@ -56,10 +53,10 @@ struct PEFTTests {
         let f = try PEFTFixture()
         let cfg = try PEFTAdapter.readConfig(directory: PEFTFixture.adapter)
         #expect(cfg.rank == 4 && cfg.alpha == 6 && cfg.targets == LoRAAdapter.Target.allCases)
-        let model = try LlamaModel.load(directory: PEFTFixture.base, adapter: PEFTFixture.adapter, maxBatch: 2, maxTokens: 16, maxContext: 32)
+        let model = try LanguageModel.load(directory: PEFTFixture.base, adapter: PEFTFixture.adapter, maxBatch: 2, maxTokens: 16, maxContext: 32)
         let ours = try model.forward(f.inputIDs, cache: model.makeCache(batch: 2))
         let d = maxAbsDiff(ours, f.logits)
-        let base = try LlamaModel.load(directory: PEFTFixture.base, maxBatch: 2, maxTokens: 16, maxContext: 32)
+        let base = try LanguageModel.load(directory: PEFTFixture.base, maxBatch: 2, maxTokens: 16, maxContext: 32)
         let change = maxAbsDiff(try base.forward(f.inputIDs, cache: base.makeCache(batch: 2)), f.logits)
         print("peft-gqa-tied: max |our adapted logit - peft's| = \(d) over \(f.logits.count) logits (the adapter moves logits by up to \(change))")
         #expect(d <= 1e-4)
@@ -103,7 +100,7 @@ struct PEFTTests {
         #expect(cfg == PEFTAdapterConfig(rank: 4, alpha: 6, targets: LoRAAdapter.Target.allCases, baseModelNameOrPath: PEFTFixture.base))
         let back = try PEFTAdapter.read(directory: out)
         #expect(back == adapter)
-        let model = try LlamaModel.load(directory: PEFTFixture.base, adapter: out, maxBatch: 2, maxTokens: 16, maxContext: 32)
+        let model = try LanguageModel.load(directory: PEFTFixture.base, adapter: out, maxBatch: 2, maxTokens: 16, maxContext: 32)
         let d = maxAbsDiff(try model.forward(f.inputIDs, cache: model.makeCache(batch: 2)), f.logits)
         print("our export of the peft adapter: tensors bit-identical to peft's file; adapted logits vs peft: max diff \(d)")
         #expect(d <= 1e-4)
@@ -112,12 +109,12 @@ struct PEFTTests {
     @Test("merging and then unmerging gives the base logits back")
     func unmerge() throws {
         let f = try PEFTFixture()
-        let model = try LlamaModel.load(directory: PEFTFixture.base, maxBatch: 2, maxTokens: 16, maxContext: 32)
+        let model = try LanguageModel.load(directory: PEFTFixture.base, maxBatch: 2, maxTokens: 16, maxContext: 32)
         let before = try model.forward(f.inputIDs, cache: model.makeCache(batch: 2))
-        let adapter = try randomAdapter(model.config, rank: 3, alpha: 5, targets: [.q, .v, .down], seed: 7)
-        try model.weights.merge(adapter)
+        let adapter = try randomAdapter(model.weights!.config, rank: 3, alpha: 5, targets: [.q, .v, .down], seed: 7)
+        try model.weights!.merge(adapter)
         let merged = try model.forward(f.inputIDs, cache: model.makeCache(batch: 2))
-        try model.weights.merge(adapter, sign: -1)
+        try model.weights!.merge(adapter, sign: -1)
         let after = try model.forward(f.inputIDs, cache: model.makeCache(batch: 2))
         print("merge/unmerge: logits moved by \(maxAbsDiff(before, merged)), back to within \(maxAbsDiff(before, after))")
         #expect(maxAbsDiff(before, merged) > 0.1)
@@ -137,13 +134,13 @@ struct PEFTTests {
         let root = keep ?? tmp.path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let out = root + "/tiny-gqa-tied-adapter"
-        let merged = try LlamaModel.load(directory: PEFTFixture.base, maxBatch: 2, maxTokens: 16, maxContext: 32)
-        try merged.weights.merge(adapter)
+        let merged = try LanguageModel.load(directory: PEFTFixture.base, maxBatch: 2, maxTokens: 16, maxContext: 32)
+        try merged.weights!.merge(adapter)
         let ours = try merged.forward(f.inputIDs, cache: merged.makeCache(batch: 2))
         let json = try JSONSerialization.data(withJSONObject: ["input_ids": f.inputIDs.map { $0.map(Int.init) }, "logits": ours.map(Double.init)])
         try PEFTExport.write(adapter: adapter, baseModel: PEFTFixture.base, out: out, force: true,
                              extraFiles: [.data("pilot_logits.json", json)])
-        let reloaded = try LlamaModel.load(directory: PEFTFixture.base, adapter: out, maxBatch: 2, maxTokens: 16, maxContext: 32)
+        let reloaded = try LanguageModel.load(directory: PEFTFixture.base, adapter: out, maxBatch: 2, maxTokens: 16, maxContext: 32)
         let d = maxAbsDiff(try reloaded.forward(f.inputIDs, cache: reloaded.makeCache(batch: 2)), ours)
         print("own r=8 adapter: export + reload vs merged in memory: max diff \(d)\(keep.map { "; left in \($0)" } ?? "")")
         #expect(d == 0)
@@ -155,15 +152,17 @@ struct PEFTTests {
     func smollm2ForScript() throws {
         let dir = LMFixtures.smollm2!, root = ProcessInfo.processInfo.environment["PILOT_PEFT_CHECK_DIR"]!
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let lm = try PretrainedLM(directory: dir, maxBatch: 1, maxTokens: 64, maxContext: 64)
+        let lm = try PretrainedLM(directory: dir)
         let adapter = try randomAdapter(lm.config, rank: 8, alpha: 16, seed: 135, bound: 0.05)
         let ids = [lm.chatPromptIDs([ChatMessage(.user, "What is the capital of France?")])]
-        let base = try lm.model.forward(ids, cache: lm.model.makeCache(batch: 1))
+        let plain = try lm.decoder(maxTokens: 64, maxContext: 64)
+        let base = try plain.forward(ids, cache: plain.makeCache(batch: 1))
         let out = root + "/smollm2-adapter"
         try PEFTExport.write(adapter: adapter, baseModel: dir, out: out, force: true)
-        let adapted = try PretrainedLM(directory: dir, maxBatch: 1, maxTokens: 64, maxContext: 64, adapter: out)
+        let adapted = try PretrainedLM(directory: dir, adapter: out)
         #expect(adapted.adapterConfig?.rank == 8)
-        let ours = try adapted.model.forward(ids, cache: adapted.model.makeCache(batch: 1))
+        let decoder = try adapted.decoder(maxTokens: 64, maxContext: 64)
+        let ours = try decoder.forward(ids, cache: decoder.makeCache(batch: 1))
         let json = try JSONSerialization.data(withJSONObject: ["input_ids": ids.map { $0.map(Int.init) }, "logits": ours.map(Double.init)])
         try json.write(to: URL(fileURLWithPath: out + "/pilot_logits.json"))
         print("SmolLM2 r=8 adapter: \(ids[0].count) tokens, the adapter moves logits by up to \(maxAbsDiff(base, ours)); left in \(out)")
@@ -204,7 +203,7 @@ struct PEFTTests {
         print("export for another model: \(e1 ?? "no error")")
         #expect(e1?.contains("lm/layers/0/attn/k/lora_a") == true)
         #expect(!FileManager.default.fileExists(atPath: tmp.file("x")))
-        let e2 = errorText { _ = try LlamaModel.load(directory: other, adapter: PEFTFixture.adapter) }
+        let e2 = errorText { _ = try LanguageModel.load(directory: other, adapter: PEFTFixture.adapter) }
         print("load onto another model: \(e2 ?? "no error")")
         #expect(e2?.contains(PEFTFixture.adapter) == true && e2?.contains("k_proj") == true)
         // a model with fewer layers
