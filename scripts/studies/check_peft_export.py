@@ -14,8 +14,8 @@ user would, and
      of the last position that `pilot model logits --adapter` writes), the largest difference;
      also peft's merge_and_unload() against the unmerged model. Exits 1 when a difference exceeds --tol.
 
-Made for the adapters Tests/PilotLMTests/PEFTTests.swift leaves in PILOT_PEFT_CHECK_DIR:
-  PILOT_PEFT_CHECK_DIR=/tmp/peftcheck swift test -c release --skip-build --filter PilotLMTests.PEFTTests
+Made for the adapters Tests/PilotModelTests/Decoder/PEFTTests.swift leaves in PILOT_PEFT_CHECK_DIR:
+  PILOT_PEFT_CHECK_DIR=/tmp/peftcheck swift test -c release --skip-build --filter PilotModelTests.PEFTTests
   /tmp/hfref/venv/bin/python scripts/studies/check_peft_export.py --base Tests/Fixtures/lm/tiny-gqa-tied \\
       --adapter /tmp/peftcheck/tiny-gqa-tied-adapter --ours /tmp/peftcheck/tiny-gqa-tied-adapter/pilot_logits.json
 
