@@ -1,4 +1,5 @@
 import Foundation
+import PilotHDF5
 import PilotTestSupport
 import Testing
 
@@ -89,6 +90,32 @@ struct PretrainCLITests {
         #expect(ins.stdout.contains("lm_head/") && ins.stdout.contains("weight  float32 [64, 512]  norm "), "\(ins.stdout)")
         #expect(ins.stdout.contains("tokens  string [") && ins.stdout.contains("\"<pad>\", \"<unk>\""), "\(ins.stdout)")
         #expect(!ins.stdout.contains("sha256 none"), "\(ins.stdout)")
+    }
+
+    @Test("--blas-core pins pretraining's kernel and the base records it; a run on another kernel is warned about (#34 item 5)")
+    func blasPin() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let data = try Self.generateTiny(dir)
+        let args = ["pretrain", "--data", data, "--out", dir.file("base.h5"), "--steps", "2", "--batch", "6", "--warmup", "1",
+                    "--model-size", "micro", "--eval-test", "0", "--blas-core", "haswell"]
+        let r = try runProcess(pilotBinary, args, environment: ["OPENBLAS_NUM_THREADS": "1"], timeout: 120)
+        try #require(r.status == 0, "\(r.stderr)")
+        let base = try H5File.open(dir.file("base.h5"))
+        let made = try base.attribute("blas_core")?.stringValue
+        base.close()
+        #expect(made?.lowercased() == "haswell", "\(String(describing: made))")
+        let bad = try runProcess(pilotBinary, ["pretrain", "--data", data, "--out", dir.file("x.h5"), "--blas-core", "pentium"])
+        #expect(bad.status != 0 && bad.stderr.contains("--blas-core pentium: choose one of haswell"), "\(bad.stderr)")
+        // a 1-round run without a pin: warned exactly when this machine's own kernel is not the base's
+        let cfg = dir.file("c.toml")
+        try TrainCLITests.config(rounds: 1).replacingOccurrences(of: TrainCLITests.fixture.file("base.h5"), with: dir.file("base.h5"))
+            .replacingOccurrences(of: TrainCLITests.fixture.file("data"), with: data).write(toFile: cfg, atomically: true, encoding: .utf8)
+        let run = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run")], np: 2)
+        try #require(run.status == 0, "\(run.stderr)")
+        let round = try H5File.open(dir.file("run/ckpt/round_001.h5"))
+        let ran = try round.attribute("blas_core")?.stringValue
+        round.close()
+        #expect(run.stdout.contains("was made with OpenBLAS's") == (ran != made), "ran \(String(describing: ran)), base \(String(describing: made)): \(run.stdout)")
     }
 
     @Test("one rank without mpirun writes a world_size 1 checkpoint")
