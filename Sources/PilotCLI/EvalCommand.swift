@@ -63,7 +63,7 @@ struct EvalCommand: ParsableCommand {
         if let maxExamples { examples = Array(examples.prefix(maxExamples)) }
         guard let evalTask = examples.first?.task else { throw PilotError.message("the split has no examples") }
         let result: Evaluation.Result
-        if model.variant == .fedDPA {
+        if model.variant == .dualLoRA {
             // FedDPA-T: each instance weighs the local LoRA by its similarity to the client's own training prompts.
             let support = try Batcher(config: model.config, codec: codec, truncate: true)
                 .prepare(Array(try scenario.client(client).examples.prefix(config.feddpa.support)))

@@ -130,7 +130,7 @@ public enum BaseCheckpoint {
     /// once per rank, `PretrainedBase(reference:context:)`).
     ///
     /// The vision encoder and the LM come from the base. The connector comes from the base's MLP
-    /// connector: `.mlp` and `.fedDPA` load it as is; Pilot stage 1 initialises both the task and the
+    /// connector: `.mlp` and `.dualLoRA` load it as is; Pilot stage 1 initialises both the task and the
     /// client adapter from it (docs/design.md §3); stage 2 initialises every task adapter from it and then the
     /// cross-task adapters from the local one (the router keeps its seeded init). LoRA keeps its init
     /// (B = 0, so the model starts out computing exactly the base). Everything else that the model
@@ -162,7 +162,7 @@ public enum BaseCheckpoint {
                              maxBatch: maxBatch, seed: seed, optimizer: optimizer, base: base)
         let connectorTargets: [String]
         switch variant {
-        case .mlp, .fedDPA: connectorTargets = [connectorPrefix]
+        case .mlp, .dualLoRA: connectorTargets = [connectorPrefix]
         case .pilotStage1: connectorTargets = [ConnectorNames.prefix(ConnectorNames.taskAdapter), ConnectorNames.prefix(ConnectorNames.clientAdapter)]
         case .pilotStage2:
             connectorTargets = (0..<options.numTasks).map { ConnectorNames.prefix(ConnectorNames.taskAdapters($0)) }

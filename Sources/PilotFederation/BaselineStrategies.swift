@@ -111,7 +111,7 @@ public final class FedDPAStrategy: AveragingStrategy, FederatedStrategy {
 
     public init(learningRate: Double, supportPrompts: Int, aggregator: RobustAggregator = .mean) {
         self.supportPrompts = supportPrompts
-        super.init(learningRate: learningRate, variant: .fedDPA, aggregator: aggregator)
+        super.init(learningRate: learningRate, variant: .dualLoRA, aggregator: aggregator)
     }
 
     override func sharedNames(_ model: MLLM) -> [String] { model.names(inGroup: "lora") }

@@ -40,7 +40,7 @@ public enum ClientExport {
         }
         let c = model.config
         let targets = c.loraTargetNames.compactMap(LoRAAdapter.Target.init(rawValue:))
-        let dpa = model.variant == .fedDPA
+        let dpa = model.variant == .dualLoRA
         let rank = dpa ? 2 * c.loraRank : c.loraRank
         let adapter = try LoRAAdapter(config: base.llama, rank: rank, alpha: c.loraAlpha * Float(rank) / Float(c.loraRank), targets: targets) { name, shape in
             let global = try model.tensor(named: name).values

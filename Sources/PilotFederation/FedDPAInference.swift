@@ -33,9 +33,9 @@ public enum FedDPAInference {
 
     /// Last-token states of the first `count` of `examples`, `batchSize` at a time, with the global LoRA only.
     static func states(model: MLLM, examples: PreparedExamples, count: Int, batchSize: Int) throws -> [[Float]] {
-        let saved = model.localLoRAMix
-        defer { model.localLoRAMix = saved }
-        model.localLoRAMix = 0
+        let saved = model.localLoRAWeight
+        defer { model.localLoRAWeight = saved }
+        model.localLoRAWeight = 0
         var out: [[Float]] = []
         var start = 0
         let n = min(count, examples.count)
@@ -58,7 +58,7 @@ public enum FedDPAInference {
     /// - Parameter support: the client's training examples; the first `supportCount` are the support set.
     public static func evaluate(model: MLLM, examples: [Example], support: PreparedExamples, supportCount: Int,
                                 codec: any ExampleCodec, task: FedTask, batchSize: Int, maxNewTokens: Int) throws -> Result {
-        guard model.variant == .fedDPA else { throw PilotError.invalidArgument("FedDPA inference needs the FedDPA variant, not \(model.variant)") }
+        guard model.variant == .dualLoRA else { throw PilotError.invalidArgument("FedDPA inference needs the FedDPA variant, not \(model.variant)") }
         guard !examples.isEmpty else { throw PilotError.invalidArgument("evaluate: no \(task.rawValue) examples") }
         guard support.count > 0, supportCount > 0 else { throw PilotError.invalidArgument("FedDPA inference needs at least one local training prompt") }
         let B = max(1, min(batchSize, model.maxBatch))
@@ -66,11 +66,11 @@ public enum FedDPAInference {
         let supportStates = try states(model: model, examples: support, count: supportCount, batchSize: B)
         let queryStates = try states(model: model, examples: prepared, count: prepared.count, batchSize: B)
         let weights = queryStates.map { weight(query: $0, support: supportStates) }
-        let saved = model.localLoRAMix
-        defer { model.localLoRAMix = saved }
+        let saved = model.localLoRAWeight
+        defer { model.localLoRAWeight = saved }
         var predictions: [String] = []
         for i in 0..<prepared.count {
-            model.localLoRAMix = weights[i]
+            model.localLoRAWeight = weights[i]
             let ids = try model.generate(visual: prepared.visual([i]), prompts: [prepared.prompt(i)],
                                          maxNewTokens: maxNewTokens, eosToken: codec.stopToken)
             predictions.append(codec.decodeAnswer(ids[0]))

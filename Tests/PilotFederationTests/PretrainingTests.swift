@@ -203,7 +203,7 @@ struct BaseCheckpointTests {
             for k in 0..<3 { #expect(try s2.tensor(named: "connector/task_adapters/\(k)/" + s).values == want) }
             for k in [0, 2] { #expect(try s2.tensor(named: "connector/cross_task_adapters/\(k)/" + s).values == want) }
         }
-        let (dpa, _) = try BaseCheckpoint.load(path: path, variant: .fedDPA, maxBatch: 2)
+        let (dpa, _) = try BaseCheckpoint.load(path: path, variant: .dualLoRA, maxBatch: 2)
         for name in ["lm/lm_head/weight", "vision/patch_embed/weight", "connector/mlp/fc2/weight", "lm/layers/0/attn/q/weight"] {
             #expect(try dpa.tensor(named: name).values == base(name), "\(name)")
             if !name.hasPrefix("connector/") { #expect(try s2.tensor(named: name).values == base(name), "\(name)") }

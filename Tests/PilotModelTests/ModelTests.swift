@@ -40,7 +40,7 @@ struct ModelTests {
         .init(variant: .pilotStage1, trainable: .variantDefault, topK: nil, pixels: false),
         .init(variant: .pilotStage2, trainable: .connectorAndLoRA, topK: nil, pixels: false),
         .init(variant: .pilotStage2, trainable: .variantDefault, topK: 2, pixels: false),
-        .init(variant: .fedDPA, trainable: .variantDefault, topK: nil, pixels: false),
+        .init(variant: .dualLoRA, trainable: .variantDefault, topK: nil, pixels: false),
     ]
 
     @Test(arguments: cases) func gradientsMatchFiniteDifferences(_ v: VariantCase) throws {

@@ -55,7 +55,7 @@ struct PretrainedBaseTests {
         #expect(!json.contains("kv_heads") && !json.contains("\"lm\"") && !json.contains("lora_targets"))
     }
 
-    @Test(arguments: [ConnectorVariant.mlp, .pilotStage2, .fedDPA])
+    @Test(arguments: [ConnectorVariant.mlp, .pilotStage2, .dualLoRA])
     func gradientsMatchFiniteDifferences(_ variant: ConnectorVariant) throws {
         let d = tinyBaseDirectory(); defer { d.cleanup() }
         let base = try PretrainedBase(directory: d.path)

@@ -46,7 +46,7 @@ final class Connector {
     /// Adapter prefixes with their groups and mixing coefficients, in computation order.
     static func layout(_ variant: ConnectorVariant, _ o: ConnectorOptions) -> [(prefix: String, group: String, coef: Coefficient)] {
         switch variant {
-        case .mlp, .fedDPA:
+        case .mlp, .dualLoRA:
             return [(Names.prefix(Names.mlp), Names.mlp, .one)]
         case .pilotStage1:
             return [(Names.prefix(Names.taskAdapter), Names.taskAdapter, .one),

@@ -46,7 +46,7 @@ extension MLLM {
 
     /// The last layer's hidden state (the residual stream before the final norm) at each prompt's last
     /// token: one [C] vector per prompt, for FedDPA-T's instance-wise weighting. Uses the current
-    /// `localLoRAMix`.
+    /// `localLoRAWeight`.
     public func promptStates(visual: Batch.Visual, prompts: [[Int32]]) throws -> [[Float]] {
         let B = prompts.count, T = config.contextLength, C = config.width
         let (batch, lengths) = try promptBatch(visual: visual, prompts: prompts, caller: "promptStates")

@@ -15,7 +15,7 @@ extension MLLM {
         let shapes: [(Int, Int)] = all.map { ($0.inF, $0.outF) }
         let targets = Set(c.loraTargetNames)
         let loraShapes: [(Int, Int)] = all.filter { targets.contains($0.name) }.map { ($0.inF, $0.outF) }
-        let branches = Double(hasLoRA ? (variant == .fedDPA ? 2 : 1) : 0)
+        let branches = Double(hasLoRA ? (variant == .dualLoRA ? 2 : 1) : 0)
         let base = shapes.reduce(0.0) { $0 + 2 * N * Double($1.0 * $1.1) } * Double(L)
         // a frozen imported base adds the LoRA path to dx as its own product (the built-in LM merges it)
         let frozenDx = self.base != nil ? 1.0 : 0.0

@@ -35,8 +35,8 @@ public final class MLLM {
     public let parameters: ParameterStore
     public let optimizer: AdamW
     public let maxBatch: Int
-    /// Weight of FedDPA's local LoRA (1 in training; set per instance for FedDPA-T inference).
-    public var localLoRAMix: Float
+    /// Weight of the dual-LoRA variant's local LoRA (1 in training; FedDPA-T sets it per test instance).
+    public var localLoRAWeight: Float
     /// A federated method's term on the trainable weights (FedProx's proximal term), added to the loss
     /// and the gradient of every training step when set.
     public var penalty: (any WeightPenalty)?
@@ -76,9 +76,9 @@ public final class MLLM {
         try options.validate()
         guard maxBatch >= 1 else { throw PilotError.invalidArgument("maxBatch must be ≥ 1") }
         self.config = config; self.variant = variant; self.options = options; self.maxBatch = maxBatch
-        localLoRAMix = options.fedDPAMix
+        localLoRAWeight = options.localLoRAWeight
         hasLoRA = trainable != .pretrain
-        let branches = hasLoRA ? (variant == .fedDPA ? ["", "local_"] : [""]) : []
+        let branches = hasLoRA ? (variant == .dualLoRA ? ["", "local_"] : [""]) : []
         let specs = (config.visionTower == nil ? VisionEncoder.parameterSpecs(config) : [])
             + Connector.parameterSpecs(variant, options, config)
             + LanguageModel.parameterSpecs(config, loraBranches: branches)
@@ -87,7 +87,7 @@ public final class MLLM {
         switch trainable {
         case .variantDefault:
             switch variant {
-            case .mlp, .fedDPA, .pilotStage1:
+            case .mlp, .dualLoRA, .pilotStage1:
                 isTrainable = { $0.hasPrefix(Names.root) || $0.hasPrefix("lora") }
             case .pilotStage2:
                 let local = Names.taskAdapters(options.localTask)
@@ -156,7 +156,7 @@ public final class MLLM {
     /// Vision (if pixels), connector and every LM block for a validated batch; returns the connector's aux losses.
     func prefill(_ batch: Batch) throws -> Connector.Aux {
         let B = batch.size, P = config.visualTokens, T = config.contextLength, C = config.width, L = T - P
-        lm.prepare(localMix: localLoRAMix)
+        lm.prepare(localMix: localLoRAWeight)
         let hv = try visualFeatures(batch)
         let aux = connector.forward(hv: hv, batch: B)
         // x0 = [first o token embeddings | visual tokens | the other token embeddings], o = visualOffset (0 for the built-in LM)

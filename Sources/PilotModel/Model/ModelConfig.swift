@@ -130,8 +130,9 @@ public enum ConnectorVariant: String, Codable, Sendable, CaseIterable {
     case pilotStage1 = "pilot_stage1"
     /// (c) Pilot stage 2: CT-MoA (task adapters, cross-task adapters, router).
     case pilotStage2 = "pilot_stage2"
-    /// (d) FedDPA: MLP connector and a global plus a local LoRA on the LM.
-    case fedDPA = "feddpa"
+    /// (d) Dual LoRA: the MLP connector and a shared plus a local LoRA on the LM (FedDPA's model; the
+    /// raw value is what files store). How the local one is weighted is the method's (`localLoRAWeight`).
+    case dualLoRA = "feddpa"
 }
 
 /// Every open point of docs/design.md §3, with the defaults of its table.
@@ -155,8 +156,8 @@ public struct ConnectorOptions: Codable, Sendable, Equatable {
     /// The client adapter in stage 2: kept in the sum and frozen (default), kept and trained, or dropped.
     public var clientAdapterInStage2: ClientAdapterInStage2 = .frozen
     public var crossTaskInit: CrossTaskInit = .copyOfLocal
-    /// FedDPA: weight of the local LoRA in y = xW + s·(xA_g)B_g + mix·s·(xA_l)B_l.
-    public var fedDPAMix: Float = 1
+    /// Dual LoRA: weight w of the local LoRA in y = xW + s·(xA_g)B_g + w·s·(xA_l)B_l.
+    public var localLoRAWeight: Float = 1
 
     public init() {}
 
@@ -174,7 +175,7 @@ public struct ConnectorOptions: Codable, Sendable, Equatable {
         case numTasks = "num_tasks", localTask = "local_task", lambdaDiff = "lambda_diff"
         case diffNormalization = "diff_normalization", lambdaBalance = "lambda_balance", lambdaZ = "lambda_z"
         case routerTopK = "router_top_k", clientAdapterInStage2 = "client_adapter_in_stage2"
-        case crossTaskInit = "cross_task_init", fedDPAMix = "feddpa_mix"
+        case crossTaskInit = "cross_task_init", localLoRAWeight = "feddpa_mix"
     }
 }
 
