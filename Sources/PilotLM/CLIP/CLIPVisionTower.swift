@@ -209,15 +209,7 @@ public final class CLIPVisionTower: @unchecked Sendable {
             for bh in lo..<hi {
                 let b = bh / H, hd = bh % H, off = b * S * C + hd * D
                 sgemm(transB: true, m: S, n: S, k: D, alpha: scale, a: q + off, lda: C, b: k + off, ldb: C, c: s, ldc: S)
-                for t in 0..<S {
-                    let row = s + t * S
-                    var m = -Float.infinity
-                    for j in 0..<S where row[j] > m { m = row[j] }
-                    var sum: Float = 0
-                    for j in 0..<S { let e = expf(row[j] - m); row[j] = e; sum += e }
-                    let inv = 1 / sum
-                    for j in 0..<S { row[j] *= inv }
-                }
+                for t in 0..<S { softmaxInPlace(s + t * S, valid: S, count: S) }
                 sgemm(m: S, n: D, k: S, a: s, lda: S, b: v + off, ldb: C, c: att + off, ldc: C)
             }
         }

@@ -103,16 +103,7 @@ extension LanguageModel {
             for h in 0..<H {
                 let kvh = h / G, q = st.qkv.pointer + b * n * W + h * D
                 sgemm(transB: true, m: n, n: keys, k: D, alpha: scale, a: q, lda: W, b: slots + kvh * D, ldb: ld, c: s, ldc: keys)
-                for t in 0..<n {
-                    let row = s + t * keys, valid = pos0 + t + 1
-                    var mx = -Float.infinity
-                    for j in 0..<valid where row[j] > mx { mx = row[j] }
-                    var sum: Float = 0
-                    for j in 0..<valid { let e = expf(row[j] - mx); row[j] = e; sum += e }
-                    let inv = 1 / sum
-                    for j in 0..<valid { row[j] *= inv }
-                    for j in valid..<keys { row[j] = 0 }
-                }
+                for t in 0..<n { softmaxInPlace(s + t * keys, valid: pos0 + t + 1, count: keys) }
                 sgemm(m: n, n: D, k: keys, a: s, lda: keys, b: slots + KVD + kvh * D, ldb: ld, c: st.att.pointer + b * n * C + h * D, ldc: C)
             }
         }
