@@ -92,12 +92,14 @@ public final class RoundLoop {
         let t0 = Date()
         federation.aggregationClock.reset()
         var rejected = training.rejections
+        var notes: [String] = []
         if strategy.exchanges {
             let exchange = try RoundExchange.run(training.updates, federation: federation) { [server, serverState] updates in
                 try server(round: round, updates: updates, serverState: serverState)
             }
             if let state = exchange.serverState { serverState = state }
             rejected += exchange.rejected
+            notes = exchange.notes
             try host.apply(round: round, exchange: exchange, to: &training)
         } else {
             host.keepOwn(&training)
@@ -108,6 +110,7 @@ public final class RoundLoop {
         }
         for r in rejected where host.mine.contains(r.client) { training.records[r.client]!.rejected = true }
         try recorder.reportRejections(rejected, round: round)
+        for note in notes { emit(.message(note)) }
         let communicateSeconds = Date().timeIntervalSince(t0)
         // The server's aggregation time, which every client waited for inside the exchange.
         let aggregateSeconds = try world.broadcast(scalar: federation.aggregationClock.seconds, root: 0)
