@@ -30,7 +30,7 @@ public class SingleStageStrategy {
 
     /// The log line of a round whose rule fell back to the median (too few updates for it); none otherwise.
     func fallbackNotes(round: Int, rule: RobustAggregator, updates: [ClientUpdate]) -> [String] {
-        rule == aggregator ? [] : [aggregator.fallbackNote(round: round, group: "the round", clients: updates.map(\.client))]
+        rule == aggregator ? [] : [aggregator.fallbackNote(round: round, group: "the global average", clients: updates.map(\.client))]
     }
 
     /// Nothing is aggregated.

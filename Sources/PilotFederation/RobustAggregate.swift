@@ -113,7 +113,7 @@ extension RobustAggregator {
     /// What the server logs when a group falls back to the median: the round, the group (a task,
     /// or the update of every client) and the clients it combined.
     public func fallbackNote(round: Int, group: String, clients: [Int]) -> String {
-        "round \(round): \(group) has \(clients.count) accepted update(s) (client(s) \(clients.map(String.init).joined(separator: ", "))), too few for \(label) (it needs \(minimumClients)); "
+        "round \(round): \(group): \(clients.count) accepted update(s) (client(s) \(clients.map(String.init).joined(separator: ", "))), too few for \(label) (it needs \(minimumClients)); "
             + "used the coordinate-wise median of them this round instead (docs/robustness.md)"
     }
 }
