@@ -16,7 +16,8 @@ struct InspectCommand: ParsableCommand {
         status of its SHA-256 attribute: ok, MISMATCH (the bytes changed since pilot wrote them) or \
         none (no checksum, e.g. a file from h5py). Root attributes follow (long strings truncated). \
         Exits 1 if any checksum mismatches or an external link (a round checkpoint's client file) \
-        cannot be opened. With --verify only those problems and a summary are printed.
+        cannot be opened; a round checkpoint's client files are also checked whole against the \
+        SHA-256 the round recorded (client_files_sha256), as --resume does. With --verify only those problems and a summary are printed.
         """)
 
     @Argument(help: "HDF5 file to inspect.")
@@ -118,7 +119,16 @@ struct InspectCommand: ParsableCommand {
             Console.out("root attributes: MISMATCH (attributes_sha256)")
             Console.error("pilot inspect: the root attributes of '\(file)' changed since pilot wrote them (attributes_sha256); the file is corrupt or was edited")
         }
-        if counts.mismatch > 0 || !broken.isEmpty || attributesChanged { throw ExitCode(1) }
+        // and each client file as a whole, by the SHA-256 the round file recorded (what --resume checks):
+        // an edited attribute of a client file changes no dataset checksum
+        let clientFiles = (try? RoundCheckpoint.clientFileMismatches(f, path: file)) ?? []
+        for m in clientFiles {
+            Console.out("\(m.file)  sha256 MISMATCH (whole file; \((file as NSString).lastPathComponent) recorded \(m.expected.prefix(12))…, the file is \(m.actual.prefix(12))…)")
+        }
+        if !clientFiles.isEmpty {
+            Console.error("pilot inspect: \(clientFiles.count) client file(s) of '\(file)' changed since the round was committed (client_files_sha256): \(clientFiles.prefix(5).map(\.file).joined(separator: ", "))\(clientFiles.count > 5 ? ", …" : ""); --resume refuses them. Restore them, or resume from an earlier round by writing its name into ckpt/latest")
+        }
+        if counts.mismatch > 0 || !broken.isEmpty || attributesChanged || !clientFiles.isEmpty { throw ExitCode(1) }
     }
 
     /// ok / MISMATCH / none, or a short reason why it could not be checked.

@@ -55,9 +55,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         if listKeys {
-            for k in RunConfigSchema.keys {
-                Console.out("\(k.name) = \(k.defaultValue?.description ?? "(required)")\n    \(k.help)")
-            }
+            for line in RunConfigSchema.listing { Console.out(line) }
             return
         }
         // The stop handler first: TERM or USR1 from the first moment on asks for the graceful stop
@@ -143,7 +141,7 @@ struct TrainCommand: ParsableCommand {
         let scenario = try ScenarioDirectory(path: typed.run.data)
         let k = scenario.clientCount
         // The placement (which rank hosts which clients) and the sample size, before MPI starts.
-        let placement = try typed.placement(clients: k, worldSize: launch.size ?? (k + 1))
+        let placement = try typed.placement(clients: k, worldSize: launch.size ?? (k + 1), clientTasks: scenario.clientTasks.map(\.rawValue))
         if !FileManager.default.isReadableFile(atPath: typed.run.base) {
             throw PilotError.message("missing or unreadable data files:\n  " + typed.run.base + " (create it with `pilot pretrain`)")
         }

@@ -28,6 +28,11 @@ public class SingleStageStrategy {
         LocalOutcome(update: nil, kept: try trained.model.trainableTensors())
     }
 
+    /// The log line of a round whose rule fell back to the median (too few updates for it); none otherwise.
+    func fallbackNotes(round: Int, rule: RobustAggregator, updates: [ClientUpdate]) -> [String] {
+        rule == aggregator ? [] : [aggregator.fallbackNote(round: round, group: "the global average", clients: updates.map(\.client))]
+    }
+
     /// Nothing is aggregated.
     public func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult {
         RoundResult()
@@ -65,8 +70,11 @@ public class AveragingStrategy: SingleStageStrategy {
         for u in updates where u.tensors.names != first.tensors.names || u.tensors.counts != first.tensors.counts {
             throw PilotError.invalidArgument("client \(u.client) sent other tensors than client \(first.client) (\(u.tensors.names.count) vs \(first.tensors.names.count) names)")
         }
-        let mean = try Aggregate.combine(updates.map(\.tensors.values), weights: updates.map(weight), with: aggregator)
-        return RoundResult(shared: try first.tensors.with(values: mean))
+        let rule = aggregator.applicable(to: updates.count)
+        let mean = try Aggregate.combine(updates.map(\.tensors.values), weights: updates.map(weight), with: rule)
+        var result = RoundResult(shared: try first.tensors.with(values: mean))
+        result.notes = fallbackNotes(round: round, rule: rule, updates: updates)
+        return result
     }
 }
 
@@ -158,9 +166,12 @@ public final class FedAdamStrategy: SingleStageStrategy, FederatedStrategy {
         var server = FedAdamServer(hyper: hyper)
         if !serverState.isEmpty { try server.restore(serverState) }
         guard let first = updates.first else { throw PilotError.message("fedadam: no update") }
-        let mean = try Aggregate.combine(updates.map(\.tensors.values), weights: updates.map { Double($0.examples) }, with: aggregator)
+        let rule = aggregator.applicable(to: updates.count)
+        let mean = try Aggregate.combine(updates.map(\.tensors.values), weights: updates.map { Double($0.examples) }, with: rule)
         let step = try server.update(delta: mean)
-        return RoundResult(shared: try first.tensors.with(values: step), serverState: server.state)
+        var result = RoundResult(shared: try first.tensors.with(values: step), serverState: server.state)
+        result.notes = fallbackNotes(round: round, rule: rule, updates: updates)
+        return result
     }
 
     /// x ← x + u, tensor by tensor.

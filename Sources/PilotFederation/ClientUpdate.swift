@@ -56,6 +56,9 @@ public struct RoundResult: Sendable, Equatable {
     public var serverState: TensorDict
     /// The updates the server refused this round (the round driver's checks; strategies leave it empty).
     public var rejected: [Rejection] = []
+    /// What rank 0 logs about the aggregation, e.g. a group whose robust rule fell back to the
+    /// median because too few updates were left (`RobustAggregator.applicable(to:)`).
+    public var notes: [String] = []
 
     public init(shared: NamedTensors? = nil, personal: [Int: NamedTensors] = [:], serverState: TensorDict = [:]) {
         self.shared = shared; self.personal = personal; self.serverState = serverState

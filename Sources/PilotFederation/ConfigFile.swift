@@ -54,6 +54,7 @@ public struct ConfigFile: Sendable {
         self.text = text
         var section = ""
         var seen: Set<String> = []
+        var sections: [String: Int] = [:]   // section → line of its header
         for (i, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let lineNo = i + 1
             let line = Self.stripComment(String(rawLine)).trimmingCharacters(in: .whitespaces)
@@ -64,6 +65,11 @@ public struct ConfigFile: Sendable {
                 guard section.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
                     throw error(lineNo, "section name '\(section)' may only contain letters, digits and _")
                 }
+                // TOML defines a table once; a second header would silently merge two halves of a section.
+                if let first = sections[section] {
+                    throw error(lineNo, "[\(section)] is opened a second time (first at line \(first)): move these keys under the first [\(section)] and delete this header")
+                }
+                sections[section] = lineNo
                 continue
             }
             guard let eq = line.firstIndex(of: "=") else { throw error(lineNo, "expected `key = value`") }

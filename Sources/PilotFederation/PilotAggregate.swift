@@ -49,11 +49,21 @@ extension PilotStrategy {
     /// clients, in client order; nil for a task with no participant.
     public static func taskMeans(_ adapters: [(client: Int, examples: Int, values: [Float])], tasks: [Int], numTasks: Int,
                                  aggregator: RobustAggregator = .mean) throws -> [[Float]?] {
-        try (0..<numTasks).map { t -> [Float]? in
+        try taskAggregates(adapters, tasks: tasks, numTasks: numTasks, aggregator: aggregator).means
+    }
+
+    /// `taskMeans`, and the tasks (with their participating clients) that had too few updates for
+    /// the robust rule and were combined with the coordinate-wise median instead.
+    public static func taskAggregates(_ adapters: [(client: Int, examples: Int, values: [Float])], tasks: [Int], numTasks: Int,
+                                      aggregator: RobustAggregator = .mean) throws -> (means: [[Float]?], fallbacks: [(task: Int, clients: [Int])]) {
+        var fallbacks: [(task: Int, clients: [Int])] = []
+        let means = try (0..<numTasks).map { t -> [Float]? in
             let members = adapters.filter { tasks[$0.client] == t }
             guard let first = members.first else { return nil }
             if aggregator != .mean {
-                return try aggregator.combine(members.map(\.values), weights: members.map { Double($0.examples) }).values
+                let rule = aggregator.applicable(to: members.count)
+                if rule != aggregator { fallbacks.append((t, members.map(\.client))) }
+                return try rule.combine(members.map(\.values), weights: members.map { Double($0.examples) }).values
             }
             var sum = [Double](repeating: 0, count: first.values.count)
             var total: Int64 = 0
@@ -68,16 +78,27 @@ extension PilotStrategy {
             guard total > 0 else { throw PilotError.invalidArgument("task \(t): its clients have no training examples (Σ n_k = 0)") }
             return taskMean(sum: sum, samples: total)
         }
+        return (means, fallbacks)
     }
 
     /// The server's ATA step (Eq. 11–12) on the clients' LoRA vectors, in client order: distances
     /// with one sgemm, top-M inverse-distance weights, mixing. With `ata` off, the n_k-weighted mean.
     public func mixLoRA(_ updates: [ClientUpdate], tasks: [Int]) throws -> [[Float]] {
+        var notes: [String] = []
+        return try mixLoRA(updates, tasks: tasks, round: 0, notes: &notes)
+    }
+
+    /// `mixLoRA`, adding to `notes` the line of a round whose robust rule (ATA off) fell back to the median.
+    func mixLoRA(_ updates: [ClientUpdate], tasks: [Int], round: Int, notes: inout [String]) throws -> [[Float]] {
         let vectors = updates.map(\.tensors.values)
         let k = vectors.count
         let n = updates.map(\.examples)
         guard settings.ata else {
-            let mean = try Aggregate.combine(vectors, weights: n.map(Double.init), with: settings.aggregator)
+            let rule = settings.aggregator.applicable(to: k)
+            if rule != settings.aggregator {
+                notes.append(settings.aggregator.fallbackNote(round: round, group: "the LoRA average (pilot.ata = false)", clients: updates.map(\.client)))
+            }
+            let mean = try Aggregate.combine(vectors, weights: n.map(Double.init), with: rule)
             return Array(repeating: mean, count: k)
         }
         let p = vectors.first?.count ?? 0
@@ -95,8 +116,9 @@ extension PilotStrategy {
     /// participant's personalised LoRA (personal), and the task adapters as server state.
     public func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult {
         let parts = try updates.map(Self.split)
-        let means = try Self.taskMeans(zip(updates, parts).map { ($0.client, $0.examples, $1.adapter) },
-                                       tasks: roster.clientTasks, numTasks: roster.numTasks, aggregator: settings.aggregator)
+        let (means, fallbacks) = try Self.taskAggregates(zip(updates, parts).map { ($0.client, $0.examples, $1.adapter) },
+                                                         tasks: roster.clientTasks, numTasks: roster.numTasks, aggregator: settings.aggregator)
+        var notes = fallbacks.map { settings.aggregator.fallbackNote(round: round, group: "task \($0.task)'s adapter (Eq. 10)", clients: $0.clients) }
         var adapters = Self.taskAdapters(serverState)
         for (t, m) in means.enumerated() { if let m { adapters[t] = m } }
         // Shared: every task adapter the server has, named for its slot.
@@ -113,9 +135,11 @@ extension PilotStrategy {
             state[Self.serverStateKey(t)] = adapters[t]!
         }
         let loras = zip(updates, parts).map { ClientUpdate(client: $0.client, examples: $0.examples, tensors: $1.lora) }
-        let mixed = try mixLoRA(loras, tasks: roster.clientTasks)
+        let mixed = try mixLoRA(loras, tasks: roster.clientTasks, round: round, notes: &notes)
         var personal: [Int: NamedTensors] = [:]
         for (u, v) in zip(loras, mixed) { personal[u.client] = try u.tensors.with(values: v) }
-        return RoundResult(shared: try NamedTensors(names: names, counts: counts, values: values), personal: personal, serverState: state)
+        var result = RoundResult(shared: try NamedTensors(names: names, counts: counts, values: values), personal: personal, serverState: state)
+        result.notes = notes
+        return result
     }
 }

@@ -70,6 +70,55 @@ public enum RobustAggregator: Sendable, Equatable {
 }
 
 extension RobustAggregator {
+    /// The fewest updates the rule can combine: f + 3 for Krum (a score needs n − f − 2 ≥ 1
+    /// neighbours), max(f + 3, m) for multi-Krum, 1 for the others (a trimmed mean with β < 0.5
+    /// always keeps at least one value).
+    public var minimumClients: Int {
+        switch self {
+        case .mean, .median, .trimmedMean: return 1
+        case .krum(let f): return f + 3
+        case .multiKrum(let f, let m): return max(f + 3, m)
+        }
+    }
+
+    /// The rule that combines `count` updates: the rule itself when it can, else the coordinate-wise
+    /// median (docs/robustness.md, "too few updates"): rejections or sampling left fewer updates in
+    /// a group than Krum's f (or multi-Krum's m) needs, and the median is the robust rule that
+    /// needs none, so the round goes on instead of aborting.
+    public func applicable(to count: Int) -> RobustAggregator {
+        count >= minimumClients ? self : .median
+    }
+
+    /// The keys that set the rule's parameters, for messages.
+    public var keys: String {
+        switch self {
+        case .mean, .median: return "robust.aggregator"
+        case .trimmedMean: return "robust.aggregator, robust.trim"
+        case .krum: return "robust.aggregator, robust.byzantine_f"
+        case .multiKrum: return "robust.aggregator, robust.byzantine_f, robust.krum_m"
+        }
+    }
+
+    /// The rule as a config names it, with its parameters ("krum with f = 0").
+    public var label: String {
+        switch self {
+        case .mean: return "mean"
+        case .median: return "median"
+        case .trimmedMean(let beta): return "trimmed_mean with trim = \(beta)"
+        case .krum(let f): return "krum with f = \(f)"
+        case .multiKrum(let f, let m): return "multi_krum with f = \(f), m = \(m)"
+        }
+    }
+
+    /// What the server logs when a group falls back to the median: the round, the group (a task,
+    /// or the update of every client) and the clients it combined.
+    public func fallbackNote(round: Int, group: String, clients: [Int]) -> String {
+        "round \(round): \(group): \(clients.count) accepted update(s) (client(s) \(clients.map(String.init).joined(separator: ", "))), too few for \(label) (it needs \(minimumClients)); "
+            + "used the coordinate-wise median of them this round instead (docs/robustness.md)"
+    }
+}
+
+extension RobustAggregator {
     /// Krum's score of every client (Blanchard et al. 2017, as Flower computes it): the sum of
     /// its n − f − 2 smallest squared Euclidean distances to the other clients. Flower sorts each
     /// row of the distance matrix, self included, and skips the first entry (the client's own 0),

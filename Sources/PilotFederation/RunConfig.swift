@@ -22,6 +22,15 @@ public enum RunConfigSchema {
 
     public static func key(_ name: String) -> ConfigKey? { keys.first { $0.name == name } }
 
+    /// What `pilot train --list-keys` prints: each key with its default, "(optional)" for a key that
+    /// may stay unset (its help says what unset means) or "(required)" for one a config must give,
+    /// and its help on the next line.
+    public static var listing: [String] {
+        keys.map { k in
+            "\(k.name) = \(k.defaultValue?.description ?? (k.optional ? "(optional)" : "(required)"))\n    \(k.help)"
+        }
+    }
+
     /// "did you mean" for an unknown key: the closest valid key by edit distance.
     public static func suggestion(for name: String) -> String? {
         let tail = String(name.split(separator: ".").last ?? "")

@@ -198,9 +198,47 @@ public enum RoundCheckpoint {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard name.hasPrefix("round_"), name.hasSuffix(".h5"), let r = Int(name.dropFirst(6).dropLast(3)) else {
-            throw PilotError.message("'\(path)' does not name a round file (it holds '\(name)'); remove it to restart the run")
+            // Removing `latest` would restart the run and throw away every committed round: point at
+            // the newest round file that is still intact instead.
+            let shown = name.count > 60 ? String(name.prefix(60)) + "…" : name
+            if let good = newestIntactRound(run: run) {
+                throw PilotError.message("'\(path)' does not name a round file (it holds '\(shown)'). The newest intact round file is \(roundName(good)): write its name into it (echo \(roundName(good)) > \(path)), check it with `pilot inspect --verify \(roundFile(run, good))`, and --resume again; do not remove it, which would restart the run and discard the committed rounds")
+            }
+            throw PilotError.message("'\(path)' does not name a round file (it holds '\(shown)'), and \(directory(run)) has no intact round file to point it at; remove it to restart the run")
         }
         return r
+    }
+
+    /// The newest round in a run's ckpt directory whose round file opens and whose root attributes
+    /// match their SHA-256 (nil if none).
+    public static func newestIntactRound(run: String) -> Int? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory(run))) ?? []
+        let rounds = names.compactMap { n -> Int? in
+            guard n.hasPrefix("round_"), n.hasSuffix(".h5") else { return nil }
+            return Int(n.dropFirst(6).dropLast(3))
+        }
+        for r in rounds.sorted(by: >) {
+            guard let f = try? H5File.open(roundFile(run, r), checksums: .skip) else { continue }
+            defer { f.close() }
+            if (try? attributesIntact(f)) == .some(true) { return r }
+        }
+        return nil
+    }
+
+    /// The client files of an open round file (at `path`) whose whole-file SHA-256 differs from the
+    /// one the round file recorded (`client_files_sha256`, what --resume checks before it loads
+    /// them); an attribute edited in a client file changes no dataset checksum but shows here. A
+    /// client file that cannot be read is left out (the caller reports its link as broken).
+    public static func clientFileMismatches(_ f: H5File, path: String) throws -> [(client: Int, file: String, expected: String, actual: String)] {
+        guard case let .strings(digests)? = try f.attribute("client_files_sha256"), let round = try f.attribute("round")?.intValue else { return [] }
+        let dir = (path as NSString).deletingLastPathComponent
+        var out: [(client: Int, file: String, expected: String, actual: String)] = []
+        for (k, expected) in digests.enumerated() where !expected.isEmpty {
+            let file = (dir.isEmpty ? "." : dir) + "/" + clientRelative(Int(round), k)
+            guard let actual = try? fileDigest(file) else { continue }
+            if actual != expected { out.append((k, file, expected, actual)) }
+        }
+        return out
     }
 
     /// SHA-256 of a whole file.

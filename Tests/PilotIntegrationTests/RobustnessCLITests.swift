@@ -80,6 +80,20 @@ struct RobustnessCLITests {
         #expect(big < 1000, "\(rule): largest |value| of the global model: \(big)")
     }
 
+    @Test("pilot + krum f = 0 (3 clients per task), one update rejected: its task falls back to the median for that round, logged, and the run finishes (#34 item 4: it used to abort)")
+    func krumFallsBack() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let text = Self.config("", "[robust]\naggregator = \"krum\"\nbyzantine_f = 0\n[faults]\nnan_client = 4\nnan_round = 2")
+        let cfg = try TrainCLITests.writeConfig(dir, "c.toml", text)
+        let r = try TrainCLITests.train(["--config", cfg, "--out", dir.file("run")], np: 4)
+        #expect(r.status == 0, "\(r.stderr)")
+        let log = r.stdout + r.stderr
+        #expect(log.contains("round 2: rejected client 4"), "\(log)")
+        #expect(log.contains("round 2: task ") && log.contains("client(s) 3, 5") && log.contains("too few for krum with f = 0")
+                && log.contains("coordinate-wise median"), "\(log)")
+        #expect(try Self.allFinite(dir.file("run"), round: 2))
+    }
+
     @Test("DP-FedAvg: clipped, noised, ε after every round in metrics.h5 and the progress line, growing with the rounds; two runs give the same bits")
     func differentialPrivacy() throws {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }

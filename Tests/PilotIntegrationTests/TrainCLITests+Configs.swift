@@ -32,6 +32,38 @@ extension TrainCLITests {
         #expect(ins.status == 1 && ins.stdout.contains("root attributes: MISMATCH"), "inspect: \(ins.stdout) \(ins.stderr)")
         let clean = try runProcess(pilotBinary, ["inspect", "--verify", dir.file("run/ckpt/round_001.h5")])
         #expect(clean.status == 0, "inspect of the untouched round: \(clean.stdout) \(clean.stderr)")
+
+        // #34 item 6: an attribute edited in a client file changes no dataset checksum; --verify used to
+        // pass it although --resume refuses it. It now checks the client files' recorded SHA-256.
+        try FileManager.default.copyItem(atPath: dir.file("run"), toPath: dir.file("clientedit"))
+        let pyClient = "import h5py, sys\nwith h5py.File(sys.argv[1], 'r+') as f: f.attrs['note'] = 'edited'"
+        let editClient = try runProcess("/usr/bin/python3", ["-c", pyClient, dir.file("clientedit/ckpt/round_001/client_03.h5")])
+        try #require(editClient.status == 0, "\(editClient.stderr)")
+        let insClient = try runProcess(pilotBinary, ["inspect", "--verify", dir.file("clientedit/ckpt/round_001.h5")])
+        #expect(insClient.status == 1 && insClient.stdout.contains("client_03.h5  sha256 MISMATCH")
+                && insClient.stderr.contains("client_files_sha256"), "inspect: \(insClient.stdout) \(insClient.stderr)")
+
+        // A garbage ckpt/latest: the advice names the newest intact round instead of "remove it" (which
+        // would restart the run and discard round 1).
+        try FileManager.default.copyItem(atPath: dir.file("run"), toPath: dir.file("garbled"))
+        try "garbage\n".write(toFile: dir.file("garbled/ckpt/latest"), atomically: true, encoding: .utf8)
+        let g = try Self.train(["--resume", dir.file("garbled")])
+        #expect(g.status != 0)
+        #expect(g.stderr.contains("The newest intact round file is round_001.h5") && g.stderr.contains("do not remove it"), "\(g.stderr)")
+
+        // A corrupt metrics.h5: the refusal says that deleting it rebuilds every row from the round files,
+        // and it does.
+        try FileManager.default.copyItem(atPath: dir.file("run"), toPath: dir.file("badmetrics"))
+        try "not hdf5".write(toFile: dir.file("badmetrics/metrics.h5"), atomically: true, encoding: .utf8)
+        let m = try Self.train(["--resume", dir.file("badmetrics")])
+        #expect(m.status != 0)
+        #expect(m.stderr.contains("Delete it and --resume again") && m.stderr.contains("rebuilds every row"), "\(m.stderr)")
+        try FileManager.default.removeItem(atPath: dir.file("badmetrics/metrics.h5"))
+        let rebuilt = try Self.train(["--resume", dir.file("badmetrics")])
+        #expect(rebuilt.status == 0, "resume after deleting metrics.h5: \(rebuilt.stderr)")
+        let rows = try H5File.open(dir.file("badmetrics/metrics.h5"))
+        #expect(try rows.read(Int64.self, at: "round").values == [1, 2])
+        rows.close()
         let ok = try Self.train(["--resume", dir.file("run")])
         #expect(ok.status == 0, "the untouched run resumes: \(ok.stderr)")
     }
@@ -62,6 +94,15 @@ extension TrainCLITests {
                   message: "missing or unreadable data files"),
         BadConfig(name: "eval slice past the test split", edit: { $0.replacingOccurrences(of: "[eval]", with: "[eval]\nfirst_example = 100000") }, np: 10,
                   message: "eval.first_example = 100000 is past the end of"),
+        // #34 item 4: used to pass validation and abort after round 1 had trained
+        BadConfig(name: "krum with a sample too small for f", edit: { $0.replacingOccurrences(of: "rounds = 3", with: "rounds = 3\nfraction = 0.3")
+                    .replacingOccurrences(of: "[eval]", with: "[robust]\naggregator = \"krum\"\n[eval]") }, np: 10,
+                  message: "needs at least 4 updates per round, but run.fraction = 0.3 and run.min_clients = 0 sample 2 of the 9 clients"),
+        // #34 item 6: used to be capped at K without a word
+        BadConfig(name: "min_clients above K", edit: { $0.replacingOccurrences(of: "rounds = 3", with: "rounds = 3\nmin_clients = 12") }, np: 10,
+                  message: "run.min_clients = 12 is more than the 9 clients"),
+        BadConfig(name: "a section opened twice", edit: { $0 + "\n[train]\nepochs = 1\n" }, np: 10,
+                  message: "[train] is opened a second time"),
     ]
 
     @Test("bad configs are rejected before MPI starts, by rank 0, and every rank exits", arguments: badConfigs)

@@ -28,6 +28,9 @@ import PilotLM
         #expect(try g.string("test.string") == "héllo ✓")
         #expect(try g.strings("test.strings") == ["a", "", "<|im_end|>"])
         #expect(try g.ints("test.ints") == [3, -1, 7])
+        // arrays are typed buffers, not boxed values (#34 item 1)
+        #expect(g.metadata["test.ints"] == .ints([3, -1, 7]))
+        #expect(g.metadata["test.strings"] == .strings(["a", "", "<|im_end|>"]))
         #expect(try g.int("llama.attention.head_count") == 2)
         #expect(g.metadataKeys.first == "general.architecture")
         #expect(g.metadataKeys.count == 27)
@@ -174,6 +177,19 @@ import PilotLM
         putLE(UInt64(1) << 39, into: &bytes, at: q.ne + 8)  // rows of attn_q
         try write(bytes, to: tmp.file("dims.gguf"))
         Self.expectError(tmp.file("dims.gguf"), ["blk.0.attn_q.weight"])
+    }
+
+    /// #34 item 1: an array count the file could hold but no model has (here 2^24 + 1 int32s, with
+    /// 64 MiB appended so the size check passes) is refused by key before anything is allocated.
+    @Test func metadataArrayCountIsCapped() throws {
+        let tmp = TemporaryDirectory("gguf-cap"); defer { tmp.cleanup() }
+        var bytes = try FormatFixtures.bytes("tiny_llama.gguf")
+        let ints = try #require(find("test.ints", in: bytes)) + "test.ints".utf8.count
+        let n = UInt64(1 << 24) + 1
+        putLE(n, into: &bytes, at: ints + 8)  // element count (after the u32 value type and u32 element type)
+        bytes += [UInt8](repeating: 0, count: Int(n) * 8)
+        try write(bytes, to: tmp.file("cap.gguf"))
+        Self.expectError(tmp.file("cap.gguf"), ["test.ints", "\(n) elements, more than the \(1 << 24)"])
     }
 
     @Test func tensorOffsetPastTheEnd() throws {

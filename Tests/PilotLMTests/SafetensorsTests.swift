@@ -37,6 +37,17 @@ import PilotLM
         }
     }
 
+    /// #34 item 6: a length with the top bit set used to be masked to the valid length and read.
+    @Test func headerLengthWithTopBitIsRefused() throws {
+        let tmp = TemporaryDirectory("st-topbit"); defer { tmp.cleanup() }
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.mixed)))
+        bytes[7] |= 0x80
+        let path = tmp.file("topbit.safetensors")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let text = try #require(thrownText { try SafetensorsFile(path: path) })
+        #expect(text.contains(path) && text.contains("header says it is"), "\(text)")
+    }
+
     @Test func singleFileCheckpoint() throws {
         let tmp = TemporaryDirectory("st-single"); defer { tmp.cleanup() }
         try FileManager.default.copyItem(atPath: Self.mixed, toPath: tmp.file("model.safetensors"))

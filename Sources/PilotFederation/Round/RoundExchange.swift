@@ -28,6 +28,8 @@ public enum RoundExchange {
         public var rejected: [Rejection]
         /// The server's new state (rank 0 only).
         public var serverState: TensorDict?
+        /// What the aggregation logged, e.g. a robust rule's fallback (rank 0 only; `RoundResult.notes`).
+        public var notes: [String] = []
     }
 
     /// Collective over `federation.world`. `updates` are this rank's (empty on the server); the
@@ -91,7 +93,8 @@ public enum RoundExchange {
         if !federation.isServer {
             for (client, _, _, tensors) in try Packed(header: myHeader, layouts: myLayouts, values: myValues).unpack() { personal[client] = tensors }
         }
-        return Result(shared: sharedOut, personal: personal, rejected: rejected, serverState: federation.isServer ? result.serverState : nil)
+        return Result(shared: sharedOut, personal: personal, rejected: rejected, serverState: federation.isServer ? result.serverState : nil,
+                      notes: federation.isServer ? result.notes : [])
     }
 
     /// Named tensors of several clients in three flat buffers: a header [n, (client, examples,

@@ -18,7 +18,7 @@ extension RoundLoop {
         let tasks = scenario.tasks
         let clientTasks = scenario.clientTasks.map { t in tasks.firstIndex(of: t)! }
         let placement = try RankCheck.run("placing \(clientTasks.count) clients on \(world.size) ranks", on: world) {
-            try typed.placement(clients: clientTasks.count, worldSize: world.size)
+            try typed.placement(clients: clientTasks.count, worldSize: world.size, clientTasks: scenario.clientTasks.map(\.rawValue))
         }
         let strategy = StrategyFactory.make(typed)
         let base = try RankCheck.run("checking the base checkpoint", on: world) { try Self.checkBase(typed, scenario: scenario) }

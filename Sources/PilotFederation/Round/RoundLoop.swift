@@ -103,6 +103,7 @@ public final class RoundLoop {
         let t0 = Date()
         federation.aggregationClock.reset()
         var rejected = training.rejections
+        var notes: [String] = []
         if strategy.exchanges {
             // the clients that dropped out are named before the server aggregates without them
             try recorder.reportRejections(training.rejections, round: round)
@@ -111,6 +112,7 @@ public final class RoundLoop {
             }
             if let state = exchange.serverState { serverState = state }
             rejected += exchange.rejected
+            notes = exchange.notes
             try host.apply(round: round, exchange: exchange, to: &training)
             try recorder.reportRejections(exchange.rejected, round: round)
         } else {
@@ -122,6 +124,7 @@ public final class RoundLoop {
             try recorder.reportRejections(rejected, round: round)
         }
         for r in rejected where host.mine.contains(r.client) { training.records[r.client]!.rejected = true }
+        for note in notes { emit(.message(note)) }
         let communicateSeconds = Date().timeIntervalSince(t0)
         // The server's aggregation time, which every client waited for inside the exchange.
         let aggregateSeconds = try world.broadcast(scalar: federation.aggregationClock.seconds, root: 0)

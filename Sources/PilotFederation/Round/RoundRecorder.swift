@@ -99,7 +99,11 @@ final class RoundRecorder {
     /// lacks rebuilt from the round files (without the timings, which those do not store).
     func restoreLog(round: Int) throws {
         if FileManager.default.fileExists(atPath: metricsPath) {
-            log = try MetricsLog.read(from: metricsPath)
+            do {
+                log = try MetricsLog.read(from: metricsPath)
+            } catch {
+                throw PilotError.message("\(metricsPath) cannot be read on resume: \(error)\nDelete it and --resume again: pilot rebuilds every row of metrics.h5 from the round files in \(RoundCheckpoint.directory(runDirectory)) (which keep each round's metrics; the run itself is not affected)")
+            }
             log.truncate(to: round)
         } else {
             emit(.message("\(metricsPath) is missing; rebuilding its rows from the round checkpoints"))

@@ -47,17 +47,45 @@ public struct RunSettings: Sendable, Equatable {
         faults = try section(FaultsSection.self); eval = try section(EvalSection.self)
     }
 
-    /// Where K clients go on `worldSize` ranks (`Placement`), checked against the round's sample and
-    /// centralized training's one client per rank. `pilot train` calls it before MPI starts, the
-    /// round loop again on every rank.
-    public func placement(clients k: Int, worldSize: Int) throws -> Placement {
+    /// Where K clients go on `worldSize` ranks (`Placement`), checked against the round's sample,
+    /// centralized training's one client per rank and the robust aggregator's least number of
+    /// updates (`checkAggregator`). `clientTasks` names each client's task (Pilot's Eq. 10 groups;
+    /// empty: not checked per task). `pilot train` calls it before MPI starts, the round loop again
+    /// on every rank.
+    public func placement(clients k: Int, worldSize: Int, clientTasks: [String] = []) throws -> Placement {
         let placement = try Placement(clients: k, worldSize: worldSize, clientsPerRank: run.clientsPerRank ?? 0)
         let sampling = RoundSettings(self).sampling
+        if let m = run.minClients, m > k {
+            throw PilotError.invalidArgument("run.min_clients = \(m) is more than the \(k) clients of the scenario (\(run.data)), so no round can train that many: set it to \(k) or less, or leave it unset")
+        }
         try sampling.validate(clients: k)
+        try checkAggregator(sampled: sampling.size(of: k), clients: k, clientTasks: clientTasks)
         if run.algorithm == .centralized && (placement.clientRanks != k || sampling.size(of: k) != k) {
             throw PilotError.invalidArgument("centralized training is data-parallel with one client per rank and every client in every round: run with -np \(k + 1), without run.clients_per_rank > 1 or run.fraction < 1")
         }
         return placement
+    }
+
+    /// Refuses a robust aggregator that no round could apply: Krum needs f + 3 updates and
+    /// multi-Krum max(f + 3, m) (`RobustAggregator.minimumClients`), but a round aggregates at most
+    /// the sampled count, and Pilot's Eq. 10 at most a task's clients. Fewer in one round only (a
+    /// rejection, a task the sample thinned) falls back to the median at run time instead.
+    func checkAggregator(sampled: Int, clients k: Int, clientTasks: [String]) throws {
+        let rule = robust.rule, need = rule.minimumClients
+        guard need > 1, ![.local, .centralized].contains(run.algorithm) else { return }
+        let fix = "lower \(rule.keys.split(separator: ",").dropFirst().map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " or ")), or use robust.aggregator = \"median\" or \"trimmed_mean\""
+        if sampled < need {
+            let how = sampled == k ? "the scenario has \(k) clients" : "run.fraction = \(run.fraction ?? 1) and run.min_clients = \(run.minClients ?? 0) sample \(sampled) of the \(k) clients per round"
+            throw PilotError.invalidArgument("robust.aggregator = \(rule.label) (\(rule.keys)) needs at least \(need) updates per round, but \(how): "
+                                             + (sampled == k ? fix : "raise run.fraction or run.min_clients to sample \(need) or more (at most \(k)), or \(fix)"))
+        }
+        if run.algorithm == .pilot, !clientTasks.isEmpty {
+            var sizes: [String: Int] = [:]
+            for t in clientTasks { sizes[t, default: 0] += 1 }
+            if let (task, n) = sizes.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }).first, n < need {
+                throw PilotError.invalidArgument("robust.aggregator = \(rule.label) (\(rule.keys)) needs at least \(need) updates per task (Pilot's Eq. 10 combines each task's clients on their own), but task '\(task)' has \(n) client(s) in \(run.data): \(fix)")
+            }
+        }
     }
 
     /// The model settings a run may change on the base's model: LoRA rank, alpha and targets.

@@ -1,9 +1,11 @@
 import PilotCore
 
-/// One metadata value of a GGUF file.
-public indirect enum GGUFValue: Sendable, Equatable {
+/// One metadata value of a GGUF file. Arrays are stored unboxed, one typed buffer per element kind
+/// (unsigned and signed integers, floats, booleans, strings): a 150k-entry vocabulary is one
+/// `[String]`, not 150k enum values, and a corrupt count cannot multiply into boxed elements.
+public enum GGUFValue: Sendable, Equatable {
     case uint(UInt64), int(Int64), float(Double), bool(Bool), string(String)
-    case array([GGUFValue])
+    case uints([UInt64]), ints([Int64]), floats([Double]), bools([Bool]), strings([String])
 }
 
 /// A GGUF file (llama.cpp's format, versions 2 and 3, little-endian): magic `GGUF`, version, tensor and
@@ -23,6 +25,8 @@ public final class GGUFFile: TensorSource {
     let offsets: [Int]
     let index: [String: Int]
 
+    /// The most elements a metadata array may have (16.7 M; vocabularies and merges have a few hundred thousand).
+    static let maxArrayElements = 1 << 24
     /// ggml type ids of the tensor types we read, and the names of some we do not (for the error).
     static let ggmlTypes: [UInt32: TensorDType] = [0: .f32, 1: .f16, 2: .q4_0, 3: .q4_1, 8: .q8_0, 30: .bf16]
     static let ggmlNames: [UInt32: String] = [6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K",
@@ -162,18 +166,15 @@ public final class GGUFFile: TensorSource {
     }
 
     public func strings(_ key: String) throws -> [String] {
-        guard case let .array(a)? = metadata[key] else { throw missing(key, "an array of strings") }
-        return try a.map { v in guard case let .string(s) = v else { throw missing(key, "an array of strings") }; return s }
+        guard case let .strings(a)? = metadata[key] else { throw missing(key, "an array of strings") }
+        return a
     }
 
     public func ints(_ key: String) throws -> [Int] {
-        guard case let .array(a)? = metadata[key] else { throw missing(key, "an array of integers") }
-        return try a.map { v in
-            switch v {
-            case let .int(i): return Int(i)
-            case let .uint(u) where u <= UInt64(Int.max): return Int(u)
-            default: throw missing(key, "an array of integers")
-            }
+        switch metadata[key] {
+        case let .ints(a)?: return a.map { Int($0) }
+        case let .uints(a)? where a.allSatisfy({ $0 <= UInt64(Int.max) }): return a.map { Int($0) }
+        default: throw missing(key, "an array of integers")
         }
     }
 }
@@ -228,10 +229,31 @@ private struct Reader {
                 throw PilotError.invalidArgument("\(path): metadata key '\(key)' is an array of value type \(elem), which is not a GGUF type; the file is corrupt")
             }
             guard n <= UInt64(bytes.count - offset) / size else { throw truncated("an array of \(n) elements for key '\(key)'") }
-            var out: [GGUFValue] = []
-            out.reserveCapacity(Int(n))
-            for _ in 0..<n { out.append(try value(type: elem, key: key, depth: depth + 1)) }
-            return .array(out)
+            guard n <= UInt64(GGUFFile.maxArrayElements) else {
+                throw PilotError.invalidArgument("\(path): metadata key '\(key)' is an array of \(n) elements, more than the \(GGUFFile.maxArrayElements) pilot reads (the largest vocabularies have a few hundred thousand); the file is corrupt or not a model pilot imports")
+            }
+            let count = Int(n)
+            func collect<T>(_ element: (inout Reader) throws -> T) throws -> [T] {
+                var out: [T] = []
+                out.reserveCapacity(count)
+                for _ in 0..<count { out.append(try element(&self)) }
+                return out
+            }
+            switch elem {
+            case 0: return .uints(try collect { UInt64(try $0.u8()) })
+            case 1: return .ints(try collect { Int64(Int8(bitPattern: try $0.u8())) })
+            case 2: return .uints(try collect { UInt64(try $0.u16()) })
+            case 3: return .ints(try collect { Int64(Int16(bitPattern: try $0.u16())) })
+            case 4: return .uints(try collect { UInt64(try $0.u32()) })
+            case 5: return .ints(try collect { Int64(Int32(bitPattern: try $0.u32())) })
+            case 6: return .floats(try collect { Double(Float(bitPattern: try $0.u32())) })
+            case 7: return .bools(try collect { try $0.u8() != 0 })
+            case 8: return .strings(try collect { try $0.string() })
+            case 10: return .uints(try collect { try $0.u64() })
+            case 11: return .ints(try collect { Int64(bitPattern: try $0.u64()) })
+            case 12: return .floats(try collect { Double(bitPattern: try $0.u64()) })
+            default: throw PilotError.invalidArgument("\(path): metadata key '\(key)' nests arrays, which pilot does not read")
+            }
         case 10: return .uint(try u64())
         case 11: return .int(Int64(bitPattern: try u64()))
         case 12: return .float(Double(bitPattern: try u64()))

@@ -24,10 +24,13 @@ public final class SafetensorsFile: TensorSource {
         let size = file.count
         let fix = "; the file is truncated or not a safetensors file: re-download or re-save it"
         guard size >= 8 else { throw PilotError.invalidArgument("\(path): \(size) bytes is too short for a safetensors header\(fix)") }
-        let n = Int(UInt64(littleEndian: file.bytes.loadUnaligned(as: UInt64.self)) & 0x7fff_ffff_ffff_ffff)
-        guard n <= Self.maxHeader, n <= size - 8 else {
-            throw PilotError.invalidArgument("\(path): the header says it is \(n) bytes long but the file has \(size - 8) bytes after the length\(fix)")
+        let raw = UInt64(littleEndian: file.bytes.loadUnaligned(as: UInt64.self))
+        // Checked as the unsigned value the format defines: masking the top bit would turn a
+        // corrupt length into a plausible one and read the wrong bytes as the header.
+        guard raw <= UInt64(Self.maxHeader), Int(raw) <= size - 8 else {
+            throw PilotError.invalidArgument("\(path): the header says it is \(raw) bytes long but the file has \(size - 8) bytes after the length (at most \(Self.maxHeader) allowed)\(fix)")
         }
+        let n = Int(raw)
         let json = Data(file.bytes[8..<(8 + n)])
         guard let obj = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] else {
             throw PilotError.invalidArgument("\(path): the \(n)-byte header is not a JSON object\(fix)")
