@@ -219,10 +219,18 @@ struct BLASKernelCLITests {
         let other = try runProcess(mpirunPath, mpirunArguments(np: 3) + ["-x", "OPENBLAS_CORETYPE=SandyBridge", pilotBinary, "train", "--resume", dir.file("plain")], timeout: 300)
         #expect(other.status == 0, "\(other.stderr)")
         #expect(other.stdout.contains("warning: round 1 was computed with OpenBLAS's Haswell kernel and 1 engine thread(s) per rank; this resume runs Sandybridge with 1"), "\(other.stdout)")
+        // strict: a run must start on the kernel its base was made with (#34 item 5), and resume on it
+        let base = try H5File.open(TrainCLITests.fixture.file("base.h5"))
+        let made = try #require(try base.attribute("blas_core")?.stringValue, "the base records its kernel")
+        base.close()
+        let elsewhere = made.lowercased() == "sandybridge" ? "Haswell" : "SandyBridge"
         let strict = try TrainCLITests.writeConfig(dir, "s.toml", RobustnessCLITests.config("strict_reproducibility = true", rounds: 2))
-        let cut2 = try runProcess(mpirunPath, haswell + ["--config", strict, "--out", dir.file("strict"), "--stop-after-round", "1"], timeout: 300)
+        let wrongBase = try runProcess(mpirunPath, mpirunArguments(np: 3) + ["-x", "OPENBLAS_CORETYPE=\(elsewhere)", pilotBinary, "train", "--config", strict, "--out", dir.file("wrong")], timeout: 300)
+        #expect(wrongBase.status != 0 && wrongBase.stderr.contains("was made with OpenBLAS's \(made) kernel"), "\(wrongBase.stderr)")
+        let onBase = mpirunArguments(np: 3) + ["-x", "OPENBLAS_CORETYPE=\(made)", pilotBinary, "train"]
+        let cut2 = try runProcess(mpirunPath, onBase + ["--config", strict, "--out", dir.file("strict"), "--stop-after-round", "1"], timeout: 300)
         #expect(cut2.status == 75, "\(cut2.stderr)")
-        let refused = try runProcess(mpirunPath, mpirunArguments(np: 3) + ["-x", "OPENBLAS_CORETYPE=SandyBridge", pilotBinary, "train", "--resume", dir.file("strict")], timeout: 300)
+        let refused = try runProcess(mpirunPath, mpirunArguments(np: 3) + ["-x", "OPENBLAS_CORETYPE=\(elsewhere)", pilotBinary, "train", "--resume", dir.file("strict")], timeout: 300)
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("run.strict_reproducibility = true"), "\(refused.stderr)")
         // run.blas_core wins over the environment: the pinned run resumes on Haswell under a SandyBridge environment
