@@ -57,9 +57,6 @@ public struct RoundSettings: Sendable, Equatable {
                                failClient: f.failClient, failRound: f.failRound, killPoint: f.killPoint, killRound: f.killRound ?? 1)
     }
 
-    /// Decodes `config` (`RunSettings`) and derives the round's settings from it.
-    public init(_ config: RunConfig) throws { self.init(try RunSettings(config)) }
-
     /// Seed of client k's data order in a round (counter-based, so nothing needs saving).
     public func dataSeed(round: Int, client: Int) -> UInt64 {
         var s = SplitMix64(seed: UInt64(seed) &* 0x9E37_79B9 &+ UInt64(round) &* 1_000_003 &+ UInt64(client))

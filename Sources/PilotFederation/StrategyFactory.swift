@@ -1,4 +1,3 @@
-import PilotCore
 import PilotModel
 
 /// Builds the strategy `run.algorithm` names from the typed settings, each with its own section and
