@@ -1,6 +1,7 @@
 import PilotCore
 import PilotJob
 import PilotModel
+import PilotTensor
 
 /// The single-stage baselines (docs/design.md §4): every client trains one connector and LoRA from the
 /// base, and the next round starts from the client's state. Subclasses define what crosses the
@@ -19,7 +20,7 @@ public class SingleStageStrategy {
         ModelSpec(variant: variant, options: ConnectorOptions(), trainable: .variantDefault, learningRate: learningRate, stage: 0)
     }
 
-    public func prepare(model: MLLM, round: Int, client: Int, state: TensorDict, roster: Roster) throws {
+    public func prepare(model: MLLM, round: Int, client: Int, state: NamedTensors, roster: Roster) throws {
         try model.assign(state)
     }
 
@@ -34,7 +35,7 @@ public class SingleStageStrategy {
     }
 
     /// Nothing is aggregated.
-    public func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult {
+    public func aggregate(round: Int, updates: [ClientUpdate], serverState: NamedTensors, roster: Roster) throws -> RoundResult {
         RoundResult()
     }
 }
@@ -65,9 +66,9 @@ public class AveragingStrategy: SingleStageStrategy {
     }
 
     /// The server's step, pure: the weighted mean of the updates in client order, shared by every client.
-    public override func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult {
+    public override func aggregate(round: Int, updates: [ClientUpdate], serverState: NamedTensors, roster: Roster) throws -> RoundResult {
         guard let first = updates.first else { throw PilotError.message("\(type(of: self)): no update to average") }
-        for u in updates where u.tensors.names != first.tensors.names || u.tensors.counts != first.tensors.counts {
+        for u in updates where u.tensors.names != first.tensors.names || u.tensors.shapes != first.tensors.shapes {
             throw PilotError.invalidArgument("client \(u.client) sent other tensors than client \(first.client) (\(u.tensors.names.count) vs \(first.tensors.names.count) names)")
         }
         let rule = aggregator.applicable(to: updates.count)
@@ -94,7 +95,7 @@ public final class FedProxStrategy: AveragingStrategy, FederatedStrategy {
         super.init(learningRate: learningRate, aggregator: aggregator)
     }
 
-    public override func prepare(model: MLLM, round: Int, client: Int, state: TensorDict, roster: Roster) throws {
+    public override func prepare(model: MLLM, round: Int, client: Int, state: NamedTensors, roster: Roster) throws {
         try super.prepare(model: model, round: round, client: client, state: state, roster: roster)
         let anchor = model.parameters.trainable.copy()
         model.penalty = mu > 0 ? ProximalTerm(mu: mu, anchor: anchor) : nil
@@ -153,16 +154,16 @@ public final class FedAdamStrategy: SingleStageStrategy, FederatedStrategy {
         let model = trained.model
         let x = model.parameters.trainable.values
         guard x.count == trained.start.count else { throw PilotError.message("fedadam: the round's start model was not recorded") }
-        let names = NamedTensors.trainableLayout(model)
-        let delta = try NamedTensors(names: names.names, counts: names.counts, values: zip(x, trained.start).map { $0 - $1 })
-        let start = try NamedTensors(names: names.names, counts: names.counts, values: trained.start)
+        let layout = NamedTensors.trainableLayout(model)
+        let start = try NamedTensors(names: layout.names, shapes: layout.shapes, values: trained.start)
+        let delta = try start.with(values: zip(x, trained.start).map { $0 - $1 })
         return LocalOutcome(update: ClientUpdate(client: trained.client, examples: roster.clientSamples[trained.client], tensors: delta),
-                            kept: try start.dictionary(), reference: try delta.with(values: [Float](repeating: 0, count: x.count)))
+                            kept: start, reference: try delta.with(values: [Float](repeating: 0, count: x.count)))
     }
 
     /// The server's step, pure: the n_k-weighted mean of the clients' updates x_k − x is the
     /// pseudo-gradient of one Adam step; every client gets the step u (x ← x + u).
-    public override func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult {
+    public override func aggregate(round: Int, updates: [ClientUpdate], serverState: NamedTensors, roster: Roster) throws -> RoundResult {
         var server = FedAdamServer(hyper: hyper)
         if !serverState.isEmpty { try server.restore(serverState) }
         guard let first = updates.first else { throw PilotError.message("fedadam: no update") }
@@ -175,14 +176,15 @@ public final class FedAdamStrategy: SingleStageStrategy, FederatedStrategy {
     }
 
     /// x ← x + u, tensor by tensor.
-    public func apply(round: Int, client: Int, kept: TensorDict, result: ClientResult, roster: Roster) throws -> TensorDict {
-        guard let u = try result.shared?.dictionary() else { return kept }
+    public func apply(round: Int, client: Int, kept: NamedTensors, result: ClientResult, roster: Roster) throws -> NamedTensors {
+        guard let u = result.shared else { return kept }
         var next = kept
-        for (name, step) in u {
-            guard let x = kept[name], x.count == step.count else {
-                throw PilotError.message("fedadam: client \(client) has no tensor '\(name)' of \(step.count) values to step")
+        for (i, name) in u.names.enumerated() {
+            guard let x = next.range(of: name), kept.shape(of: name) == u.shapes[i] else {
+                throw PilotError.message("fedadam: client \(client) has no tensor '\(name)' of shape \(u.shapes[i]) to step")
             }
-            next[name] = zip(x, step).map { $0 + $1 }
+            let step = u.range(of: name)!
+            for (j, s) in zip(x, step) { next.values[j] += u.values[s] }
         }
         return next
     }

@@ -1,5 +1,6 @@
 import PilotJob
 import PilotModel
+import PilotTensor
 
 /// What `configure` hands one client for a round (Flower's `configure_fit`): which client
 /// trains, and what it trains (trainable groups, learning rate and stage, in `spec`).
@@ -36,12 +37,12 @@ public struct LocalOutcome {
     /// nil: nothing of this client crosses the network.
     public var update: ClientUpdate?
     /// The client's own tensors that its next state is built from (`FederatedStrategy.apply`).
-    public var kept: TensorDict
+    public var kept: NamedTensors
     /// The update's values as the round began (same layout), for clipping the change a client makes
     /// (`dp.clip`); nil: looked up by name in the model's starting values.
     public var reference: NamedTensors?
 
-    public init(update: ClientUpdate?, kept: TensorDict, reference: NamedTensors? = nil) {
+    public init(update: ClientUpdate?, kept: NamedTensors, reference: NamedTensors? = nil) {
         self.update = update; self.kept = kept; self.reference = reference
     }
 }
@@ -53,14 +54,14 @@ public struct RoundResult: Sendable, Equatable {
     public var shared: NamedTensors?
     public var personal: [Int: NamedTensors]
     /// The server's state after the round (what a checkpoint keeps to resume bitwise).
-    public var serverState: TensorDict
+    public var serverState: NamedTensors
     /// The updates the server refused this round (the round driver's checks; strategies leave it empty).
     public var rejected: [Rejection] = []
     /// What rank 0 logs about the aggregation, e.g. a group whose robust rule fell back to the
     /// median because too few updates were left (`RobustAggregator.applicable(to:)`).
     public var notes: [String] = []
 
-    public init(shared: NamedTensors? = nil, personal: [Int: NamedTensors] = [:], serverState: TensorDict = [:]) {
+    public init(shared: NamedTensors? = nil, personal: [Int: NamedTensors] = [:], serverState: NamedTensors = NamedTensors()) {
         self.shared = shared; self.personal = personal; self.serverState = serverState
     }
 }

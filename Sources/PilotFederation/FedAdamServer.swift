@@ -1,6 +1,7 @@
 import Foundation
 import PilotCore
 import PilotJob
+import PilotTensor
 
 /// The server optimizer of FedAdam (Reddi et al., 2021, Alg. 2), on the pseudo-gradient
 /// Δ = Σ_k w_k·x_k − x (the clients' weighted mean minus the current global model):
@@ -56,16 +57,17 @@ public struct FedAdamServer: Equatable, Sendable {
     }
 
     /// Checkpointed state: m, v and t (t as a one-element vector).
-    public var state: TensorDict {
-        m.isEmpty ? ["t": [Float(t)]] : ["m": m, "v": v, "t": [Float(t)]]
+    public var state: NamedTensors {
+        m.isEmpty ? try! NamedTensors(names: ["t"], counts: [1], values: [Float(t)])
+            : try! NamedTensors(names: ["m", "v", "t"], counts: [m.count, v.count, 1], values: m + v + [Float(t)])
     }
 
-    public mutating func restore(_ state: TensorDict) throws {
-        guard let tv = state["t"], tv.count == 1, tv[0] >= 0, tv[0] == tv[0].rounded() else {
+    public mutating func restore(_ state: NamedTensors) throws {
+        guard let tv = state["t"], tv.count == 1, let t0 = tv.first, t0 >= 0, t0 == t0.rounded() else {
             throw PilotError.message("FedAdam server state has no valid round counter 't'; the checkpoint is not a fedadam checkpoint")
         }
-        t = Int(tv[0])
-        m = state["m"] ?? []; v = state["v"] ?? []
+        t = Int(t0)
+        m = state["m"].map(Array.init) ?? []; v = state["v"].map(Array.init) ?? []
         guard m.count == v.count else { throw PilotError.message("FedAdam server state: m has \(m.count) values, v has \(v.count)") }
     }
 }

@@ -3,6 +3,7 @@ import PilotCore
 import PilotData
 import PilotJob
 import PilotModel
+import PilotTensor
 
 /// A client's personalised model as a committed round left it: the base checkpoint plus the
 /// client's state file, in the variant its strategy trained that round.

@@ -1,6 +1,7 @@
 import PilotCore
 import PilotJob
 import PilotModel
+import PilotTensor
 
 /// Pilot's server math as pure functions over client updates (no communicator): the task-aware
 /// aggregation of the visual task adapters (Eq. 10) and ATA on the LoRA text adapters (Eq. 11–12).
@@ -11,10 +12,10 @@ import PilotModel
 /// keeps its adapter of the last round that had one (server state). ATA picks each client's
 /// top-M neighbours among the participants.
 extension PilotStrategy {
-    static let adapterPrefix = ConnectorNames.prefix(ConnectorNames.taskAdaptersRoot)
-    /// Task t's aggregated adapter in the server state (flat, in the layout of `taskAdapters(t)`).
-    static func serverStateKey(_ t: Int) -> String { serverStatePrefix + "\(t)" }
-    static let serverStatePrefix = "task_adapters/"
+    /// The server state's name of task t's adapter in round files of format_version 1, which kept each
+    /// task's adapter as one flat tensor; now the server state is the shared result itself, every
+    /// tensor in its slot (`ConnectorNames.taskAdapters(t)`) with its shape.
+    static let legacyServerStatePrefix = "task_adapters/"
 
     /// A client's share of its task's sum: n_k·ψ_k, in Double.
     public static func taskWeighted(_ vector: [Float], samples: Int) -> [Double] {
@@ -26,23 +27,47 @@ extension PilotStrategy {
         sum.map { Float($0 / Double(total)) }
     }
 
-    /// An update split into its task adapter (values, and the names after the task slot) and its LoRA.
-    static func split(_ u: ClientUpdate) throws -> (adapter: [Float], suffixes: [String], counts: [Int], lora: NamedTensors) {
+    /// An update's task adapter: its values, and each tensor's name after the slot and shape.
+    struct AdapterPart {
+        var values: [Float] = []
+        var suffixes: [String] = []
+        var shapes: [[Int]] = []
+    }
+
+    /// An update split into its task adapter (the tensors in a task's slot) and its LoRA.
+    static func split(_ u: ClientUpdate) throws -> (adapter: AdapterPart, lora: NamedTensors) {
         let t = u.tensors
-        var adapter: [Float] = [], suffixes: [String] = [], counts: [Int] = []
-        var loraNames: [String] = [], loraCounts: [Int] = [], lora: [Float] = []
-        var offset = 0
-        for (name, n) in zip(t.names, t.counts) {
-            let values = t.values[offset..<(offset + n)]
-            offset += n
-            if name.hasPrefix(adapterPrefix), let slash = name.dropFirst(adapterPrefix.count).firstIndex(of: "/") {
-                suffixes.append(String(name[name.index(after: slash)...])); counts.append(n); adapter += values
-            } else {
-                loraNames.append(name); loraCounts.append(n); lora += values
-            }
+        var adapter = AdapterPart()
+        for (i, name) in t.names.enumerated() {
+            guard let slot = ConnectorNames.slot(of: name) else { continue }
+            adapter.suffixes.append(slot.suffix); adapter.shapes.append(t.shapes[i]); adapter.values += t[name]!
         }
-        guard !suffixes.isEmpty else { throw PilotError.invalidArgument("client \(u.client)'s update has no task adapter (\(adapterPrefix)<t>/…)") }
-        return (adapter, suffixes, counts, try NamedTensors(names: loraNames, counts: loraCounts, values: lora))
+        guard !adapter.suffixes.isEmpty else {
+            throw PilotError.invalidArgument("client \(u.client)'s update has no task adapter (\(ConnectorNames.prefix(ConnectorNames.taskAdaptersRoot))<t>/…)")
+        }
+        return (adapter, t.filter { ConnectorNames.slot(of: $0) == nil })
+    }
+
+    /// The task adapters a server state holds, each flat in the order of `layout`'s tensors.
+    static func taskAdapters(_ state: NamedTensors, layout: AdapterPart) throws -> [Int: [Float]] {
+        var out: [Int: [Float]] = [:]
+        var tasks = Set<Int>()
+        for name in state.names {
+            if let slot = ConnectorNames.slot(of: name) { tasks.insert(slot.task) }
+            else if name.hasPrefix(legacyServerStatePrefix), let t = Int(name.dropFirst(legacyServerStatePrefix.count)) { out[t] = Array(state[name]!) }
+        }
+        for t in tasks.sorted() {
+            var values: [Float] = []
+            for suffix in layout.suffixes {
+                let name = ConnectorNames.prefix(ConnectorNames.taskAdapters(t)) + suffix
+                guard let v = state[name] else {
+                    throw PilotError.message("the server state has task \(t)'s adapter without '\(name)', which this round's updates have (server state from another model?)")
+                }
+                values += v
+            }
+            out[t] = values
+        }
+        return out
     }
 
     /// Eq. 10 for all T tasks: the n_k-weighted mean of the adapters of each task's participating
@@ -114,31 +139,33 @@ extension PilotStrategy {
 
     /// One round of Pilot's server: the T task adapters every client receives (shared), each
     /// participant's personalised LoRA (personal), and the task adapters as server state.
-    public func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult {
+    public func aggregate(round: Int, updates: [ClientUpdate], serverState: NamedTensors, roster: Roster) throws -> RoundResult {
         let parts = try updates.map(Self.split)
-        let (means, fallbacks) = try Self.taskAggregates(zip(updates, parts).map { ($0.client, $0.examples, $1.adapter) },
+        let (means, fallbacks) = try Self.taskAggregates(zip(updates, parts).map { ($0.client, $0.examples, $1.adapter.values) },
                                                          tasks: roster.clientTasks, numTasks: roster.numTasks, aggregator: settings.aggregator)
         var notes = fallbacks.map { settings.aggregator.fallbackNote(round: round, group: "task \($0.task)'s adapter (Eq. 10)", clients: $0.clients) }
-        var adapters = Self.taskAdapters(serverState)
+        let layout = parts[0].adapter
+        var adapters = try Self.taskAdapters(serverState, layout: layout)
         for (t, m) in means.enumerated() { if let m { adapters[t] = m } }
-        // Shared: every task adapter the server has, named for its slot.
-        let layout = parts[0]
-        var names: [String] = [], counts: [Int] = [], values: [Float] = []
-        var state = TensorDict()
+        // Shared: every task adapter the server has, in its slot; it is also the server's state.
+        var shared = NamedTensors()
         for t in adapters.keys.sorted() {
-            guard adapters[t]!.count == layout.adapter.count else {
-                throw PilotError.message("task \(t)'s adapter has \(adapters[t]!.count) values, this round's \(layout.adapter.count) (server state from another model?)")
+            let values = adapters[t]!
+            guard values.count == layout.values.count else {
+                throw PilotError.message("task \(t)'s adapter has \(values.count) values, this round's \(layout.values.count) (server state from another model?)")
             }
-            names += layout.suffixes.map { "\(Self.adapterPrefix)\(t)/\($0)" }
-            counts += layout.counts
-            values += adapters[t]!
-            state[Self.serverStateKey(t)] = adapters[t]!
+            var offset = 0
+            for (suffix, shape) in zip(layout.suffixes, layout.shapes) {
+                let n = shape.reduce(1, *)
+                try shared.append(ConnectorNames.prefix(ConnectorNames.taskAdapters(t)) + suffix, shape: shape, values: values[offset..<(offset + n)])
+                offset += n
+            }
         }
         let loras = zip(updates, parts).map { ClientUpdate(client: $0.client, examples: $0.examples, tensors: $1.lora) }
         let mixed = try mixLoRA(loras, tasks: roster.clientTasks, round: round, notes: &notes)
         var personal: [Int: NamedTensors] = [:]
         for (u, v) in zip(loras, mixed) { personal[u.client] = try u.tensors.with(values: v) }
-        var result = RoundResult(shared: try NamedTensors(names: names, counts: counts, values: values), personal: personal, serverState: state)
+        var result = RoundResult(shared: shared, personal: personal, serverState: shared)
         result.notes = notes
         return result
     }

@@ -1,6 +1,7 @@
 import PilotCore
 import PilotJob
 import PilotModel
+import PilotTensor
 
 private typealias Names = ConnectorNames
 
@@ -50,13 +51,13 @@ public final class PilotStrategy: FederatedStrategy {
         return ModelSpec(variant: .pilotStage2, options: options, trainable: trainable, learningRate: settings.lrStage2, stage: 2)
     }
 
-    public func prepare(model: MLLM, round: Int, client: Int, state: TensorDict, roster: Roster) throws {
+    public func prepare(model: MLLM, round: Int, client: Int, state: NamedTensors, roster: Roster) throws {
         // Round 1: ψt and ψs both start from the pretrained connector (BaseCheckpoint.load does it).
         // A client that first trains in a later round (sampling) starts stage 2 from the same base.
         if round == 1 { return }
-        // Stage 1's own task adapter is superseded by the aggregated task adapters in the state.
+        // The state holds every task's aggregated adapter in its slot; stage 1's own ψt is superseded.
         try model.assign(state) { !$0.hasPrefix(Names.prefix(Names.taskAdapter)) }
-        let crossTaskInState = state.keys.contains { $0.hasPrefix(Names.prefix(Names.crossTaskAdapters)) }
+        let crossTaskInState = state.names.contains { $0.hasPrefix(Names.prefix(Names.crossTaskAdapters)) }
         if !settings.crossTask {
             for name in model.parameters.names where name.hasPrefix(Names.prefix(Names.crossTaskAdapters)) {
                 try model.tensor(named: name).zero()
@@ -66,44 +67,28 @@ public final class PilotStrategy: FederatedStrategy {
         }
     }
 
-    /// The update: the client's task adapter (named as its task's slot, connector/task_adapters/t/…,
-    /// in both stages) and its LoRA vector. Kept: every other trainable tensor and the frozen client
+    /// The update: the client's task adapter, named for its task's slot (connector/task_adapters/t/…)
+    /// in both stages, and its LoRA tensors. Kept: every other trainable tensor and the frozen client
     /// adapter (a later round needs it); the task adapters come back aggregated.
     public func outcome(of trained: TrainedClient, roster: Roster) throws -> LocalOutcome {
         let model = trained.model
         let t = roster.clientTasks[trained.client]
-        let group = trained.round == 1 ? Names.taskAdapter : Names.taskAdapters(t)
-        let adapterNames = model.names(inGroup: group)
+        let adapterNames = model.names(inGroup: trained.round == 1 ? Names.taskAdapter : Names.taskAdapters(t))
         let loraNames = model.names(inGroup: "lora")
-        let sent = try NamedTensors(model: model, names: adapterNames + loraNames)
-        let slot = Names.prefix(Names.taskAdapters(t))
-        let renamed = adapterNames.map { slot + $0.dropFirst(group.count + 1) } + loraNames
-        let update = ClientUpdate(client: trained.client, examples: roster.clientSamples[trained.client],
-                                  tensors: try NamedTensors(names: renamed, counts: sent.counts, values: sent.values))
-        var kept = try model.trainableTensors()
-        for key in kept.keys where key.hasPrefix(Names.prefix(Names.taskAdapter)) || key.hasPrefix(Names.prefix(Names.taskAdaptersRoot)) {
-            kept[key] = nil
+        let sent = try NamedTensors(model: model, names: adapterNames + loraNames).renamed { Names.slotName($0, task: t) }
+        let update = ClientUpdate(client: trained.client, examples: roster.clientSamples[trained.client], tensors: sent)
+        var kept = try model.trainableTensors().filter { !Names.isTaskAdapter($0) }
+        for name in model.parameters.names where name.hasPrefix(Names.prefix(Names.clientAdapter)) && !kept.contains(name) {
+            let frozen = try model.tensor(named: name)
+            try kept.append(name, shape: frozen.shape, values: frozen.buffer)
         }
-        for name in model.parameters.names where name.hasPrefix(Names.prefix(Names.clientAdapter)) && kept[name] == nil {
-            kept[name] = try model.tensor(named: name).values
-        }
-        // the same tensors as the round began (the task adapter was renamed for its slot)
+        // the same tensors as the round began
         var start: [Float] = []
         for name in adapterNames + loraNames {
             guard let e = model.parameters.entries.first(where: { $0.name == name && $0.trainable }) else { continue }
-            start += trained.start[e.offset..<(e.offset + e.shape.reduce(1, *))]
+            start += trained.start[e.offset..<(e.offset + e.count)]
         }
-        let reference = start.count == sent.values.count ? try update.tensors.with(values: start) : nil
+        let reference = start.count == sent.values.count ? try sent.with(values: start) : nil
         return LocalOutcome(update: update, kept: kept, reference: reference)
-    }
-
-    /// Server state: the T aggregated task adapters of the last round that had clients of the task,
-    /// as `task_adapters/<t>` (flat, in the layout of connector/task_adapters/<t>).
-    static func taskAdapters(_ state: TensorDict) -> [Int: [Float]] {
-        var out: [Int: [Float]] = [:]
-        for (key, v) in state where key.hasPrefix(Self.serverStatePrefix) {
-            if let t = Int(key.dropFirst(Self.serverStatePrefix.count)) { out[t] = v }
-        }
-        return out
     }
 }

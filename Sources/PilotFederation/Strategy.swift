@@ -1,6 +1,7 @@
 import PilotCore
 import PilotJob
 import PilotModel
+import PilotTensor
 
 /// What a client trains in a round.
 public struct ModelSpec: Sendable {
@@ -36,15 +37,15 @@ public protocol FederatedStrategy: AnyObject {
     func modelSpec(round: Int, client: Int, roster: Roster) -> ModelSpec
     /// Client: set up this round's freshly built model, whose frozen weights are already the
     /// base's, from the client's state (empty before its first round).
-    func prepare(model: MLLM, round: Int, client: Int, state: TensorDict, roster: Roster) throws
+    func prepare(model: MLLM, round: Int, client: Int, state: NamedTensors, roster: Roster) throws
     /// Client: after training, the update to send (nil: none) and the tensors to keep.
     func outcome(of trained: TrainedClient, roster: Roster) throws -> LocalOutcome
     /// Server, pure: the round's results from every participating client's update, in client
     /// order, and the server state of the previous round.
-    func aggregate(round: Int, updates: [ClientUpdate], serverState: TensorDict, roster: Roster) throws -> RoundResult
+    func aggregate(round: Int, updates: [ClientUpdate], serverState: NamedTensors, roster: Roster) throws -> RoundResult
     /// Client: the new state from what it kept (a non-participant: its current state) and its
     /// part of the result (a non-participant: the shared part only).
-    func apply(round: Int, client: Int, kept: TensorDict, result: ClientResult, roster: Roster) throws -> TensorDict
+    func apply(round: Int, client: Int, kept: NamedTensors, result: ClientResult, roster: Roster) throws -> NamedTensors
     /// Scores a client's personalised model on its test examples; the metrics go to metrics.h5.
     func evaluate(_ context: EvaluationContext) throws -> [String: Double]
     /// false: nothing crosses the network (local, centralized), and the exchange is skipped.
@@ -63,45 +64,13 @@ extension FederatedStrategy {
             .map { ClientPlan(client: $0, spec: modelSpec(round: round, client: $0, roster: federation.roster)) }
     }
     /// The default: the kept tensors, overwritten by the shared result, then by the personal one.
-    public func apply(round: Int, client: Int, kept: TensorDict, result: ClientResult, roster: Roster) throws -> TensorDict {
+    public func apply(round: Int, client: Int, kept: NamedTensors, result: ClientResult, roster: Roster) throws -> NamedTensors {
         var state = kept
-        if let shared = result.shared { state.merge(try shared.dictionary()) { _, new in new } }
-        if let personal = result.personal { state.merge(try personal.dictionary()) { _, new in new } }
+        if let shared = result.shared { state = try state.merging(shared) }
+        if let personal = result.personal { state = try state.merging(personal) }
         return state
     }
     public var exchanges: Bool { true }
     public var dataParallel: Bool { false }
     public var appliesToStart: Bool { false }
-}
-
-// MARK: - Helpers shared by strategies
-
-extension MLLM {
-    /// Names of the parameters of a group, in their order inside the group's contiguous slice.
-    public func names(inGroup group: String) -> [String] {
-        parameters.entries.filter { $0.group == group }.sorted { $0.offset < $1.offset }.map(\.name)
-    }
-
-    /// The trainable tensors by name (copies).
-    public func trainableTensors() throws -> TensorDict {
-        var out = TensorDict()
-        for name in parameters.trainableNames { out[name] = try tensor(named: name).values }
-        return out
-    }
-
-    /// Writes the values of every name in `dict` that this model has; returns the names it used.
-    @discardableResult
-    public func assign(_ dict: TensorDict, only filter: (String) -> Bool = { _ in true }) throws -> [String] {
-        var used: [String] = []
-        for name in dict.keys.sorted() where filter(name) && parameters.contains(name) {
-            let t = try tensor(named: name)
-            let v = dict[name]!
-            guard v.count == t.count else {
-                throw PilotError.invalidArgument("state tensor '\(name)' has \(v.count) values; the model's has \(t.count)")
-            }
-            v.withUnsafeBufferPointer { t.pointer.update(from: $0.baseAddress!, count: t.count) }
-            used.append(name)
-        }
-        return used
-    }
 }

@@ -4,23 +4,19 @@ import PilotCore
 import PilotHDF5
 import PilotTensor
 
-/// A client's state between rounds: the values of its trainable (and personalised) tensors by
-/// parameter name, after the round's aggregation. This is exactly what a checkpoint stores for
-/// the client, and the next round starts from it (plus the frozen base), so an interrupted and
-/// resumed run takes the same path as one that never stopped.
-public typealias TensorDict = [String: [Float]]
-
 /// Round checkpoints of a run directory (docs/design.md §7):
 ///
 ///     RUN/ckpt/round_003.h5               written by rank 0, committed last
 ///       attrs  format, round, stage, algorithm, config (effective text), config_sha256, seed,
 ///              clients, rng (how data order is derived), client_files_sha256; no world size: the
 ///              results do not depend on it, and a run may resume on another one
-///       /server/...                       the strategy's server state (e.g. Pilot's T task adapters)
+///       /server/...                       the strategy's server state (e.g. Pilot's T task adapters,
+///                                         connector/task_adapters/<t>/…), each tensor with its shape
 ///       /clients/<k>  → external link to round_003/client_<k>.h5:/   (h5py follows it)
 ///     RUN/ckpt/round_003/client_<k>.h5    written by client k's own rank
 ///       attrs  round, client, task, samples, rng_seed
-///       /state/<parameter name>           the client's trainable and personalised tensors
+///       /state/<parameter name>           the client's state: its trainable and personalised tensors,
+///                                         each with its shape (format_version 1 stored them flat)
 ///     RUN/ckpt/latest                     "round_003.h5", replaced atomically after the commit
 ///
 /// Each client writes its own file, so the client adapter never leaves its rank, yet the round
@@ -29,6 +25,9 @@ public typealias TensorDict = [String: [Float]]
 /// only after the round file, so a round is complete exactly when `latest` names it.
 public enum RoundCheckpoint {
     public static let format = "pilot-round"
+    /// 2: every state tensor is stored with its shape, and Pilot's server state is named like the
+    /// model's task-adapter slots. Version 1 files (flat tensors, `task_adapters/<t>`) still resume.
+    public static let formatVersion: Int64 = 2
 
     public static func directory(_ run: String) -> String { run + "/ckpt" }
     public static func roundFile(_ run: String, _ round: Int) -> String { directory(run) + "/" + roundName(round) }
@@ -72,8 +71,8 @@ public enum RoundCheckpoint {
         static var fields: [String] { ClientRoundMetrics.fields.filter { !$0.hasPrefix("seconds_") } }
     }
 
-    public static func write(run: String, metadata m: Metadata, federation: Federation, clientStates: [Int: TensorDict],
-                             clientSeed: (Int) -> UInt64, serverState: TensorDict, metrics: StoredMetrics? = nil,
+    public static func write(run: String, metadata m: Metadata, federation: Federation, clientStates: [Int: NamedTensors],
+                             clientSeed: (Int) -> UInt64, serverState: NamedTensors, metrics: StoredMetrics? = nil,
                              shardHash: (Int) -> String = { _ in "" }, at point: (String) -> Void = { _ in }) throws {
         let dir = directory(run)
         // Each rank writes its own clients' files; a failure (a full disk, say) is reported once, by rank 0,
@@ -83,7 +82,7 @@ public enum RoundCheckpoint {
                                        label: { federation.placement.label($0) }) { () -> String in
             var digests: [String] = []
             for client in mine {
-                let state = clientStates[client] ?? [:]
+                let state = clientStates[client] ?? NamedTensors()
                 let path = clientFile(run, m.round, client)
                 if client == mine.lowerBound {
                     try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -96,9 +95,7 @@ public enum RoundCheckpoint {
                 try f.setAttribute("samples", .int(Int64(federation.clientSamples[client])))
                 try f.setAttribute("rng_seed", .int(Int64(bitPattern: clientSeed(client))))
                 try f.setAttribute("shard_sha256", .string(shardHash(client)))
-                for name in state.keys.sorted() {
-                    try f.write(state[name]!, shape: [state[name]!.count], at: "state/" + name)
-                }
+                try write(state, into: f, under: "state/")
                 try f.commit()
                 digests.append(try fileDigest(path))
             }
@@ -116,7 +113,7 @@ public enum RoundCheckpoint {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let f = try H5File.create(roundFile(run, m.round))
             let attributes: [(String, H5AttributeValue)] = [
-                ("format", .string(format)), ("format_version", .int(1)), ("round", .int(Int64(m.round))),
+                ("format", .string(format)), ("format_version", .int(formatVersion)), ("round", .int(Int64(m.round))),
                 ("stage", .int(Int64(m.stage))), ("algorithm", .string(m.algorithm)), ("config", .string(m.configText)),
                 ("config_sha256", .string(m.configHash)), ("seed", .int(Int64(m.seed))),
                 ("blas_core", .string(m.blasCore)), ("engine_threads", .int(Int64(m.threads))), ("base_sha256", .string(m.baseHash)),
@@ -129,9 +126,7 @@ public enum RoundCheckpoint {
             try f.setAttribute(attributesDigestName, .string(attributesDigest(attributes)))
             try f.write(federation.clientSamples.map(Int64.init), shape: [federation.clientCount], at: "federation/client_samples")
             try f.write(federation.clientTasks.map(Int64.init), shape: [federation.clientCount], at: "federation/client_tasks")
-            for name in serverState.keys.sorted() {
-                try f.write(serverState[name]!, shape: [serverState[name]!.count], at: "server/" + name)
-            }
+            try write(serverState, into: f, under: "server/")
             if let metrics {
                 for field in StoredMetrics.fields {
                     try f.write(metrics.clients.map { $0[field] }, shape: [metrics.clients.count], at: "metrics/clients/" + field)
@@ -304,7 +299,7 @@ public enum RoundCheckpoint {
     }
 
     /// Rank 0's view of a committed round: metadata and server state.
-    public static func readRound(run: String, round: Int) throws -> (metadata: Metadata, server: TensorDict, clientDigests: [String]) {
+    public static func readRound(run: String, round: Int) throws -> (metadata: Metadata, server: NamedTensors, clientDigests: [String]) {
         let path = roundFile(run, round)
         let f = try H5File.open(path)
         defer { f.close() }
@@ -335,12 +330,7 @@ public enum RoundCheckpoint {
         guard m.round == round else {
             throw PilotError.message("'\(path)' says it is round \(m.round), but its name says round \(round): the checkpoint is corrupt or was renamed")
         }
-        var server = TensorDict()
-        if f.isGroup("server") {
-            for p in try f.datasetPaths(under: "server") {
-                server[String(p.dropFirst("/server/".count))] = try f.read(Float.self, at: p).values
-            }
-        }
+        let server = try read(f, under: "server")
         var digests: [String] = []
         if case let .strings(d)? = try f.attribute("client_files_sha256") { digests = d }
         return (m, server, digests)
@@ -354,7 +344,7 @@ public enum RoundCheckpoint {
         return try f.attribute("shard_sha256")?.stringValue
     }
 
-    public static func readClient(run: String, round: Int, client: Int, expectedDigest: String?) throws -> TensorDict {
+    public static func readClient(run: String, round: Int, client: Int, expectedDigest: String?) throws -> NamedTensors {
         let path = clientFile(run, round, client)
         if let expectedDigest, !expectedDigest.isEmpty {
             let actual = try fileDigest(path)
@@ -364,9 +354,23 @@ public enum RoundCheckpoint {
         }
         let f = try H5File.open(path)
         defer { f.close() }
-        var out = TensorDict()
-        for p in try f.datasetPaths(under: "state") {
-            out[String(p.dropFirst("/state/".count))] = try f.read(Float.self, at: p).values
+        return try read(f, under: "state")
+    }
+
+    /// Every tensor as a dataset of its shape at `prefix` + its name, in name order.
+    static func write(_ tensors: NamedTensors, into f: H5File, under prefix: String) throws {
+        for (i, name) in tensors.names.enumerated().sorted(by: { $0.element < $1.element }).map({ ($0.offset, $0.element) }) {
+            try f.write(Array(tensors[name]!), shape: tensors.shapes[i], at: prefix + name)
+        }
+    }
+
+    /// The datasets under `group` as named tensors with their shapes, in name order (none if there is no such group).
+    static func read(_ f: H5File, under group: String) throws -> NamedTensors {
+        var out = NamedTensors()
+        guard f.isGroup(group) else { return out }
+        for p in try f.datasetPaths(under: group).sorted() {
+            let a = try f.read(Float.self, at: p)
+            try out.append(String(p.dropFirst(group.count + 2)), shape: a.shape, values: a.values)
         }
         return out
     }

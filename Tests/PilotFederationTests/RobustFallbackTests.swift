@@ -1,6 +1,7 @@
 import PilotCore
 @testable import PilotFederation
 import PilotJob
+import PilotTensor
 import Testing
 
 /// #34 item 4: a robust rule that rejections or sampling leave with too few updates (Krum's f + 3,
@@ -80,8 +81,8 @@ struct RobustFallbackTests {
         #expect(out.rejected.map(\.client) == [4])
         let krum0 = try RobustAggregator.krum(f: 0).combine(Array(adapters[0..<3]), weights: [2, 3, 4]).values
         let median1 = try RobustAggregator.median.combine([adapters[3], adapters[5]], weights: [5, 7]).values
-        #expect(out.serverState["task_adapters/0"]?.map(\.bitPattern) == krum0.map(\.bitPattern))
-        #expect(out.serverState["task_adapters/1"]?.map(\.bitPattern) == median1.map(\.bitPattern))
+        #expect(out.serverState["connector/task_adapters/0/w"]?.map(\.bitPattern) == krum0.map(\.bitPattern))
+        #expect(out.serverState["connector/task_adapters/1/w"]?.map(\.bitPattern) == median1.map(\.bitPattern))
         #expect(out.notes.count == 1)
         let note = try #require(out.notes.first)
         #expect(note.contains("round 2") && note.contains("task 1") && note.contains("client(s) 3, 5"))

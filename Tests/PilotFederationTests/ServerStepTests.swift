@@ -1,6 +1,7 @@
 import PilotCore
 import PilotFederation
 import PilotJob
+import PilotTensor
 import Testing
 
 /// The server's part of a round, in-process: validation, DP noise and the strategy's aggregate, on

@@ -3,6 +3,7 @@ import PilotComm
 import PilotCore
 import PilotFederation
 import PilotJob
+import PilotTensor
 import PilotTestSupport
 import Testing
 
@@ -101,7 +102,7 @@ struct StrategyAggregateTests {
         var h = FedAdamServer.Hyper()
         h.eta = 0.05; h.beta1 = 0.9; h.beta2 = 0.99; h.tau = 1e-3; h.biasCorrected = biasCorrected
         let strategy = FedAdamStrategy(learningRate: 1e-3, hyper: h)
-        var server = TensorDict()
+        var server = NamedTensors()
         var x = g.fedadam.initial
         let golden = biasCorrected ? g.fedadam.bias_corrected : g.fedadam.paper
         let flower = biasCorrected ? BaselineMathTests.flowerFedAdam : BaselineMathTests.paperFedAdam
@@ -109,11 +110,12 @@ struct StrategyAggregateTests {
             let out = try strategy.aggregate(round: r + 1, updates: Self.updates(deltas, samples: g.samples), serverState: server, roster: roster)
             #expect(out.personal.isEmpty)
             server = out.serverState
-            x = try strategy.apply(round: r + 1, client: 0, kept: ["w": x], result: ClientResult(shared: out.shared), roster: roster)["w"]!
+            x = try strategy.apply(round: r + 1, client: 0, kept: ["w": x], result: ClientResult(shared: out.shared), roster: roster)["w"].map(Array.init)!
             #expect(Self.close(x, golden[r]), "round \(r + 1): \(x) vs \(golden[r])")
             #expect(Self.close(x, flower[r]), "round \(r + 1): \(x) vs Flower \(flower[r])")
         }
         #expect(server["t"] == [3])
+        #expect(server.shape(of: "m") == [g.fedadam.initial.count])
     }
 
     @Test("local and centralized: nothing crosses the network and nothing is aggregated")
@@ -146,11 +148,12 @@ struct StrategyAggregateTests {
                 #expect(Self.close(p.values, golden[k], tol: 1e-6), "M=\(m) client \(k): \(p.values)")
             }
             // shared: both task adapters, named for their slots; the server keeps them
-            let shared = try #require(out.shared).dictionary()
+            let shared = try #require(out.shared)
             for t in 0..<2 {
-                #expect(Self.close(try #require(shared["connector/task_adapters/\(t)/w"]), g.pilot_task_means[t]))
-                #expect(out.serverState["task_adapters/\(t)"] == shared["connector/task_adapters/\(t)/w"])
+                #expect(Self.close(Array(try #require(shared["connector/task_adapters/\(t)/w"])), g.pilot_task_means[t]))
+                #expect(shared.shape(of: "connector/task_adapters/\(t)/w") == [g.clients[0].count])
             }
+            #expect(out.serverState == shared)
         }
         var off = PilotStrategy.Settings(); off.ata = false
         let plain = try PilotStrategy(settings: off).mixLoRA(ups, tasks: g.tasks)
@@ -168,22 +171,36 @@ struct StrategyAggregateTests {
         }
         let next = try strategy.aggregate(round: 3, updates: task0, serverState: full.serverState, roster: roster)
         #expect(Set(next.personal.keys) == Set(task0.map(\.client)))
-        let shared = try #require(next.shared).dictionary()
-        #expect(shared["connector/task_adapters/1/w"] == full.serverState["task_adapters/1"])
-        #expect(shared["connector/task_adapters/0/w"] != full.serverState["task_adapters/0"])
+        let shared = try #require(next.shared)
+        #expect(shared["connector/task_adapters/1/w"] == full.serverState["connector/task_adapters/1/w"])
+        #expect(shared["connector/task_adapters/0/w"] != full.serverState["connector/task_adapters/0/w"])
+        // a server state from a round file of format_version 1 (each task's adapter flat, as task_adapters/<t>) gives the same round
+        var legacy = NamedTensors()
+        for t in 0..<2 { try legacy.append("task_adapters/\(t)", shape: [g.clients[0].count], values: full.serverState["connector/task_adapters/\(t)/w"]!) }
+        #expect(try strategy.aggregate(round: 3, updates: task0, serverState: legacy, roster: roster) == next)
         // round 1 with no client of task 1: no adapter for it yet
         let first = try strategy.aggregate(round: 1, updates: task0, serverState: [:], roster: roster)
-        #expect(try #require(first.shared).dictionary()["connector/task_adapters/1/w"] == nil)
+        #expect(try #require(first.shared)["connector/task_adapters/1/w"] == nil)
     }
 
-    @Test("named tensors: one flat buffer, names in order, renaming, and refused layouts")
+    @Test("named tensors: one flat buffer with shapes, names in order, merging, renaming, and refused layouts")
     func namedTensors() throws {
-        let t = try NamedTensors(names: ["g/a", "g/b"], counts: [2, 1], values: [1, 2, 3])
-        #expect(try t.dictionary() == ["g/a": [1, 2], "g/b": [3]])
-        #expect(try t.dictionary(renaming: "g/", to: "h/0/") == ["h/0/a": [1, 2], "h/0/b": [3]])
-        #expect(try t.with(values: [4, 5, 6]).dictionary()["g/b"] == [6])
+        let t = try NamedTensors(names: ["g/a", "g/b"], shapes: [[2, 1], [1]], values: [1, 2, 3])
+        #expect(t["g/a"] == [1, 2] && t["g/b"] == [3] && t["g/c"] == nil)
+        #expect(t.shape(of: "g/a") == [2, 1] && t.counts == [2, 1] && t.offsets == [0, 2])
+        let renamed = try t.renamed { "h/0/" + $0.dropFirst(2) }
+        #expect(renamed.names == ["h/0/a", "h/0/b"] && renamed.shapes == t.shapes && renamed.values == t.values)
+        #expect(try t.with(values: [4, 5, 6])["g/b"] == [6])
+        // merging: same names replaced (with the new shape), new ones appended, order kept
+        let merged = try t.merging(try NamedTensors(names: ["g/c", "g/a"], shapes: [[1], [2]], values: [9, 7, 8]))
+        #expect(merged.names == ["g/a", "g/b", "g/c"] && merged.values == [7, 8, 3, 9] && merged.shape(of: "g/a") == [2])
+        #expect(t.filter { $0 != "g/a" } == ["g/b": [3]])
         #expect(throws: (any Error).self) { _ = try t.with(values: [1, 2]) }
         #expect(throws: (any Error).self) { _ = try NamedTensors(names: ["a"], counts: [2], values: [1]) }
-        #expect(throws: (any Error).self) { _ = try NamedTensors(values: [1]).dictionary() }
+        #expect(throws: (any Error).self) { _ = try NamedTensors(names: ["a", "a"], counts: [1, 1], values: [1, 2]) }
+        #expect(throws: (any Error).self) { _ = try t.renamed { _ in "same" } }
+        #expect(throws: (any Error).self) { _ = try t.merging(NamedTensors(values: [1])) }
+        #expect(t.firstNonFinite() == nil)
+        #expect(try t.with(values: [1, 2, .nan]).firstNonFinite()?.name == "g/b")
     }
 }

@@ -3,6 +3,7 @@ import PilotCore
 import PilotData
 import PilotJob
 import PilotModel
+import PilotTensor
 
 /// One rank's clients and everything they need: their data, their states between rounds, and the
 /// frozen base. Per round it builds each participant's model from the base and the client's state,
@@ -18,7 +19,7 @@ final class ClientHost {
     let basePath: String
     let overrides: ModelOverrides
     /// This rank's clients' states (empty before a client's first round).
-    var states: [Int: TensorDict] = [:]
+    var states: [Int: NamedTensors] = [:]
     /// Faults to inject into training (tests; the `faults.*` keys install one).
     var faults = ClientFaults()
 
@@ -29,7 +30,7 @@ final class ClientHost {
          basePath: String, overrides: ModelOverrides) {
         self.settings = settings; self.strategy = strategy; self.federation = federation; self.inputs = inputs
         self.basePath = basePath; self.overrides = overrides
-        for k in federation.localClients { states[k] = [:] }
+        for k in federation.localClients { states[k] = NamedTensors() }
     }
 
     /// What this rank's participants produced in a round.
@@ -108,7 +109,7 @@ final class ClientHost {
         for c in mine {
             let outcome = training.outcomes[c]
             if let o = outcome { training.records[c]!.bytesSent = Double(4 * (o.update?.tensors.values.count ?? 0)) }
-            var kept: TensorDict
+            var kept: NamedTensors
             let result: ClientResult
             if let o = outcome, !refused.contains(c) {
                 kept = o.kept

@@ -3,6 +3,7 @@ import PilotCore
 import PilotData
 import PilotJob
 import PilotModel
+import PilotTensor
 
 /// A client's local training in its round (E epochs in a seeded order, or data-parallel steps for
 /// centralized training) and the checks on what it produced.
@@ -85,14 +86,13 @@ extension ClientHost {
     }
 
     /// Puts the personalised (post-aggregation) state into a client's model for evaluation.
-    static func putPersonalised(_ model: MLLM, state: TensorDict, task t: Int) throws {
+    static func putPersonalised(_ model: MLLM, state: NamedTensors, task t: Int) throws {
         try model.assign(state)
         if model.variant == .pilotStage1 {
             // Stage 1 has one task adapter: evaluate with this task's aggregated one.
-            let prefix = ConnectorNames.prefix(ConnectorNames.taskAdapters(t))
-            var mapped = TensorDict()
-            for (k, v) in state where k.hasPrefix(prefix) { mapped[ConnectorNames.prefix(ConnectorNames.taskAdapter) + k.dropFirst(prefix.count)] = v }
-            try model.assign(mapped)
+            let own = try state.filter { ConnectorNames.stage1Name($0, task: t) != nil }
+                .renamed { ConnectorNames.stage1Name($0, task: t)! }
+            try model.assign(own)
         }
     }
 }

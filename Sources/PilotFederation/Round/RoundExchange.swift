@@ -1,6 +1,7 @@
 import PilotComm
 import PilotCore
 import PilotJob
+import PilotTensor
 
 /// The one transport of a round (docs/design.md §6): every client update goes to the server, the server
 /// runs the strategy's pure `aggregate` on all of them in client order, and every client gets its
@@ -27,7 +28,7 @@ public enum RoundExchange {
         /// The updates the server refused, on every rank.
         public var rejected: [Rejection]
         /// The server's new state (rank 0 only).
-        public var serverState: TensorDict?
+        public var serverState: NamedTensors?
         /// What the aggregation logged, e.g. a robust rule's fallback (rank 0 only; `RoundResult.notes`).
         public var notes: [String] = []
     }
@@ -98,8 +99,9 @@ public enum RoundExchange {
     }
 
     /// Named tensors of several clients in three flat buffers: a header [n, (client, examples,
-    /// training loss as its bit pattern, layout index, value count)×n], the distinct layouts as text ("name count" lines, layouts
-    /// separated by an empty line; clients that share a layout send it once) and the values.
+    /// training loss as its bit pattern, layout index, value count)×n], the distinct layouts as text
+    /// ("name d0,d1,…" lines, a tensor's name and shape; layouts separated by an empty line; clients
+    /// that share a layout send it once) and the values.
     struct Packed {
         var header: [Int64] = [0]
         var layouts: [UInt8] = []
@@ -110,7 +112,7 @@ public enum RoundExchange {
             var index: [String: Int] = [:]
             header = [Int64(items.count)]
             for (j, (client, examples, t)) in items.enumerated() {
-                let text = zip(t.names, t.counts).map { "\($0) \($1)" }.joined(separator: "\n")
+                let text = zip(t.names, t.shapes).map { "\($0) " + $1.map(String.init).joined(separator: ",") }.joined(separator: "\n")
                 let i: Int
                 if let known = index[text] { i = known } else { i = texts.count; index[text] = i; texts.append(text) }
                 header += [Int64(client), Int64(examples), Int64(bitPattern: (losses?[j] ?? 0).bitPattern), Int64(i), Int64(t.values.count)]
@@ -127,13 +129,14 @@ public enum RoundExchange {
             let n = Int(header[0])
             guard header.count == 1 + 5 * n else { throw PilotError.message("exchange: a header of \(header.count) values for \(n) clients") }
             let texts = n == 0 ? [] : String(decoding: layouts, as: UTF8.self).components(separatedBy: "\n\n")
-            let parsed: [([String], [Int])] = texts.map { text in
-                var names: [String] = [], counts: [Int] = []
+            let parsed: [([String], [[Int]])] = try texts.map { text in
+                var names: [String] = [], shapes: [[Int]] = []
                 for line in text.split(separator: "\n") {
-                    let parts = line.split(separator: " ")
-                    names.append(String(parts[0])); counts.append(Int(parts[1]) ?? -1)
+                    guard let space = line.lastIndex(of: " ") else { throw PilotError.message("exchange: a layout line without a shape: '\(line)'") }
+                    let dims = line[line.index(after: space)...].split(separator: ",").map { Int($0) ?? -1 }
+                    names.append(String(line[..<space])); shapes.append(dims)
                 }
-                return (names, counts)
+                return (names, shapes)
             }
             var out: [(Int, Int, Double, NamedTensors)] = []
             var offset = 0
@@ -144,8 +147,8 @@ public enum RoundExchange {
                 guard layout >= 0 && layout < parsed.count, offset + count <= values.count else {
                     throw PilotError.message("exchange: client \(client)'s entry is out of range (layout \(layout) of \(parsed.count), values \(offset + count) of \(values.count))")
                 }
-                let (names, counts) = parsed[layout]
-                out.append((client, examples, loss, try NamedTensors(names: names, counts: counts, values: Array(values[offset..<(offset + count)]))))
+                let (names, shapes) = parsed[layout]
+                out.append((client, examples, loss, try NamedTensors(names: names, shapes: shapes, values: Array(values[offset..<(offset + count)]))))
                 offset += count
             }
             return out

@@ -49,8 +49,8 @@ extension RoundLoop {
         let list = String(decoding: allDigests, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         // Each rank reads its own clients' files, whatever ranks wrote them (the placement may differ).
         let mine = federation.localClients
-        let read = try RankCheck.run("reading round \(round)'s client states", on: world, label: { [placement = federation.placement] in placement.label($0) }) { () -> [Int: TensorDict] in
-            var out: [Int: TensorDict] = [:]
+        let read = try RankCheck.run("reading round \(round)'s client states", on: world, label: { [placement = federation.placement] in placement.label($0) }) { () -> [Int: NamedTensors] in
+            var out: [Int: NamedTensors] = [:]
             for c in mine {
                 out[c] = try RoundCheckpoint.readClient(run: runDirectory, round: round, client: c,
                                                         expectedDigest: c < list.count ? list[c] : nil)

@@ -4,6 +4,7 @@ import PilotCore
 import PilotData
 import PilotJob
 import PilotModel
+import PilotTensor
 
 /// The one round loop that every strategy runs in, in three roles (as Flower's `fit_round`):
 ///
@@ -29,7 +30,7 @@ public final class RoundLoop {
     let recorder: RoundRecorder
     let emit: (RoundEvent) -> Void
     /// The server's state (rank 0): FedAdam's moments, Pilot's task adapters.
-    var serverState = TensorDict()
+    var serverState = NamedTensors()
 
     /// Test hook: behave as if a stop signal arrived during this round.
     public var simulateStopAfterRound: Int?

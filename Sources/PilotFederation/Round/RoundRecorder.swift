@@ -2,6 +2,7 @@ import Foundation
 import PilotCore
 import PilotHDF5
 import PilotJob
+import PilotTensor
 
 /// Everything a round leaves behind: it gathers every client's record at the server, commits the
 /// round checkpoint (each rank its own clients' files, rank 0 the round file and `latest`), appends
@@ -48,7 +49,7 @@ final class RoundRecorder {
     /// Commits round `round`: `records` are this rank's clients', `states` their new states.
     /// The round file keeps the rows' deterministic fields, so a row that metrics.h5 lost (a kill
     /// between the commit and the metrics write, a deleted file) is rebuilt on resume.
-    func commit(round: Int, stage: Int, records: [Int: ClientRoundRecord], states: [Int: TensorDict], serverState: TensorDict,
+    func commit(round: Int, stage: Int, records: [Int: ClientRoundRecord], states: [Int: NamedTensors], serverState: NamedTensors,
                 aggregateSeconds: Double, started: Date, dataParallel: Bool) throws {
         let world = federation.world
         let mine = federation.localClients
@@ -67,7 +68,7 @@ final class RoundRecorder {
         meta.excludedClients = excludedClients
         try RoundCheckpoint.write(run: runDirectory, metadata: meta, federation: federation, clientStates: states,
                                   clientSeed: { [settings] in settings.dataSeed(round: round, client: $0) },
-                                  serverState: federation.isServer ? serverState : [:],
+                                  serverState: federation.isServer ? serverState : NamedTensors(),
                                   metrics: federation.isServer ? .init(clients: rows, server: serverBytes) : nil,
                                   shardHash: { [hashes = identity.shardHashes] in hashes[$0] ?? "" },
                                   at: { [faults = settings.faults] point in faults.kill(at: point, round: round) })

@@ -1,5 +1,6 @@
 import PilotCore
 import PilotJob
+import PilotTensor
 
 /// The server's part of a round, pure: no communicator, no model, no file. Given every update of the
 /// round in client order, it
@@ -30,7 +31,7 @@ public struct ServerStep {
 
     /// The round's result, with the refused updates in `rejected`. Throws, naming every refused
     /// client, when nothing is left to aggregate.
-    public func callAsFunction(round: Int, updates: [ClientUpdate], serverState: TensorDict) throws -> RoundResult {
+    public func callAsFunction(round: Int, updates: [ClientUpdate], serverState: NamedTensors) throws -> RoundResult {
         let (accepted, refused) = UpdateValidation.check(updates, settings: robust)
         let kept = round > 1 ? "round \(round - 1) stays the latest checkpoint" : "no round is committed"
         guard !accepted.isEmpty else {

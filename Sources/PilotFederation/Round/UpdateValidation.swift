@@ -1,4 +1,6 @@
 import PilotCore
+import PilotModel
+import PilotTensor
 
 /// A client update the server refused, and why (logged, counted in metrics.h5 `clients/rejected`).
 public struct Rejection: Sendable, Equatable {
@@ -15,12 +17,9 @@ public struct Rejection: Sendable, Equatable {
 public enum UpdateValidation {
     /// The layout with Pilot's task slot made generic, so that adapters of different tasks compare equal.
     static func normalisedLayout(_ t: NamedTensors) -> [String] {
-        zip(t.names, t.counts).map { name, n in
-            var key = name
-            if key.hasPrefix(PilotStrategy.adapterPrefix), let slash = key.dropFirst(PilotStrategy.adapterPrefix.count).firstIndex(of: "/") {
-                key = PilotStrategy.adapterPrefix + "*" + key[slash...]
-            }
-            return "\(key) \(n)"
+        zip(t.names, t.shapes).map { name, shape in
+            let key = ConnectorNames.slot(of: name).map { ConnectorNames.prefix(ConnectorNames.taskAdaptersRoot) + "*/" + $0.suffix } ?? name
+            return "\(key) \(shape)"
         }
     }
 
