@@ -110,10 +110,11 @@ struct TrainCLITests {
             assert f.attrs['round'] == 3 and f.attrs['stage'] == 2 and f.attrs['algorithm'] == 'pilot'
             assert isinstance(f.attrs['config'], str) and 'ata_m = 6' in f.attrs['config']
             lora = f['clients/04/state/lm/layers/0/attn/q/lora_b'][()]
-            assert lora.dtype == np.float32 and np.abs(lora).sum() > 0
+            assert lora.dtype == np.float32 and lora.ndim == 2 and np.abs(lora).sum() > 0   # [r, out], with its shape
+            assert f.attrs['format_version'] == 2
             assert 'connector/client_adapter' in f['clients/04/state']
             assert 'connector/cross_task_adapters' in f['clients/04/state']
-            assert len(f['server/task_adapters'].keys()) == 3
+            assert len(f['server/connector/task_adapters'].keys()) == 3   # the server state in the slots' names
             # Clients of one task hold the same aggregated task adapter (Eq. 10), different LoRA (ATA).
             a = f['clients/03/state/connector/task_adapters/1/fc1/weight'][()]
             b = f['clients/05/state/connector/task_adapters/1/fc1/weight'][()]
