@@ -106,7 +106,7 @@ struct PretrainedBaseTests {
         var rng = SeededRNG(seed: 2)
         let tokens = (0..<(B * T)).map { _ in Int32(rng.next() % UInt64(V)) }
         lm.prepare(localMix: 1)
-        tokens.withUnsafeBufferPointer { Embedding.forward(out: lm.resid[0].pointer, tokens: $0.baseAddress!, table: lm.embed, count: B * T, width: C) }
+        tokens.withUnsafeBufferPointer { lm.embed(out: lm.resid[0].pointer, tokens: $0.baseAddress!, count: B * T) }
         lm.forward(batch: B, lengths: nil)
         let targets = [Int32](repeating: 0, count: B * T)
         _ = targets.withUnsafeBufferPointer { lm.headLoss(batch: B, targets: $0.baseAddress!, backward: false) }

@@ -10,7 +10,7 @@ import PilotTensor
 ///   includes the LoRA path) in one sgemm too.
 /// - `.frozen` (an imported pretrained LM, shared by every model on the rank and never written):
 ///   the base is one [O, I] block in Hugging Face layout (q,k,v and gate,up are contiguous there),
-///   read in place, so no second copy of the base exists. y = x·Wᵀ + Σ s·(x·A)·B and
+///   a `FrozenMatrix` in f32, bf16 or q8 read in place (`FrozenProducts`), so no second copy exists. y = x·Wᵀ + Σ s·(x·A)·B and
 ///   dx = dy·W + Σ s·(dy·Bᵀ)·Aᵀ; the LoRA products are skinny (R columns) and cost about 5% of the base.
 /// x·[A_1 | A_2 | …] [N, P·R] is kept for dB, and dA for all branches comes from one sgemm.
 final class FusedLinear {
@@ -36,8 +36,9 @@ final class FusedLinear {
     var branches: [Branch]
     /// [I, O] merged weights (merged mode only).
     let merged: Tensor?
-    /// [O, I] frozen base in Hugging Face layout (frozen mode only).
-    let frozenBase: UnsafePointer<Float>?
+    /// [O, I] frozen base in Hugging Face layout (frozen mode only), and the products against it.
+    let frozenBase: FrozenMatrix?
+    let products: FrozenProducts?
     /// [O] frozen bias (Qwen2's q|k|v, Llama's `attention_bias`); frozen mode only, no gradient.
     let frozenBias: UnsafePointer<Float>?
     /// [I, P·R] A matrices side by side, and their gradient.
@@ -53,21 +54,22 @@ final class FusedLinear {
         self.inFeatures = inFeatures; self.rank = rank; self.members = members; self.branches = branches
         outTotal = members.reduce(0) { $0 + $1.out }
         merged = Tensor(shape: [inFeatures, outTotal])
-        frozenBase = nil; frozenBias = nil
+        frozenBase = nil; frozenBias = nil; products = nil
         packedA = Tensor(shape: [inFeatures, max(1, branches.count * rank)])
         dPackedA = Tensor(shape: [inFeatures, max(1, branches.count * rank)])
         trainsLoRA = branches.contains { $0.da != nil || $0.db != nil }
     }
 
     /// Frozen mode: `base` is [Σ outs, I] row-major (Hugging Face [out, in]), read in place; `bias` [Σ outs] likewise.
-    init(inFeatures: Int, rank: Int, frozenBase base: UnsafePointer<Float>, bias: UnsafePointer<Float>? = nil,
+    init(inFeatures: Int, rank: Int, frozenBase base: FrozenMatrix, products: FrozenProducts, bias: UnsafePointer<Float>? = nil,
          outs: [Int], branches: [Branch]) {
+        precondition(base.cols == inFeatures && base.rows == outs.reduce(0, +), "FusedLinear: a [\(base.rows), \(base.cols)] base for \(outs) × \(inFeatures)")
         self.inFeatures = inFeatures; self.rank = rank; self.branches = branches
         var col = 0
         members = outs.map { o in defer { col += o }; return Member(weight: nil, dweight: nil, out: o, column: col) }
         outTotal = col
         merged = nil
-        frozenBase = base; frozenBias = bias
+        frozenBase = base; frozenBias = bias; self.products = products
         packedA = Tensor(shape: [inFeatures, max(1, branches.count * rank)])
         dPackedA = Tensor(shape: [inFeatures, max(1, branches.count * rank)])
         trainsLoRA = branches.contains { $0.da != nil || $0.db != nil }
@@ -115,10 +117,11 @@ final class FusedLinear {
             return
         }
         let I = inFeatures, O = outTotal, R = rank, PR = packedWidth
-        if singleRowGEMV && rows == 1 {
-            gemvRow(y: y, w: frozenBase!, x: x, outFeatures: O, inFeatures: I, accumulate: accumulate)
+        let base = frozenBase!
+        if singleRowGEMV && rows == 1, let w = base.float32 {
+            gemvRow(y: y, w: w, x: x, outFeatures: O, inFeatures: I, accumulate: accumulate)
         } else {
-            sgemm(transB: true, m: rows, n: O, k: I, a: x, b: frozenBase!, ldb: I, beta: accumulate ? 1 : 0, c: y)
+            products!.forward(y: y, x: x, rows: rows, weight: base, accumulate: accumulate)
         }
         if let bias = frozenBias {
             for r in 0..<rows { let yr = y + r * O; for j in 0..<O { yr[j] += bias[j] } }
@@ -172,7 +175,7 @@ final class FusedLinear {
                   beta: accumulateDx ? 1 : 0, c: dx, ldc: I)
             return
         }
-        sgemm(m: rows, n: I, k: O, a: dy, lda: O, b: frozenBase!, ldb: I, beta: accumulateDx ? 1 : 0, c: dx, ldc: I)
+        products!.backward(dx: dx, dy: dy, ldy: O, rows: rows, weight: frozenBase!, accumulate: accumulateDx)
         if PR > 0 {
             sgemm(transB: true, m: rows, n: I, k: PR, a: t, lda: PR, b: packedA.pointer, ldb: PR, beta: 1, c: dx, ldc: I)
         }

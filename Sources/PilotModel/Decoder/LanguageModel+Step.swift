@@ -33,7 +33,7 @@ extension LanguageModel {
         let R = B * n, T = self.T, C = self.C, F = self.F, H = self.H, KV = self.KV, KVD = self.KVD, W = self.W
         let st = stepState()
         let xa = st.xa.pointer, x = st.x.pointer
-        for r in 0..<R { (x + r * C).update(from: embed + Int(tokens[r]) * C, count: C) }
+        embed(out: x, tokens: tokens, count: R)
         let ld = cache.stride
         for (li, l) in layers.enumerated() {
             RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: x, weight: l.attnNorm, rows: R, width: C, eps: cfg.normEps)
@@ -113,13 +113,13 @@ extension LanguageModel {
     func stepHead(rows: Int, into out: UnsafeMutablePointer<Float>) {
         let st = stepState()
         RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: st.x.pointer, weight: finalNorm, rows: rows, width: C, eps: cfg.normEps)
-        if headTransposed && !trains && rows == 1 {
+        if let frozenHead, !trains && rows == 1, let w = frozenHead.float32 {
             // text generation's decode step: a matrix-vector product (see gemvRow)
-            gemvRow(y: out, w: head, x: st.h.pointer, outFeatures: V, inFeatures: C, accumulate: false)
-        } else if headTransposed {
-            sgemm(transB: true, m: rows, n: V, k: C, a: st.h.pointer, lda: C, b: head, ldb: C, c: out, ldc: V)
+            gemvRow(y: out, w: w, x: st.h.pointer, outFeatures: V, inFeatures: C, accumulate: false)
+        } else if let frozenHead {
+            products.forward(y: out, x: st.h.pointer, rows: rows, weight: frozenHead)
         } else {
-            Linear.forward(y: out, x: st.h.pointer, weight: head, bias: nil, rows: rows, inFeatures: C, outFeatures: V)
+            Linear.forward(y: out, x: st.h.pointer, weight: head!, bias: nil, rows: rows, inFeatures: C, outFeatures: V)
         }
     }
 }

@@ -30,8 +30,6 @@ public final class LanguageModel {
     let rope: RoPE
     /// The imported frozen LM, when there is one.
     let base: LlamaWeights?
-    /// lm_head is [V, C] (Hugging Face layout, logits = h·headᵀ) rather than [C, V].
-    let headTransposed: Bool
 
     struct Layer {
         let attnNorm: UnsafeMutablePointer<Float>, dAttnNorm: UnsafeMutablePointer<Float>?
@@ -53,9 +51,15 @@ public final class LanguageModel {
         let xaDown: Tensor    // [N, P·R]
     }
 
-    let embed: UnsafeMutablePointer<Float>, dEmbed: UnsafeMutablePointer<Float>?
+    /// The token embedding table [V, C] (the built-in LM's parameter, or the base's in its dtype).
+    let embedding: FrozenMatrix, dEmbed: UnsafeMutablePointer<Float>?
     let finalNorm: UnsafeMutablePointer<Float>, dFinalNorm: UnsafeMutablePointer<Float>?
-    let head: UnsafeMutablePointer<Float>, dHead: UnsafeMutablePointer<Float>?
+    /// The built-in LM's head [C, V] and its gradient (nil with a base).
+    let head: UnsafeMutablePointer<Float>?, dHead: UnsafeMutablePointer<Float>?
+    /// The base's frozen head [V, C] (nil for the built-in LM).
+    let frozenHead: FrozenMatrix?
+    /// Products against the base's frozen matrices (decoding tiles of bf16 or q8 weights).
+    let products = FrozenProducts()
     var layers: [Layer] = []
     /// resid[l] is the input of layer l; resid[L] the output of the last layer. [N,C] each.
     var resid: [Tensor] = []
@@ -131,19 +135,18 @@ public final class LanguageModel {
         self.trains = training; self.maxStepTokens = maxStepTokens
         T = cfg.contextLength; C = cfg.width; F = cfg.ffnHidden; V = cfg.vocabSize; H = cfg.heads; D = cfg.headDim
         KV = cfg.kvHeadCount; KVD = KV * D; W = C + 2 * KVD
-        headTransposed = base != nil
         rope = RoPE(headDim: D, maxPositions: T, theta: cfg.ropeTheta)
         // one placeholder row when inference-only: Tensor zero-fills, so full buffers would be resident
         let N = training ? maxBatch * T : 1, R = cfg.loraRank
         let targets = Set(cfg.loraTargetNames)
         if let base {
-            embed = base.embedTokens; dEmbed = nil
+            embedding = base.embedding; dEmbed = nil
             finalNorm = base.norm; dFinalNorm = nil
-            head = base.lmHead; dHead = nil
+            head = nil; dHead = nil; frozenHead = base.head
         } else {
-            embed = store.values("lm/embed"); dEmbed = store.grad("lm/embed")
+            embedding = FrozenMatrix(rows: V, cols: C, float32: store.values("lm/embed")); dEmbed = store.grad("lm/embed")
             finalNorm = store.values("lm/final_norm/weight"); dFinalNorm = store.grad("lm/final_norm/weight")
-            head = store.values("lm/lm_head/weight"); dHead = store.grad("lm/lm_head/weight")
+            head = store.values("lm/lm_head/weight"); dHead = store.grad("lm/lm_head/weight"); frozenHead = nil
         }
         var maxPR = 1
         for l in 0..<cfg.layers {
@@ -175,14 +178,15 @@ public final class LanguageModel {
             if let base {
                 let w = base.layers[l]
                 // q|k|v and gate|up are contiguous [out, in] blocks in LlamaWeights' table order
-                precondition(w.kProj == w.qProj + C * C && w.vProj == w.kProj + KVD * C && w.upProj == w.gateProj + F * C,
-                             "LlamaWeights layout: q,k,v and gate,up must be contiguous")
                 if let qb = w.qBias { precondition(w.kBias == qb + C && w.vBias == qb + C + KVD, "LlamaWeights layout: q,k,v biases must be contiguous") }
-                qkv = FusedLinear(inFeatures: C, rank: R, frozenBase: w.qProj, bias: w.qBias, outs: [C, KVD, KVD],
+                qkv = FusedLinear(inFeatures: C, rank: R, frozenBase: base.qkv(l), products: products, bias: w.qBias, outs: [C, KVD, KVD],
                                   branches: branches(["q", "k", "v"], block: "attn"))
-                o = FusedLinear(inFeatures: C, rank: R, frozenBase: w.oProj, bias: w.oBias, outs: [C], branches: branches(["o"], block: "attn"))
-                gateUp = FusedLinear(inFeatures: C, rank: R, frozenBase: w.gateProj, outs: [F, F], branches: branches(["gate", "up"], block: "mlp"))
-                down = FusedLinear(inFeatures: F, rank: R, frozenBase: w.downProj, outs: [C], branches: branches(["down"], block: "mlp"))
+                o = FusedLinear(inFeatures: C, rank: R, frozenBase: base.o(l), products: products, bias: w.oBias, outs: [C],
+                                branches: branches(["o"], block: "attn"))
+                gateUp = FusedLinear(inFeatures: C, rank: R, frozenBase: base.gateUp(l), products: products, outs: [F, F],
+                                     branches: branches(["gate", "up"], block: "mlp"))
+                down = FusedLinear(inFeatures: F, rank: R, frozenBase: base.down(l), products: products, outs: [C],
+                                   branches: branches(["down"], block: "mlp"))
                 attnNorm = w.inputLayernorm; mlpNorm = w.postAttentionLayernorm
             } else {
                 qkv = fused(["q", "k", "v"], block: "attn", inF: C, outs: [C, KVD, KVD])
@@ -296,10 +300,10 @@ public final class LanguageModel {
         for m0 in stride(from: 0, to: M, by: LanguageModel.headRowBlock) {
             let rows = min(LanguageModel.headRowBlock, M - m0)
             let h = hf.pointer + m0 * C, dhb = dh.pointer + m0 * C
-            if headTransposed {
-                sgemm(transB: true, m: rows, n: V, k: C, a: h, lda: C, b: head, ldb: C, c: logits.pointer, ldc: V)
+            if let frozenHead {
+                products.forward(y: logits.pointer, x: h, rows: rows, weight: frozenHead)
             } else {
-                Linear.forward(y: logits.pointer, x: h, weight: head, bias: nil, rows: rows, inFeatures: C, outFeatures: V)
+                Linear.forward(y: logits.pointer, x: h, weight: head!, bias: nil, rows: rows, inFeatures: C, outFeatures: V)
             }
             let r = CrossEntropy.forwardBackward(logits: logits.pointer, targets: rowTarget + m0, rows: rows, vocab: V,
                                                  dlogits: backward ? logits.pointer : nil, gradScale: gradScale,
@@ -307,11 +311,11 @@ public final class LanguageModel {
             total += r.loss * Double(r.count); count += r.count
             single = m0 == 0 && rows == M ? r : nil
             if backward {
-                if headTransposed {
+                if let frozenHead {
                     // frozen [V, C] head: dh = dlogits·head (no weight gradient)
-                    sgemm(m: rows, n: C, k: V, a: logits.pointer, lda: V, b: head, ldb: C, c: dhb, ldc: C)
+                    products.backward(dx: dhb, dy: logits.pointer, rows: rows, weight: frozenHead)
                 } else {
-                    Linear.backward(dx: dhb, dweight: dHead, dbias: nil, dy: logits.pointer, x: h, weight: head,
+                    Linear.backward(dx: dhb, dweight: dHead, dbias: nil, dy: logits.pointer, x: h, weight: head!,
                                     rows: rows, inFeatures: C, outFeatures: V)
                 }
             }
@@ -369,6 +373,18 @@ public final class LanguageModel {
             l.qkv.backward(dx: dh.pointer, accumulateDx: false, dy: dqkv.pointer, x: l.h1.pointer, xa: l.xaQKV.pointer, rows: N, t: t.pointer)
             RMSNorm.backward(dx: dres.pointer, dweight: l.dAttnNorm, dy: dh.pointer, x: x.pointer, weight: l.attnNorm,
                              rstd: l.rstd1.pointer, rows: N, width: C)
+        }
+    }
+}
+
+extension LanguageModel {
+    /// out[n, :] = the embedding of tokens[n] for n < count (rows `ldo` apart), decoded from the base's dtype.
+    func embed(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>, count: Int, ldo: Int? = nil) {
+        let ldo = ldo ?? C
+        if let table = embedding.float32 {
+            Embedding.forward(out: out, tokens: tokens, table: table, count: count, width: C, ldo: ldo)
+        } else {
+            for n in 0..<count { embedding.decodeRow(Int(tokens[n]), into: out + n * ldo) }
         }
     }
 }

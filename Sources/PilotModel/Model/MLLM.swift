@@ -164,9 +164,9 @@ public final class MLLM {
         batch.tokens.withUnsafeBufferPointer { tok in
             for b in 0..<B {
                 let t = tok.baseAddress! + b * L, row = x0 + b * T * C
-                if o > 0 { Embedding.forward(out: row, tokens: t, table: lm.embed, count: o, width: C) }
+                if o > 0 { lm.embed(out: row, tokens: t, count: o) }
                 (row + o * C).update(from: vis + b * P * C, count: P * C)
-                Embedding.forward(out: row + (o + P) * C, tokens: t + o, table: lm.embed, count: L - o, width: C)
+                lm.embed(out: row + (o + P) * C, tokens: t + o, count: L - o)
             }
         }
         if let lengths = batch.lengths {

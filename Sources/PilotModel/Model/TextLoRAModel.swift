@@ -46,7 +46,7 @@ public final class TextLoRAModel {
         for b in 0..<B { for t in 0..<T { targets[b * T + t] = t + 1 < T ? tokens[b * T + t + 1] : -1 } }
         lm.prepare(localMix: 1)
         tokens.withUnsafeBufferPointer {
-            Embedding.forward(out: lm.resid[0].pointer, tokens: $0.baseAddress!, table: lm.embed, count: B * T, width: C)
+            lm.embed(out: lm.resid[0].pointer, tokens: $0.baseAddress!, count: B * T)
         }
         lm.forward(batch: B, lengths: nil)
         let r = targets.withUnsafeBufferPointer { lm.headLoss(batch: B, targets: $0.baseAddress!, backward: backward) }
@@ -79,7 +79,7 @@ public final class TextLoRAModel {
             for r0 in stride(from: 0, to: B * T, by: block) {
                 let rows = min(block, B * T - r0)
                 RMSNorm.forward(y: lm.hf.pointer, rstd: lm.rstdF.pointer, x: last + r0 * C, weight: lm.finalNorm, rows: rows, width: C, eps: config.normEps)
-                sgemm(transB: true, m: rows, n: V, k: C, a: lm.hf.pointer, lda: C, b: lm.head, ldb: C, c: o.baseAddress! + r0 * V, ldc: V)
+                lm.products.forward(y: o.baseAddress! + r0 * V, x: lm.hf.pointer, rows: rows, weight: lm.frozenHead!)
             }
         }
         return out
