@@ -18,8 +18,11 @@ import PilotTensor
 ///
 /// `features` returns one entry of hidden_states — LLaVA's `vision_feature_layer` −2, the penultimate, by
 /// default — without the CLS token (LLaVA's "patch" select strategy), running only the layers it needs.
-/// Every projection and the patch embedding (as an im2col product) is one `sgemm` over all B·S rows.
-/// Not for concurrent calls: the activations are the tower's own, grown to the largest batch seen.
+/// Images run one at a time: every projection and the patch embedding (as an im2col product) is one
+/// `sgemm` over an image's S rows, in the same buffers for every image. So an image's features are the
+/// same bits whatever batch it comes in and wherever it sits in it (OpenBLAS rounds a row of a 34-row
+/// product differently from the same row of a 17-row one), which is what lets a run keep them in a cache
+/// (`docs/models.md`, "Cached vision features"). Not for concurrent calls: the activations are the tower's own.
 public final class CLIPVisionTower: @unchecked Sendable {
     public let config: CLIPVisionConfig
     public let weights: CLIPVisionWeights
@@ -27,7 +30,7 @@ public final class CLIPVisionTower: @unchecked Sendable {
     /// Which tokens `features` returns: the patches only (LLaVA's default) or CLS first, then the patches.
     public enum Select: Sendable { case patch, clsPatch }
 
-    private var capacity = 0      // images the activations are allocated for
+    private var capacity = 0      // images the activations are allocated for (one: images run one at a time)
     private var buffers: [UnsafeMutablePointer<Float>] = []
     private var x: UnsafeMutablePointer<Float>! = nil       // [B·S, C] residual stream
     private var h: UnsafeMutablePointer<Float>! = nil       // [B·S, C] normed input of a sublayer, then its output
@@ -72,14 +75,18 @@ public final class CLIPVisionTower: @unchecked Sendable {
         if let bad = pixels.firstIndex(where: { !$0.isFinite }) {
             throw PilotError.invalidArgument("CLIP vision tower: pixel value \(bad) is \(pixels[bad]); expected finite normalised values")
         }
-        ensureCapacity(B)
+        ensureCapacity(1)
         let run = layer < 0 ? layer + L + 1 : layer
-        pixels.withUnsafeBufferPointer { embed($0.baseAddress!, B: B) }
-        for l in 0..<run { block(l, B: B) }
         let skip = select == .patch ? 1 : 0, T = S - skip
         var out = [Float](repeating: 0, count: B * T * C)
-        out.withUnsafeMutableBufferPointer { o in
-            for b in 0..<B { (o.baseAddress! + b * T * C).update(from: x + (b * S + skip) * C, count: T * C) }
+        pixels.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { o in
+                for b in 0..<B {
+                    embed(px.baseAddress! + b * per, B: 1)
+                    for l in 0..<run { block(l, B: 1) }
+                    (o.baseAddress! + b * T * C).update(from: x + skip * C, count: T * C)
+                }
+            }
         }
         return out
     }

@@ -77,8 +77,10 @@ public final class FrozenVisionTower: @unchecked Sendable {
         }
     }
 
-    /// Features [B·P, hidden] of `B` images given as the model's pixels [B, 3, I, I] in [−1, 1].
-    func features(modelPixels: [Float], batch B: Int) throws -> [Float] {
+    /// Features [B·P, hidden] of `B` images given as the model's pixels [B, 3, I, I] in [−1, 1]: the
+    /// connector's input, exactly what the model computes in-line. Each image's rows are the same bits in
+    /// any batch (`CLIPVisionTower` runs images one at a time), so they can be computed once and cached.
+    public func features(modelPixels: [Float], batch B: Int) throws -> [Float] {
         let affine = pixelAffine, plane = config.imageSize * config.imageSize
         var px = modelPixels
         px.withUnsafeMutableBufferPointer { p in
