@@ -65,9 +65,9 @@ struct EvalCommand: ParsableCommand {
         let result: Evaluation.Result
         if model.variant == .dualLoRA {
             // FedDPA-T: each instance weighs the local LoRA by its similarity to the client's own training prompts.
-            let support = try Batcher(config: model.config, codec: codec, truncate: true)
-                .prepare(Array(try scenario.client(client).examples.prefix(config.feddpa.support)))
-            result = try FedDPAInference.evaluate(model: model, examples: examples, support: support, supportCount: support.count,
+            let batcher = try Batcher(config: model.config, codec: codec, truncate: true)
+            let support = try batcher.prepare(Array(try scenario.client(client).examples.prefix(config.feddpa.support)))
+            result = try FedDPAInference.evaluate(model: model, prepared: try batcher.prepare(examples), support: support, supportCount: support.count,
                                                   codec: codec, task: evalTask, batchSize: model.maxBatch,
                                                   maxNewTokens: maxNewTokens).evaluation
         } else {

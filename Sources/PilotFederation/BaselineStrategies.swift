@@ -128,7 +128,7 @@ public final class FedDPAStrategy: AveragingStrategy, FederatedStrategy {
 
     /// Instance-wise weighting of the local LoRA against the client's training prompts.
     public func evaluate(_ c: EvaluationContext) throws -> [String: Double] {
-        let r = try FedDPAInference.evaluate(model: c.model, examples: c.examples, support: c.training, supportCount: supportPrompts,
+        let r = try FedDPAInference.evaluate(model: c.model, prepared: c.examples, support: c.training, supportCount: supportPrompts,
                                              codec: c.codec, task: c.task, batchSize: c.batchSize, maxNewTokens: c.maxNewTokens)
         return ["eval_score": r.evaluation.metric.score,
                 "eval_local_weight": r.weights.map(Double.init).reduce(0, +) / Double(max(r.weights.count, 1))]

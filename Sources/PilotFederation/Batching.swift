@@ -12,32 +12,37 @@ public struct PreparedExamples: Sendable {
     public let encoded: [EncodedExample]
     /// Number of loss-carrying positions (answer tokens + EOS) of each example.
     public let targetCounts: [Int]
-    /// [n, C, S, S] pixels, scaled to [−1, 1].
+    /// [n, C, S, S] pixels, scaled to [−1, 1] (empty once `features` replaces them).
     let pixels: [Float]
     let config: ModelConfig
+    /// The frozen CLIP tower's output for every example, read from the vision-feature cache per batch
+    /// (nil: the model computes it from `pixels`).
+    public private(set) var features: VisionFeatureRows? = nil
     /// How many examples the layout cut to fit the text length.
     public let truncation: TruncationCount
 
     public var count: Int { examples.count }
 
-    /// The batch of the examples at `indices`, in that order: pixels, text ids [B, L], next-token
-    /// targets [B, T] (−1 except where the next text token is an answer token or EOS) and the valid
-    /// length P + text length of each sequence.
-    public func batch<C: Collection>(_ indices: C) -> Batch where C.Element == Int {
+    /// The same examples with their vision features read from `rows` (one row per example, in order)
+    /// instead of computed from pixels, which are dropped.
+    public func reading(features rows: VisionFeatureRows) throws -> PreparedExamples {
+        guard rows.count == count, rows.tokens == config.visualTokens, rows.width == config.visionWidth else {
+            throw PilotError.invalidArgument("vision-feature cache '\(rows.path)': \(rows.count) rows of [\(rows.tokens), \(rows.width)] for \(count) examples of a model with [\(config.visualTokens), \(config.visionWidth)] features; delete the file and run again to rebuild it")
+        }
+        var out = PreparedExamples(examples: examples, encoded: encoded, targetCounts: targetCounts, pixels: [], config: config, truncation: truncation)
+        out.features = rows
+        return out
+    }
+
+    /// The batch of the examples at `indices`, in that order: the visual input (pixels, or the cached
+    /// features), text ids [B, L], next-token targets [B, T] (−1 except where the next text token is an
+    /// answer token or EOS) and the valid length P + text length of each sequence.
+    public func batch<C: Collection>(_ indices: C) throws -> Batch where C.Element == Int {
         let B = indices.count, P = config.visualTokens, T = config.contextLength, L = T - P
-        let image = config.channels * config.imageSize * config.imageSize
         precondition(B >= 1, "a batch needs at least one example")
-        var px = [Float](repeating: 0, count: B * image)
         var tokens = [Int32](repeating: 0, count: B * L)
         var targets = [Int32](repeating: -1, count: B * T)
         var lengths = [Int32](repeating: 0, count: B)
-        px.withUnsafeMutableBufferPointer { dst in
-            pixels.withUnsafeBufferPointer { src in
-                for (b, i) in indices.enumerated() {
-                    (dst.baseAddress! + b * image).update(from: src.baseAddress! + i * image, count: image)
-                }
-            }
-        }
         for (b, i) in indices.enumerated() {
             let e = encoded[i]
             for j in 0..<L { tokens[b * L + j] = e.ids[j] }
@@ -45,14 +50,22 @@ public struct PreparedExamples: Sendable {
             for j in 1..<L where e.targetMask[j] > 0 { targets[b * T + config.sequencePosition(ofText: j) - 1] = e.ids[j] }
             lengths[b] = Int32(P + e.length)
         }
-        return Batch(size: B, visual: .pixels(px), tokens: tokens, targets: targets, lengths: lengths)
+        return Batch(size: B, visual: try visual(indices), tokens: tokens, targets: targets, lengths: lengths)
     }
 
-    /// Pixels [B, C, S, S] of the examples at `indices` (the visual input of `MLLM.generate`).
-    public func visual<C: Collection>(_ indices: C) -> Batch.Visual where C.Element == Int {
+    /// The visual input of the examples at `indices` (also that of `MLLM.generate`): their cached
+    /// features [B, P, Dv], or their pixels [B, C, S, S].
+    public func visual<C: Collection>(_ indices: C) throws -> Batch.Visual where C.Element == Int {
+        if let features { return .features(try features.read(indices)) }
         let image = config.channels * config.imageSize * config.imageSize
-        var px = [Float](); px.reserveCapacity(indices.count * image)
-        for i in indices { px += pixels[(i * image)..<((i + 1) * image)] }
+        var px = [Float](repeating: 0, count: indices.count * image)
+        px.withUnsafeMutableBufferPointer { dst in
+            pixels.withUnsafeBufferPointer { src in
+                for (b, i) in indices.enumerated() {
+                    (dst.baseAddress! + b * image).update(from: src.baseAddress! + i * image, count: image)
+                }
+            }
+        }
         return .pixels(px)
     }
 

@@ -50,9 +50,16 @@ public enum Evaluation {
                                 batchSize: Int? = nil, maxNewTokens: Int = defaultMaxNewTokens) throws -> Result {
         guard !examples.isEmpty else { throw PilotError.invalidArgument("evaluate: no \(task.rawValue) examples") }
         let prepared = try Batcher(config: model.config, codec: codec, truncate: true).prepare(examples)
+        return try evaluate(model: model, prepared: prepared, codec: codec, task: task, batchSize: batchSize, maxNewTokens: maxNewTokens)
+    }
+
+    /// `evaluate` on examples already prepared for the model (with `truncate: true`, as above).
+    public static func evaluate(model: MLLM, prepared: PreparedExamples, codec: any ExampleCodec, task: FedTask,
+                                batchSize: Int? = nil, maxNewTokens: Int = defaultMaxNewTokens) throws -> Result {
+        guard prepared.count > 0 else { throw PilotError.invalidArgument("evaluate: no \(task.rawValue) examples") }
         let predictions = try generateAnswers(model: model, examples: prepared, codec: codec,
                                               batchSize: batchSize, maxNewTokens: maxNewTokens)
-        return Result(metric: try score(predictions: predictions, examples: examples, task: task), predictions: predictions)
+        return Result(metric: try score(predictions: predictions, examples: prepared.examples, task: task), predictions: predictions)
     }
 
     /// `evaluate` with the built-in layout over a word-level tokenizer.

@@ -55,14 +55,15 @@ public enum FedDPAInference {
 
     /// Greedy answers with each instance's own α (one sequence at a time, since α changes the merged
     /// weights), scored with the task's metric.
-    /// - Parameter support: the client's training examples; the first `supportCount` are the support set.
-    public static func evaluate(model: MLLM, examples: [Example], support: PreparedExamples, supportCount: Int,
+    /// - Parameters:
+    ///   - prepared: the test examples, prepared for the model (`Batcher(…, truncate: true)`).
+    ///   - support: the client's training examples; the first `supportCount` are the support set.
+    public static func evaluate(model: MLLM, prepared: PreparedExamples, support: PreparedExamples, supportCount: Int,
                                 codec: any ExampleCodec, task: FedTask, batchSize: Int, maxNewTokens: Int) throws -> Result {
         guard model.variant == .dualLoRA else { throw PilotError.invalidArgument("FedDPA inference needs the FedDPA variant, not \(model.variant)") }
-        guard !examples.isEmpty else { throw PilotError.invalidArgument("evaluate: no \(task.rawValue) examples") }
+        guard prepared.count > 0 else { throw PilotError.invalidArgument("evaluate: no \(task.rawValue) examples") }
         guard support.count > 0, supportCount > 0 else { throw PilotError.invalidArgument("FedDPA inference needs at least one local training prompt") }
         let B = max(1, min(batchSize, model.maxBatch))
-        let prepared = try Batcher(config: model.config, codec: codec, truncate: true).prepare(examples)
         let supportStates = try states(model: model, examples: support, count: supportCount, batchSize: B)
         let queryStates = try states(model: model, examples: prepared, count: prepared.count, batchSize: B)
         let weights = queryStates.map { weight(query: $0, support: supportStates) }
@@ -75,7 +76,7 @@ public enum FedDPAInference {
                                          maxNewTokens: maxNewTokens, eosToken: codec.stopToken)
             predictions.append(codec.decodeAnswer(ids[0]))
         }
-        let metric = try Evaluation.score(predictions: predictions, examples: examples, task: task)
+        let metric = try Evaluation.score(predictions: predictions, examples: prepared.examples, task: task)
         return Result(evaluation: Evaluation.Result(metric: metric, predictions: predictions), weights: weights)
     }
 }

@@ -31,6 +31,8 @@ public struct RoundSettings: Sendable, Equatable {
     public var faults: FaultSettings
     /// Refuse (rather than warn) a resume on another BLAS kernel or thread count.
     public var strictReproducibility: Bool
+    /// Cache a CLIP tower's features beside each shard (`model.cache_vision_features`; nil: yes).
+    public var cacheVisionFeatures: Bool?
 
     public init(_ s: RunSettings) {
         seed = s.run.seed
@@ -52,6 +54,7 @@ public struct RoundSettings: Sendable, Equatable {
         robust = RobustSettings(maxUpdateNorm: s.robust.maxUpdateNorm, clip: s.robust.onBad == "clip", aggregator: s.robust.rule)
         dp = s.dp.clip.map { DPSettings(clip: $0, noiseMultiplier: s.dp.noiseMultiplier ?? 1, delta: s.dp.delta ?? 1e-5) }
         strictReproducibility = s.run.strictReproducibility ?? false
+        cacheVisionFeatures = s.model.cacheVisionFeatures
         let f = s.faults
         faults = FaultSettings(nanClient: f.nanClient, nanRound: f.nanRound, scaleClient: f.scaleClient, scaleFactor: f.scaleFactor ?? 1e6,
                                failClient: f.failClient, failRound: f.failRound, killPoint: f.killPoint, killRound: f.killRound ?? 1)

@@ -20,7 +20,7 @@ struct BatchingTests {
         let examples = Array(tinyScenario.pretrain.examples.prefix(5))
         let prepared = try Batcher(config: cfg, tokenizer: tok).prepare(examples)
         let idx = [3, 0, 4]
-        let batch = prepared.batch(idx)
+        let batch = try prepared.batch(idx)
         let P = cfg.visualTokens, T = cfg.contextLength, L = T - P, S = cfg.imageSize
         #expect(batch.size == 3 && batch.tokens.count == 3 * L && batch.targets.count == 3 * T)
         guard case let .pixels(px) = batch.visual else { Issue.record("expected pixels"); return }

@@ -11,8 +11,9 @@ import PilotModel
 struct ClientInputs {
     /// This rank's clients' prepared training data, by client (empty on the server).
     var train: [Int: PreparedExamples] = [:]
-    /// The test examples of every task this rank's clients have, by task.
-    var test: [FedTask: [Example]] = [:]
+    /// The test examples of every task this rank's clients have, by task, prepared once (rows
+    /// `eval.first_example ..<` of the task's test split).
+    var test: [FedTask: PreparedExamples] = [:]
     /// Each client's task, for every client of the scenario.
     var clientTasks: [FedTask] = []
     /// How this rank's examples become text (nil on the server of a run on an imported LM, which never tokenizes).
@@ -22,9 +23,26 @@ struct ClientInputs {
     var lm: PretrainedBase?
     /// SHA-256 of each of this rank's clients' shards: a resume refuses changed inputs.
     var shardHashes: [Int: String] = [:]
+    /// Whether the CLIP tower's features come from the caches (on every rank alike).
+    var visionFeaturesCached = false
+    /// How this rank came by each vision-feature cache it reads ("client 3: built"), for the run's report.
+    var visionCaches: [String] = []
 
-    /// Collective over `world`: a failure on any rank is reported once by rank 0, naming the rank and the client.
-    static func load(scenario: ScenarioDirectory, base: BaseFiles, mine: Range<Int>, settings: RoundSettings,
+    /// Collective over `world`: a failure on any rank is reported once by rank 0, naming the rank and the
+    /// client. With a CLIP tower, the tower's features are then cached (`cacheVisionFeatures`).
+    static func load(scenario: ScenarioDirectory, base: BaseFiles, placement: Placement, settings: RoundSettings,
+                     world: any Communicator) throws -> ClientInputs {
+        var out = try read(scenario: scenario, base: base, mine: placement.clients(onRank: world.rank), settings: settings,
+                           world: world, label: { placement.label($0) })
+        if settings.cacheVisionFeatures ?? true, base.stored.visionTower != nil {
+            try out.cacheVisionFeatures(scenario: scenario, placement: placement, first: settings.evalFirstExample, world: world)
+            out.visionFeaturesCached = true
+        }
+        return out
+    }
+
+    /// The LM, the codec, this rank's clients' shards and their tasks' test splits, prepared. Collective.
+    static func read(scenario: ScenarioDirectory, base: BaseFiles, mine: Range<Int>, settings: RoundSettings,
                      world: any Communicator, label: @escaping (Int) -> String) throws -> ClientInputs {
         let first = settings.evalFirstExample, maxExamples = settings.evalMaxExamples
         return try RankCheck.run(base.stored.lm == nil ? "loading the client data" : "loading the LM and the client data",
@@ -53,7 +71,7 @@ struct ClientInputs {
                     guard first < split.count else {
                         throw PilotError.invalidArgument("eval.first_example = \(first) is past the end of the \(task.rawValue) test split (\(split.count) examples); use a value below \(split.count)")
                     }
-                    out.test[task] = Array(split.dropFirst(first).prefix(maxExamples))
+                    out.test[task] = try batcher.prepare(Array(split.dropFirst(first).prefix(maxExamples)))
                 }
             }
             return out

@@ -26,8 +26,8 @@ extension RoundLoop {
             emit(.message("warning: the base checkpoint \(base.path) was made with OpenBLAS's \(made) kernel and this run runs \(BLASRuntime.coreName); the run is correct but its bits match another machine's only with one kernel in both: `pilot pretrain --blas-core \(made.lowercased())` and run.blas_core = \"\(made.lowercased())\" (docs/robustness.md); run.strict_reproducibility = true refuses it"))
         }
         let mine = placement.clients(onRank: world.rank)
-        let inputs = try ClientInputs.load(scenario: scenario, base: base, mine: mine, settings: settings, world: world,
-                                           label: { placement.label($0) })
+        let inputs = try ClientInputs.load(scenario: scenario, base: base, placement: placement, settings: settings, world: world)
+        if let line = try inputs.visionFeatureSummary(hasTower: base.stored.visionTower != nil, world: world) { emit(.message(line)) }
         var cut = [Int64(inputs.train.values.map(\.truncation.truncated).reduce(0, +)), Int64(inputs.train.values.map(\.truncation.total).reduce(0, +))]
         try world.allreduce(&cut, op: .sum)
         if let line = TruncationCount(truncated: Int(cut[0]), total: Int(cut[1])).message(textLength: base.config.textLength, what: "client training data") {
@@ -36,7 +36,7 @@ extension RoundLoop {
         let federation = try Federation(world: world, clientTasks: clientTasks, numTasks: tasks.count, placement: placement,
                                         localSamples: mine.map { inputs.train[$0]!.count }, sampling: settings.sampling)
         let baseHash = world.rank == 0 ? try RoundCheckpoint.fileDigest(base.path) : ""
-        let identity = RunIdentity(
+        var identity = RunIdentity(
             algorithm: strategy.name, configText: config.effectiveFile, configHash: config.hash,
             baseHash: baseHash, shardHashes: inputs.shardHashes,
             taskNames: tasks.map(\.rawValue),
@@ -44,6 +44,7 @@ extension RoundLoop {
                                 "client_tasks": .strings(scenario.clientTasks.map(\.rawValue)), "tasks": .strings(tasks.map(\.rawValue)),
                                 "config": .string(config.effectiveFile), "config_sha256": .string(config.hash),
                                 "world_size": .int(Int64(world.size))])
+        if base.stored.visionTower != nil { identity.metricsAttributes["vision_feature_cache"] = .string(inputs.visionFeaturesCached ? "on" : "off") }
         let host = ClientHost(settings: settings, strategy: strategy, federation: federation, inputs: inputs,
                               basePath: base.path, overrides: typed.modelOverrides)
         host.faults = ClientFaults(settings.faults)
@@ -67,6 +68,9 @@ extension RoundLoop {
         let lmPath = settings.model.lm, towerPath = settings.model.visionTower
         if lmPath != nil && stored.lm == nil {
             throw PilotError.invalidArgument("model.lm is set but the base checkpoint '\(basePath)' was pretrained on the built-in LM; pretrain a base on the LM (`pilot pretrain --lm DIR`) or remove model.lm")
+        }
+        if settings.model.cacheVisionFeatures == true && stored.visionTower == nil {
+            throw PilotError.invalidArgument("model.cache_vision_features = true, but the base checkpoint '\(basePath)' uses the built-in ViT, whose features are not cached (only a frozen CLIP tower's are); remove the key, or pretrain a base with `pilot pretrain --vision-tower DIR`")
         }
         if towerPath != nil && stored.visionTower == nil {
             throw PilotError.invalidArgument("model.vision_tower is set but the base checkpoint '\(basePath)' was pretrained with the built-in ViT; remove model.vision_tower, or pretrain a base with `pilot pretrain --vision-tower DIR`")

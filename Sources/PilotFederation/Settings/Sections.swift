@@ -50,6 +50,7 @@ public struct ModelSection: ConfigSection {
     public var loraRank: Int?
     public var loraAlpha: Double?
     public var loraTargets: [String]?
+    public var cacheVisionFeatures: Bool?
 
     public static let keys: [ConfigKey] = [
         .init(name: "model.lm", kind: .string(nil), defaultValue: nil,
@@ -62,6 +63,8 @@ public struct ModelSection: ConfigSection {
               help: "LoRA alpha; the update is scaled by alpha/r (default: 2·r when lora_rank is given, else the base's, 32)", optional: true),
         .init(name: "model.lora_targets", kind: .strings(ModelConfig.allLoRATargets), defaultValue: nil,
               help: "linears that get LoRA, e.g. [\"q\", \"v\"] (default: all seven, q k v o gate up down)", optional: true),
+        .init(name: "model.cache_vision_features", kind: .bool, defaultValue: nil,
+              help: "with a CLIP vision tower: compute its output once per image into a cache beside each shard (<shard>.vision-<tower sha256[:16]>.h5, rebuilt when the tower, the feature layer, the images or the BLAS kernel change) and read it every round, with the same bits as computing it in-line; false: run the tower in every round. Unset: true with a CLIP tower (the built-in ViT is never cached)", optional: true),
     ]
 }
 
