@@ -61,8 +61,8 @@ struct VisionCacheCLITests {
         max_steps = 2
 
         [eval]
-        max_examples = 3
-        max_new_tokens = 4
+        max_examples = 6
+        max_new_tokens = 6
         """
     }
 
@@ -90,12 +90,15 @@ struct VisionCacheCLITests {
         for k in 0..<6 { #expect(first.stdout.contains("vision features: client \(k): building the cache (6 images)…"), "\(first.stdout)") }
         for t in ["vqa", "caption", "grounding"] {
             // each test split is built once, by the rank of the task's first client, and opened by the others
-            #expect(first.stdout.components(separatedBy: "vision features: test split \(t): building the cache (3 images)…").count == 2, "\(first.stdout)")
+            #expect(first.stdout.components(separatedBy: "vision features: test split \(t): building the cache (4 images)…").count == 2, "\(first.stdout)")
         }
         #expect(first.stdout.contains("vision features: read from the cache beside each shard (0 reused, 9 built, 0 rebuilt)"), "\(first.stdout)")
         let files = try Self.caches()
         #expect(files.count == 9 && files.allSatisfy { $0.hasSuffix(".h5") && $0.contains(".vision-") }, "\(files)")
         #expect(try PlacementCLITests.sameBits(dir.file("off"), dir.file("on"), round: 2) == [], "cached and in-line runs differ")
+        // pilot eval runs the tower in-line and reproduces the score the cached run stored
+        let ev = try TrainCLITests.evalAgainstMetrics(run: dir.file("on"), client: 4, round: 2, clients: 6)
+        #expect(ev.status == 0 && ev.printed.map { abs($0 - ev.stored) < 1e-6 } == true, "eval printed \(ev.stdout) \(ev.stderr), metrics.h5 has \(ev.stored)")
         for (run, flag) in [("off", "off"), ("on", "on")] {
             let m = try H5File.open(dir.file(run + "/metrics.h5"))
             #expect(try m.attribute("vision_feature_cache") == .string(flag))
@@ -122,7 +125,7 @@ struct VisionCacheCLITests {
         }
         #expect(again.stdout.contains("vision features: client 0: rebuilding the cache (6 images): tower changed (000000000000… → "), "\(again.stdout)")
         #expect(again.stdout.contains("vision features: client 3: rebuilding the cache (6 images): damaged (the SHA-256 of /features/00000002 does not match its data)…"), "\(again.stdout)")
-        #expect(again.stdout.contains("vision features: test split grounding: rebuilding the cache (3 images): damaged (not a readable HDF5 file)…"), "\(again.stdout)")
+        #expect(again.stdout.contains("vision features: test split grounding: rebuilding the cache (4 images): damaged (not a readable HDF5 file)…"), "\(again.stdout)")
         #expect(again.stdout.contains("vision features: read from the cache beside each shard (6 reused, 0 built, 3 rebuilt)"), "\(again.stdout)")
         #expect(try PlacementCLITests.sameBits(dir.file("off"), dir.file("again"), round: 2) == [], "runs on rebuilt caches differ")
     }
