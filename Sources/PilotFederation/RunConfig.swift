@@ -91,7 +91,7 @@ public struct RunConfig: Sendable, Equatable {
 
     /// Keys holding paths: stored resolved (absolute, relative to the config file's directory), so
     /// the copy in the run directory and a resumed run mean the same files.
-    static let pathKeys: Set<String> = ["run.data", "run.base", "model.lm", "model.vision_tower"]
+    static let pathKeys: Set<String> = ["run.data", "run.base", "model.lm", "model.vision_tower", "model.weights_cache"]
 
     static func resolve(_ p: String, relativeTo configPath: String) -> String {
         if p.hasPrefix("/") { return URL(fileURLWithPath: p).standardizedFileURL.path }

@@ -23,6 +23,27 @@ struct ClientInputs {
     /// SHA-256 of each of this rank's clients' shards: a resume refuses changed inputs.
     var shardHashes: [Int: String] = [:]
 
+    /// Collective over `world`: one client rank per node writes (or checks) the node's prepared copy of
+    /// the imported LM at `base.sharedWeights`, which every client rank then maps (`load`). The server
+    /// prepares nothing and holds no LM. Returns what each preparing rank did, for the log.
+    static func prepareSharedBase(_ base: BaseFiles, world: any Communicator, isClient: Bool,
+                                  label: @escaping (Int) -> String) throws -> [String] {
+        guard let path = base.sharedWeights else { return [] }
+        // the lowest client rank of each node prepares: split the client ranks by node
+        let node = try world.split(color: isClient ? 0 : nil, key: world.rank, name: "clients").map { try $0.splitByNode() }
+        let done = try RankCheck.run("preparing the node's shared copy of the LM in \(path)", on: world, label: label) { () -> String in
+            guard let node, node.rank == 0 else { return "" }
+            let did = try PretrainedBase.prepareShared(for: base.stored, context: "the base checkpoint '\(base.path)'", lmPath: base.lmPath, path: path)
+            return "\(label(world.rank)) on \(Self.hostName(world)): \(did) \(path)"
+        }
+        let all = try world.gatherv(Array(done.utf8), root: 0)
+        return all.map { String(decoding: $0, as: UTF8.self) }.filter { !$0.isEmpty }
+    }
+
+    static func hostName(_ world: any Communicator) -> String {
+        type(of: world).hostName
+    }
+
     /// Collective over `world`: a failure on any rank is reported once by rank 0, naming the rank and the client.
     static func load(scenario: ScenarioDirectory, base: BaseFiles, mine: Range<Int>, settings: RoundSettings,
                      world: any Communicator, label: @escaping (Int) -> String) throws -> ClientInputs {
@@ -34,7 +55,8 @@ struct ClientInputs {
                 if base.stored.lm == nil { out.codec = WordLevelCodec(try base.tokenizer()) }
                 return out
             }
-            out.lm = try PretrainedBase.load(for: base.stored, context: "the base checkpoint '\(base.path)'", lmPath: base.lmPath, towerPath: base.towerPath)
+            out.lm = try PretrainedBase.load(for: base.stored, context: "the base checkpoint '\(base.path)'", lmPath: base.lmPath,
+                                             towerPath: base.towerPath, sharedWeights: base.sharedWeights)
             let codec: any ExampleCodec = try out.lm.map { try ChatCodec(base: $0) } ?? WordLevelCodec(try base.tokenizer())
             out.codec = codec
             let batcher = try Batcher(config: base.config, codec: codec, truncate: true)
@@ -71,6 +93,9 @@ struct BaseFiles {
     var towerPath: String?
     /// OpenBLAS's kernel the base was made with (nil: not recorded).
     var madeWith: String?
+    /// The node's prepared copy of the imported LM that the client ranks map (nil: each loads its own;
+    /// `model.share_base`, `model.weights_cache`).
+    var sharedWeights: String?
 
     /// The word-level tokenizer of a base on the built-in LM.
     func tokenizer() throws -> Tokenizer {

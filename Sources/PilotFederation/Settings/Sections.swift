@@ -50,6 +50,8 @@ public struct ModelSection: ConfigSection {
     public var loraRank: Int?
     public var loraAlpha: Double?
     public var loraTargets: [String]?
+    public var shareBase: Bool?
+    public var weightsCache: String?
 
     public static let keys: [ConfigKey] = [
         .init(name: "model.lm", kind: .string(nil), defaultValue: nil,
@@ -62,6 +64,10 @@ public struct ModelSection: ConfigSection {
               help: "LoRA alpha; the update is scaled by alpha/r (default: 2·r when lora_rank is given, else the base's, 32)", optional: true),
         .init(name: "model.lora_targets", kind: .strings(ModelConfig.allLoRATargets), defaultValue: nil,
               help: "linears that get LoRA, e.g. [\"q\", \"v\"] (default: all seven, q k v o gate up down)", optional: true),
+        .init(name: "model.share_base", kind: .bool, defaultValue: nil,
+              help: "true or unset: the client ranks of a node map one prepared copy of the imported LM's weights (one rank per node writes it into model.weights_cache), so the node holds the frozen LM once; false: every rank loads its own copy. The results are the same bits either way", optional: true),
+        .init(name: "model.weights_cache", kind: .string(nil), defaultValue: nil,
+              help: "directory for the node's prepared copy of the LM's weights (relative to the config file); give a node-local disk on a cluster whose shared file system maps files slowly (Lustre, NFS). Unset: <model.lm>/.pilot-cache", optional: true),
     ]
 }
 

@@ -36,7 +36,10 @@ public final class PretrainedBase: @unchecked Sendable {
     /// `lmPath` and `towerPath` replace the recorded paths (a run's `model.lm` / `model.vision_tower`, for
     /// a cluster where the files live elsewhere); the hashes must still match.
     /// - Parameter context: what refers to them (e.g. "the base checkpoint 'data/vu/base.h5'"), for the errors.
-    public static func load(for config: ModelConfig, context: String, lmPath: String? = nil, towerPath: String? = nil) throws -> PretrainedBase? {
+    /// - Parameter sharedWeights: the node's prepared copy of the weights (`prepareShared`) to map
+    ///   instead of loading a private copy.
+    public static func load(for config: ModelConfig, context: String, lmPath: String? = nil, towerPath: String? = nil,
+                            sharedWeights: String? = nil) throws -> PretrainedBase? {
         guard var lm = config.lm else {
             if config.visionTower != nil || towerPath != nil {
                 throw PilotError.invalidArgument("\(context) has a vision tower but no imported LM; a CLIP tower needs a base pretrained with --lm")
@@ -51,7 +54,30 @@ public final class PretrainedBase: @unchecked Sendable {
         } else if towerPath != nil {
             throw PilotError.invalidArgument("model.vision_tower is set but \(context) was pretrained with the built-in ViT; remove model.vision_tower, or pretrain a base with `pilot pretrain --vision-tower DIR`")
         }
-        return try PretrainedBase(directory: lm.path, expected: (lm.sha256, context), tower: tower)
+        return try PretrainedBase(directory: lm.path, expected: (lm.sha256, context), tower: tower, sharedWeights: sharedWeights)
+    }
+
+    /// Where a node keeps its prepared copy of the LM `config` refers to: `cacheDirectory`, or
+    /// `<LM directory>/.pilot-cache`. nil for the built-in LM.
+    public static func sharedWeightsPath(for config: ModelConfig, lmPath: String? = nil, cacheDirectory: String? = nil) -> String? {
+        guard let lm = config.lm else { return nil }
+        let dir = cacheDirectory ?? ((lmPath ?? lm.path) + "/.pilot-cache")
+        return PreparedWeights.path(cacheDirectory: dir, sourceSHA256: lm.sha256)
+    }
+
+    /// One rank per node, before the others map it: writes the node's prepared copy of the LM at `path`
+    /// (or checks the one there, rebuilding it when it is stale or damaged). The LM's files must still
+    /// hash to what `config` recorded. Returns what it did ("reused", "built", "rebuilt (why)").
+    public static func prepareShared(for config: ModelConfig, context: String, lmPath: String? = nil, path: String,
+                                     progress: (String) -> Void = { _ in }) throws -> String {
+        guard var lm = config.lm else { throw PilotError.message("\(context) has no imported LM to share") }
+        if let lmPath { lm.path = lmPath }
+        let hash = try referencedHash(directory: lm.path, what: "the LM", expected: (lm.sha256, context),
+                                      missing: "import the same model there or give a path every node can read (model.lm)",
+                                      absent: "", changed: "the model directory changed. Re-import the original model, or pretrain a new base on this one")
+        let llama = try LlamaConfig.load(directory: lm.path)
+        return try PreparedWeights.prepare(path: path, config: llama, source: try SafetensorsCheckpoint(directory: lm.path),
+                                           sourceSHA256: hash, progress: progress)
     }
 
     /// Loads the LM a checkpoint refers to and checks that its files still hash to the recorded value.
@@ -61,7 +87,7 @@ public final class PretrainedBase: @unchecked Sendable {
     }
 
     /// The files are hashed once; with `expected`, a different hash is refused before any weight is read.
-    init(directory: String, expected: (sha256: String, context: String)?, tower: FrozenVisionTower? = nil) throws {
+    init(directory: String, expected: (sha256: String, context: String)?, tower: FrozenVisionTower? = nil, sharedWeights: String? = nil) throws {
         let hash = try PretrainedBase.referencedHash(
             directory: directory, what: "the LM", expected: expected,
             missing: "import the same model there (`pilot model import`, or scripts/get_smollm2.sh) or give a path every node can read",
@@ -84,8 +110,11 @@ public final class PretrainedBase: @unchecked Sendable {
         }
         tokenizer = try BPETokenizer(tokenizerJSON: tokPath)
         chat = try PretrainedLM.ChatLayout(directory: directory, manifest: manifest)
-        let source = try SafetensorsCheckpoint(directory: directory)
-        weights = try LlamaWeights(config: llama, source: source)
+        if let sharedWeights {
+            weights = try PreparedWeights.map(path: sharedWeights, config: llama, sourceSHA256: hash)
+        } else {
+            weights = try LlamaWeights(config: llama, source: try SafetensorsCheckpoint(directory: directory))
+        }
     }
 
     /// `contentHash` of a directory that a checkpoint refers to (the LM, a vision tower), with the errors
