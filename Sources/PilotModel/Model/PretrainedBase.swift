@@ -70,22 +70,19 @@ public final class PretrainedBase: @unchecked Sendable {
         self.directory = directory
         sha256 = hash
         visionTower = tower
-        manifest = try ModelManifest.read(directory: directory)
-        llama = try LlamaConfig.load(directory: directory)
+        // Every file of the directory read and checked against the others before any weight is allocated.
+        let checked = try ModelDirectory(directory: directory)
+        manifest = checked.manifest
+        llama = checked.config
         guard llama.modelType == "llama", !llama.hasQKVBias, !llama.hasOBias, !llama.mlpBias else {
             throw PilotError.invalidArgument("\(directory)/config.json: model_type \(llama.modelType) with biases; the multimodal model runs on bias-free Llama-family LMs (SmolLM2, Llama) for now")
         }
         guard llama.hiddenSize == llama.numAttentionHeads * llama.headDim else {
             throw PilotError.invalidArgument("\(directory)/config.json: head_dim \(llama.headDim) × \(llama.numAttentionHeads) heads ≠ hidden_size \(llama.hiddenSize); not supported by the training engine")
         }
-        let tokPath = directory + "/tokenizer.json"
-        guard FileManager.default.fileExists(atPath: tokPath) else {
-            throw PilotError.invalidArgument("\(directory) has no tokenizer.json; re-import the model with `pilot model import`")
-        }
-        tokenizer = try BPETokenizer(tokenizerJSON: tokPath)
-        chat = try PretrainedLM.ChatLayout(directory: directory, manifest: manifest)
-        let source = try SafetensorsCheckpoint(directory: directory)
-        weights = try LlamaWeights(config: llama, source: source)
+        tokenizer = checked.tokenizer
+        chat = checked.chat
+        weights = try LlamaWeights(config: llama, source: checked.checkpoint)
     }
 
     /// `contentHash` of a directory that a checkpoint refers to (the LM, a vision tower), with the errors
