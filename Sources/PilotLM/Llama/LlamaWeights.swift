@@ -129,23 +129,13 @@ public final class LlamaWeights: @unchecked Sendable {
         return UnsafeMutableBufferPointer(start: storage.baseAddress! + o, count: e.count)
     }
 
-    /// Fills every tensor of `table(config)` from `source` (converting F16/BF16/quantized to Float32 there).
-    /// Tensors the table does not name (e.g. `rotary_emb.inv_freq`) are ignored, except `lm_head.weight`
-    /// in a tied model, which would mean the config and the file disagree.
+    /// Fills every tensor of `table(config)` from `source` (converting F16/BF16/quantized to Float32 there),
+    /// after `check(config, against: source)` has found exactly those tensors with those shapes (the RoPE
+    /// `rotary_emb.inv_freq` buffers of old checkpoints aside), so nothing is allocated for a config the
+    /// file does not back.
     public convenience init(config: LlamaConfig, source: TensorSource) throws {
+        try LlamaWeights.check(config, against: source)
         self.init(config: config)
-        if config.tieWordEmbeddings, source.info("lm_head.weight") != nil {
-            throw PilotError.invalidArgument("\(source.path): tensor 'lm_head.weight' is present but config.json says tie_word_embeddings true; set tie_word_embeddings false in config.json if the model has its own output head")
-        }
-        for e in entries {
-            guard let info = source.info(e.name) else {
-                let hint = e.field == .lmHead ? " (config.json says tie_word_embeddings false; set it true if the head is the embedding)" : ""
-                throw PilotError.invalidArgument("\(source.path): tensor '\(e.name)' is missing; expected shape \(e.shape)\(hint)")
-            }
-            guard info.shape == e.shape else {
-                throw PilotError.invalidArgument("\(source.path): tensor '\(e.name)' has shape \(info.shape); expected \(e.shape) from config.json")
-            }
-            try source.readFloat32(e.name, into: pointer(e.field)!)
-        }
+        for e in entries { try source.readFloat32(e.name, into: pointer(e.field)!) }
     }
 }

@@ -48,6 +48,7 @@ public enum PreparedWeights {
             do { try verify(path: path, expected: expected, payload: true); return "reused" } catch { why = "\(error)" }
             progress("prepared weights \(path): \(why!); rebuilding")
         }
+        try LlamaWeights.check(config, against: source)
         let dir = (path as NSString).deletingLastPathComponent
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
             throw PilotError.message("cannot create the weights cache '\(dir)': \(error.localizedDescription); set model.weights_cache to a writable node-local directory")

@@ -75,8 +75,9 @@ public final class PretrainedBase: @unchecked Sendable {
         let hash = try referencedHash(directory: lm.path, what: "the LM", expected: (lm.sha256, context),
                                       missing: "import the same model there or give a path every node can read (model.lm)",
                                       absent: "", changed: "the model directory changed. Re-import the original model, or pretrain a new base on this one")
-        let llama = try LlamaConfig.load(directory: lm.path)
-        return try PreparedWeights.prepare(path: path, config: llama, source: try SafetensorsCheckpoint(directory: lm.path),
+        // every file read and checked against the others before anything is written
+        let checked = try ModelDirectory(directory: lm.path)
+        return try PreparedWeights.prepare(path: path, config: checked.config, source: checked.checkpoint,
                                            sourceSHA256: hash, progress: progress)
     }
 
@@ -96,24 +97,22 @@ public final class PretrainedBase: @unchecked Sendable {
         self.directory = directory
         sha256 = hash
         visionTower = tower
-        manifest = try ModelManifest.read(directory: directory)
-        llama = try LlamaConfig.load(directory: directory)
+        // Every file of the directory read and checked against the others before any weight is allocated.
+        let checked = try ModelDirectory(directory: directory)
+        manifest = checked.manifest
+        llama = checked.config
         guard llama.modelType == "llama", !llama.hasQKVBias, !llama.hasOBias, !llama.mlpBias else {
             throw PilotError.invalidArgument("\(directory)/config.json: model_type \(llama.modelType) with biases; the multimodal model runs on bias-free Llama-family LMs (SmolLM2, Llama) for now")
         }
         guard llama.hiddenSize == llama.numAttentionHeads * llama.headDim else {
             throw PilotError.invalidArgument("\(directory)/config.json: head_dim \(llama.headDim) × \(llama.numAttentionHeads) heads ≠ hidden_size \(llama.hiddenSize); not supported by the training engine")
         }
-        let tokPath = directory + "/tokenizer.json"
-        guard FileManager.default.fileExists(atPath: tokPath) else {
-            throw PilotError.invalidArgument("\(directory) has no tokenizer.json; re-import the model with `pilot model import`")
-        }
-        tokenizer = try BPETokenizer(tokenizerJSON: tokPath)
-        chat = try PretrainedLM.ChatLayout(directory: directory, manifest: manifest)
+        tokenizer = checked.tokenizer
+        chat = checked.chat
         if let sharedWeights {
             weights = try PreparedWeights.map(path: sharedWeights, config: llama, sourceSHA256: hash)
         } else {
-            weights = try LlamaWeights(config: llama, source: try SafetensorsCheckpoint(directory: directory))
+            weights = try LlamaWeights(config: llama, source: checked.checkpoint)
         }
     }
 
