@@ -8,8 +8,9 @@
 #   scripts/bench/node_pss.sh [-i INTERVAL] [-m NAME] -- CMD ARGS...
 #   e.g. scripts/bench/node_pss.sh -- scripts/mpirun.sh -np 4 .build/release/pilot train --config configs/tiny-smollm2/pilot.toml --out /tmp/r
 #
-# -m NAME: which processes count (default: those whose command name is "pilot"; the launcher's own
-# processes, mpirun and its daemons, are not counted). Linux only (/proc/PID/smaps_rollup, kernel ≥ 4.14).
+# -m NAME: which of the command's descendants count (default: those whose command name is "pilot"; the
+# launcher's own processes, mpirun and its daemons, are not counted, nor anything outside the command's
+# process tree). Linux only (/proc/PID/smaps_rollup, kernel ≥ 4.14).
 set -euo pipefail
 INTERVAL=0.5
 NAME=pilot
@@ -28,10 +29,15 @@ done
 "$@" >&2 &
 pid=$!
 peak=0; peak_line='{}'
+descendants() {   # every process below $1 (children first found by their parent pid)
+  local c
+  for c in $(pgrep -P "$1" 2>/dev/null || true); do echo "$c"; descendants "$c"; done
+}
 sample() {
   # one pass over the matching processes: total PSS and its parts, in kB, and each process's PSS
   local total=0 anon=0 file=0 shmem=0 procs="" p
-  for p in $(pgrep -x "$NAME" 2>/dev/null || true); do
+  for p in $(descendants "$pid"); do
+    [ "$(cat /proc/$p/comm 2>/dev/null)" = "$NAME" ] || continue
     local vals
     vals=$(awk '/^Pss:/{t=$2} /^Pss_Anon:/{a=$2} /^Pss_File:/{f=$2} /^Pss_Shmem:/{s=$2} END{print t+0, a+0, f+0, s+0}' /proc/$p/smaps_rollup 2>/dev/null) || continue
     set -- $vals
