@@ -237,6 +237,8 @@ public struct FaultsSection: ConfigSection {
     public var failRound: Int?
     public var killPoint: String?
     public var killRound: Int?
+    public var stallRound: Int?
+    public var stallSeconds: Double?
 
     public static let keys: [ConfigKey] = [
         .init(name: "faults.nan_client", kind: .int(0...1_000_000), defaultValue: nil, help: "fault injection (tests): this client's trained parameters get a NaN (every round, or faults.nan_round)", optional: true),
@@ -248,6 +250,9 @@ public struct FaultsSection: ConfigSection {
         .init(name: "faults.kill_point", kind: .string(["after_client_files", "after_round_file", "after_latest", "after_metrics"]), defaultValue: nil,
               help: "fault injection: every rank kills itself (SIGKILL) at this point of round faults.kill_round's commit", optional: true),
         .init(name: "faults.kill_round", kind: .int(1...1000), defaultValue: nil, help: "fault injection: the round of faults.kill_point (unset: 1)", optional: true),
+        .init(name: "faults.stall_round", kind: .int(1...1000), defaultValue: nil,
+              help: "fault injection: in this round the first client rank (rank 1) sleeps faults.stall_seconds before training and every other rank waits for it in the round's collectives: a round too slow for the stop grace (tests of the stop signals)", optional: true),
+        .init(name: "faults.stall_seconds", kind: .double(0...1e6), defaultValue: nil, help: "fault injection: how long faults.stall_round stalls (unset: 60)", optional: true),
     ]
 }
 
