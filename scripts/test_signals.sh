@@ -104,21 +104,21 @@ resume_matches() {
 
 committed_line() { grep -o 'stop requested by SIG[A-Z0-9]*: round 2 is committed; every rank exits 75' "$WORK/$1.out"; }
 
+# stop_committed NAME TARGET WHAT: TERM to TARGET in round 2 must commit round 2, exit 75 and resume bitwise
+stop_committed() {
+  stop_run "$1" "$WORK/stall.toml" "$2"
+  [ "$RC" = 75 ] || { tail -n 30 "$WORK/$1.out"; fail "$1: TERM to $3: exit $RC, not 75"; }
+  [ "$(cat "$WORK/$1/ckpt/latest")" = round_002.h5 ] || fail "$1: latest is $(cat "$WORK/$1/ckpt/latest"), not round 2"
+  LINE=$(committed_line "$1") || { tail -n 30 "$WORK/$1.out"; fail "$1: rank 0 did not say that round 2 is committed"; }
+  resume_matches "$1"
+  say "ok $1: TERM to $3 in round 2: exit 75 after ${SECONDS_TO_EXIT} s, '$LINE'; resumed, bitwise equal"
+}
+
 # ---------------------------------------------------------------- a. TERM to mpirun
-stop_run a "$WORK/stall.toml" mpirun
-[ "$RC" = 75 ] || { tail -n 30 "$WORK/a.out"; fail "a: TERM to mpirun: exit $RC, not 75"; }
-[ "$(cat "$WORK/a/ckpt/latest")" = round_002.h5 ] || fail "a: latest is $(cat "$WORK/a/ckpt/latest"), not round 2"
-LINE=$(committed_line a) || { tail -n 30 "$WORK/a.out"; fail "a: rank 0 did not say that round 2 is committed"; }
-resume_matches a
-say "ok a: TERM to mpirun in round 2: exit 75 after ${SECONDS_TO_EXIT} s, '$LINE'; resumed, bitwise equal"
+stop_committed a mpirun "mpirun"
 
 # ---------------------------------------------------------------- b. TERM to every process
-stop_run b "$WORK/stall.toml" all
-[ "$RC" = 75 ] || { tail -n 30 "$WORK/b.out"; fail "b: TERM to every process: exit $RC, not 75"; }
-[ "$(cat "$WORK/b/ckpt/latest")" = round_002.h5 ] || fail "b: latest is $(cat "$WORK/b/ckpt/latest"), not round 2"
-LINE=$(committed_line b) || { tail -n 30 "$WORK/b.out"; fail "b: rank 0 did not say that round 2 is committed"; }
-resume_matches b
-say "ok b: TERM to mpirun.sh, mpirun and every rank in round 2: exit 75 after ${SECONDS_TO_EXIT} s, '$LINE'; resumed, bitwise equal"
+stop_committed b all "mpirun.sh, mpirun and every rank"
 
 # ---------------------------------------------------------------- c. the grace runs out
 export PILOT_STOP_GRACE=2

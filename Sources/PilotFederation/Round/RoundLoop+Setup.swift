@@ -26,11 +26,10 @@ extension RoundLoop {
             emit(.message("warning: the base checkpoint \(base.path) was made with OpenBLAS's \(made) kernel and this run runs \(BLASRuntime.coreName); the run is correct but its bits match another machine's only with one kernel in both: `pilot pretrain --blas-core \(made.lowercased())` and run.blas_core = \"\(made.lowercased())\" (docs/robustness.md); run.strict_reproducibility = true refuses it"))
         }
         let mine = placement.clients(onRank: world.rank)
-        for line in try ClientInputs.prepareSharedBase(base, world: world, isClient: !mine.isEmpty, label: { placement.label($0) }) {
-            emit(.message("shared LM: " + line))
-        }
+        let shared = try ClientInputs.prepareSharedBase(base, world: world, isClient: !mine.isEmpty, label: { placement.label($0) })
+        for line in shared.log { emit(.message("shared LM: " + line)) }
         let inputs = try ClientInputs.load(scenario: scenario, base: base, mine: mine, settings: settings, world: world,
-                                           label: { placement.label($0) })
+                                           verifiedHash: shared.hash, label: { placement.label($0) })
         var cut = [Int64(inputs.train.values.map(\.truncation.truncated).reduce(0, +)), Int64(inputs.train.values.map(\.truncation.total).reduce(0, +))]
         try world.allreduce(&cut, op: .sum)
         if let line = TruncationCount(truncated: Int(cut[0]), total: Int(cut[1])).message(textLength: base.config.textLength, what: "client training data") {
