@@ -4,15 +4,22 @@
 #   pilot_step CMD...           run a job step in the background and forward USR1/TERM to it (see below)
 #   pilot_train CONFIG RUN_DIR  start or resume one federated run, requeue the job when it was stopped
 #
-# Signals. Slurm sends USR1 to the batch shell only (`--signal=B:USR1@N` before the time limit,
-# `scancel -b -s USR1 JOB` by hand); bash runs a trap only when the command it waits for returns,
-# so the step runs in the background and the trap passes USR1 on to srun, which forwards it to
-# every task. pilot then finishes the current round, commits its checkpoint and exits 75.
-# On 75 after USR1 the job requeues itself (`scontrol requeue`, when it was submitted with
-# --requeue) and the next run resumes from RUN_DIR/ckpt/latest. TERM is what Slurm sends when it
-# cancels or preempts a job (to every process of it, srun included, and KILL follows after
-# KillWait); the trap passes it on as USR1 but never requeues (a preempting Slurm requeues the job
-# itself if it is configured to).
+# Signals (docs/running.md, "Stopping a run", has what Slurm 22.05 and srun do with each).
+#  - USR1 reaches the batch shell only (`--signal=B:USR1@N` before the time limit, `scancel -b -s
+#    USR1 JOB`). bash runs a trap only when the command it waits for returns, so the step runs in the
+#    background and the trap passes USR1 on to srun, which forwards it to every task: pilot finishes
+#    the round in progress, commits it and exits 75, and the job requeues itself (`scontrol
+#    requeue`, when it was submitted with --requeue); the next run resumes from RUN_DIR/ckpt/latest.
+#  - TERM is what Slurm sends at the time limit, on `scancel JOB` and on preemption: to every
+#    process of the job (the tasks, srun and this shell), with SIGKILL KillWait seconds later (30 s
+#    unless slurm.conf says otherwise). The tasks get it directly; srun, which kills the step at once
+#    when TERM comes on its own, leaves the tasks their KillWait when the whole job is ending. The
+#    trap passes TERM (and INT) on as USR2, which srun forwards and pilot treats as TERM. pilot
+#    commits the round in progress if it ends within its stop grace, PILOT_STOP_GRACE, which
+#    pilot_env sets to KillWait - 10 s (half of KillWait below 20 s), and exits 75 at the end of the
+#    grace either way, saying which round is the last committed. After a time limit the job
+#    requeues itself; after `scancel` or preemption it does not (a preempting Slurm with
+#    PreemptMode=REQUEUE requeues it itself).
 
 pilot_log() { echo "[$(date '+%F %T')] job ${SLURM_JOB_ID:-none}: $*"; }
 
@@ -29,6 +36,17 @@ pilot_env() {
   export HDF5_USE_FILE_LOCKING=FALSE
   # Ranks that wait in MPI yield the core instead of busy-polling (vital when oversubscribed).
   export OMPI_MCA_mpi_yield_when_idle=1
+  # How long pilot may take to stop after TERM: it must exit, and this script requeue the job,
+  # before Slurm's SIGKILL comes KillWait seconds after the TERM.
+  if [ -z "${PILOT_STOP_GRACE:-}" ]; then
+    local killwait
+    killwait=$(scontrol show config 2>/dev/null | awk '$1 == "KillWait" { print $3 }')
+    case $killwait in ''|*[!0-9]*) killwait=30 ;; esac    # Slurm's default
+    if [ "$killwait" -ge 20 ]; then PILOT_STOP_GRACE=$((killwait - 10))
+    elif [ "$killwait" -ge 2 ]; then PILOT_STOP_GRACE=$((killwait / 2))
+    else PILOT_STOP_GRACE=1; fi
+    export PILOT_STOP_GRACE
+  fi
   # One BLAS thread per CPU Slurm gave each task; one when tasks outnumber the node's cores.
   local tasks=${SLURM_NTASKS:-1} cores
   cores=$(nproc 2>/dev/null || echo 1)
@@ -38,31 +56,49 @@ pilot_env() {
   fi
 }
 
-# pilot_step CMD...: runs CMD in the background, forwards USR1 and TERM to it, waits until it has
-# exited and returns its status. PILOT_SIGNAL holds the last signal received (empty if none).
+# pilot_step CMD...: runs CMD in the background, passes USR1 on to it as USR1 and TERM or INT as
+# USR2 (srun forwards both to every task; it would kill the step on TERM), waits until it has exited
+# and returns its status. PILOT_SIGNAL holds the last signal received (empty if none). The traps are
+# set before the step starts: a signal that comes first is passed on as soon as the step exists.
 PILOT_SIGNAL=""
+PILOT_STEP_PID=""
+PILOT_STEP_PENDING=""
+_pilot_forward() {   # _pilot_forward RECEIVED SENT
+  PILOT_SIGNAL=$1
+  if [ "$2" = USR1 ]; then pilot_log "$1: asking the step to commit the round in progress and stop"
+  else pilot_log "$1: asking the step to commit the round in progress within ${PILOT_STOP_GRACE:-20} s and stop"; fi
+  if [ -n "$PILOT_STEP_PID" ]; then kill -"$2" "$PILOT_STEP_PID" 2>/dev/null || true
+  else PILOT_STEP_PENDING=$2; fi
+}
 pilot_step() {
-  local pid rc
+  local rc
+  PILOT_STEP_PID=""; PILOT_STEP_PENDING=""
+  trap '_pilot_forward USR1 USR1' USR1
+  trap '_pilot_forward TERM USR2' TERM
+  trap '_pilot_forward INT USR2' INT
   "$@" &
-  pid=$!
-  # srun passes USR1 on to every task of the step; pilot treats USR1 and TERM alike. srun answers
-  # TERM by killing the step (SIGKILL to the tasks), so TERM is passed on as USR1 too.
-  trap "PILOT_SIGNAL=USR1; pilot_log 'USR1: asking the step to commit its round and stop'; kill -USR1 $pid 2>/dev/null" USR1
-  trap "PILOT_SIGNAL=TERM; pilot_log 'TERM: asking the step to commit its round and stop'; kill -USR1 $pid 2>/dev/null" TERM
-  trap "PILOT_SIGNAL=INT; pilot_log 'INT: asking the step to commit its round and stop'; kill -USR1 $pid 2>/dev/null" INT
+  PILOT_STEP_PID=$!
+  if [ -n "$PILOT_STEP_PENDING" ]; then kill -"$PILOT_STEP_PENDING" "$PILOT_STEP_PID" 2>/dev/null || true; fi
   while :; do
-    rc=0; wait "$pid" || rc=$?
+    rc=0; wait "$PILOT_STEP_PID" || rc=$?
     # wait returns >128 when a trapped signal interrupts it; the step may still be running.
     if [ "$rc" -le 128 ]; then break; fi
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! kill -0 "$PILOT_STEP_PID" 2>/dev/null; then
       # It exited meanwhile: collect its own status unless that wait already reported it.
-      local rc2=0; wait "$pid" 2>/dev/null || rc2=$?
+      local rc2=0; wait "$PILOT_STEP_PID" 2>/dev/null || rc2=$?
       [ "$rc2" -ne 127 ] && rc=$rc2
       break
     fi
   done
   trap - USR1 TERM INT
+  PILOT_STEP_PID=""
   return "$rc"
+}
+
+# pilot_timed_out: whether Slurm is ending this job for its time limit (the TERM of a time limit
+# and of `scancel` look alike; the job's Reason tells them apart).
+pilot_timed_out() {
+  [ -n "${SLURM_JOB_ID:-}" ] && scontrol show job "$SLURM_JOB_ID" 2>/dev/null | grep -qE 'JobState=TIMEOUT|Reason=TimeLimit'
 }
 
 # pilot_train CONFIG RUN_DIR: the federated run on every task of the allocation (2 to 1 + K tasks).
@@ -83,11 +119,16 @@ pilot_train() {
   echo "$(date '+%F %T') job ${SLURM_JOB_ID:-none} restart ${SLURM_RESTART_COUNT:-0}: start ${args[*]}" >>"$run/jobs.log"
   rc=0
   pilot_step srun --mpi=pmix --kill-on-bad-exit=1 "$PILOT" train "${args[@]}" || rc=$?
+  # TERM (or INT) is the time limit's, or a cancel's or preemption's; only the first requeues.
+  local requeue=1
+  case $PILOT_SIGNAL in
+    TERM|INT) if pilot_timed_out; then PILOT_SIGNAL="$PILOT_SIGNAL (time limit)"; else requeue=0; fi ;;
+  esac
   echo "$(date '+%F %T') job ${SLURM_JOB_ID:-none} restart ${SLURM_RESTART_COUNT:-0}: exit $rc${PILOT_SIGNAL:+ after $PILOT_SIGNAL}" >>"$run/jobs.log"
   if [ "$rc" -eq 75 ]; then
-    pilot_log "stopped after committing $(cat "$run/ckpt/latest" 2>/dev/null)"
-    if [ "$PILOT_SIGNAL" = TERM ]; then
-      pilot_log "TERM came from Slurm (cancel or preemption): not requeueing"
+    pilot_log "stopped after ${PILOT_SIGNAL:-a signal to the tasks}; the last committed round is $(cat "$run/ckpt/latest" 2>/dev/null || echo 'none')"
+    if [ "$requeue" = 0 ]; then
+      pilot_log "$PILOT_SIGNAL came from scancel or preemption, not the time limit: not requeueing"
     elif [ "${PILOT_REQUEUE:-1}" != 0 ] && [ -n "${SLURM_JOB_ID:-}" ] \
          && scontrol show job "$SLURM_JOB_ID" 2>/dev/null | grep -q 'Requeue=1'; then
       pilot_log "requeueing; the next run resumes from $run/ckpt/latest"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The jobs/*.sbatch scripts on a real single-node Slurm cluster (scripts/slurm/slurm-up.sh: Debian's
-# slurm 22.05 + munge, installed with apt-get if missing, no systemd; as root). About a minute on 2
-# cores. Checks:
+# slurm 22.05 + munge, installed with apt-get if missing, no systemd; as root). About three minutes
+# on 2 cores, most of it (e) waiting for a time limit. Checks:
 #   0. jobs/pretrain.sbatch generates a tiny vu scenario and pretrains a micro base model (2 ranks);
 #   a. sbatch --wait jobs/train.sbatch CONFIG RUN exits 0 with the last round committed, and a
 #      second submission on the finished run exits 0 ("run already complete");
@@ -12,7 +12,12 @@
 #   c. a two-element jobs/sweep.sbatch array (seeds 1 and 2, run.rounds=3 as an override) finishes
 #      both runs, each with its own seed, and the two results differ;
 #   d. with SmolLM2 imported (scripts/get_smollm2.sh): pretrain.sbatch --lm and train.sbatch with
-#      model.lm (configs/tiny-smollm2, --ntasks=4) finish their 2 rounds.
+#      model.lm (configs/tiny-smollm2, --ntasks=4) finish their 2 rounds;
+#   e. one more run hits its time limit (--time=1) in round 2, which rank 1 stalls (faults.stall_*):
+#      every process gets Slurm's TERM, the round cannot end within pilot's stop grace (KillWait 30 s
+#      - 10 s), so pilot says that round 1 is the last committed and exits 75; the job requeues
+#      itself because the TERM was the time limit's, resumes (without the fault) and completes,
+#      bitwise equal to (a). This one takes 1.5 to 2.5 minutes: Slurm checks limits every 30 s.
 # Exit 0: all passed; 77: skipped (not root, or Slurm cannot be installed or started here; the SKIP
 # line says which, and why); anything else: failed.
 # Environment: PILOT_BIN (default .build/release/pilot), SLURM_LAB (a folder with another
@@ -118,7 +123,7 @@ grep -q "restart 1: exit 0" "$B/jobs.log" || fail "b: the resumed run did not fi
 grep -q "resumed $B after round" "$WORK/b.out" || fail "b: pilot did not report the resume"
 [ "$(latest "$B")" = "$(printf 'round_%03d.h5' $ROUNDS)" ] || fail "b: latest is $(latest "$B")"
 "$PYTHON" scripts/studies/compare_rounds.py "$A" "$B" $ROUNDS || fail "b: the resumed run differs from (a)"
-say "ok b: stopped by USR1 ($(grep -o 'stop requested by signal: round [0-9]* is committed' "$WORK/b.out")), requeued, resumed, bitwise equal to (a)"
+say "ok b: stopped by USR1 ($(grep -o 'stop requested by SIG[A-Z0-9]*: round [0-9]* is committed' "$WORK/b.out")), requeued, resumed, bitwise equal to (a)"
 
 # ---------------------------------------------------------------- c. sweep.sbatch array
 printf '# two seeds of the test config, three rounds each\n%s 1 run.rounds=3\n\n%s 2 run.rounds=3\n' \
@@ -156,4 +161,40 @@ if [ -f "$LM/config.json" ]; then
 else
   say "skip d: no SmolLM2 at $LM (scripts/get_smollm2.sh)"
 fi
+# ---------------------------------------------------------------- e. the time limit in round 2
+# --time=1 and no early warning (--signal=B:URG@1 replaces train.sbatch's USR1@120, which a 1-minute
+# job would get at once; the batch shell ignores URG), so the only stop is the TERM that Slurm sends
+# to every process of the job at the limit (60 to 90 s after the start). Rank 1 stalls round 2 for
+# 600 s (faults.* are not part of the run: a resume may drop them), so the round cannot commit
+# within the stop grace: rank 0 says round 1 is the last committed and every rank exits 75. Once
+# round 1 is committed the config file loses its [faults], so the requeued run resumes without them.
+E=$WORK/runs/e
+"$PYTHON" scripts/derive_config.py "$WORK/cfg/tiny.toml" "$WORK/cfg/stall.toml" faults.stall_round=2 faults.stall_seconds=600 >/dev/null
+JOB=$(sbatch --parsable --time=1 --signal=B:URG@1 -o "$WORK/e.out" jobs/train.sbatch "$WORK/cfg/stall.toml" "$E")
+for _ in $(seq 1200); do [ -f "$E/ckpt/round_001.h5" ] && break; sleep 0.1; done
+[ -f "$E/ckpt/round_001.h5" ] || { show_log "$WORK/e.out"; fail "e: round 1 was never committed"; }
+cp "$WORK/cfg/tiny.toml" "$WORK/cfg/stall.tmp" && mv "$WORK/cfg/stall.tmp" "$WORK/cfg/stall.toml"
+say "e: job $JOB has committed round 1 and stalls in round 2; waiting for its time limit (1 min, checked every 30 s)"
+# Not sbatch --wait: it returns as soon as the job times out, while pilot still has its grace and
+# the job has yet to requeue. Wait for the requeued run's end, or for the job to be gone for good.
+gone=0
+for _ in $(seq 3000); do
+  grep -q "restart 1: exit" "$E/jobs.log" 2>/dev/null && break
+  if [ -z "$(squeue -h -j "$JOB" 2>/dev/null)" ]; then gone=$((gone + 1)); [ $gone -ge 50 ] && break; else gone=0; fi
+  sleep 0.1
+done
+for _ in $(seq 100); do [ -z "$(squeue -h -j "$JOB" 2>/dev/null)" ] && break; sleep 0.1; done
+[ -f "$E/jobs.log" ] || { show_log "$WORK/e.out"; fail "e: no jobs.log"; }
+cat "$E/jobs.log"
+grep -q "restart 0: exit 75 after TERM (time limit)" "$E/jobs.log" || { show_log "$WORK/e.out"; fail "e: the first run did not exit 75 after the time limit's TERM"; }
+grep -q "requeued" "$E/jobs.log" || fail "e: the job did not requeue itself"
+grep -q "restart 1: start --resume" "$E/jobs.log" || fail "e: the requeued run did not resume"
+grep -q "restart 1: exit 0" "$E/jobs.log" || fail "e: the resumed run did not finish"
+STOPPED=$(grep -o 'stopped by SIG[A-Z0-9]* after the [0-9.]* s stop grace: round 2 was in progress and is not committed; round 1 is the last committed' "$WORK/e.out") \
+  || { show_log "$WORK/e.out"; fail "e: pilot did not say that round 2 was lost and round 1 survives"; }
+grep -q "resumed $E after round 1" "$WORK/e.out" || { show_log "$WORK/e.out"; fail "e: the requeued run did not resume after round 1"; }
+[ "$(latest "$E")" = "$(printf 'round_%03d.h5' $ROUNDS)" ] || fail "e: latest is $(latest "$E")"
+"$PYTHON" scripts/studies/compare_rounds.py "$A" "$E" $ROUNDS || fail "e: the resumed run differs from (a)"
+say "ok e: time limit in round 2: '$STOPPED'; exit 75, requeued, resumed, bitwise equal to (a)"
+
 say "PASS (slurm job scripts)"

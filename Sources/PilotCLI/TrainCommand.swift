@@ -21,8 +21,12 @@ struct TrainCommand: ParsableCommand {
         train in a round. The config is validated before MPI starts: unknown keys, wrong types, out-of-range values, a wrong world size and \
         missing data files are reported by rank 0, and every rank exits with status 1. \
         `pilot train --list-keys` prints every config key with its default.
-        On SIGTERM or SIGUSR1 the current round finishes, its checkpoint is committed, and every \
-        rank exits with status \(StopSignal.exitCode); `--resume` continues bitwise identically.
+        On SIGUSR1 the round in progress finishes, its checkpoint is committed, and every rank \
+        exits with status \(StopSignal.exitCode); `--resume` continues bitwise identically. SIGTERM, \
+        SIGINT and SIGUSR2 do the same within the stop grace (--stop-grace): if the round has not \
+        committed by then, every rank still exits \(StopSignal.exitCode), and rank 0 says which round \
+        is the last committed. Under mpirun and srun send TERM to scripts/mpirun.sh or the batch \
+        script, or USR1 to mpirun or srun (docs/running.md, "Stopping a run").
         """)
 
     @Option(help: "Run configuration (TOML subset; docs/federation.md, `--list-keys`).")
@@ -46,11 +50,15 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Act as if SIGUSR1 arrived during this round (tests of the stop/resume path).", visibility: .hidden))
     var stopAfterRound: Int?
 
+    @Option(help: ArgumentHelp("Seconds a stop by SIGTERM, SIGINT or SIGUSR2 may take: the round in progress commits if it can within them, and every rank exits \(StopSignal.exitCode) at the end of them regardless (default: PILOT_STOP_GRACE, else \(Int(StopSignal.defaultGrace)); keep it below the time the launcher allows before SIGKILL, e.g. Slurm's KillWait).", valueName: "SECONDS"))
+    var stopGrace: Double?
+
     func validate() throws {
         if listKeys { return }
         if config == nil && resume == nil { throw ValidationError("give --config FILE to start a run, or --resume RUN_DIR to continue one") }
         if resume != nil && out != nil { throw ValidationError("--out and --resume exclude each other: a resumed run stays in its directory") }
         if resume == nil && !excludeClients.isEmpty { throw ValidationError("--exclude-client goes with --resume: it leaves a client out of a run that has started") }
+        if let stopGrace, !(stopGrace > 0 && stopGrace.isFinite) { throw ValidationError("--stop-grace \(stopGrace): expected a number of seconds > 0") }
     }
 
     func run() throws {
@@ -60,9 +68,14 @@ struct TrainCommand: ParsableCommand {
         }
         // The stop handler first: TERM or USR1 from the first moment on asks for the graceful stop
         // (after the first committed round) instead of killing the process without a word.
-        StopSignal.install()
-        try BLASPin.apply(config: config, resume: resume)
         let launch = LaunchEnvironment()
+        let grace: Double
+        do { grace = try StopSignal.grace(option: stopGrace) } catch {
+            if launch.rank == 0 { Console.error("pilot train: \(error)") }
+            throw ExitCode(1)
+        }
+        StopSignal.install(grace: grace, rank: launch.rank)
+        try BLASPin.apply(config: config, resume: resume)
         // Everything that can be checked without MPI is checked first, on every rank; only
         // rank 0 prints, and every rank exits 1, so nothing waits on a collective.
         let runDir: String
@@ -80,6 +93,7 @@ struct TrainCommand: ParsableCommand {
             }
             throw ExitCode(1)
         }
+        StopSignal.setRunDirectory(runDir)
         let threads = engine.configure()
         let world = try MPIRuntime.world()
         let indicator = PhaseIndicator()

@@ -57,7 +57,8 @@ public struct RoundSettings: Sendable, Equatable {
         cacheVisionFeatures = s.model.cacheVisionFeatures
         let f = s.faults
         faults = FaultSettings(nanClient: f.nanClient, nanRound: f.nanRound, scaleClient: f.scaleClient, scaleFactor: f.scaleFactor ?? 1e6,
-                               failClient: f.failClient, failRound: f.failRound, killPoint: f.killPoint, killRound: f.killRound ?? 1)
+                               failClient: f.failClient, failRound: f.failRound, killPoint: f.killPoint, killRound: f.killRound ?? 1,
+                               stallRound: f.stallRound, stallSeconds: f.stallSeconds ?? 60)
     }
 
     /// Seed of client k's data order in a round (counter-based, so nothing needs saving).
@@ -113,11 +114,24 @@ public struct FaultSettings: Sendable, Equatable {
     public var failRound: Int?
     public var killPoint: String?
     public var killRound: Int
+    public var stallRound: Int?
+    public var stallSeconds: Double
 
     public init(nanClient: Int? = nil, nanRound: Int? = nil, scaleClient: Int? = nil, scaleFactor: Double = 1e6,
-                failClient: Int? = nil, failRound: Int? = nil, killPoint: String? = nil, killRound: Int = 1) {
+                failClient: Int? = nil, failRound: Int? = nil, killPoint: String? = nil, killRound: Int = 1,
+                stallRound: Int? = nil, stallSeconds: Double = 60) {
         self.nanClient = nanClient; self.nanRound = nanRound; self.scaleClient = scaleClient; self.scaleFactor = scaleFactor
         self.failClient = failClient; self.failRound = failRound; self.killPoint = killPoint; self.killRound = killRound
+        self.stallRound = stallRound; self.stallSeconds = stallSeconds
+    }
+
+    /// Sleeps `stallSeconds` on rank 1 at the start of round `stallRound` (the others then wait for
+    /// it in the round's collectives): a round that outlasts the stop grace, whatever the signal.
+    func stall(round: Int, rank: Int) {
+        guard stallRound == round, rank == 1, stallSeconds > 0 else { return }
+        Console.error("pilot: fault injection: rank 1 stalls round \(round) for \(stallSeconds) s")
+        let end = Date().addingTimeInterval(stallSeconds)
+        while Date() < end { usleep(50_000) }
     }
 
     func poisons(client: Int, round: Int) -> Bool { nanClient == client && (nanRound == nil || nanRound == round) }

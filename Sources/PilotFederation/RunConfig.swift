@@ -22,6 +22,10 @@ public enum RunConfigSchema {
 
     public static func key(_ name: String) -> ConfigKey? { keys.first { $0.name == name } }
 
+    /// Keys that change how a machine holds the job, never its results (the shared LM's switch and
+    /// cache directory, the vision-feature cache): not part of a run's identity, so a resume may change them.
+    public static let machineKeys: Set<String> = ["model.share_base", "model.weights_cache", "model.cache_vision_features"]
+
     /// What `pilot train --list-keys` prints: each key with its default, "(optional)" for a key that
     /// may stay unset (its help says what unset means) or "(required)" for one a config must give,
     /// and its help on the next line.
@@ -50,6 +54,9 @@ public struct RunConfig: Sendable, Equatable {
     /// The `faults.*` keys (fault injection for tests): not part of the run's identity, so they are
     /// not in `values`, the effective file or the hash, and a resume may change or drop them.
     public var faults: [String: ConfigFile.Value] = [:]
+    /// Keys that say how this machine runs the job, not what it computes (`RunConfigSchema.machineKeys`):
+    /// like the faults, outside `values`, the effective file and the hash, so a resume may change them.
+    public var machine: [String: ConfigFile.Value] = [:]
     /// The file as written (stored in checkpoints with its hash).
     public let sourceText: String
     public let sourcePath: String
@@ -83,15 +90,16 @@ public struct RunConfig: Sendable, Equatable {
         if !problems.isEmpty {
             throw PilotError.message("invalid config:\n  " + problems.joined(separator: "\n  "))
         }
-        self.values = values.filter { !$0.key.hasPrefix("faults.") }
+        self.values = values.filter { !$0.key.hasPrefix("faults.") && !RunConfigSchema.machineKeys.contains($0.key) }
         faults = values.filter { $0.key.hasPrefix("faults.") }
+        machine = values.filter { RunConfigSchema.machineKeys.contains($0.key) }
         sourceText = file.text
         sourcePath = file.path
     }
 
     /// Keys holding paths: stored resolved (absolute, relative to the config file's directory), so
     /// the copy in the run directory and a resumed run mean the same files.
-    static let pathKeys: Set<String> = ["run.data", "run.base", "model.lm", "model.vision_tower"]
+    static let pathKeys: Set<String> = ["run.data", "run.base", "model.lm", "model.vision_tower", "model.weights_cache"]
 
     static func resolve(_ p: String, relativeTo configPath: String) -> String {
         if p.hasPrefix("/") { return URL(fileURLWithPath: p).standardizedFileURL.path }

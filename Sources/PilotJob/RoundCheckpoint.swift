@@ -146,14 +146,23 @@ public enum RoundCheckpoint {
         try federation.world.barrier()
     }
 
+    /// Held while `latest` is renamed. The stop watchdog (PilotFederation's StopSignal) takes it
+    /// for good before it reads `latest` and ends the process, so the round it reports as the last
+    /// committed one is the one on disk.
+    public static let latestLock = NSLock()
+
     static func writeLatest(run: String, round: Int) throws {
         let dir = directory(run)
         let tmp = dir + "/.latest.tmp-\(getpid())"
         try (roundName(round) + "\n").write(toFile: tmp, atomically: false, encoding: .utf8)
         let fd = open(tmp, O_RDONLY)
         if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(tmp, dir + "/latest") == 0 else {
-            throw PilotError.message("cannot update '\(dir)/latest': \(String(cString: strerror(errno)))")
+        latestLock.lock()
+        let renamed = rename(tmp, dir + "/latest") == 0
+        let err = errno
+        latestLock.unlock()
+        guard renamed else {
+            throw PilotError.message("cannot update '\(dir)/latest': \(String(cString: strerror(err)))")
         }
         let dfd = open(dir, O_RDONLY | O_DIRECTORY)
         if dfd >= 0 { fsync(dfd); close(dfd) }

@@ -44,6 +44,17 @@ public final class FrozenProducts: @unchecked Sendable {
         return out
     }
 
+    /// Decodes `w` a tile of rows at a time, in row order, and hands each tile (rows lo..<hi as Float32) to `body`.
+    private func forEachTile(of w: FrozenMatrix, _ body: (_ lo: Int, _ hi: Int, _ tile: UnsafeMutablePointer<Float>) -> Void) {
+        let t = Self.tileRows(cols: w.cols, rows: w.rows)
+        var lo = 0
+        while lo < w.rows {
+            let hi = min(w.rows, lo + t)
+            body(lo, hi, decode(w, lo, hi))
+            lo = hi
+        }
+    }
+
     /// y[N, O] = x[N, I]·Wᵀ (+ y when `accumulate`); y has leading dimension `ldy` (default O).
     public func forward(y: UnsafeMutablePointer<Float>, ldy: Int? = nil, x: UnsafePointer<Float>, rows n: Int,
                         weight w: FrozenMatrix, accumulate: Bool = false) {
@@ -52,13 +63,8 @@ public final class FrozenProducts: @unchecked Sendable {
             sgemm(transB: true, m: n, n: w.rows, k: w.cols, a: x, b: f, ldb: w.cols, beta: accumulate ? 1 : 0, c: y, ldc: ldy)
             return
         }
-        let t = Self.tileRows(cols: w.cols, rows: w.rows)
-        var lo = 0
-        while lo < w.rows {
-            let hi = min(w.rows, lo + t)
-            let tile = decode(w, lo, hi)
+        forEachTile(of: w) { lo, hi, tile in
             sgemm(transB: true, m: n, n: hi - lo, k: w.cols, a: x, b: tile, ldb: w.cols, beta: accumulate ? 1 : 0, c: y + lo, ldc: ldy)
-            lo = hi
         }
     }
 
@@ -70,14 +76,9 @@ public final class FrozenProducts: @unchecked Sendable {
             sgemm(m: n, n: w.cols, k: w.rows, a: dy, lda: ldy, b: f, ldb: w.cols, beta: accumulate ? 1 : 0, c: dx, ldc: w.cols)
             return
         }
-        let t = Self.tileRows(cols: w.cols, rows: w.rows)
-        var lo = 0
-        while lo < w.rows {
-            let hi = min(w.rows, lo + t)
-            let tile = decode(w, lo, hi)
+        forEachTile(of: w) { lo, hi, tile in
             sgemm(m: n, n: w.cols, k: hi - lo, a: dy + lo, lda: ldy, b: tile, ldb: w.cols,
                   beta: (accumulate || lo > 0) ? 1 : 0, c: dx, ldc: w.cols)
-            lo = hi
         }
     }
 }

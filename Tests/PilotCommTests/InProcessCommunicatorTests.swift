@@ -178,3 +178,15 @@ final class NSLockLike: @unchecked Sendable {
     let l = NSLock()
     func sync(_ f: () -> Void) { l.lock(); f(); l.unlock() }
 }
+
+@Suite("ranks by node")
+struct NodeSplitTests {
+    @Test("splitByNode: every rank of one host lands in one group, ordered by rank")
+    func oneHost() throws {
+        let sizes = try InProcessCommunicator.run(size: 3) { comm -> [Int] in
+            let node = try comm.splitByNode()
+            return [node.size, node.rank]
+        }
+        #expect(sizes == [[3, 0], [3, 1], [3, 2]])
+    }
+}

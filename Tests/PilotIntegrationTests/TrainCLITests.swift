@@ -278,7 +278,7 @@ struct TrainCLITests {
         p.waitUntilExit()
         let text = (try? String(contentsOfFile: dir.file("out.txt"), encoding: .utf8)) ?? ""
         #expect(p.terminationStatus == 75, "status \(p.terminationStatus): \(text)")
-        #expect(text.contains("stop requested by signal"))
+        #expect(text.contains("stop requested by SIGUSR1: round"))
         let latest = try String(contentsOfFile: dir.file("run/ckpt/latest"), encoding: .utf8)
         #expect(latest != "round_008.h5\n", "the run finished before the signal arrived")
         let resumed = try Self.train(["--resume", dir.file("run")])

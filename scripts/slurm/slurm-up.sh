@@ -18,7 +18,8 @@
 # The cluster: partition `debug` (default, no time limit, OverSubscribe=FORCE:4), MpiDefault=pmix
 # (`srun --mpi=pmix`), no accounting database (no sacct; finished jobs go to log/jobcomp.log), a
 # task prolog that sets OMPI_MCA_mpi_yield_when_idle=1 (and allows OpenMPI as root), requeue after
-# about 10 s, finished jobs visible for 5 s (so `sbatch --wait` returns within a few seconds).
+# about 10 s, finished jobs visible for 5 s (so `sbatch --wait` returns within a few seconds),
+# Slurm's default KillWait (30 s) and OverTimeLimit (0).
 set -euo pipefail
 
 LAB=${SLURM_LAB_DIR:-/tmp/slurm-lab}
@@ -155,7 +156,9 @@ SlurmctldTimeout=30
 SlurmdTimeout=60
 # sbatch --wait polls less and less often while MinJobAge allows; 5 s keeps its answer prompt.
 MinJobAge=5
-KillWait=5
+# Slurm's default: SIGKILL comes 30 s after the SIGTERM of a time limit or scancel. jobs/lib.sh gives
+# pilot KillWait - 10 s to commit the round in progress (scripts/test_slurm.sh, case e).
+KillWait=30
 InactiveLimit=0
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=8000 State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4

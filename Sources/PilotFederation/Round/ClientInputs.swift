@@ -28,12 +28,40 @@ struct ClientInputs {
     /// How this rank came by each vision-feature cache it reads ("client 3: built"), for the run's report.
     var visionCaches: [String] = []
 
+    /// Collective over `world`: every client rank checks the imported LM's files against the base's
+    /// record (so ranks that see another LM are named together), then one client rank per node writes
+    /// (or checks) the node's prepared copy at `base.sharedWeights`, which every client rank then maps
+    /// (`load`). The server prepares nothing and holds no LM. Returns what each preparing rank did, for
+    /// the log, and this rank's checked hash of the LM (nil on the server).
+    static func prepareSharedBase(_ base: BaseFiles, world: any Communicator, isClient: Bool,
+                                  label: @escaping (Int) -> String) throws -> (log: [String], hash: String?) {
+        guard let path = base.sharedWeights else { return ([], nil) }
+        let context = "the base checkpoint '\(base.path)'"
+        // the lowest client rank of each node prepares: split the client ranks by node
+        let node = try world.split(color: isClient ? 0 : nil, key: world.rank, name: "clients").map { try $0.splitByNode() }
+        let hash = try RankCheck.run("checking the LM", on: world, label: label) { () -> String? in
+            isClient ? try PretrainedBase.verifyLM(for: base.stored, context: context, lmPath: base.lmPath) : nil
+        }
+        let done = try RankCheck.run("preparing the node's shared copy of the LM in \(path)", on: world, label: label) { () -> String in
+            guard let node, node.rank == 0, let hash else { return "" }
+            let did = try PretrainedBase.prepareShared(for: base.stored, lmPath: base.lmPath, hash: hash, path: path)
+            return "\(label(world.rank)) on \(Self.hostName(world)): \(did) \(path)"
+        }
+        let all = try world.gatherv(Array(done.utf8), root: 0)
+        return (all.map { String(decoding: $0, as: UTF8.self) }.filter { !$0.isEmpty }, hash)
+    }
+
+    static func hostName(_ world: any Communicator) -> String {
+        type(of: world).hostName
+    }
+
     /// Collective over `world`: a failure on any rank is reported once by rank 0, naming the rank and the
     /// client. With a CLIP tower, the tower's features are then cached (`cacheVisionFeatures`).
+    /// - Parameter verifiedHash: the LM's hash as this rank checked it (`prepareSharedBase`), not hashed again.
     static func load(scenario: ScenarioDirectory, base: BaseFiles, placement: Placement, settings: RoundSettings,
-                     world: any Communicator) throws -> ClientInputs {
+                     world: any Communicator, verifiedHash: String? = nil) throws -> ClientInputs {
         var out = try read(scenario: scenario, base: base, mine: placement.clients(onRank: world.rank), settings: settings,
-                           world: world, label: { placement.label($0) })
+                           world: world, verifiedHash: verifiedHash, label: { placement.label($0) })
         if settings.cacheVisionFeatures ?? true, base.stored.visionTower != nil {
             try out.cacheVisionFeatures(scenario: scenario, placement: placement, first: settings.evalFirstExample, world: world)
             out.visionFeaturesCached = true
@@ -43,7 +71,7 @@ struct ClientInputs {
 
     /// The LM, the codec, this rank's clients' shards and their tasks' test splits, prepared. Collective.
     static func read(scenario: ScenarioDirectory, base: BaseFiles, mine: Range<Int>, settings: RoundSettings,
-                     world: any Communicator, label: @escaping (Int) -> String) throws -> ClientInputs {
+                     world: any Communicator, verifiedHash: String? = nil, label: @escaping (Int) -> String) throws -> ClientInputs {
         let first = settings.evalFirstExample, maxExamples = settings.evalMaxExamples
         return try RankCheck.run(base.stored.lm == nil ? "loading the client data" : "loading the LM and the client data",
                                  on: world, label: label) { () -> ClientInputs in
@@ -52,7 +80,8 @@ struct ClientInputs {
                 if base.stored.lm == nil { out.codec = WordLevelCodec(try base.tokenizer()) }
                 return out
             }
-            out.lm = try PretrainedBase.load(for: base.stored, context: "the base checkpoint '\(base.path)'", lmPath: base.lmPath, towerPath: base.towerPath)
+            out.lm = try PretrainedBase.load(for: base.stored, context: "the base checkpoint '\(base.path)'", lmPath: base.lmPath,
+                                             towerPath: base.towerPath, sharedWeights: base.sharedWeights, verifiedHash: verifiedHash)
             let codec: any ExampleCodec = try out.lm.map { try ChatCodec(base: $0) } ?? WordLevelCodec(try base.tokenizer())
             out.codec = codec
             let batcher = try Batcher(config: base.config, codec: codec, truncate: true)
@@ -89,6 +118,9 @@ struct BaseFiles {
     var towerPath: String?
     /// OpenBLAS's kernel the base was made with (nil: not recorded).
     var madeWith: String?
+    /// The node's prepared copy of the imported LM that the client ranks map (nil: each loads its own;
+    /// `model.share_base`, `model.weights_cache`).
+    var sharedWeights: String?
 
     /// The word-level tokenizer of a base on the built-in LM.
     func tokenizer() throws -> Tokenizer {

@@ -26,7 +26,10 @@ extension RoundLoop {
             emit(.message("warning: the base checkpoint \(base.path) was made with OpenBLAS's \(made) kernel and this run runs \(BLASRuntime.coreName); the run is correct but its bits match another machine's only with one kernel in both: `pilot pretrain --blas-core \(made.lowercased())` and run.blas_core = \"\(made.lowercased())\" (docs/robustness.md); run.strict_reproducibility = true refuses it"))
         }
         let mine = placement.clients(onRank: world.rank)
-        let inputs = try ClientInputs.load(scenario: scenario, base: base, placement: placement, settings: settings, world: world)
+        let shared = try ClientInputs.prepareSharedBase(base, world: world, isClient: !mine.isEmpty, label: { placement.label($0) })
+        for line in shared.log { emit(.message("shared LM: " + line)) }
+        let inputs = try ClientInputs.load(scenario: scenario, base: base, placement: placement, settings: settings, world: world,
+                                           verifiedHash: shared.hash)
         if let line = try inputs.visionFeatureSummary(hasTower: base.stored.visionTower != nil, world: world) { emit(.message(line)) }
         var cut = [Int64(inputs.train.values.map(\.truncation.truncated).reduce(0, +)), Int64(inputs.train.values.map(\.truncation.total).reduce(0, +))]
         try world.allreduce(&cut, op: .sum)
@@ -78,6 +81,9 @@ extension RoundLoop {
         if let made = baseInfo.blasCore, made != BLASRuntime.coreName, settings.run.strictReproducibility == true {
             throw PilotError.invalidArgument("the base checkpoint '\(basePath)' was made with OpenBLAS's \(made) kernel and this run runs \(BLASRuntime.coreName) (run.strict_reproducibility = true): pin both to one kernel, `pilot pretrain --blas-core \(made.lowercased())` and run.blas_core = \"\(made.lowercased())\", or remake the base on this kernel")
         }
-        return BaseFiles(path: basePath, stored: stored, config: baseConfig, lmPath: lmPath, towerPath: towerPath, madeWith: baseInfo.blasCore)
+        let shared = settings.model.shareBase ?? true
+            ? PretrainedBase.sharedWeightsPath(for: stored, lmPath: lmPath, cacheDirectory: settings.model.weightsCache) : nil
+        return BaseFiles(path: basePath, stored: stored, config: baseConfig, lmPath: lmPath, towerPath: towerPath, madeWith: baseInfo.blasCore,
+                         sharedWeights: shared)
     }
 }

@@ -85,18 +85,22 @@ public final class RoundLoop {
         try world.barrier()
         for round in (start + 1)...rounds {
             if try runRound(round) && round < rounds {
-                emit(.message("stop requested by signal: round \(round) is committed; resume with `pilot train --resume \(runDirectory)`"))
+                StopSignal.settle(StopSignal.exitCode)
+                emit(.message("stop requested by \(StopSignal.signalName): round \(round) is committed; every rank exits \(StopSignal.exitCode); resume with `pilot train --resume \(runDirectory)`"))
                 return .stopped(afterRound: round)
             }
         }
+        StopSignal.settle(0)
         return .finished(rounds: rounds)
     }
 
     /// One round, collective; returns whether a stop was requested.
     func runRound(_ round: Int) throws -> Bool {
         let world = federation.world, started = Date()
+        StopSignal.setRoundInProgress(round)
         world.resetCounts()
         emit(.phase(round: round, .train))
+        settings.faults.stall(round: round, rank: world.rank)
         let plans = strategy.configure(round: round, federation: federation).filter { !excludedClients.contains($0.client) }
         var training = try host.train(round: round, plans: plans)
 

@@ -51,6 +51,8 @@ public struct ModelSection: ConfigSection {
     public var loraAlpha: Double?
     public var loraTargets: [String]?
     public var cacheVisionFeatures: Bool?
+    public var shareBase: Bool?
+    public var weightsCache: String?
 
     public static let keys: [ConfigKey] = [
         .init(name: "model.lm", kind: .string(nil), defaultValue: nil,
@@ -65,6 +67,10 @@ public struct ModelSection: ConfigSection {
               help: "linears that get LoRA, e.g. [\"q\", \"v\"] (default: all seven, q k v o gate up down)", optional: true),
         .init(name: "model.cache_vision_features", kind: .bool, defaultValue: nil,
               help: "with a CLIP vision tower: compute its output once per image into a cache beside each shard (<shard>.vision-<tower sha256[:16]>.h5, rebuilt when the tower, the feature layer, the images or the BLAS kernel change) and read it every round, with the same bits as computing it in-line; false: run the tower in every round. Unset: true with a CLIP tower (the built-in ViT is never cached)", optional: true),
+        .init(name: "model.share_base", kind: .bool, defaultValue: nil,
+              help: "true or unset: the client ranks of a node map one prepared copy of the imported LM's weights (one rank per node writes it into model.weights_cache), so the node holds the frozen LM once; false: every rank loads its own copy. The results are the same bits either way", optional: true),
+        .init(name: "model.weights_cache", kind: .string(nil), defaultValue: nil,
+              help: "directory for the node's prepared copy of the LM's weights (relative to the config file); give a node-local disk on a cluster whose shared file system maps files slowly (Lustre, NFS). Unset: <model.lm>/.pilot-cache", optional: true),
     ]
 }
 
@@ -234,6 +240,8 @@ public struct FaultsSection: ConfigSection {
     public var failRound: Int?
     public var killPoint: String?
     public var killRound: Int?
+    public var stallRound: Int?
+    public var stallSeconds: Double?
 
     public static let keys: [ConfigKey] = [
         .init(name: "faults.nan_client", kind: .int(0...1_000_000), defaultValue: nil, help: "fault injection (tests): this client's trained parameters get a NaN (every round, or faults.nan_round)", optional: true),
@@ -245,6 +253,9 @@ public struct FaultsSection: ConfigSection {
         .init(name: "faults.kill_point", kind: .string(["after_client_files", "after_round_file", "after_latest", "after_metrics"]), defaultValue: nil,
               help: "fault injection: every rank kills itself (SIGKILL) at this point of round faults.kill_round's commit", optional: true),
         .init(name: "faults.kill_round", kind: .int(1...1000), defaultValue: nil, help: "fault injection: the round of faults.kill_point (unset: 1)", optional: true),
+        .init(name: "faults.stall_round", kind: .int(1...1000), defaultValue: nil,
+              help: "fault injection: in this round the first client rank (rank 1) sleeps faults.stall_seconds before training and every other rank waits for it in the round's collectives: a round too slow for the stop grace (tests of the stop signals)", optional: true),
+        .init(name: "faults.stall_seconds", kind: .double(0...1e6), defaultValue: nil, help: "fault injection: how long faults.stall_round stalls (unset: 60)", optional: true),
     ]
 }
 

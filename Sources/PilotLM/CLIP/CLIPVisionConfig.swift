@@ -24,6 +24,15 @@ public struct CLIPVisionConfig: Sendable, Equatable {
 
     public init() {}
 
+    /// Every size with its cap, far above any CLIP tower (ViT-bigG: width 1664, FFN 8192, 48 layers, 16 heads),
+    /// so no product of sizes overflows and no loop runs on a hostile count; the tensors are checked
+    /// against them before the weights are allocated (`CLIPVisionWeights`).
+    public var sizes: [(key: String, value: Int, cap: Int)] {
+        [("hidden_size", hiddenSize, 1 << 16), ("intermediate_size", intermediateSize, 1 << 18),
+         ("num_hidden_layers", numHiddenLayers, 1 << 10), ("num_attention_heads", numAttentionHeads, 1 << 10),
+         ("num_channels", numChannels, 16), ("image_size", imageSize, 1 << 14), ("patch_size", patchSize, 1 << 14)]
+    }
+
     /// The vision config in `file`'s JSON: the object itself when `model_type` is `clip_vision_model` (a
     /// saved CLIPVisionModel), else its `vision_config` (a CLIPModel, or a LLaVA config). Validated.
     public static func decode(json: Data, file: String) throws -> CLIPVisionConfig {
@@ -46,9 +55,14 @@ public struct CLIPVisionConfig: Sendable, Equatable {
         var c = CLIPVisionConfig()
         func int(_ k: String, _ into: inout Int) throws {
             guard let v = o[k], !(v is NSNull) else { return }
-            if let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded(), n.intValue > 0 { into = n.intValue; return }
+            // Read through Double and capped first: a huge or fractional number never reaches an Int conversion.
+            func size(_ n: NSNumber) -> Int? {
+                let d = n.doubleValue
+                return d == d.rounded() && d > 0 && d <= Double(1 << 24) ? Int(d) : nil
+            }
+            if let n = v as? NSNumber, let i = size(n) { into = i; return }
             // image_size / patch_size may be [h, w]; only square ones are supported
-            if let a = v as? [NSNumber], a.count == 2, a[0] == a[1], a[0].intValue > 0 { into = a[0].intValue; return }
+            if let a = v as? [NSNumber], a.count == 2, a[0] == a[1], let i = size(a[0]) { into = i; return }
             throw PilotError.invalidArgument("\(file): \(key)\(k) is \(v); expected a positive integer (square images and patches only)")
         }
         try int("hidden_size", &c.hiddenSize)
@@ -70,7 +84,7 @@ public struct CLIPVisionConfig: Sendable, Equatable {
     /// Reads `<directory>/config.json`.
     public static func load(directory: String) throws -> CLIPVisionConfig {
         let file = directory + "/config.json"
-        guard let data = FileManager.default.contents(atPath: file) else {
+        guard let data = try readSmallFile(file, limit: smallFileLimit, what: "a config.json") else {
             throw PilotError.invalidArgument("\(directory) has no config.json; a CLIP vision tower directory is what CLIPVisionModel.save_pretrained (or CLIPModel's) writes")
         }
         return try decode(json: data, file: file)
@@ -78,6 +92,9 @@ public struct CLIPVisionConfig: Sendable, Equatable {
 
     /// Throws, naming the key, for what this tower would not compute as transformers does.
     public func validate(file: String, key: String = "") throws {
+        for (k, v, cap) in sizes where v <= 0 || v > cap {
+            throw PilotError.invalidArgument("\(file): \(key)\(k) \(v) is out of range: pilot reads 1…\(cap) (docs/models.md); the config is corrupt or not a CLIP tower pilot runs")
+        }
         guard CLIPVisionConfig.supportedActivations.contains(hiddenAct) else {
             throw PilotError.invalidArgument("\(file): \(key)hidden_act \"\(hiddenAct)\" is not supported (\(CLIPVisionConfig.supportedActivations.joined(separator: " or ")))")
         }

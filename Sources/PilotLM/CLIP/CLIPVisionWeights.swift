@@ -73,11 +73,22 @@ public final class CLIPVisionWeights: @unchecked Sendable {
     }
 
     /// Fills every tensor of `table(config)` from `source` (F16/BF16 converted to Float32), found under the
-    /// tower's prefix. A missing tensor or a shape other than config.json's is refused by name.
+    /// tower's prefix. A missing tensor or a shape other than config.json's is refused by name, before the
+    /// weights are allocated (so their size is bounded by the file's).
     public init(config: CLIPVisionConfig, source: TensorSource) throws {
         self.config = config
+        try config.validate(file: "the config of \(source.path)")  // done at decode already; the caps bound `table`
         prefix = try CLIPVisionWeights.prefix(in: source)
         entries = CLIPVisionWeights.table(config)
+        for e in entries {
+            let name = prefix + e.name
+            guard let info = source.info(name) else {
+                throw PilotError.invalidArgument("\(source.location(of: name)): tensor '\(name)' is missing; expected shape \(e.shape) from config.json")
+            }
+            guard info.shape == e.shape else {
+                throw PilotError.invalidArgument("\(source.location(of: name)): tensor '\(name)' has shape \(info.shape); expected \(e.shape) from config.json (hidden_size \(config.hiddenSize), intermediate_size \(config.intermediateSize), image_size \(config.imageSize), patch_size \(config.patchSize), num_channels \(config.numChannels))")
+            }
+        }
         let total = entries.reduce(0) { $0 + $1.count }
         storage = .allocate(capacity: total)
         storage.initialize(repeating: 0)
@@ -85,12 +96,6 @@ public final class CLIPVisionWeights: @unchecked Sendable {
         do {
             for e in entries {
                 let name = prefix + e.name
-                guard let info = source.info(name) else {
-                    throw PilotError.invalidArgument("\(source.path): tensor '\(name)' is missing; expected shape \(e.shape) from config.json")
-                }
-                guard info.shape == e.shape else {
-                    throw PilotError.invalidArgument("\(source.path): tensor '\(name)' has shape \(info.shape); expected \(e.shape) from config.json (hidden_size \(config.hiddenSize), intermediate_size \(config.intermediateSize), image_size \(config.imageSize), patch_size \(config.patchSize), num_channels \(config.numChannels))")
-                }
                 let view = UnsafeMutableBufferPointer(rebasing: storage[offset..<(offset + e.count)])
                 try source.readFloat32(name, into: view)
                 at[e.name] = view.baseAddress!

@@ -41,6 +41,9 @@ public final class GGUFLlamaSource: TensorSource {
                 }
                 hf = "model.layers.\(layer).\(kind).weight"
             }
+            if let other = names[hf] {
+                throw PilotError.invalidArgument("\(file.path): tensors '\(other)' and '\(t.name)' are both \(hf); the file is corrupt")
+            }
             names[hf] = t.name
             infos.append(TensorInfo(name: hf, shape: t.shape, dtype: t.dtype))
         }
@@ -64,7 +67,7 @@ public final class GGUFLlamaSource: TensorSource {
     /// Undoes llama.cpp's row order within each head: stored row h·D + 2i + j is Hugging Face row
     /// h·D + j·D/2 + i (j ∈ {0, 1}), i.e. `w.reshape(heads, D/2, 2, in).swapaxes(1, 2)`.
     static func unpermute(_ w: UnsafeMutableBufferPointer<Float>, heads: Int, shape: [Int], name: String, path: String) throws {
-        guard shape.count == 2, heads > 0, shape[0] % (2 * heads) == 0 else {
+        guard shape.count == 2, heads > 0, heads <= shape[0], shape[0] % (2 * heads) == 0 else {
             throw PilotError.invalidArgument("\(path): tensor '\(name)' of shape \(shape) does not split into \(heads) heads of even size")
         }
         let rows = shape[0], cols = shape[1], d = rows / heads, half = d / 2
@@ -96,7 +99,8 @@ public final class GGUFLlamaSource: TensorSource {
             "architectures": ["LlamaForCausalLM"], "model_type": "llama",
             "hidden_size": hidden, "intermediate_size": try f.int("llama.feed_forward_length"),
             "num_hidden_layers": try f.int("llama.block_count"),
-            "num_attention_heads": heads, "num_key_value_heads": kvHeads, "head_dim": hidden / heads,
+            // A zero or negative head count is refused by LlamaConfig.validate; here it must not divide.
+            "num_attention_heads": heads, "num_key_value_heads": kvHeads, "head_dim": heads > 0 ? hidden / heads : 0,
             "max_position_embeddings": try f.int("llama.context_length"),
             "rms_norm_eps": try f.float("llama.attention.layer_norm_rms_epsilon"),
             "rope_theta": theta, "rope_parameters": ["rope_type": "default", "rope_theta": theta] as [String: Any],

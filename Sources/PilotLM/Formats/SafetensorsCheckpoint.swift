@@ -14,7 +14,7 @@ public final class SafetensorsCheckpoint: TensorSource {
         let single = directory + "/model.safetensors", indexPath = directory + "/model.safetensors.index.json"
         let fm = FileManager.default
         if fm.fileExists(atPath: indexPath) {
-            guard let data = fm.contents(atPath: indexPath),
+            guard let data = try readSmallFile(indexPath, limit: smallFileLimit, what: "a safetensors index"),
                   let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
                   let map = obj["weight_map"] as? [String: String] else {
                 throw PilotError.invalidArgument("\(indexPath) is not a safetensors index (a JSON object with a weight_map of tensor → shard file)")
@@ -54,6 +54,12 @@ public final class SafetensorsCheckpoint: TensorSource {
     }
 
     public func info(_ name: String) -> TensorInfo? { owner[name].flatMap { files[$0].info(name) } }
+
+    /// The shard that holds `name`; for a tensor that is missing, model.safetensors or the directory of the shards.
+    public func location(of name: String) -> String {
+        if let i = owner[name] { return files[i].path }
+        return files.count == 1 ? files[0].path : path
+    }
 
     public func readFloat32(_ name: String, into out: UnsafeMutableBufferPointer<Float>) throws {
         guard let i = owner[name] else { throw PilotError.notFound(file: path, object: name) }

@@ -27,4 +27,10 @@ public protocol TensorSource: AnyObject {
     /// Converts tensor `name` to Float32 into `out`, whose count must equal the tensor's element count.
     /// Throws a `PilotError` that names the file and the tensor.
     func readFloat32(_ name: String, into out: UnsafeMutableBufferPointer<Float>) throws
+    /// The file that holds tensor `name` (or would: the one file of a single-file source), for error messages.
+    func location(of name: String) -> String
+}
+
+extension TensorSource {
+    public func location(of name: String) -> String { path }
 }

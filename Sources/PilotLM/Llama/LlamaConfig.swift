@@ -152,7 +152,7 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
     /// Reads `<directory>/config.json`.
     public static func load(directory: String) throws -> LlamaConfig {
         let file = directory + "/config.json"
-        guard let data = FileManager.default.contents(atPath: file) else {
+        guard let data = try readSmallFile(file, limit: smallFileLimit, what: "a config.json") else {
             throw PilotError.notFound(file: file, object: "")
         }
         return try decode(json: data, file: file)
@@ -176,19 +176,33 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         if let types = layerTypes, let t = types.first(where: { $0 != "full_attention" }) {
             throw refuse("layer_types \"\(t)\" is not supported (only full_attention)")
         }
-        for (key, v) in [("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
-                         ("num_hidden_layers", numHiddenLayers), ("num_attention_heads", numAttentionHeads),
-                         ("num_key_value_heads", numKeyValueHeads), ("head_dim", headDim), ("vocab_size", vocabSize),
-                         ("max_position_embeddings", maxPositionEmbeddings)] where v <= 0 || v > 1 << 24 {
-            throw refuse("\(key) \(v) is out of range")
+        for (key, v, cap) in sizes where v <= 0 || v > cap {
+            throw PilotError.invalidArgument("\(file): \(key) \(v) is out of range: pilot reads 1…\(cap) (docs/models.md, \"What is checked\"); the config is corrupt or not a model pilot runs")
         }
-        guard numAttentionHeads % numKeyValueHeads == 0 else {
+        guard numKeyValueHeads <= numAttentionHeads, numAttentionHeads % numKeyValueHeads == 0 else {
             throw refuse("num_attention_heads \(numAttentionHeads) is not a multiple of num_key_value_heads \(numKeyValueHeads)")
         }
         guard headDim % 2 == 0 else { throw refuse("head_dim \(headDim) is odd (RoPE rotates pairs)") }
-        guard rmsNormEps.isFinite, rmsNormEps > 0, ropeTheta.isFinite, ropeTheta > 1 else {
-            throw refuse("rms_norm_eps \(rmsNormEps) / rope_theta \(ropeTheta) out of range")
+        guard rmsNormEps.isFinite, rmsNormEps > 0, rmsNormEps < 1, ropeTheta.isFinite, ropeTheta > 1 else {
+            throw refuse("rms_norm_eps \(rmsNormEps) / rope_theta \(ropeTheta) out of range (rms_norm_eps in (0, 1), rope_theta finite and above 1)")
         }
+        for (key, ids) in [("bos_token_id", bosTokenID.map { [$0] } ?? []), ("eos_token_id", eosTokenIDs), ("pad_token_id", padTokenID.map { [$0] } ?? [])] {
+            if let bad = ids.first(where: { $0 < 0 || $0 >= vocabSize }) {
+                throw PilotError.invalidArgument("\(file): \(key) \(bad) is not a token id of the vocabulary (0..<\(vocabSize), vocab_size); fix the id or vocab_size")
+            }
+        }
+    }
+
+    /// Every size key with its value and the largest value pilot reads. The caps are far above any
+    /// released Llama-family model (Llama 3.1 405B: hidden 16384, FFN 53248, 126 layers, 128 heads) and
+    /// keep every product of sizes far from overflow, so a hostile config.json cannot size a loop or an
+    /// allocation; the tensors present are checked against the sizes before anything is allocated
+    /// (`LlamaWeights.check`).
+    public var sizes: [(key: String, value: Int, cap: Int)] {
+        [("hidden_size", hiddenSize, 1 << 16), ("intermediate_size", intermediateSize, 1 << 18),
+         ("num_hidden_layers", numHiddenLayers, 1 << 10), ("num_attention_heads", numAttentionHeads, 1 << 10),
+         ("num_key_value_heads", numKeyValueHeads, 1 << 10), ("head_dim", headDim, 1 << 10),
+         ("vocab_size", vocabSize, 1 << 24), ("max_position_embeddings", maxPositionEmbeddings, 1 << 24)]
     }
 
     private static func describe(_ e: DecodingError) -> String {

@@ -43,6 +43,10 @@ public final class LlamaWeights: @unchecked Sendable {
     public let config: LlamaConfig
     /// The one allocation: every entry of `table` back to back.
     public let storage: UnsafeMutableBufferPointer<Float>
+    /// What keeps `storage` alive when the weights do not own it (a shared read-only mapping).
+    private let owner: AnyObject?
+    /// Whether the values are a read-only mapping shared with the node's other ranks (never write them).
+    public var isShared: Bool { owner != nil }
     public let entries: [Entry]
     private let offsets: [Field: Int]
     public let embedTokens: UnsafeMutablePointer<Float>   // [V, C]
@@ -80,14 +84,25 @@ public final class LlamaWeights: @unchecked Sendable {
     }
 
     /// Zero-filled weights of `config`'s shapes (tests, or a caller that fills `storage` itself).
-    public init(config: LlamaConfig) {
+    public convenience init(config: LlamaConfig) {
+        let total = LlamaWeights.table(config).reduce(0) { $0 + $1.count }
+        let storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: total)
+        storage.initialize(repeating: 0)
+        self.init(config: config, mapped: storage, owner: nil)
+    }
+
+    /// The weights of `config` in `storage` (every entry of `table(config)` back to back), which `owner`
+    /// keeps alive (a read-only file mapping shared by the node's ranks: `PreparedWeights`); with no
+    /// owner the weights own `storage` and free it.
+    init(config: LlamaConfig, mapped storage: UnsafeMutableBufferPointer<Float>, owner: AnyObject?) {
         self.config = config
+        self.owner = owner
         entries = LlamaWeights.table(config)
         var offsets: [Field: Int] = [:], total = 0
         for e in entries { offsets[e.field] = total; total += e.count }
+        precondition(storage.count == total, "LlamaWeights: \(storage.count) values for a table of \(total)")
         self.offsets = offsets
-        storage = .allocate(capacity: total)
-        storage.initialize(repeating: 0)
+        self.storage = storage
         let base = storage.baseAddress!
         func at(_ f: Field) -> UnsafeMutablePointer<Float> { base + offsets[f]! }
         func maybe(_ f: Field) -> UnsafeMutablePointer<Float>? { offsets[f].map { base + $0 } }
@@ -103,7 +118,7 @@ public final class LlamaWeights: @unchecked Sendable {
         }
     }
 
-    deinit { storage.deallocate() }
+    deinit { if owner == nil { storage.deallocate() } }
 
     /// Total parameters held (the tied head counted once).
     public var parameterCount: Int { storage.count }
@@ -114,23 +129,13 @@ public final class LlamaWeights: @unchecked Sendable {
         return UnsafeMutableBufferPointer(start: storage.baseAddress! + o, count: e.count)
     }
 
-    /// Fills every tensor of `table(config)` from `source` (converting F16/BF16/quantized to Float32 there).
-    /// Tensors the table does not name (e.g. `rotary_emb.inv_freq`) are ignored, except `lm_head.weight`
-    /// in a tied model, which would mean the config and the file disagree.
+    /// Fills every tensor of `table(config)` from `source` (converting F16/BF16/quantized to Float32 there),
+    /// after `check(config, against: source)` has found exactly those tensors with those shapes (the RoPE
+    /// `rotary_emb.inv_freq` buffers of old checkpoints aside), so nothing is allocated for a config the
+    /// file does not back.
     public convenience init(config: LlamaConfig, source: TensorSource) throws {
+        try LlamaWeights.check(config, against: source)
         self.init(config: config)
-        if config.tieWordEmbeddings, source.info("lm_head.weight") != nil {
-            throw PilotError.invalidArgument("\(source.path): tensor 'lm_head.weight' is present but config.json says tie_word_embeddings true; set tie_word_embeddings false in config.json if the model has its own output head")
-        }
-        for e in entries {
-            guard let info = source.info(e.name) else {
-                let hint = e.field == .lmHead ? " (config.json says tie_word_embeddings false; set it true if the head is the embedding)" : ""
-                throw PilotError.invalidArgument("\(source.path): tensor '\(e.name)' is missing; expected shape \(e.shape)\(hint)")
-            }
-            guard info.shape == e.shape else {
-                throw PilotError.invalidArgument("\(source.path): tensor '\(e.name)' has shape \(info.shape); expected \(e.shape) from config.json")
-            }
-            try source.readFloat32(e.name, into: pointer(e.field)!)
-        }
+        for e in entries { try source.readFloat32(e.name, into: pointer(e.field)!) }
     }
 }

@@ -2,10 +2,11 @@ import Foundation
 import PilotCore
 
 /// `pilot model import`: a GGUF file or a Hugging Face checkpoint directory becomes one model directory
-/// (docs/models.md). Everything is checked before anything is written (architecture, config keys,
-/// tokenizer, chat template), the weights are converted tensor by tensor (one tensor in memory at a
-/// time, read from a memory map), and the directory is assembled under a temporary name and renamed
-/// into place at the end, so an error leaves nothing half-written.
+/// (docs/models.md). Everything is checked before anything is written (architecture, config sizes and
+/// keys, the tensors against the config, tokenizer, chat template), the weights are converted tensor by
+/// tensor (one tensor in memory at a time, read from a memory map), and the directory is assembled under
+/// a temporary name, checked as `pilot model info` would load it (`ModelDirectory`), and renamed into
+/// place at the end, so an error leaves nothing half-written and no directory that would not load.
 public enum ModelImport {
     public struct Options: Sendable {
         /// Overrides the chat format detected from the template (and is required when there is none).
@@ -24,11 +25,13 @@ public enum ModelImport {
             throw PilotError.notFound(file: source, object: "")
         }
         let isGGUF = !isDir.boolValue
-        // Refuse an unsupported architecture or config before the (slow) hashing and conversion.
+        // Refuse an unsupported architecture or config, or weights that do not match it, before the
+        // (slow) hashing and conversion.
         if isGGUF {
-            _ = try LlamaConfig.decode(json: try GGUFLlamaSource(file: GGUFFile(path: source)).huggingFaceConfigJSON(), file: source + " (metadata)")
+            let src = try GGUFLlamaSource(file: GGUFFile(path: source))
+            try LlamaWeights.check(try LlamaConfig.decode(json: try src.huggingFaceConfigJSON(), file: source + " (metadata)"), against: src)
         } else {
-            _ = try LlamaConfig.load(directory: source)
+            try LlamaWeights.check(try LlamaConfig.load(directory: source), against: try SafetensorsCheckpoint(directory: source))
         }
         progress("hashing \(source)")
         let sourceHashes = try isGGUF ? [URL(fileURLWithPath: source).lastPathComponent: sha256(file: source)] : weightFileHashes(directory: source)
@@ -48,12 +51,11 @@ public enum ModelImport {
             throw PilotError.invalidArgument("'\(out)' exists and is not an imported model directory; choose another --out or pass --force to replace it")
         }
 
-        let parent = URL(fileURLWithPath: out).deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        let created = try createParents(of: out)
         let staging = out + ".tmp-\(getpid())"
         try? FileManager.default.removeItem(atPath: staging)
-        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false)
         do {
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false)
             var manifest = try isGGUF
                 ? importGGUF(source, into: staging, options: options, progress: progress)
                 : importHuggingFace(source, into: staging, options: options, progress: progress)
@@ -63,13 +65,30 @@ public enum ModelImport {
                 manifest.files[name] = try sha256(file: staging + "/" + name)
             }
             try manifest.write(directory: staging)
+            // What `pilot model info` reads, read and checked the same way, before the directory takes its name.
+            do { _ = try ModelDirectory(directory: staging) } catch let e as PilotError {
+                throw PilotError.invalidArgument("\(source): the imported directory would not load, so nothing was written to '\(out)': \(e)")
+            }
             if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
             try FileManager.default.moveItem(atPath: staging, toPath: out)
             return .imported(manifest)
         } catch {
             try? FileManager.default.removeItem(atPath: staging)
+            for dir in created.reversed() { _ = rmdir(dir) }  // only the parents this import made, and only if empty
             throw error
         }
+    }
+
+    /// Creates the missing parent directories of `out`; returns them, outermost first.
+    static func createParents(of out: String) throws -> [String] {
+        var missing: [String] = []
+        var dir = URL(fileURLWithPath: out).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.path), dir.path != "/" {
+            missing.insert(dir.path, at: 0)
+            dir = dir.deletingLastPathComponent()
+        }
+        if let deepest = missing.last { try FileManager.default.createDirectory(atPath: deepest, withIntermediateDirectories: true) }
+        return missing
     }
 
     // MARK: GGUF
@@ -120,7 +139,7 @@ public enum ModelImport {
         _ = try BPETokenizer(tokenizerJSON: tokPath)
         let tcPath = dir + "/tokenizer_config.json"
         var template: String?
-        if let data = FileManager.default.contents(atPath: tcPath) {
+        if let data = try readSmallFile(tcPath, limit: smallFileLimit, what: "a tokenizer_config.json") {
             guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
                 throw PilotError.invalidArgument("\(tcPath) is not a JSON object")
             }
@@ -162,9 +181,11 @@ public enum ModelImport {
         return (d.format, d.defaultSystem)
     }
 
-    /// Writes every tensor of `source` as F32, one at a time. Returns the parameter count.
+    /// Writes every tensor of `source` as F32, one at a time, leaving out the extras the loader ignores
+    /// (`LlamaWeights.isIgnoredExtra`). Returns the parameter count.
     static func writeWeights(_ source: TensorSource, to path: String, progress: (String) -> Void) throws -> Int {
-        let infos = source.tensorInfos.map { TensorInfo(name: $0.name, shape: $0.shape, dtype: .f32) }
+        let infos = source.tensorInfos.filter { !LlamaWeights.isIgnoredExtra($0.name) }
+            .map { TensorInfo(name: $0.name, shape: $0.shape, dtype: .f32) }
         var done = 0
         try SafetensorsWriter.write(path: path, tensors: infos, metadata: ["format": "pt"]) { info, out in
             try source.readFloat32(info.name, into: out)

@@ -37,7 +37,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
 
     public static func read(directory: String) throws -> ModelManifest? {
         let path = directory + "/" + fileName
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard let data = try readSmallFile(path, limit: smallFileLimit, what: "a pilot-model.json") else { return nil }
         do {
             let m = try JSONDecoder().decode(ModelManifest.self, from: data)
             guard m.format == "pilot-model", m.version <= currentVersion else {

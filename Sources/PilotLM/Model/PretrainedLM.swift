@@ -23,31 +23,22 @@ public final class PretrainedLM {
 
     /// Loads `directory`. `adapter`, a PEFT LoRA adapter directory (peft's save_pretrained or PEFTExport),
     /// is merged into the weights for inference; it is read and checked before the weights are.
+    /// Everything but the weights' values is read and checked first (`ModelDirectory`), so a directory whose
+    /// files disagree is refused before any weight is allocated.
     public init(directory: String, chatFormat override: ChatFormat? = nil, adapter: String? = nil) throws {
         self.directory = directory
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
-            throw PilotError.invalidArgument("--model '\(directory)' is not a directory; import a model first (`pilot model import FILE.gguf --out DIR`, or scripts/get_smollm2.sh)")
-        }
-        manifest = try ModelManifest.read(directory: directory)
-        config = try LlamaConfig.load(directory: directory)
-        let tokPath = directory + "/tokenizer.json"
-        guard FileManager.default.fileExists(atPath: tokPath) else {
-            throw PilotError.invalidArgument("\(directory) has no tokenizer.json; re-import the model with `pilot model import`")
-        }
-        tokenizer = try BPETokenizer(tokenizerJSON: tokPath)
+        let checked = try ModelDirectory(directory: directory, chatFormat: override)
+        manifest = checked.manifest
+        config = checked.config
+        tokenizer = checked.tokenizer
         let lora = try adapter.map { try PEFTAdapter.read(directory: $0) }
         adapterDirectory = adapter
         adapterConfig = try adapter.map { try PEFTAdapter.readConfig(directory: $0) }
-        let layout = try ChatLayout(directory: directory, manifest: manifest, override: override)
-        chatFormat = layout.format
-        defaultSystemPrompt = layout.defaultSystem
-        let file = try SafetensorsCheckpoint(directory: directory)
-        var dt: [String: Int] = [:]
-        for i in file.tensorInfos { dt[i.dtype.rawValue, default: 0] += 1 }
-        storedDTypes = dt
+        chatFormat = checked.chat.format
+        defaultSystemPrompt = checked.chat.defaultSystem
+        storedDTypes = checked.storedDTypes
         if let lora, let adapter { try lora.check(against: config, model: directory, adapterDirectory: adapter) }
-        let loaded = try LlamaWeights(config: config, source: file)
+        let loaded = try LlamaWeights(config: config, source: checked.checkpoint)
         if let lora, let adapter { try loaded.merge(lora, model: directory, adapterDirectory: adapter) }
         self.weights = loaded
     }
@@ -68,7 +59,7 @@ public final class PretrainedLM {
                 defaultSystem = m.defaultSystemPrompt
             } else {
                 let tc = directory + "/tokenizer_config.json"
-                let template = FileManager.default.contents(atPath: tc)
+                let template = try readSmallFile(tc, limit: smallFileLimit, what: "a tokenizer_config.json")
                     .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["chat_template"] as? String
                 (format, defaultSystem) = try ChatFormat.detect(chatTemplate: template, file: tc)
             }

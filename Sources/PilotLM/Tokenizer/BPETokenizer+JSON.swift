@@ -7,9 +7,9 @@ extension BPETokenizer {
     /// Loads `path` (a tokenizer.json). A tokenizer_config.json beside it, when present, gives BOS/EOS/PAD/UNK
     /// and `add_bos_token`.
     public init(tokenizerJSON path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw PilotError.notFound(file: path, object: "") }
+        guard let data = try readSmallFile(path, limit: tokenizerFileLimit, what: "a tokenizer.json") else { throw PilotError.notFound(file: path, object: "") }
         let configPath = (path as NSString).deletingLastPathComponent + "/tokenizer_config.json"
-        try self.init(tokenizerJSON: data, config: FileManager.default.contents(atPath: configPath), source: path)
+        try self.init(tokenizerJSON: data, config: try readSmallFile(configPath, limit: smallFileLimit, what: "a tokenizer_config.json"), source: path)
     }
 
     /// Parses tokenizer.json bytes (and optionally tokenizer_config.json bytes); `source` names them in errors.
@@ -150,7 +150,10 @@ extension BPETokenizer {
             guard let first = (p["single"] as? [[String: Any]])?.first, let special = first["SpecialToken"] as? [String: Any],
                   let name = special["id"] as? String else { return false }
             let ids = ((p["special_tokens"] as? [String: Any])?[name] as? [String: Any])?["ids"] as? [Int]
-            if let id = ids?.first { bos = Int32(id) }
+            if let id = ids?.first {
+                guard let b = Int32(exactly: id) else { throw fail("post_processor's BOS id \(id) is not a token id") }
+                bos = b
+            }
             return true
         default:
             throw fail("post_processor '\(type)' is not supported; supported: ByteLevel, TemplateProcessing, Sequence")

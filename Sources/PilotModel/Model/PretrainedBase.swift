@@ -36,7 +36,10 @@ public final class PretrainedBase: @unchecked Sendable {
     /// `lmPath` and `towerPath` replace the recorded paths (a run's `model.lm` / `model.vision_tower`, for
     /// a cluster where the files live elsewhere); the hashes must still match.
     /// - Parameter context: what refers to them (e.g. "the base checkpoint 'data/vu/base.h5'"), for the errors.
-    public static func load(for config: ModelConfig, context: String, lmPath: String? = nil, towerPath: String? = nil) throws -> PretrainedBase? {
+    /// - Parameter sharedWeights: the node's prepared copy of the weights (`prepareShared`) to map
+    ///   instead of loading a private copy.
+    public static func load(for config: ModelConfig, context: String, lmPath: String? = nil, towerPath: String? = nil,
+                            sharedWeights: String? = nil, verifiedHash: String? = nil) throws -> PretrainedBase? {
         guard var lm = config.lm else {
             if config.visionTower != nil || towerPath != nil {
                 throw PilotError.invalidArgument("\(context) has a vision tower but no imported LM; a CLIP tower needs a base pretrained with --lm")
@@ -51,7 +54,37 @@ public final class PretrainedBase: @unchecked Sendable {
         } else if towerPath != nil {
             throw PilotError.invalidArgument("model.vision_tower is set but \(context) was pretrained with the built-in ViT; remove model.vision_tower, or pretrain a base with `pilot pretrain --vision-tower DIR`")
         }
-        return try PretrainedBase(directory: lm.path, expected: (lm.sha256, context), tower: tower)
+        return try PretrainedBase(directory: lm.path, expected: (lm.sha256, context), tower: tower, sharedWeights: sharedWeights,
+                                  verifiedHash: verifiedHash)
+    }
+
+    /// Where a node keeps its prepared copy of the LM `config` refers to: `cacheDirectory`, or
+    /// `<LM directory>/.pilot-cache`. nil for the built-in LM.
+    public static func sharedWeightsPath(for config: ModelConfig, lmPath: String? = nil, cacheDirectory: String? = nil) -> String? {
+        guard let lm = config.lm else { return nil }
+        let dir = cacheDirectory ?? ((lmPath ?? lm.path) + "/.pilot-cache")
+        return PreparedWeights.path(cacheDirectory: dir, sourceSHA256: lm.sha256)
+    }
+
+    /// The content hash of the LM `config` refers to (at `lmPath` when given), which must be the one
+    /// recorded: every rank checks its own view of the files, so ranks that disagree are named.
+    public static func verifyLM(for config: ModelConfig, context: String, lmPath: String? = nil) throws -> String {
+        guard var lm = config.lm else { throw PilotError.message("\(context) has no imported LM") }
+        if let lmPath { lm.path = lmPath }
+        return try lmHash(directory: lm.path, expected: (lm.sha256, context))
+    }
+
+    /// One rank per node, before the others map it: writes the node's prepared copy of the LM at `path`
+    /// (or checks the one there, rebuilding it when it is stale or damaged). `hash` is the LM's content
+    /// hash, already checked against the recorded one (`verifyLM`). Returns what it did ("reused",
+    /// "built", "rebuilt (why)").
+    public static func prepareShared(for config: ModelConfig, lmPath: String? = nil, hash: String, path: String,
+                                     progress: (String) -> Void = { _ in }) throws -> String {
+        guard let lm = config.lm else { throw PilotError.message("no imported LM to share") }
+        // every file read and checked against the others before anything is written
+        let checked = try ModelDirectory(directory: lmPath ?? lm.path)
+        return try PreparedWeights.prepare(path: path, config: checked.config, source: checked.checkpoint,
+                                           sourceSHA256: hash, progress: progress)
     }
 
     /// Loads the LM a checkpoint refers to and checks that its files still hash to the recorded value.
@@ -61,36 +94,44 @@ public final class PretrainedBase: @unchecked Sendable {
     }
 
     /// The files are hashed once; with `expected`, a different hash is refused before any weight is read.
-    init(directory: String, expected: (sha256: String, context: String)?, tower: FrozenVisionTower? = nil) throws {
-        let hash = try PretrainedBase.referencedHash(
-            directory: directory, what: "the LM", expected: expected,
-            missing: "import the same model there (`pilot model import`, or scripts/get_smollm2.sh) or give a path every node can read",
-            absent: "LM directory '\(directory)' does not exist on this machine; import the model there first (`pilot model import FILE.gguf --out \(directory)`, or scripts/get_smollm2.sh) or give a path every node can read",
-            changed: "the model directory changed. Re-import the original model, or pretrain a new base on this one (`pilot pretrain --lm \(directory)`)")
+    /// - Parameter verifiedHash: the directory's hash when this rank has just checked it (`verifyLM`).
+    init(directory: String, expected: (sha256: String, context: String)?, tower: FrozenVisionTower? = nil, sharedWeights: String? = nil,
+         verifiedHash: String? = nil) throws {
+        let hash = try verifiedHash ?? PretrainedBase.lmHash(directory: directory, expected: expected)
         self.directory = directory
         sha256 = hash
         visionTower = tower
-        manifest = try ModelManifest.read(directory: directory)
-        llama = try LlamaConfig.load(directory: directory)
+        // Every file of the directory read and checked against the others before any weight is allocated.
+        let checked = try ModelDirectory(directory: directory)
+        manifest = checked.manifest
+        llama = checked.config
         guard llama.modelType == "llama", !llama.hasQKVBias, !llama.hasOBias, !llama.mlpBias else {
             throw PilotError.invalidArgument("\(directory)/config.json: model_type \(llama.modelType) with biases; the multimodal model runs on bias-free Llama-family LMs (SmolLM2, Llama) for now")
         }
         guard llama.hiddenSize == llama.numAttentionHeads * llama.headDim else {
             throw PilotError.invalidArgument("\(directory)/config.json: head_dim \(llama.headDim) × \(llama.numAttentionHeads) heads ≠ hidden_size \(llama.hiddenSize); not supported by the training engine")
         }
-        let tokPath = directory + "/tokenizer.json"
-        guard FileManager.default.fileExists(atPath: tokPath) else {
-            throw PilotError.invalidArgument("\(directory) has no tokenizer.json; re-import the model with `pilot model import`")
+        tokenizer = checked.tokenizer
+        chat = checked.chat
+        if let sharedWeights {
+            weights = try PreparedWeights.map(path: sharedWeights, config: llama, sourceSHA256: hash)
+        } else {
+            weights = try LlamaWeights(config: llama, source: checked.checkpoint)
         }
-        tokenizer = try BPETokenizer(tokenizerJSON: tokPath)
-        chat = try PretrainedLM.ChatLayout(directory: directory, manifest: manifest)
-        let source = try SafetensorsCheckpoint(directory: directory)
-        weights = try LlamaWeights(config: llama, source: source)
     }
 
     /// `contentHash` of a directory that a checkpoint refers to (the LM, a vision tower), with the errors
     /// a user can act on: the directory is missing (`missing` says what to do; `absent` is the whole message
     /// when nothing refers to it yet), unreadable, or, with `expected`, hashes to something else (`changed`).
+    /// The LM directory's content hash, checked against `expected`, with the errors a user can act on.
+    static func lmHash(directory: String, expected: (sha256: String, context: String)?) throws -> String {
+        try referencedHash(
+            directory: directory, what: "the LM", expected: expected,
+            missing: "import the same model there (`pilot model import`, or scripts/get_smollm2.sh) or give a path every node can read",
+            absent: "LM directory '\(directory)' does not exist on this machine; import the model there first (`pilot model import FILE.gguf --out \(directory)`, or scripts/get_smollm2.sh) or give a path every node can read",
+            changed: "the model directory changed. Re-import the original model, or pretrain a new base on this one (`pilot pretrain --lm \(directory)`)")
+    }
+
     static func referencedHash(directory: String, what: String, expected: (sha256: String, context: String)?,
                                missing: String, absent: String, changed: String) throws -> String {
         var isDir: ObjCBool = false
