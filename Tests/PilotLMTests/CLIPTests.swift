@@ -34,6 +34,7 @@ struct CLIPTests {
 
     @Test("an image's features are the same bits alone or anywhere in a batch; 2 threads give the batch's features")
     func batchAndThreads() throws {
+        engineThreadsLock.lock(); defer { engineThreadsLock.unlock() }
         let f = try CLIPFixture("vit-quickgelu")
         let tower = try CLIPVisionTower.load(directory: f.dir)
         let all = try tower.features(pixels: f.pixels, batch: 2)

@@ -74,6 +74,7 @@ struct FrozenMatrixTests {
     @Test("products: y = x·Wᵀ and dx = dy·W over decoded tiles equal sgemm on the decoded weight; f32 is that sgemm bit for bit",
           arguments: [BaseDType.f32, .bf16, .q8])
     func products(dtype: BaseDType) {
+        engineThreadsLock.lock(); defer { engineThreadsLock.unlock() }
         // 40 000 × 64 weights are more than one tile (2²¹ values), so the tiling is exercised
         for (rows, cols) in [(96, 64), (40_000, 64)] {
             let n = 5

@@ -1,5 +1,6 @@
 import Foundation
 import PilotTensor
+import PilotTestSupport
 import Testing
 
 @Suite("vectorised exp and the split sgemm")
@@ -38,6 +39,7 @@ struct VectorMathTests {
 
     @Test("sgemm split across two engine threads matches the reference and is reproducible")
     func splitGEMM() {
+        engineThreadsLock.lock(); defer { engineThreadsLock.unlock() }
         Parallel.configure(threads: 2)
         defer { Parallel.configure(threads: 1) }
         for (tA, tB, m, n, k) in [(false, false, 200, 96, 130), (true, false, 40, 300, 200), (false, true, 129, 130, 140), (true, true, 96, 97, 260)] {

@@ -92,3 +92,7 @@ public func mpirunArguments(np: Int) -> [String] {
 }
 
 public var mpirunPath: String { "/usr/bin/mpirun" }
+
+/// Held by every test that changes the engine's thread count (`Parallel.configure`) or compares bits
+/// that depend on it: the tests of one run share one process, and sgemm's split follows the count.
+public let engineThreadsLock = NSLock()

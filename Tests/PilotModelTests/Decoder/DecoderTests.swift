@@ -23,6 +23,7 @@ struct LlamaTests {
 
     @Test("the same logits on 2 threads")
     func threadsAgree() throws {
+        engineThreadsLock.lock(); defer { engineThreadsLock.unlock() }
         let f = try TinyLlamaFixture("gqa-tied")
         let model = try f.model()
         let one = try model.forward(f.inputIDs, cache: model.makeCache(batch: 2))
@@ -60,6 +61,7 @@ struct LlamaTests {
     /// Counted only when scripts/bench/malloc_count.c is preloaded (LD_PRELOAD=.build-engine/libmalloc_count.so).
     @Test("decode steps and greedy sampling allocate nothing after the first", .enabled(if: dlsym(nil, "pilot_alloc_count") != nil))
     func decodeAllocatesNothing() throws {
+        engineThreadsLock.lock(); defer { engineThreadsLock.unlock() }
         guard let sym = dlsym(nil, "pilot_alloc_count") else { return }
         let count = unsafeBitCast(sym, to: (@convention(c) () -> UInt).self)
         let f = try TinyLlamaFixture("gqa-tied")
