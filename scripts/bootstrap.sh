@@ -5,10 +5,11 @@
 set -euo pipefail
 
 # Build and run dependencies, then test-only ones (h5py/numpy for the interop tests, Pillow as the
-# independent encoder/decoder of the image tests).
+# independent encoder/decoder of the image tests, procps for pgrep in scripts/test_signals.sh and
+# scripts/bench/node_pss.sh).
 PACKAGES=(pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools zlib1g-dev
           libturbojpeg0-dev libpng-dev)
-TEST_PACKAGES=(python3 python3-h5py python3-numpy python3-pil)
+TEST_PACKAGES=(python3 python3-h5py python3-numpy python3-pil procps)
 
 want=("${PACKAGES[@]}")
 if [ "${PILOT_BOOTSTRAP_TESTS:-1}" = "1" ]; then want+=("${TEST_PACKAGES[@]}"); fi

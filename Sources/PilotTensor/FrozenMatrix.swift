@@ -118,16 +118,21 @@ public enum FrozenEncoding {
 
 /// IEEE binary16 ⇄ Float32, exact, in software (the same bits on every CPU).
 public enum HalfFloat {
-    /// Half to float: subnormals normalised, infinities and NaN payloads kept.
-    public static func float(_ h: UInt16) -> Float {
+    /// Half to float bits, exact: subnormals are normalised, infinities kept, and a NaN keeps its sign and
+    /// payload (quiet or signalling) shifted into the float's mantissa, as numpy's `astype(np.float32)` does.
+    /// Pure bit arithmetic, so no hardware conversion can quiet a signalling NaN.
+    public static func floatBits(_ h: UInt16) -> UInt32 {
         let sign = UInt32(h & 0x8000) << 16, exp = UInt32(h >> 10) & 0x1f, mant = UInt32(h & 0x03ff)
-        if exp == 0x1f { return Float(bitPattern: sign | 0x7f80_0000 | (mant << 13)) }
-        if exp != 0 { return Float(bitPattern: sign | ((exp + 112) << 23) | (mant << 13)) }
-        if mant == 0 { return Float(bitPattern: sign) }
-        var m = mant, e: UInt32 = 113
+        if exp == 0x1f { return sign | 0x7f80_0000 | (mant << 13) }
+        if exp != 0 { return sign | ((exp + 112) << 23) | (mant << 13) }
+        if mant == 0 { return sign }
+        var m = mant, e: UInt32 = 113  // value = mant · 2^-24 = 1.f · 2^(e - 127) after normalising
         while m & 0x0400 == 0 { m <<= 1; e -= 1 }
-        return Float(bitPattern: sign | (e << 23) | ((m & 0x03ff) << 13))
+        return sign | (e << 23) | ((m & 0x03ff) << 13)
     }
+
+    /// Half to float (`floatBits`).
+    public static func float(_ h: UInt16) -> Float { Float(bitPattern: floatBits(h)) }
 
     /// Float to half, rounded to nearest even (numpy's `astype(np.float16)`): overflow to infinity,
     /// underflow through the subnormals to zero.

@@ -1,4 +1,5 @@
 import PilotCore
+import PilotTensor
 
 /// Stored element types to Float32, bit for bit as gguf-py's `gguf.quants.dequantize` computes them
 /// (checked in DequantizeTests and on every tensor of SmolLM2). Each block format is ggml's:
@@ -17,18 +18,8 @@ public enum Dequantize {
         }
     }
 
-    /// IEEE half to float, exact: subnormals are normalised, infinities kept, and a NaN keeps its sign
-    /// and payload (quiet or signalling) shifted into the float's mantissa, as numpy's `astype(np.float32)`
-    /// does. Pure bit arithmetic, so no hardware conversion can quiet a signalling NaN.
-    public static func halfBits(_ h: UInt16) -> UInt32 {
-        let sign = UInt32(h & 0x8000) << 16, exp = UInt32(h >> 10) & 0x1f, mant = UInt32(h & 0x03ff)
-        if exp == 0x1f { return sign | 0x7f80_0000 | (mant << 13) }
-        if exp != 0 { return sign | ((exp + 112) << 23) | (mant << 13) }
-        if mant == 0 { return sign }
-        var m = mant, e: UInt32 = 113  // value = mant · 2^-24 = 1.f · 2^(e - 127) after normalising
-        while m & 0x0400 == 0 { m <<= 1; e -= 1 }
-        return sign | (e << 23) | ((m & 0x03ff) << 13)
-    }
+    /// IEEE half to float bits, exact (`HalfFloat.floatBits`, the one conversion of the project).
+    public static func halfBits(_ h: UInt16) -> UInt32 { HalfFloat.floatBits(h) }
 
     /// All 65,536 halves as floats, built once.
     static let halfTable: [Float] = (0...0xffff).map { Float(bitPattern: halfBits(UInt16($0))) }
