@@ -56,7 +56,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         Parallel.configure(threads: lm.threads)
-        let model = try PretrainedLM(directory: lm.model, chatFormat: lm.chatFormat.flatMap(ChatFormat.init(rawValue:)), adapter: lm.adapter)
+        let model = try PretrainedLM(directory: lm.model, chatFormat: lm.chatFormat.flatMap(ChatFormat.init(rawValue:)), adapter: lm.adapter, dtype: lm.dtype)
         var messages: [ChatMessage] = []
         if let s = system { messages.append(ChatMessage(.system, s)) }
         messages.append(ChatMessage(.user, prompt))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import PilotLM
+import PilotTensor
 
 /// `pilot model`: pretrained language models (import, info, logits). See docs/models.md.
 struct ModelCommand: ParsableCommand {
@@ -29,7 +30,16 @@ struct LMOptions: ParsableArguments {
     @Option(help: "A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors, from peft or `pilot export peft`), merged into the weights.")
     var adapter: String?
 
+    @Option(help: "The frozen matrices in f32, bf16 or q8 (GGUF's Q8_0: blocks of 32 int8 with an f16 scale); docs/models.md \"Base dtypes\".")
+    var baseDtype = "f32"
+
+    /// `--base-dtype` as a dtype (validated).
+    var dtype: BaseDType { BaseDType(rawValue: baseDtype)! }
+
     func validate() throws {
+        guard BaseDType(rawValue: baseDtype) != nil else {
+            throw ValidationError("--base-dtype must be f32, bf16 or q8, not '\(baseDtype)'")
+        }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         if let f = chatFormat, ChatFormat(rawValue: f) == nil {
             throw ValidationError("--chat-format must be chatml, llama3 or plain, not '\(f)'")

@@ -26,7 +26,7 @@ struct ModelLogitsCommand: ParsableCommand {
 
     func run() throws {
         Parallel.configure(threads: lm.threads)
-        let model = try PretrainedLM(directory: lm.model, chatFormat: lm.chatFormat.flatMap(ChatFormat.init(rawValue:)), adapter: lm.adapter)
+        let model = try PretrainedLM(directory: lm.model, chatFormat: lm.chatFormat.flatMap(ChatFormat.init(rawValue:)), adapter: lm.adapter, dtype: lm.dtype)
         let ids = model.rawIDs(text)
         guard !ids.isEmpty else { throw PilotError.invalidArgument("--text is empty: there is no position to take logits at") }
         let decoder = try model.decoder()

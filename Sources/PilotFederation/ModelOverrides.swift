@@ -1,4 +1,5 @@
 import PilotModel
+import PilotTensor
 
 /// What a run's config may change on the base checkpoint's model (`[model]` keys): the LoRA adapters
 /// on the LM, which the base does not contain (they start at B = 0 every run). Everything else comes
@@ -7,9 +8,11 @@ public struct ModelOverrides: Sendable, Equatable {
     public var loraRank: Int?
     public var loraAlpha: Float?
     public var loraTargets: [String]?
+    /// The dtype of the frozen LM's matrices (`model.base_dtype`); nil keeps the base's.
+    public var baseDType: BaseDType?
 
-    public init(loraRank: Int? = nil, loraAlpha: Float? = nil, loraTargets: [String]? = nil) {
-        self.loraRank = loraRank; self.loraAlpha = loraAlpha; self.loraTargets = loraTargets
+    public init(loraRank: Int? = nil, loraAlpha: Float? = nil, loraTargets: [String]? = nil, baseDType: BaseDType? = nil) {
+        self.loraRank = loraRank; self.loraAlpha = loraAlpha; self.loraTargets = loraTargets; self.baseDType = baseDType
     }
 
     /// The base's config with these settings: a rank without an alpha gets alpha = 2·r (the base's
@@ -26,6 +29,7 @@ public struct ModelOverrides: Sendable, Equatable {
             let ordered = ModelConfig.allLoRATargets.filter { t.contains($0) }
             c.loraTargets = ordered == ModelConfig.allLoRATargets ? nil : ordered
         }
+        if let d = baseDType, c.lm != nil { c.lm!.dtype = d == .f32 ? nil : d }
         return c
     }
 }

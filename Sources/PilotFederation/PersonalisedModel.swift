@@ -26,7 +26,7 @@ public enum PersonalisedModel {
         let spec = strategy.modelSpec(round: r, client: client, roster: federation.roster)
         let basePath = config.run.base
         let (stored, _) = try BaseCheckpoint.readMetadata(path: basePath)
-        let lm = try PretrainedBase.load(for: stored, context: "the base checkpoint '\(basePath)' of run '\(run)'",
+        let lm = try PretrainedBase.load(for: config.modelOverrides.apply(to: stored), context: "the base checkpoint '\(basePath)' of run '\(run)'",
                                          lmPath: config.model.lm, towerPath: config.model.visionTower)
         let (model, codec) = try BaseCheckpoint.load(path: basePath, variant: spec.variant, options: spec.options,
                                                      trainable: spec.trainable, maxBatch: maxBatch, seed: UInt64(config.run.seed),

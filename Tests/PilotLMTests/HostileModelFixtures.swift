@@ -36,9 +36,17 @@ enum HostileFixtures {
         try tc.write(to: URL(fileURLWithPath: dir + "/tokenizer_config.json"))
     }
 
+    /// `writeModelDirectory` into `dir`/model, returning its path.
+    static func writtenModelDirectory(_ dir: TemporaryDirectory) -> String {
+        let path = dir.file("model")
+        try! writeModelDirectory(path)
+        return path
+    }
+
     /// The same model as a llama GGUF (version 3): metadata as llama.cpp's converter writes it, the tokenizer,
     /// the chat template; norms in F32, attention in F16, the MLP and the embedding in Q8_0.
-    static func gguf() throws -> GGUFBuilder {
+    /// - Parameter matrices: every matrix in this type instead (norms stay F32).
+    static func gguf(matrices: GGUFBuilder.TensorType? = nil) throws -> GGUFBuilder {
         let st = try SafetensorsFile(path: source + "/model.safetensors")
         var g = GGUFBuilder()
         g.metadata("general.architecture", .string("llama"))
@@ -67,7 +75,7 @@ enum HostileFixtures {
                 let p = t.name.split(separator: ".").map(String.init)  // model.layers.L.<kind...>.weight
                 name = "blk.\(p[2]).\(hf[p[3...].dropLast().joined(separator: ".")]!).weight"
             }
-            let type: GGUFBuilder.TensorType = t.shape.count == 1 ? .f32 : name.contains("attn") ? .f16 : .q8_0
+            let type: GGUFBuilder.TensorType = t.shape.count == 1 ? .f32 : matrices ?? (name.contains("attn") ? .f16 : .q8_0)
             g.tensor(name, shape: t.shape, type: type, values: values)
         }
         return g

@@ -25,7 +25,7 @@ struct PreparedWeightsTests {
         let shared = try PreparedWeights.map(path: path, config: config, sourceSHA256: "ab12")
         let own = try LlamaWeights(config: config, source: source)
         #expect(shared.isShared && !own.isShared)
-        #expect(Array(shared.storage).map(\.bitPattern) == Array(own.storage).map(\.bitPattern))
+        #expect(Array(shared.bytes) == Array(own.bytes))
         #expect(try PreparedWeights.prepare(path: path, config: config, source: source, sourceSHA256: "ab12") == "reused")
         // no temporary file is left beside it
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("cache")) == [(path as NSString).lastPathComponent])

@@ -64,7 +64,7 @@ struct PretrainedBaseTests {
         let m = try MLLM(config: c, variant: variant, options: o, maxBatch: 2, seed: 3, base: base)
         #expect(m.parameters.frozenCount < 100_000, "the LM's weights are not parameters of the model")
         let batch = tinyBatch(c, pixels: false)
-        let frozenBefore = Array(base.weights.storage)
+        let frozenBefore = Array(base.weights.bytes)
         _ = try m.forwardBackward(batch)
         var items: [(String, Tensor, Tensor)] = []
         for g in m.parameters.trainableGroups {
@@ -73,7 +73,7 @@ struct PretrainedBaseTests {
         #expect(items.contains { $0.0 == "lora" })
         gradCheck(items, h: 1e-2, tol: 2e-2) { (try? m.loss(batch).total) ?? .nan }
         try m.trainStep(batch, learningRate: 1e-2)
-        #expect(Array(base.weights.storage) == frozenBefore, "the shared base is never written")
+        #expect(Array(base.weights.bytes) == frozenBefore, "the shared base is never written")
     }
 
     @Test func pretrainingTrainsVisionAndConnectorOnly() throws {
@@ -114,14 +114,15 @@ struct PretrainedBaseTests {
 
         // reference: W_hf[out, in] += s · (A·B)ᵀ on a copy of the weights
         let merged = LlamaWeights(config: base.llama)
-        merged.storage.baseAddress!.update(from: base.weights.storage.baseAddress!, count: merged.storage.count)
+        merged.bytes.copyMemory(from: UnsafeRawBufferPointer(base.weights.bytes))
         let s = c.loraScale
         for l in 0..<c.layers {
             let w = merged.layers[l]
-            let targetsHF: [(String, String, UnsafeMutablePointer<Float>)] = [
+            let targetsHF: [(String, String, FrozenMatrix)] = [
                 ("attn", "q", w.qProj), ("attn", "k", w.kProj), ("attn", "v", w.vProj), ("attn", "o", w.oProj),
                 ("mlp", "gate", w.gateProj), ("mlp", "up", w.upProj), ("mlp", "down", w.downProj)]
-            for (blk, n, ptr) in targetsHF {
+            for (blk, n, matrix) in targetsHF {
+                let ptr = UnsafeMutablePointer(mutating: matrix.float32!)
                 let a = try store.tensor(named: "lm/layers/\(l)/\(blk)/\(n)/lora_a"), bm = try store.tensor(named: "lm/layers/\(l)/\(blk)/\(n)/lora_b")
                 let I = a.shape[0], R = a.shape[1], O = bm.shape[1]
                 // (A·B)ᵀ [O, I] = Bᵀ·Aᵀ

@@ -44,7 +44,7 @@ struct ClientInputs {
         }
         let done = try RankCheck.run("preparing the node's shared copy of the LM in \(path)", on: world, label: label) { () -> String in
             guard let node, node.rank == 0, let hash else { return "" }
-            let did = try PretrainedBase.prepareShared(for: base.stored, lmPath: base.lmPath, hash: hash, path: path)
+            let did = try PretrainedBase.prepareShared(for: base.config, lmPath: base.lmPath, hash: hash, path: path)
             return "\(label(world.rank)) on \(Self.hostName(world)): \(did) \(path)"
         }
         let all = try world.gatherv(Array(done.utf8), root: 0)
@@ -80,7 +80,7 @@ struct ClientInputs {
                 if base.stored.lm == nil { out.codec = WordLevelCodec(try base.tokenizer()) }
                 return out
             }
-            out.lm = try PretrainedBase.load(for: base.stored, context: "the base checkpoint '\(base.path)'", lmPath: base.lmPath,
+            out.lm = try PretrainedBase.load(for: base.config, context: "the base checkpoint '\(base.path)'", lmPath: base.lmPath,
                                              towerPath: base.towerPath, sharedWeights: base.sharedWeights, verifiedHash: verifiedHash)
             let codec: any ExampleCodec = try out.lm.map { try ChatCodec(base: $0) } ?? WordLevelCodec(try base.tokenizer())
             out.codec = codec

@@ -47,6 +47,7 @@ extension RoundLoop {
                                 "client_tasks": .strings(scenario.clientTasks.map(\.rawValue)), "tasks": .strings(tasks.map(\.rawValue)),
                                 "config": .string(config.effectiveFile), "config_sha256": .string(config.hash),
                                 "world_size": .int(Int64(world.size))])
+        if let lm = base.config.lm { identity.metricsAttributes["base_dtype"] = .string(lm.baseDType.rawValue) }
         if base.stored.visionTower != nil { identity.metricsAttributes["vision_feature_cache"] = .string(inputs.visionFeaturesCached ? "on" : "off") }
         let host = ClientHost(settings: settings, strategy: strategy, federation: federation, inputs: inputs,
                               basePath: base.path, overrides: typed.modelOverrides)
@@ -82,7 +83,7 @@ extension RoundLoop {
             throw PilotError.invalidArgument("the base checkpoint '\(basePath)' was made with OpenBLAS's \(made) kernel and this run runs \(BLASRuntime.coreName) (run.strict_reproducibility = true): pin both to one kernel, `pilot pretrain --blas-core \(made.lowercased())` and run.blas_core = \"\(made.lowercased())\", or remake the base on this kernel")
         }
         let shared = settings.model.shareBase ?? true
-            ? PretrainedBase.sharedWeightsPath(for: stored, lmPath: lmPath, cacheDirectory: settings.model.weightsCache) : nil
+            ? PretrainedBase.sharedWeightsPath(for: baseConfig, lmPath: lmPath, cacheDirectory: settings.model.weightsCache) : nil
         return BaseFiles(path: basePath, stored: stored, config: baseConfig, lmPath: lmPath, towerPath: towerPath, madeWith: baseInfo.blasCore,
                          sharedWeights: shared)
     }

@@ -89,9 +89,11 @@ public struct RunSettings: Sendable, Equatable {
         }
     }
 
-    /// The model settings a run may change on the base's model: LoRA rank, alpha and targets.
+    /// The model settings a run may change on the base's model: LoRA rank, alpha and targets, and the
+    /// dtype of the frozen LM's matrices.
     public var modelOverrides: ModelOverrides {
-        ModelOverrides(loraRank: model.loraRank, loraAlpha: model.loraAlpha.map(Float.init), loraTargets: model.loraTargets)
+        ModelOverrides(loraRank: model.loraRank, loraAlpha: model.loraAlpha.map(Float.init), loraTargets: model.loraTargets,
+                       baseDType: model.baseDtype)
     }
 }
 

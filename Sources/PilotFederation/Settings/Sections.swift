@@ -1,4 +1,5 @@
 import PilotModel
+import PilotTensor
 
 // Every section of a run configuration, decoded once (`RunSettings`). Each struct has one field per
 // key of its `keys`, in the same order, named as the key in camelCase (`lr_stage1` → `lrStage1`);
@@ -53,6 +54,7 @@ public struct ModelSection: ConfigSection {
     public var cacheVisionFeatures: Bool?
     public var shareBase: Bool?
     public var weightsCache: String?
+    public var baseDtype: BaseDType?
 
     public static let keys: [ConfigKey] = [
         .init(name: "model.lm", kind: .string(nil), defaultValue: nil,
@@ -71,6 +73,8 @@ public struct ModelSection: ConfigSection {
               help: "true or unset: the client ranks of a node map one prepared copy of the imported LM's weights (one rank per node writes it into model.weights_cache), so the node holds the frozen LM once; false: every rank loads its own copy. The results are the same bits either way", optional: true),
         .init(name: "model.weights_cache", kind: .string(nil), defaultValue: nil,
               help: "directory for the node's prepared copy of the LM's weights (relative to the config file); give a node-local disk on a cluster whose shared file system maps files slowly (Lustre, NFS). Unset: <model.lm>/.pilot-cache", optional: true),
+        .init(name: "model.base_dtype", kind: .string(BaseDType.allCases.map(\.rawValue)), defaultValue: nil,
+              help: "the frozen LM's matrices in f32 (4 bytes a weight), bf16 (2: bfloat16, rounded to nearest even) or q8 (1.0625: GGUF's Q8_0, blocks of 32 int8 with an f16 scale); LoRA, the connector, the optimizer and every gradient stay f32. It changes the results, so a resume must keep it. Unset: the base checkpoint's (f32)", optional: true),
     ]
 }
 

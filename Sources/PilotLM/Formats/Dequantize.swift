@@ -12,6 +12,7 @@ public enum Dequantize {
         switch t {
         case .f32: return (4, 1)
         case .f16, .bf16: return (2, 1)
+        case .i8: return (1, 1)
         case .q8_0: return (34, 32)
         case .q4_0: return (18, 32)
         case .q4_1: return (20, 32)
@@ -89,6 +90,7 @@ public enum Dequantize {
         case .q8_0: q8_0(src, into: out)
         case .q4_0: q4_0(src, into: out)
         case .q4_1: q4_1(src, into: out)
+        case .i8: for i in 0..<out.count { out[i] = Float(Int8(bitPattern: src[i])) }
         }
     }
 }

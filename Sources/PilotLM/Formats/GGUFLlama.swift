@@ -1,5 +1,6 @@
 import Foundation
 import PilotCore
+import PilotTensor
 
 /// A llama-architecture GGUF file seen through Hugging Face names and layout, so the Llama loader and
 /// the importer read it like any safetensors checkpoint. llama.cpp's converter permutes the rows of
@@ -62,6 +63,33 @@ public final class GGUFLlamaSource: TensorSource {
         guard let shape = gguf.info(g)?.shape else { return }
         if name.hasSuffix("self_attn.q_proj.weight") { try Self.unpermute(out, heads: heads, shape: shape, name: name, path: path) }
         if name.hasSuffix("self_attn.k_proj.weight") { try Self.unpermute(out, heads: kvHeads, shape: shape, name: name, path: path) }
+    }
+
+    /// A Q8_0 tensor read as q8 is copied block for block (rows of q and k put back in Hugging Face's
+    /// order, whole rows of blocks at a time), so the values are exactly the file's; anything else goes
+    /// through Float32.
+    public func readEncoded(_ name: String, as dtype: BaseDType, into out: UnsafeMutableRawBufferPointer) throws {
+        guard let g = ggufName[name], let t = gguf.info(g) else { throw PilotError.notFound(file: path, object: name) }
+        guard t.dtype == .q8_0, dtype == .q8, t.shape.count == 2 else { return try encodeFromFloat32(name, as: dtype, into: out) }
+        let raw = try gguf.rawBytes(g)
+        guard out.count == raw.count else {
+            throw PilotError.invalidArgument("\(path): tensor '\(name)' in q8 takes \(raw.count) bytes, the destination \(out.count)")
+        }
+        let heads = name.hasSuffix("self_attn.q_proj.weight") ? self.heads : name.hasSuffix("self_attn.k_proj.weight") ? kvHeads : 0
+        guard heads > 0 else { out.copyMemory(from: raw); return }
+        let rows = t.shape[0], rowBytes = raw.count / rows
+        guard rows % (2 * heads) == 0 else {
+            throw PilotError.invalidArgument("\(path): tensor '\(name)' of shape \(t.shape) does not split into \(heads) heads of even size")
+        }
+        let d = rows / heads, half = d / 2
+        for h in 0..<heads {
+            for i in 0..<half {
+                for j in 0..<2 {
+                    let from = h * d + 2 * i + j, to = h * d + j * half + i
+                    (out.baseAddress! + to * rowBytes).copyMemory(from: raw.baseAddress! + from * rowBytes, byteCount: rowBytes)
+                }
+            }
+        }
     }
 
     /// Undoes llama.cpp's row order within each head: stored row h·D + 2i + j is Hugging Face row

@@ -1,5 +1,6 @@
 import Foundation
 import PilotCore
+import PilotTensor
 
 /// A Hugging Face checkpoint directory as one `TensorSource`: `model.safetensors`, or the shards that
 /// `model.safetensors.index.json` lists in its `weight_map` (`model-0000k-of-0000n.safetensors`).
@@ -64,5 +65,10 @@ public final class SafetensorsCheckpoint: TensorSource {
     public func readFloat32(_ name: String, into out: UnsafeMutableBufferPointer<Float>) throws {
         guard let i = owner[name] else { throw PilotError.notFound(file: path, object: name) }
         try files[i].readFloat32(name, into: out)
+    }
+
+    public func readEncoded(_ name: String, as dtype: BaseDType, into out: UnsafeMutableRawBufferPointer) throws {
+        guard let i = owner[name] else { throw PilotError.notFound(file: path, object: name) }
+        try files[i].readEncoded(name, as: dtype, into: out)
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import PilotCore
+import PilotTensor
 
 /// One node's copy of a frozen LM: `LlamaWeights`' storage written once into a file (every tensor of
 /// `LlamaWeights.table`, back to back, in the base's dtype), which every rank of the node maps
@@ -12,8 +13,10 @@ import PilotCore
 ///
 ///     bytes 0..<4096   "PILOTW01", the JSON header's length (UInt64, little-endian), the JSON header:
 ///                      format, format_version, dtype, source_sha256 (the model directory's content hash),
-///                      table_sha256 (names and shapes of the table), values, payload_sha256
-///     bytes 4096...    the values (Float32, little-endian), in table order
+///                      table_sha256 (names and shapes of the table), values, bytes, payload_sha256
+///     bytes 4096...    `LlamaWeights.bytes`: every tensor in table order, the matrices in the dtype (bf16,
+///                      or Q8_0's 34-byte blocks along each row), norms and biases in Float32, little-endian,
+///                      each at a multiple of its element size (`LlamaWeights.layout`)
 ///
 /// The file is written beside nothing it could be confused with (`<cache>/<source sha>-<dtype>.pilotw`),
 /// to a temporary name first and renamed, so a killed writer leaves no half file; a file whose header
@@ -24,25 +27,26 @@ public enum PreparedWeights {
     public static let fileExtension = "pilotw"
 
     /// Where the prepared copy of the model with content hash `sourceSHA256` lives in `cacheDirectory`.
-    public static func path(cacheDirectory: String, sourceSHA256: String, dtype: String = "f32") -> String {
-        cacheDirectory + "/" + String(sourceSHA256.prefix(16)) + "-" + dtype + "." + fileExtension
+    public static func path(cacheDirectory: String, sourceSHA256: String, dtype: BaseDType = .f32) -> String {
+        cacheDirectory + "/" + String(sourceSHA256.prefix(16)) + "-" + dtype.rawValue + "." + fileExtension
     }
 
     /// The header a prepared file of `config` from `sourceSHA256` must have (payload digest aside).
-    static func expectedHeader(config: LlamaConfig, sourceSHA256: String) -> [String: String] {
+    static func expectedHeader(config: LlamaConfig, sourceSHA256: String, dtype: BaseDType) -> [String: String] {
         var table = SHA256()
         for e in LlamaWeights.table(config) { table.update(Array("\(e.name) \(e.shape)\n".utf8)) }
         let values = LlamaWeights.table(config).reduce(0) { $0 + $1.count }
-        return ["format": "pilot-prepared-weights", "format_version": "1", "dtype": "f32", "source_sha256": sourceSHA256,
-                "table_sha256": hexDigits(table.finalize()), "values": String(values)]
+        return ["format": "pilot-prepared-weights", "format_version": "2", "dtype": dtype.rawValue, "source_sha256": sourceSHA256,
+                "table_sha256": hexDigits(table.finalize()), "values": String(values),
+                "bytes": String(LlamaWeights.layout(config, dtype: dtype).total)]
     }
 
     /// Makes sure `path` holds the prepared weights of `source` (rewriting it when it is missing, stale or
     /// damaged). Returns what it did: "reused", "built" or "rebuilt (why)". Run by one rank per node.
     @discardableResult
     public static func prepare(path: String, config: LlamaConfig, source: TensorSource, sourceSHA256: String,
-                               progress: (String) -> Void = { _ in }) throws -> String {
-        let expected = expectedHeader(config: config, sourceSHA256: sourceSHA256)
+                               dtype: BaseDType = .f32, progress: (String) -> Void = { _ in }) throws -> String {
+        let expected = expectedHeader(config: config, sourceSHA256: sourceSHA256, dtype: dtype)
         var why: String? = nil
         if FileManager.default.fileExists(atPath: path) {
             do { try verify(path: path, expected: expected, payload: true); return "reused" } catch { why = "\(error)" }
@@ -67,14 +71,23 @@ public enum PreparedWeights {
         let zeros = [UInt8](repeating: 0, count: headerBytes)
         try zeros.withUnsafeBytes { try put($0.baseAddress!, headerBytes) }
         var digest = SHA256()
-        let table = LlamaWeights.table(config)
-        var buffer = [Float]()
+        let table = LlamaWeights.table(config), (offsets, total) = LlamaWeights.layout(config, dtype: dtype)
+        var written = 0
         for (i, e) in table.enumerated() {
-            buffer = [Float](repeating: 0, count: e.count)
-            try buffer.withUnsafeMutableBufferPointer { try source.readFloat32(e.name, into: $0) }
-            try buffer.withUnsafeBytes { raw in digest.update(raw); try put(raw.baseAddress!, raw.count) }
+            let stored = LlamaWeights.storedDType(e, base: dtype)
+            let n = (i + 1 < offsets.count ? offsets[i + 1] : total) - offsets[i]   // the tensor and the padding after it
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(n, 1), alignment: 64)
+            defer { buffer.deallocate() }
+            buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            let size = LlamaWeights.byteCount(e, base: dtype)
+            try source.readEncoded(e.name, as: stored, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<size]))
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            digest.update(chunk)
+            try put(chunk.baseAddress!, n)
+            written += n
             if i % 32 == 31 { progress("prepared weights: \(i + 1)/\(table.count) tensors") }
         }
+        precondition(written == total, "PreparedWeights: wrote \(written) bytes of \(total)")
         var header = expected
         header["payload_sha256"] = hexDigits(digest.finalize())
         let json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
@@ -104,9 +117,9 @@ public enum PreparedWeights {
         for (k, v) in expected where header[k] != v {
             throw PilotError.message("its \(k) is \(header[k] ?? "missing"), not \(v)")
         }
-        let values = Int(expected["values"]!)!
-        guard file.count == headerBytes + 4 * values else {
-            throw PilotError.message("it has \(file.count) bytes, not \(headerBytes + 4 * values) (a truncated file)")
+        let bytes = Int(expected["bytes"]!)!
+        guard file.count == headerBytes + bytes else {
+            throw PilotError.message("it has \(file.count) bytes, not \(headerBytes + bytes) (a truncated file)")
         }
         if payload {
             let digest = SHA256.hex(UnsafeRawBufferPointer(rebasing: file.bytes[headerBytes...]))
@@ -130,13 +143,12 @@ public enum PreparedWeights {
 
     /// The weights in the prepared file `path`, mapped read-only: every rank of a node that maps it shares
     /// one copy. Checks the header (not the payload digest: the rank that prepared it checked that).
-    public static func map(path: String, config: LlamaConfig, sourceSHA256: String) throws -> LlamaWeights {
-        do { try verify(path: path, expected: expectedHeader(config: config, sourceSHA256: sourceSHA256), payload: false) } catch {
+    public static func map(path: String, config: LlamaConfig, sourceSHA256: String, dtype: BaseDType = .f32) throws -> LlamaWeights {
+        do { try verify(path: path, expected: expectedHeader(config: config, sourceSHA256: sourceSHA256, dtype: dtype), payload: false) } catch {
             throw PilotError.message("prepared weights '\(path)': \(error); delete it and rerun (one rank per node rebuilds it)")
         }
         let file = try MappedFile(path: path)
-        let values = UnsafeMutableRawPointer(mutating: file.bytes.baseAddress! + headerBytes).assumingMemoryBound(to: Float.self)
-        let count = (file.count - headerBytes) / 4
-        return LlamaWeights(config: config, mapped: UnsafeMutableBufferPointer(start: values, count: count), owner: file)
+        let start = UnsafeMutableRawPointer(mutating: file.bytes.baseAddress! + headerBytes)
+        return LlamaWeights(config: config, dtype: dtype, mapped: UnsafeMutableRawBufferPointer(start: start, count: file.count - headerBytes), owner: file)
     }
 }

@@ -3,7 +3,7 @@ import PilotTensor
 
 extension LlamaWeights {
     /// The Hugging Face weight [out, in] of `target` in layer `l`.
-    func projection(_ target: LoRAAdapter.Target, layer l: Int) -> UnsafeMutablePointer<Float> {
+    func projection(_ target: LoRAAdapter.Target, layer l: Int) -> FrozenMatrix {
         let w = layers[l]
         switch target {
         case .q: return w.qProj
@@ -23,12 +23,15 @@ extension LlamaWeights {
     /// changes nothing). The weights are changed in place: every decoder over them sees the adapter.
     public func merge(_ adapter: LoRAAdapter, sign: Float = 1) throws {
         try adapter.check(against: config, model: "the model")
+        guard dtype == .f32, !isShared else {
+            throw PilotError.invalidArgument("merging a LoRA adapter needs the model's own f32 weights, not a \(dtype.rawValue)\(isShared ? " shared" : "") base; load the model in f32 to merge, or keep the adapter unmerged")
+        }
         let r = adapter.rank, s = sign * adapter.scale
         for l in 0..<adapter.layers {
             for t in adapter.targets {
                 let (i, o) = t.features(config), n = LoRAAdapter.names(layer: l, target: t)
                 let a = adapter[n.a]!.values, b = adapter[n.b]!.values   // [in, r], [r, out]
-                let w = projection(t, layer: l)                           // [out, in]
+                let w = UnsafeMutablePointer(mutating: projection(t, layer: l).float32!)   // [out, in]
                 a.withUnsafeBufferPointer { pa in
                     b.withUnsafeBufferPointer { pb in
                         // C[out, in] = s · op(B)[out, r] · op(A)[r, in] + C, op = transpose of both

@@ -1,5 +1,6 @@
 import Foundation
 import PilotCore
+import PilotTensor
 
 /// Everything a model directory holds but the weights' values, read and checked against each other
 /// without allocating the weights: pilot-model.json (if any), config.json (every size capped),
@@ -40,6 +41,23 @@ public struct ModelDirectory {
             guard m.parameters == stored else {
                 throw PilotError.invalidArgument("\(directory)/\(ModelManifest.fileName) says \(m.parameters) parameters but the checkpoint holds \(stored) (config.json implies \(parameterCount)); the directory was changed after the import: import the model again")
             }
+        }
+    }
+
+    /// The dtype the directory holds its matrices in: q8 when any is stored as Q8_0 blocks, bf16 when
+    /// any is BF16, else f32 (F16 converts to any of the three as well as F32 does).
+    public var heldDType: BaseDType {
+        let stored = Set(checkpoint.tensorInfos.filter { $0.shape.count == 2 }.map(\.dtype))
+        return stored.contains(.q8_0) ? .q8 : stored.contains(.bf16) ? .bf16 : .f32
+    }
+
+    /// Refuses a base dtype the directory cannot give without rounding twice: a q8 directory holds values
+    /// that bf16 would round again (q·d needs up to 19 significant bits; f32 holds them exactly).
+    /// - Parameter key: the setting that asked for `dtype`, for the message.
+    public func check(dtype: BaseDType, key: String) throws {
+        let held = heldDType
+        guard !(held == .q8 && dtype == .bf16) else {
+            throw PilotError.invalidArgument("\(key) = \"\(dtype.rawValue)\" but \(directory) holds its matrices in q8 (imported with --dtype q8), which bf16 would round a second time; this directory gives q8 or f32: set \(key) = \"q8\", or import the original model again with --dtype bf16")
         }
     }
 

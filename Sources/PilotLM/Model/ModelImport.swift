@@ -1,5 +1,6 @@
 import Foundation
 import PilotCore
+import PilotTensor
 
 /// `pilot model import`: a GGUF file or a Hugging Face checkpoint directory becomes one model directory
 /// (docs/models.md). Everything is checked before anything is written (architecture, config sizes and
@@ -13,7 +14,12 @@ public enum ModelImport {
         public var chatFormat: ChatFormat?
         /// Replace an existing directory that holds another model or another import.
         public var force = false
-        public init(chatFormat: ChatFormat? = nil, force: Bool = false) { self.chatFormat = chatFormat; self.force = force }
+        /// The dtype the matrices are written in (norms stay F32): F32, BF16, or q8 (an I8 tensor and its
+        /// F16 `_scale` per matrix: GGUF's Q8_0 in two arrays, `SafetensorsFile`).
+        public var dtype: BaseDType = .f32
+        public init(chatFormat: ChatFormat? = nil, force: Bool = false, dtype: BaseDType = .f32) {
+            self.chatFormat = chatFormat; self.force = force; self.dtype = dtype
+        }
     }
 
     public enum Outcome: Sendable { case imported(ModelManifest), alreadyImported(ModelManifest) }
@@ -38,11 +44,11 @@ public enum ModelImport {
 
         if let existing = try? ModelManifest.read(directory: out), !options.force {
             if existing.sourceSHA256 == sourceHashes, existing.importedBy == "pilot \(PilotLMVersion.string)",
-               options.chatFormat.map({ $0.rawValue == existing.chatFormat }) ?? true {
+               options.chatFormat.map({ $0.rawValue == existing.chatFormat }) ?? true, (existing.dtype ?? "f32") == options.dtype.rawValue {
                 return .alreadyImported(existing)
             }
             if existing.sourceSHA256 == sourceHashes {
-                progress("\(out) was imported from the same source by \(existing.importedBy) or with another chat format; importing it again")
+                progress("\(out) was imported from the same source by \(existing.importedBy), or with another chat format or dtype; importing it again")
             } else {
                 throw PilotError.invalidArgument("'\(out)' already holds a model imported from \(existing.source); choose another --out or pass --force to replace it")
             }
@@ -60,6 +66,7 @@ public enum ModelImport {
                 ? importGGUF(source, into: staging, options: options, progress: progress)
                 : importHuggingFace(source, into: staging, options: options, progress: progress)
             manifest.sourceSHA256 = sourceHashes
+            manifest.dtype = options.dtype == .f32 ? nil : options.dtype.rawValue
             progress("hashing the imported files")
             for name in try FileManager.default.contentsOfDirectory(atPath: staging).sorted() {
                 manifest.files[name] = try sha256(file: staging + "/" + name)
@@ -108,7 +115,7 @@ public enum ModelImport {
         try atomicWrite(try tokenizerConfigJSON(tokenizer: tokenizer, chatTemplate: template,
                                                  maxLength: (try? gguf.int("llama.context_length")) ?? nil),
                         to: dir + "/tokenizer_config.json")
-        let params = try writeWeights(source, to: dir + "/model.safetensors", progress: progress)
+        let params = try writeWeights(source, to: dir + "/model.safetensors", dtype: options.dtype, progress: progress)
         return ModelManifest(source: path, sourceFormat: "gguf", sourceSHA256: [:], sourceDTypes: dtypeCounts(gguf.tensorInfos),
                              chatFormat: chat.rawValue, defaultSystemPrompt: system, parameters: params, files: [:],
                              importedBy: "pilot \(PilotLMVersion.string)")
@@ -154,7 +161,7 @@ public enum ModelImport {
         where FileManager.default.fileExists(atPath: dir + "/" + name) {
             try FileManager.default.copyItem(atPath: dir + "/" + name, toPath: out + "/" + name)
         }
-        let params = try writeWeights(source, to: out + "/model.safetensors", progress: progress)
+        let params = try writeWeights(source, to: out + "/model.safetensors", dtype: options.dtype, progress: progress)
         return ModelManifest(source: dir, sourceFormat: "safetensors", sourceSHA256: [:], sourceDTypes: dtypeCounts(source.tensorInfos),
                              chatFormat: chat.rawValue, defaultSystemPrompt: system, parameters: params, files: [:],
                              importedBy: "pilot \(PilotLMVersion.string)")
@@ -181,18 +188,53 @@ public enum ModelImport {
         return (d.format, d.defaultSystem)
     }
 
-    /// Writes every tensor of `source` as F32, one at a time, leaving out the extras the loader ignores
-    /// (`LlamaWeights.isIgnoredExtra`). Returns the parameter count.
-    static func writeWeights(_ source: TensorSource, to path: String, progress: (String) -> Void) throws -> Int {
-        let infos = source.tensorInfos.filter { !LlamaWeights.isIgnoredExtra($0.name) }
-            .map { TensorInfo(name: $0.name, shape: $0.shape, dtype: .f32) }
-        var done = 0
-        try SafetensorsWriter.write(path: path, tensors: infos, metadata: ["format": "pt"]) { info, out in
-            try source.readFloat32(info.name, into: out)
-            done += 1
-            if done % 25 == 0 || done == infos.count { progress("converted \(done)/\(infos.count) tensors") }
+    /// Writes every tensor of `source`, one at a time, leaving out the extras the loader ignores
+    /// (`LlamaWeights.isIgnoredExtra`): matrices in `dtype` (BF16; or for q8 an I8 tensor and its F16
+    /// `_scale`, copied block for block from a GGUF Q8_0 tensor, `readEncoded`), the rest, and a matrix
+    /// whose rows do not split into q8's blocks, in F32. Returns the parameter count.
+    static func writeWeights(_ source: TensorSource, to path: String, dtype: BaseDType = .f32, progress: (String) -> Void) throws -> Int {
+        let tensors = source.tensorInfos.filter { !LlamaWeights.isIgnoredExtra($0.name) }
+        func stored(_ t: TensorInfo) -> BaseDType { t.shape.count == 2 && dtype.fits(cols: t.shape[1]) ? dtype : .f32 }
+        var infos: [TensorInfo] = [], logical: [String: TensorInfo] = [:]
+        for t in tensors {
+            switch stored(t) {
+            case .f32: infos.append(TensorInfo(name: t.name, shape: t.shape, dtype: .f32))
+            case .bf16: infos.append(TensorInfo(name: t.name, shape: t.shape, dtype: .bf16))
+            case .q8:
+                infos.append(TensorInfo(name: t.name, shape: t.shape, dtype: .i8))
+                infos.append(TensorInfo(name: SafetensorsFile.scaleName(t.name), shape: [t.shape[0], t.shape[1] / 32], dtype: .f16))
+            }
+            logical[t.name] = t
         }
-        return infos.reduce(0) { $0 + $1.count }
+        var done = 0
+        var blocks: [String: UnsafeMutableRawBufferPointer] = [:]   // q8 blocks of a matrix until its scales are written
+        defer { for b in blocks.values { b.deallocate() } }
+        func q8Blocks(_ name: String) throws -> UnsafeMutableRawBufferPointer {
+            if let b = blocks[name] { return b }
+            let t = logical[name]!, b = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, t.count / 32 * 34), alignment: 2)
+            try source.readEncoded(name, as: .q8, into: UnsafeMutableRawBufferPointer(rebasing: b[0..<(t.count / 32 * 34)]))
+            blocks[name] = b
+            return b
+        }
+        try SafetensorsWriter.writeBytes(path: path, tensors: infos, metadata: ["format": "pt"], fill: { info, out in
+            switch info.dtype {
+            case .f32: try source.readFloat32(info.name, into: out.bindMemory(to: Float.self))
+            case .bf16: try source.readEncoded(info.name, as: .bf16, into: out)
+            case .i8:
+                let b = try q8Blocks(info.name)
+                for k in 0..<(info.count / 32) { (out.baseAddress! + 32 * k).copyMemory(from: b.baseAddress! + 34 * k + 2, byteCount: 32) }
+            default:  // the F16 scales of a q8 matrix, written after its I8 values (names sort so)
+                let name = String(info.name.dropLast("_scale".count))
+                let b = try q8Blocks(name)
+                for k in 0..<info.count { (out.baseAddress! + 2 * k).copyMemory(from: b.baseAddress! + 34 * k, byteCount: 2) }
+                b.deallocate()
+                blocks[name] = nil
+                return
+            }
+            done += 1
+            if done % 25 == 0 || done == tensors.count { progress("converted \(done)/\(tensors.count) tensors") }
+        })
+        return tensors.reduce(0) { $0 + $1.count }
     }
 
     static func dtypeCounts(_ infos: [TensorInfo]) -> [String: Int] {

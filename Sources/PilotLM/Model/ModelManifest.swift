@@ -28,9 +28,11 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     /// can check that it is still the same.
     public var files: [String: String]
     public var importedBy: String
+    /// The dtype the matrices were written in, `bf16` or `q8` (`pilot model import --dtype`); nil: F32.
+    public var dtype: String? = nil
 
     enum CodingKeys: String, CodingKey {
-        case format, version, source, parameters, files
+        case format, version, source, parameters, files, dtype
         case sourceFormat = "source_format", sourceSHA256 = "source_sha256", sourceDTypes = "source_dtypes"
         case chatFormat = "chat_format", defaultSystemPrompt = "default_system_prompt", importedBy = "imported_by"
     }

@@ -1,5 +1,6 @@
 import Foundation
 import PilotCore
+import PilotTensor
 
 /// A pretrained LM loaded from a model directory (docs/models.md): config, weights, tokenizer and chat
 /// format, everything the `--model` commands need. The directory is a Hugging Face layout; a
@@ -25,7 +26,8 @@ public final class PretrainedLM {
     /// is merged into the weights for inference; it is read and checked before the weights are.
     /// Everything but the weights' values is read and checked first (`ModelDirectory`), so a directory whose
     /// files disagree is refused before any weight is allocated.
-    public init(directory: String, chatFormat override: ChatFormat? = nil, adapter: String? = nil) throws {
+    /// - Parameter dtype: the matrices' dtype (an adapter is merged in f32 first, then the result encoded).
+    public init(directory: String, chatFormat override: ChatFormat? = nil, adapter: String? = nil, dtype: BaseDType = .f32) throws {
         self.directory = directory
         let checked = try ModelDirectory(directory: directory, chatFormat: override)
         manifest = checked.manifest
@@ -38,9 +40,14 @@ public final class PretrainedLM {
         defaultSystemPrompt = checked.chat.defaultSystem
         storedDTypes = checked.storedDTypes
         if let lora, let adapter { try lora.check(against: config, model: directory, adapterDirectory: adapter) }
-        let loaded = try LlamaWeights(config: config, source: checked.checkpoint)
-        if let lora, let adapter { try loaded.merge(lora, model: directory, adapterDirectory: adapter) }
-        self.weights = loaded
+        try checked.check(dtype: dtype, key: "--base-dtype")
+        if let lora, let adapter {
+            let loaded = try LlamaWeights(config: config, source: checked.checkpoint)
+            try loaded.merge(lora, model: directory, adapterDirectory: adapter)
+            self.weights = loaded.converted(to: dtype)
+        } else {
+            self.weights = try LlamaWeights(config: config, source: checked.checkpoint, dtype: dtype)
+        }
     }
 
     /// The chat format of a model directory and its default system prompt, without loading weights:

@@ -96,12 +96,17 @@ extension LanguageModel {
     /// Loads a Hugging Face directory (`config.json` and `model.safetensors` or its shards; F32, F16 or
     /// BF16), merging the PEFT LoRA adapter in `adapter` when given. `maxContext` defaults to
     /// `max_position_embeddings`, capped at 4096.
+    /// `dtype` holds the matrices in bf16 or q8 (an adapter is merged in f32 first).
     public static func load(directory: String, adapter: String? = nil, maxBatch: Int = 1, maxTokens: Int = 512,
-                            maxContext: Int? = nil) throws -> LanguageModel {
+                            maxContext: Int? = nil, dtype: BaseDType = .f32) throws -> LanguageModel {
         let lora = try adapter.map { try PEFTAdapter.read(directory: $0) }
         let config = try LlamaConfig.load(directory: directory)
-        let weights = try LlamaWeights(config: config, source: try SafetensorsCheckpoint(directory: directory))
-        if let lora, let adapter { try weights.merge(lora, model: directory, adapterDirectory: adapter) }
+        let source = try SafetensorsCheckpoint(directory: directory)
+        var weights = try LlamaWeights(config: config, source: source, dtype: lora == nil ? dtype : .f32)
+        if let lora, let adapter {
+            try weights.merge(lora, model: directory, adapterDirectory: adapter)
+            weights = weights.converted(to: dtype)
+        }
         return try inference(config, weights, maxBatch: maxBatch, maxTokens: maxTokens, maxContext: maxContext)
     }
 

@@ -1,4 +1,5 @@
 import PilotCore
+import PilotTensor
 import PilotLM
 
 /// Sizes of the LLaVA-style model (docs/design.md §2). The default is the "tiny" reference.
@@ -117,9 +118,15 @@ public struct LMReference: Codable, Sendable, Equatable {
     public var sha256: String
     /// The source it was imported from (informative).
     public var source: String?
-    public init(path: String, sha256: String, source: String? = nil) {
+    /// The dtype the frozen LM's matrices are held in (`[model] base_dtype`); nil is f32, so a model on
+    /// an f32 base records exactly what it recorded before dtypes existed.
+    public var dtype: BaseDType?
+    public init(path: String, sha256: String, source: String? = nil, dtype: BaseDType? = nil) {
         self.path = path; self.sha256 = sha256; self.source = source
+        self.dtype = dtype == .f32 ? nil : dtype
     }
+    /// The dtype of the frozen matrices (f32 when none is recorded).
+    public var baseDType: BaseDType { dtype ?? .f32 }
 }
 
 /// The connector between vision encoder and LM (docs/design.md §3).

@@ -1,6 +1,7 @@
 import Foundation
 import PilotCore
 import PilotLM
+import PilotTensor
 
 /// An imported pretrained LM as the frozen base of the multimodal model: its config, its weights (one
 /// Float32 copy, shared by every model, client and round on the rank), its tokenizer and chat layout.
@@ -18,12 +19,12 @@ public final class PretrainedBase: @unchecked Sendable {
     public let visionTower: FrozenVisionTower?
 
     /// The reference a base checkpoint stores.
-    public var reference: LMReference { LMReference(path: directory, sha256: sha256, source: manifest?.source) }
+    public var reference: LMReference { LMReference(path: directory, sha256: sha256, source: manifest?.source, dtype: weights.dtype) }
 
     /// Loads `directory` (a `pilot model import` output, or any Hugging Face Llama directory with
     /// F32/F16/BF16 safetensors and tokenizer.json), hashing its files.
-    public convenience init(directory: String) throws {
-        try self.init(directory: directory, expected: nil)
+    public convenience init(directory: String, dtype: BaseDType = .f32) throws {
+        try self.init(directory: directory, expected: nil, dtype: dtype)
     }
 
     /// Loads the LM at `directory` and the CLIP vision tower at `visionTower` (nil: none), hashing both.
@@ -55,7 +56,7 @@ public final class PretrainedBase: @unchecked Sendable {
             throw PilotError.invalidArgument("model.vision_tower is set but \(context) was pretrained with the built-in ViT; remove model.vision_tower, or pretrain a base with `pilot pretrain --vision-tower DIR`")
         }
         return try PretrainedBase(directory: lm.path, expected: (lm.sha256, context), tower: tower, sharedWeights: sharedWeights,
-                                  verifiedHash: verifiedHash)
+                                  verifiedHash: verifiedHash, dtype: lm.baseDType)
     }
 
     /// Where a node keeps its prepared copy of the LM `config` refers to: `cacheDirectory`, or
@@ -63,7 +64,7 @@ public final class PretrainedBase: @unchecked Sendable {
     public static func sharedWeightsPath(for config: ModelConfig, lmPath: String? = nil, cacheDirectory: String? = nil) -> String? {
         guard let lm = config.lm else { return nil }
         let dir = cacheDirectory ?? ((lmPath ?? lm.path) + "/.pilot-cache")
-        return PreparedWeights.path(cacheDirectory: dir, sourceSHA256: lm.sha256)
+        return PreparedWeights.path(cacheDirectory: dir, sourceSHA256: lm.sha256, dtype: lm.baseDType)
     }
 
     /// The content hash of the LM `config` refers to (at `lmPath` when given), which must be the one
@@ -84,7 +85,7 @@ public final class PretrainedBase: @unchecked Sendable {
         // every file read and checked against the others before anything is written
         let checked = try ModelDirectory(directory: lmPath ?? lm.path)
         return try PreparedWeights.prepare(path: path, config: checked.config, source: checked.checkpoint,
-                                           sourceSHA256: hash, progress: progress)
+                                           sourceSHA256: hash, dtype: lm.baseDType, progress: progress)
     }
 
     /// Loads the LM a checkpoint refers to and checks that its files still hash to the recorded value.
@@ -96,7 +97,7 @@ public final class PretrainedBase: @unchecked Sendable {
     /// The files are hashed once; with `expected`, a different hash is refused before any weight is read.
     /// - Parameter verifiedHash: the directory's hash when this rank has just checked it (`verifyLM`).
     init(directory: String, expected: (sha256: String, context: String)?, tower: FrozenVisionTower? = nil, sharedWeights: String? = nil,
-         verifiedHash: String? = nil) throws {
+         verifiedHash: String? = nil, dtype: BaseDType = .f32) throws {
         let hash = try verifiedHash ?? PretrainedBase.lmHash(directory: directory, expected: expected)
         self.directory = directory
         sha256 = hash
@@ -113,10 +114,11 @@ public final class PretrainedBase: @unchecked Sendable {
         }
         tokenizer = checked.tokenizer
         chat = checked.chat
+        try checked.check(dtype: dtype, key: "model.base_dtype")
         if let sharedWeights {
-            weights = try PreparedWeights.map(path: sharedWeights, config: llama, sourceSHA256: hash)
+            weights = try PreparedWeights.map(path: sharedWeights, config: llama, sourceSHA256: hash, dtype: dtype)
         } else {
-            weights = try LlamaWeights(config: llama, source: checked.checkpoint)
+            weights = try LlamaWeights(config: llama, source: checked.checkpoint, dtype: dtype)
         }
     }
 
