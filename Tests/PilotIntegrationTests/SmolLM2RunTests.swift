@@ -131,6 +131,44 @@ struct SmolLM2RunTests {
         #expect(gen.status == 0 && !gen.stdout.isEmpty, "generate --adapter: \(gen.stderr)")
     }
 
+    /// #33 item 2: the frozen LM in q8 through a whole run: the node's prepared copy is in q8, the run resumes
+    /// bit for bit, metrics.h5 says which dtype, `pilot eval` rebuilds the client on the run's dtype (its
+    /// score is the stored one), and a resume with another dtype is refused naming both.
+    @Test("pilot on a q8 base: prepared in q8, resume bit for bit, eval reproduces the score, another dtype refused on resume")
+    func q8BaseRun() throws {
+        let dir = TemporaryDirectory(); defer { dir.cleanup() }
+        let base = try Self.config("pilot", rounds: 2, in: dir)
+        let text = try String(contentsOfFile: base, encoding: .utf8)
+            .replacingOccurrences(of: "[model]\n", with: "[model]\nbase_dtype = \"q8\"\nweights_cache = \"\(dir.file("cache"))\"\n")
+        let cfg = dir.file("q8.toml"), bf16 = dir.file("bf16.toml")
+        try text.write(toFile: cfg, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "base_dtype = \"q8\"", with: "base_dtype = \"bf16\"").write(toFile: bf16, atomically: true, encoding: .utf8)
+        let full = try Self.train(["--config", cfg, "--out", dir.file("full")])
+        try #require(full.status == 0, "train: \(full.stdout)\n\(full.stderr)")
+        let cache = try FileManager.default.contentsOfDirectory(atPath: dir.file("cache"))
+        #expect(cache.count == 1 && cache[0].hasSuffix("-q8.pilotw"), "\(cache)")
+        let size = try FileManager.default.attributesOfItem(atPath: dir.file("cache/" + cache[0]))[.size] as? Int ?? 0
+        #expect(size > 100_000_000 && size < 160_000_000, "134.5M parameters in q8 take about 143 MB, not \(size)")
+        let metrics = try H5File.open(dir.file("full/metrics.h5"))
+        #expect(try metrics.attribute("base_dtype")?.stringValue == "q8")
+        let cut = try Self.train(["--config", cfg, "--out", dir.file("cut"), "--stop-after-round", "1"])
+        #expect(cut.status != 0)
+        let refused = try Self.train(["--resume", dir.file("cut"), "--config", bf16])
+        #expect(refused.status != 0 && refused.stderr.contains("model.base_dtype: \"q8\" → \"bf16\""), "\(refused.stderr)")
+        let resumed = try Self.train(["--resume", dir.file("cut")])
+        try #require(resumed.status == 0, "resume: \(resumed.stderr)")
+        let a = try TrainCLITests.finalRoundDatasets(dir.file("full"), round: 2)
+        let b = try TrainCLITests.finalRoundDatasets(dir.file("cut"), round: 2)
+        #expect(!a.isEmpty && a.count == b.count)
+        for (k, v) in a { #expect(b[k] == v, "\(k) differs after resume") }
+        let ev = try runProcess(pilotBinary, ["eval", "--run", dir.file("full"), "--client", "1", "--round", "2",
+                                              "--max-examples", "2", "--max-new-tokens", "4"], timeout: 300)
+        #expect(ev.status == 0, "eval: \(ev.stderr)")
+        let printed = Double(ev.stdout.split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+        let stored = try metrics.read(Double.self, at: "clients/eval_score").values[1 * 3 + 1]
+        #expect(printed.map { abs($0 - stored) <= 5e-7 } == true, "eval printed \(ev.stdout), metrics.h5 has \(stored)")
+    }
+
     @Test("a CLIP tower as the vision encoder: pretrain refers to it, pilot trains two rounds, export names it, a changed tower is refused")
     func clipTowerRun() throws {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }
