@@ -10,9 +10,10 @@ int omp_get_max_threads(void);
 void omp_set_num_threads(int);
 
 // OpenMP's thread count is a per-thread setting: a thread that never set it runs oneDNN's parallel
-// regions on every core. Each thread that creates or runs a primitive calls this first.
-static inline void pilot_dnnl_one_thread(void) {
-    if (omp_get_max_threads() != 1) omp_set_num_threads(1);
+// regions on every core. Each thread that creates or runs a primitive calls this first (1 unless
+// the engine leaves the threading of products to the libraries, PILOT_GEMM_SPLIT=0).
+static inline void pilot_dnnl_threads(int n) {
+    if (omp_get_max_threads() != n) omp_set_num_threads(n);
 }
 
 // Argument indices (macros that alias other macros).

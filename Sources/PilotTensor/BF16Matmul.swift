@@ -9,12 +9,13 @@ import CDNNL
 /// as W itself (B[k, n] = W[k, n]). C is Float32 with leading dimension `ldc`. oneDNN accumulates in
 /// Float32 with the CPU's bf16 dot-product instruction (VDPBF16PS; AMX on CPUs that have it).
 ///
-/// The primitive is made and run single-threaded (OpenMP's per-thread count set to 1 on the calling
-/// thread): the engine splits products over its own threads (`FrozenProducts`), as it does for sgemm.
+/// The primitive is made and run on `threads` OpenMP threads (the count is set on the calling thread;
+/// oneDNN fixes its work split when the primitive is made): 1 when the engine splits products over its
+/// own threads (`BF16Products`), as it does for sgemm; the engine's count under `PILOT_GEMM_SPLIT=0`.
 /// Scratch memory is the caller's (oneDNN's user scratchpad mode), so two plans can run at once on two
 /// threads. Each plan has its own memory objects and stream; a plan runs on one thread at a time.
 final class BF16Matmul: @unchecked Sendable {
-    let m: Int, n: Int, k: Int
+    let m: Int, n: Int, k: Int, threads: Int
     let implementation: String
     /// Bytes of scratch memory a run needs (0: none).
     let scratchpadBytes: Int
@@ -23,10 +24,10 @@ final class BF16Matmul: @unchecked Sendable {
     private let a: dnnl_memory_t, b: dnnl_memory_t, c: dnnl_memory_t
     private let scratchpad: dnnl_memory_t?
 
-    init(m: Int, n: Int, k: Int, transB: Bool, ldb: Int, ldc: Int, accumulate: Bool) throws(BF16KernelError) {
-        self.m = m; self.n = n; self.k = k
+    init(m: Int, n: Int, k: Int, transB: Bool, ldb: Int, ldc: Int, accumulate: Bool, threads: Int = 1) throws(BF16KernelError) {
+        self.m = m; self.n = n; self.k = k; self.threads = threads
         guard let engine = BF16Kernel.engine else { throw BF16KernelError(call: "dnnl_engine_create", status: dnnl_runtime_error) }
-        pilot_dnnl_one_thread()
+        pilot_dnnl_threads(Int32(threads))
         var ad = try Self.matrix(rows: m, cols: k, rowStride: k, colStride: 1, type: dnnl_bf16)
         var bd = try Self.matrix(rows: k, cols: n, rowStride: transB ? 1 : ldb, colStride: transB ? ldb : 1, type: dnnl_bf16)
         var cd = try Self.matrix(rows: m, cols: n, rowStride: ldc, colStride: 1, type: dnnl_f32)
@@ -92,7 +93,7 @@ final class BF16Matmul: @unchecked Sendable {
 
     /// Runs the product on the calling thread; `scratch` holds at least `scratchpadBytes`.
     func run(a pa: UnsafePointer<UInt16>, b pb: UnsafeRawPointer, c pc: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer?) {
-        pilot_dnnl_one_thread()
+        pilot_dnnl_threads(Int32(threads))
         dnnl_memory_set_data_handle(a, UnsafeMutableRawPointer(mutating: pa))
         dnnl_memory_set_data_handle(b, UnsafeMutableRawPointer(mutating: pb))
         dnnl_memory_set_data_handle(c, pc)

@@ -9,7 +9,8 @@ import PilotCore
 /// product of ≥ 2 MFLOP becomes 2·threads fixed blocks of C's rows (or, when C has few rows, of its
 /// columns), each one single-threaded primitive. The blocks depend only on the shape and the thread
 /// count, and each primitive's order of summation only on its own shape, so the results are bitwise
-/// reproducible at a given thread count.
+/// reproducible at a given thread count. Under `PILOT_GEMM_SPLIT=0` (products threaded by the
+/// libraries) each product is one primitive on the engine's thread count of OpenMP threads instead.
 ///
 /// Primitives are made once per (shape, layout, accumulate, split) and kept (at most `maxSplits`
 /// products' worth; past that the cache starts again). Not thread-safe: one per `FrozenProducts`,
@@ -19,7 +20,7 @@ final class BF16Products {
     static let maxSplits = 64
 
     struct Key: Hashable {
-        let m: Int, n: Int, k: Int, transB: Bool, ldb: Int, ldc: Int, accumulate: Bool, parts: Int, byRows: Bool
+        let m: Int, n: Int, k: Int, transB: Bool, ldb: Int, ldc: Int, accumulate: Bool, parts: Int, byRows: Bool, threads: Int
     }
 
     /// The primitives of one split product; `plans` is read by the worker threads.
@@ -70,7 +71,9 @@ final class BF16Products {
     func product(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafeRawPointer, transB: Bool, ldb: Int,
                  c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) -> Bool {
         let (parts, byRows) = Self.split(m: m, n: n, k: k)
-        let key = Key(m: m, n: n, k: k, transB: transB, ldb: ldb, ldc: ldc, accumulate: accumulate, parts: parts, byRows: byRows)
+        let threads = Parallel.threads > 1 && !Parallel.splitsGEMM ? Parallel.threads : 1
+        let key = Key(m: m, n: n, k: k, transB: transB, ldb: ldb, ldc: ldc, accumulate: accumulate, parts: parts, byRows: byRows,
+                      threads: threads)
         guard let split = splits[key] ?? makeSplit(key) else { return false }
         if m * k > activationCapacity {
             activations.deallocate()
@@ -96,7 +99,8 @@ final class BF16Products {
                 let lo = Self.bound(p, parts: key.parts, extent: extent, byRows: key.byRows)
                 let hi = Self.bound(p + 1, parts: key.parts, extent: extent, byRows: key.byRows)
                 plans.append(try BF16Matmul(m: key.byRows ? hi - lo : key.m, n: key.byRows ? key.n : hi - lo, k: key.k,
-                                            transB: key.transB, ldb: key.ldb, ldc: key.ldc, accumulate: key.accumulate))
+                                            transB: key.transB, ldb: key.ldb, ldc: key.ldc, accumulate: key.accumulate,
+                                            threads: key.threads))
             }
         } catch {
             if !warned {
