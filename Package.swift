@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // Pilot: federated multimodal instruction tuning as an MPI job.
 // Layering (arrows point down only):
-//   C shims (CMPI, COpenBLAS, CHDF5, CZlib, CTurboJPEG, CPNG)
+//   C shims (CMPI, COpenBLAS, CDNNL, CHDF5, CZlib, CTurboJPEG, CPNG)
 //   -> PilotCore (errors, checksums)
 //   -> PilotTensor (buffers, sgemm, kernels)   PilotComm (communicator protocol, MPI + in-process)   PilotHDF5 (HDF5 store)
 //   -> PilotLM (model files: safetensors/GGUF readers, byte-level BPE, chat formats, LlamaConfig, the
@@ -32,6 +32,8 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN's bf16 matmul for bf16 frozen bases on CPUs with AVX512_BF16 or AMX (Debian ships no .pc file)
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev", "hdf5-tools"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
@@ -43,7 +45,7 @@ let package = Package(
 
         // MARK: Library layers
         .target(name: "PilotCore"),
-        .target(name: "PilotTensor", dependencies: ["PilotCore", "COpenBLAS"], swiftSettings: release),
+        .target(name: "PilotTensor", dependencies: ["PilotCore", "COpenBLAS", "CDNNL"], swiftSettings: release),
         .target(name: "PilotComm", dependencies: ["PilotCore", "CMPI"]),
         .target(name: "PilotHDF5", dependencies: ["PilotCore", "CHDF5"]),
         .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5", "PilotLM", "COpenBLAS"], swiftSettings: release),

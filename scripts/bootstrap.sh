@@ -7,7 +7,8 @@ set -euo pipefail
 # Build and run dependencies, then test-only ones (h5py/numpy for the interop tests, Pillow as the
 # independent encoder/decoder of the image tests, procps for pgrep in scripts/test_signals.sh and
 # scripts/bench/node_pss.sh).
-PACKAGES=(pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools zlib1g-dev
+# libdnnl-dev is oneDNN, the bf16 matmul kernel for bf16 frozen bases (docs/engine.md).
+PACKAGES=(pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libdnnl-dev libhdf5-dev hdf5-tools zlib1g-dev
           libturbojpeg0-dev libpng-dev)
 TEST_PACKAGES=(python3 python3-h5py python3-numpy python3-pil procps)
 
@@ -45,5 +46,7 @@ fi
 for pc in ompi-c openblas hdf5 zlib libturbojpeg libpng; do
   pkg-config --exists "$pc" || { echo "bootstrap: pkg-config cannot find $pc after install" >&2; exit 1; }
 done
+# oneDNN ships no pkg-config file in Debian: check its header.
+[ -f /usr/include/oneapi/dnnl/dnnl.h ] || { echo "bootstrap: oneDNN's dnnl.h (libdnnl-dev) missing after install" >&2; exit 1; }
 command -v mpirun >/dev/null || { echo "bootstrap: mpirun missing (openmpi-bin)" >&2; exit 1; }
 echo "bootstrap: $(swift --version 2>&1 | head -1); $(mpirun --version 2>&1 | head -1)"

@@ -44,6 +44,10 @@ struct BenchCommand: ParsableCommand {
     var ataClients: Int?
     @Option(help: "With --ata-clients: LoRA values per client.")
     var ataParams = 1_000_000
+    @Flag(help: "Time the frozen products of a SmolLM2-135M step instead: f32 sgemm, bf16 decode+sgemm and bf16 on oneDNN's kernel, interleaved.")
+    var products = false
+    @Option(help: "With --products: rows of the activations (batch × tokens).")
+    var productRows = 512
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -54,6 +58,8 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         Parallel.configure(threads: threads)
         print("pilot bench: \(BLASRuntime.summary), engine threads \(Parallel.threads)")
+        if products { return try runProducts(rows: productRows) }
+        print(BF16Kernel.summary)
         if let model { return try runModel(model) }
         if let ataClients { return try runATA(clients: ataClients, params: ataParams) }
         let model: MLLM, batch: Batch, lr: Float

@@ -78,11 +78,20 @@ public struct FrozenMatrix: @unchecked Sendable {
 /// Encoding Float32 weights into a stored dtype, as the reference tools do.
 public enum FrozenEncoding {
     /// bfloat16 bits of `x`, rounded to nearest even (PyTorch's `x.to(torch.bfloat16)`); a NaN stays a quiet NaN.
+    /// Branch-free, so that loops over it vectorise.
     @inline(__always) public static func bf16(_ x: Float) -> UInt16 {
         let bits = x.bitPattern
-        if x.isNaN { return UInt16(truncatingIfNeeded: (bits >> 16) | 0x40) }
-        let rounded = bits &+ 0x7fff &+ ((bits >> 16) & 1)
-        return UInt16(truncatingIfNeeded: rounded >> 16)
+        let rounded = (bits &+ 0x7fff &+ ((bits >> 16) & 1)) >> 16
+        let quiet = (bits >> 16) | 0x40
+        return UInt16(truncatingIfNeeded: bits & 0x7fff_ffff > 0x7f80_0000 ? quiet : rounded)
+    }
+
+    /// `rows` × `cols` values of `x` (leading dimension `ldx`) as bf16 (`bf16(_:)` each) into packed `out`.
+    public static func bf16Rows(_ x: UnsafePointer<Float>, ldx: Int, rows: Int, cols: Int, into out: UnsafeMutablePointer<UInt16>) {
+        for r in 0..<rows {
+            let src = x + r * ldx, dst = out + r * cols
+            for j in 0..<cols { dst[j] = bf16(src[j]) }
+        }
     }
 
     /// `values` (a multiple of 32) as Q8_0 blocks into `out` (34 bytes per block), as gguf-py's

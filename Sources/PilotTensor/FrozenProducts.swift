@@ -4,20 +4,35 @@
 ///     backward   dx[N, I] = dy[N, O]·W (+ dx)
 ///
 /// An f32 weight is multiplied in place with one sgemm each, exactly as the engine did before it had
-/// dtypes (the same bits). A bf16 or q8 weight is decoded a tile of rows at a time into a Float32
-/// scratch buffer, each tile followed by its sgemm: the forward writes a block of y's columns per
-/// tile, the backward adds each tile's share of dx in tile order. Tiles depend only on the shape, so
-/// the results are reproducible; the decoding costs O·I per product against the product's 2·N·O·I
-/// flops.
+/// dtypes (the same bits).
+///
+/// A bf16 weight, on a CPU with a bf16 instruction set (`BF16Kernel`), runs on oneDNN's bf16 matmul
+/// (`BF16Products`): the activations (x, or dy) are rounded to bf16, the weight is read in place, and
+/// oneDNN accumulates and writes Float32; about 2× sgemm's speed on AVX512_BF16 (docs/performance.md).
+///
+/// Otherwise (q8; bf16 without such a CPU or with `PILOT_BF16_KERNEL=off`) the weight is decoded a tile
+/// of rows at a time into a Float32 scratch buffer, each tile followed by its sgemm: the forward writes
+/// a block of y's columns per tile, the backward adds each tile's share of dx in tile order. Tiles
+/// depend only on the shape, so the results are reproducible; the decoding costs O·I per product
+/// against the product's 2·N·O·I flops. The two bf16 paths give different bits (the kernel also rounds
+/// the activations), each reproducible on its own.
 public final class FrozenProducts: @unchecked Sendable {
     /// Float32 values of one tile at most (8 MiB): big enough for OpenBLAS to run near its peak.
     public static let tileValues = 1 << 21
     private var scratch: UnsafeMutablePointer<Float>
     private var capacity: Int
+    /// The bf16 kernel's state, nil when bf16 weights take the decode+sgemm path.
+    private let bf16: BF16Products?
 
-    public init() {
+    /// Whether bf16 weights run on oneDNN's bf16 kernel here.
+    public var usesBF16Kernel: Bool { bf16 != nil }
+
+    /// `bf16Kernel`: run bf16 weights on oneDNN's bf16 matmul; by default where this CPU has one and
+    /// `PILOT_BF16_KERNEL` is not `off` (`BF16Kernel.isUsable`). Without such a CPU it is ignored.
+    public init(bf16Kernel: Bool = BF16Kernel.isUsable) {
         capacity = 0
         scratch = .allocate(capacity: 1)
+        bf16 = bf16Kernel && BF16Kernel.cpuHasBF16 ? BF16Products() : nil
     }
 
     deinit { scratch.deallocate() }
@@ -63,6 +78,11 @@ public final class FrozenProducts: @unchecked Sendable {
             sgemm(transB: true, m: n, n: w.rows, k: w.cols, a: x, b: f, ldb: w.cols, beta: accumulate ? 1 : 0, c: y, ldc: ldy)
             return
         }
+        if w.dtype == .bf16, n > 0, w.rows > 0, w.cols > 0, let bf16,
+           bf16.product(m: n, n: w.rows, k: w.cols, a: x, lda: w.cols, b: w.raw, transB: true, ldb: w.cols,
+                        c: y, ldc: ldy, accumulate: accumulate) {
+            return
+        }
         forEachTile(of: w) { lo, hi, tile in
             sgemm(transB: true, m: n, n: hi - lo, k: w.cols, a: x, b: tile, ldb: w.cols, beta: accumulate ? 1 : 0, c: y + lo, ldc: ldy)
         }
@@ -74,6 +94,11 @@ public final class FrozenProducts: @unchecked Sendable {
         let ldy = ldy ?? w.rows
         if let f = w.float32 {
             sgemm(m: n, n: w.cols, k: w.rows, a: dy, lda: ldy, b: f, ldb: w.cols, beta: accumulate ? 1 : 0, c: dx, ldc: w.cols)
+            return
+        }
+        if w.dtype == .bf16, n > 0, w.rows > 0, w.cols > 0, let bf16,
+           bf16.product(m: n, n: w.cols, k: w.rows, a: dy, lda: ldy, b: w.raw, transB: false, ldb: w.cols,
+                        c: dx, ldc: w.cols, accumulate: accumulate) {
             return
         }
         forEachTile(of: w) { lo, hi, tile in
