@@ -49,6 +49,9 @@ public enum RoundCheckpoint {
         public var threads: Int = Parallel.threads
         /// SHA-256 of the base checkpoint the run trains from ("" in files from before it was recorded).
         public var baseHash: String = ""
+        /// What a bf16 base's products ran on (`BF16Kernel.runName`); "" for every other run, whose files
+        /// are as before.
+        public var bf16Kernel: String = ""
         /// Clients left out of training from some round on (`pilot train --resume --exclude-client`);
         /// stored only when there are some, so other runs' files are as before.
         public var excludedClients: [Int] = []
@@ -121,6 +124,7 @@ public enum RoundCheckpoint {
                 ("rng", .string("client k's data order in round r comes from PilotRNG seeded with SplitMix64(f(seed, r, k)), one shuffle per epoch; each client's seed is stored in its file as rng_seed")),
                 ("client_files_sha256", .strings(digests)),
             ] + (m.excludedClients.isEmpty ? [] : [("excluded_clients", .ints(m.excludedClients.map(Int64.init)))])
+              + (m.bf16Kernel.isEmpty ? [] : [("bf16_kernel", .string(m.bf16Kernel))])
             for (name, value) in attributes { try f.setAttribute(name, value) }
             // datasets carry their own SHA-256; this covers the root attributes (#18 item 4)
             try f.setAttribute(attributesDigestName, .string(attributesDigest(attributes)))
@@ -332,6 +336,7 @@ public enum RoundCheckpoint {
         m.blasCore = try f.attribute("blas_core")?.stringValue ?? ""
         m.threads = Int(try f.attribute("engine_threads")?.intValue ?? 0)
         m.baseHash = try f.attribute("base_sha256")?.stringValue ?? ""
+        m.bf16Kernel = try f.attribute("bf16_kernel")?.stringValue ?? ""
         if case let .ints(e)? = try f.attribute("excluded_clients") { m.excludedClients = e.map(Int.init) }
         guard SHA256.hex(Array(m.configText.utf8)) == m.configHash else {
             throw PilotError.message("the config stored in '\(path)' does not match its SHA-256 (config_sha256): the file is corrupt, not your config changed. Restore it, or resume from an earlier round by writing its name into \(directory(run))/latest")

@@ -54,6 +54,12 @@ public enum BF16Kernel {
         return plan.implementation
     }()
 
+    /// What a bf16 base's products run on in this process, as a run records it: "oneDNN <implementation>"
+    /// or "decode+sgemm". The bits of a bf16 run depend on it (docs/engine.md).
+    public static var runName: String {
+        isUsable ? "oneDNN " + (implementation ?? "(no primitive)") : "decode+sgemm"
+    }
+
     /// One line for `pilot bench` and `pilot selftest`: which kernel a bf16 base's products run on.
     public static var summary: String {
         if disabledByEnvironment { return "bf16 products: decode to f32 + sgemm (PILOT_BF16_KERNEL=off)" }

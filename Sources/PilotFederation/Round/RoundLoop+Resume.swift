@@ -20,8 +20,10 @@ extension RoundLoop {
                 throw PilotError.message("refusing to resume \(runDirectory): the base checkpoint \(basePath) changed since round \(round) (SHA-256 \(meta.baseHash.prefix(16))… then, \(recorder.identity.baseHash.prefix(16))… now); restore it, or start a new run")
             }
             // the same bits need the same kernel and threads (#18 item 6)
-            if !meta.blasCore.isEmpty && (meta.blasCore != BLASRuntime.coreName || meta.threads != Parallel.threads) {
-                let what = "round \(round) was computed with OpenBLAS's \(meta.blasCore) kernel and \(meta.threads) engine thread(s) per rank; this resume runs \(BLASRuntime.coreName) with \(Parallel.threads)"
+            let kernelMoved = !meta.bf16Kernel.isEmpty && meta.bf16Kernel != recorder.identity.bf16Kernel
+            if kernelMoved || (!meta.blasCore.isEmpty && (meta.blasCore != BLASRuntime.coreName || meta.threads != Parallel.threads)) {
+                let bf16 = kernelMoved ? " and its bf16 products on \(meta.bf16Kernel) (now \(recorder.identity.bf16Kernel))" : ""
+                let what = "round \(round) was computed with OpenBLAS's \(meta.blasCore) kernel and \(meta.threads) engine thread(s) per rank\(bf16); this resume runs \(BLASRuntime.coreName) with \(Parallel.threads)"
                 if settings.strictReproducibility {
                     throw PilotError.message("refusing to resume \(runDirectory): \(what), so it would not continue bitwise (run.strict_reproducibility = true). Resume on a node of the same CPU kind with the same --threads, or pin the kernel with run.blas_core / OPENBLAS_CORETYPE=\(meta.blasCore)")
                 }

@@ -48,6 +48,10 @@ extension RoundLoop {
                                 "config": .string(config.effectiveFile), "config_sha256": .string(config.hash),
                                 "world_size": .int(Int64(world.size))])
         if let lm = base.config.lm { identity.metricsAttributes["base_dtype"] = .string(lm.baseDType.rawValue) }
+        if base.config.lm?.baseDType == .bf16 {
+            identity.bf16Kernel = BF16Kernel.runName
+            identity.metricsAttributes["bf16_kernel"] = .string(identity.bf16Kernel)
+        }
         if base.stored.visionTower != nil { identity.metricsAttributes["vision_feature_cache"] = .string(inputs.visionFeaturesCached ? "on" : "off") }
         let host = ClientHost(settings: settings, strategy: strategy, federation: federation, inputs: inputs,
                               basePath: base.path, overrides: typed.modelOverrides)

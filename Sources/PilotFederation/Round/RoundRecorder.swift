@@ -65,6 +65,7 @@ final class RoundRecorder {
         var meta = RoundCheckpoint.Metadata(round: round, stage: stage, algorithm: identity.algorithm, configText: identity.configText,
                                             configHash: identity.configHash, seed: settings.seed)
         meta.baseHash = identity.baseHash
+        meta.bf16Kernel = identity.bf16Kernel
         meta.excludedClients = excludedClients
         try RoundCheckpoint.write(run: runDirectory, metadata: meta, federation: federation, clientStates: states,
                                   clientSeed: { [settings] in settings.dataSeed(round: round, client: $0) },
@@ -140,4 +141,6 @@ struct RunIdentity {
     var shardHashes: [Int: String]
     var taskNames: [String]
     var metricsAttributes: [String: H5AttributeValue]
+    /// What a bf16 base's products run on ("" unless the run's base is bf16).
+    var bf16Kernel = ""
 }
