@@ -167,3 +167,35 @@ struct MemoryCheckTests {
         try MemoryInfo.require(512 * 1024, for: "x", fix: "", meminfo: fake)
     }
 }
+
+/// Big files' digests remembered by their stat (DigestCache): reused while the file is unchanged, computed
+/// again once it is written, and never remembered for a file written moments ago or a small one.
+@Suite("digest cache for big model files")
+struct DigestCacheTests {
+    @Test("reused while unchanged, recomputed after a write; fresh and small files are always hashed")
+    func reuse() throws {
+        let dir = TemporaryDirectory("digests")
+        defer { dir.cleanup() }
+        let path = dir.file("big.bin")
+        let data = Data(repeating: 7, count: DigestCache.minimumBytes)
+        try data.write(to: URL(fileURLWithPath: path))
+        var calls = 0
+        func digest() throws -> String {
+            try DigestCache.digest(of: path, cacheDirectory: dir.file("cache")) { calls += 1; return try sha256(file: path) }
+        }
+        _ = try digest(); _ = try digest()
+        #expect(calls == 2, "a file written moments ago is not remembered")
+        // as if written long ago
+        var times = [timespec(tv_sec: 1_000_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000_000, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        let first = try digest()
+        #expect(try digest() == first && calls == 3, "unchanged: remembered")
+        var changed = data
+        changed[5] = 8
+        try changed.write(to: URL(fileURLWithPath: path))
+        times = [timespec(tv_sec: 1_000_000_100, tv_nsec: 0), timespec(tv_sec: 1_000_000_100, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        #expect(try digest() != first && calls == 4, "written since: hashed again")
+        #expect(try digest() == (try sha256(file: path)) && calls == 4, "remembered again: \(calls)")
+    }
+}

@@ -122,7 +122,10 @@ public enum PreparedWeights {
             throw PilotError.message("it has \(file.count) bytes, not \(headerBytes + bytes) (a truncated file)")
         }
         if payload {
-            let digest = SHA256.hex(UnsafeRawBufferPointer(rebasing: file.bytes[headerBytes...]))
+            let dir = (path as NSString).deletingLastPathComponent
+            let digest = try DigestCache.digest(of: path, kind: "payload", cacheDirectory: dir) {
+                SHA256.hex(UnsafeRawBufferPointer(rebasing: file.bytes[headerBytes...]))
+            }
             guard digest == header["payload_sha256"] else { throw PilotError.message("its values do not match their SHA-256 (a damaged file)") }
         }
     }

@@ -161,7 +161,8 @@ public final class PretrainedBase: @unchecked Sendable {
     }
 
     /// SHA-256 over the sorted lines "NAME SHA256(FILE)\n" of every regular file in the directory except
-    /// pilot-model.json (which records provenance, not content). Reads every file once.
+    /// pilot-model.json (which records provenance, not content). Reads every file once, and a big file again
+    /// only when it changed since its digest was remembered in `<directory>/.pilot-cache` (`DigestCache`).
     public static func contentHash(directory: String) throws -> String {
         let fm = FileManager.default
         var isDir: ObjCBool = false
@@ -174,7 +175,11 @@ public final class PretrainedBase: @unchecked Sendable {
                 && fm.fileExists(atPath: directory + "/" + name, isDirectory: &d) && !d.boolValue
         }.sorted()
         var sha = SHA256()
-        for n in names { sha.update(Array("\(n) \(try PilotLM.sha256(file: directory + "/" + n))\n".utf8)) }
+        for n in names {
+            let path = directory + "/" + n
+            let digest = try DigestCache.digest(of: path, cacheDirectory: directory + "/.pilot-cache") { try PilotLM.sha256(file: path) }
+            sha.update(Array("\(n) \(digest)\n".utf8))
+        }
         return SHA256.hex(sha.finalize())
     }
 
