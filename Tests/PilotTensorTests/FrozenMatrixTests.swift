@@ -1,3 +1,4 @@
+import PilotCore
 import PilotTensor
 import PilotTestSupport
 import Testing
@@ -15,6 +16,31 @@ struct FrozenMatrixTests {
         #expect(FrozenEncoding.bf16(Float(bitPattern: 0x7f7f_ffff)) == 0x7f80)   // the largest float rounds to infinity
         let nan = Float(bitPattern: UInt32(FrozenEncoding.bf16(.nan)) << 16)
         #expect(nan.isNaN)
+    }
+
+    @Test("decoding bf16 and q8 rows gives exactly each value's bits (bf16: the top half of a float; q8: q·d), NaNs and odd lengths included")
+    func vectorDecodeIsScalarDecode() {
+        var rng = SplitMix64(seed: 11)
+        let halves = (0..<(37 * 3)).map { _ in UInt16(truncatingIfNeeded: rng.next()) }   // every pattern: NaNs, subnormals
+        var out = [Float](repeating: 0, count: halves.count)
+        halves.withUnsafeBytes { raw in
+            out.withUnsafeMutableBufferPointer { FrozenMatrix(dtype: .bf16, rows: 3, cols: 37, raw: raw.baseAddress!).decodeRows(0, 3, into: $0.baseAddress!) }
+        }
+        #expect(out.map(\.bitPattern) == halves.map { UInt32($0) << 16 })
+        var blocks = [UInt8]()
+        for _ in 0..<(2 * 3) {   // 2 rows of 96 values: 3 blocks each
+            let d = HalfFloat.bits(Float(rng.next() % 1000) * 1e-5)
+            blocks += [UInt8(d & 0xff), UInt8(d >> 8)] + (0..<32).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        }
+        var q8 = [Float](repeating: 0, count: 2 * 96)
+        blocks.withUnsafeBytes { raw in
+            q8.withUnsafeMutableBufferPointer { FrozenMatrix(dtype: .q8, rows: 2, cols: 96, raw: raw.baseAddress!).decodeRows(0, 2, into: $0.baseAddress!) }
+        }
+        let scalar = (0..<(2 * 96)).map { i -> Float in
+            let b = i / 32, d = HalfFloat.float(UInt16(blocks[34 * b]) | UInt16(blocks[34 * b + 1]) << 8)
+            return Float(Int8(bitPattern: blocks[34 * b + 2 + i % 32])) * d
+        }
+        #expect(q8.map(\.bitPattern) == scalar.map(\.bitPattern))
     }
 
     @Test("f16: every finite half converts to float and back to the same bits; rounding ties go to even")
