@@ -71,7 +71,7 @@ public final class LanguageModel {
     let head: UnsafeMutablePointer<Float>?, dHead: UnsafeMutablePointer<Float>?
     /// The base's frozen head [V, C] (nil for the built-in LM).
     let frozenHead: FrozenMatrix?
-    /// Products against the base's frozen matrices (decoding tiles of bf16 or q8 weights).
+    /// Products against the base's frozen matrices (f32 in place; bf16 on oneDNN's bf16 matmul where the CPU has one, else decoded in tiles; q8 decoded in tiles).
     let products = FrozenProducts()
     var layers: [Layer] = []
     /// resid[l] is the input of layer l; resid[L] the output of the last layer. [N,C] each.
