@@ -53,6 +53,25 @@ struct SmolLM2RunTests {
         try runProcess(mpirunPath, mpirunArguments(np: 4) + [pilotBinary, "train"] + args, timeout: 600)
     }
 
+    /// Resumes `dir`/cut (stopped after round 1) and checks its round 2 equals `dir`/full's bit for bit; returns full's datasets.
+    static func resumeAndCompare(_ dir: TemporaryDirectory) throws -> [String: [Float]] {
+        let resumed = try train(["--resume", dir.file("cut")])
+        try #require(resumed.status == 0, "resume: \(resumed.stderr)")
+        let a = try TrainCLITests.finalRoundDatasets(dir.file("full"), round: 2)
+        let b = try TrainCLITests.finalRoundDatasets(dir.file("cut"), round: 2)
+        #expect(!a.isEmpty && a.count == b.count)
+        for (k, v) in a { #expect(b[k] == v, "\(k) differs after resume") }
+        return a
+    }
+
+    /// `pilot eval` of client 1 at round 2 of `dir`/full: the score it prints (nil if none).
+    static func evalClient1(_ dir: TemporaryDirectory) throws -> Double? {
+        let ev = try runProcess(pilotBinary, ["eval", "--run", dir.file("full"), "--client", "1", "--round", "2",
+                                              "--max-examples", "2", "--max-new-tokens", "4"], timeout: 300)
+        #expect(ev.status == 0, "eval: \(ev.stderr)")
+        return Double(ev.stdout.split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+    }
+
     @Test("the base refers to the LM (path and SHA-256) and holds only the vision encoder and the connector")
     func baseRefersToTheLM() throws {
         let f = try H5File.open(Self.fixture.file("base.h5"))
@@ -88,21 +107,13 @@ struct SmolLM2RunTests {
         #expect(full.stdout.contains("round 2/2 stage 2"), "\(full.stdout)")
         let cut = try Self.train(["--config", cfg, "--out", dir.file("cut"), "--stop-after-round", "1"])
         #expect(cut.status != 0)
-        let resumed = try Self.train(["--resume", dir.file("cut")])
-        try #require(resumed.status == 0, "resume: \(resumed.stderr)")
-        let a = try TrainCLITests.finalRoundDatasets(dir.file("full"), round: 2)
-        let b = try TrainCLITests.finalRoundDatasets(dir.file("cut"), round: 2)
-        #expect(!a.isEmpty && a.count == b.count)
-        for (k, v) in a { #expect(b[k] == v, "\(k) differs after resume") }
+        let a = try Self.resumeAndCompare(dir)
         #expect(a.keys.contains { $0.contains("lora_b") } && a.keys.contains { $0.contains("task_adapters") })
         #expect(!a.keys.contains { $0.contains("self_attn") || $0.hasSuffix("/attn/q/weight") }, "no LM weight is checkpointed")
 
-        let ev = try runProcess(pilotBinary, ["eval", "--run", dir.file("full"), "--client", "1", "--round", "2",
-                                              "--max-examples", "2", "--max-new-tokens", "4"], timeout: 300)
-        #expect(ev.status == 0, "eval: \(ev.stderr)")
-        let printed = Double(ev.stdout.split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+        let printed = try Self.evalClient1(dir)
         let stored = try H5File.open(dir.file("full/metrics.h5")).read(Double.self, at: "clients/eval_score").values[1 * 3 + 1]
-        #expect(printed.map { abs($0 - stored) <= 5e-7 } == true, "eval prints six decimals;  eval printed \(ev.stdout), metrics.h5 has \(stored)")
+        #expect(printed.map { abs($0 - stored) <= 5e-7 } == true, "eval prints six decimals; it printed \(String(describing: printed)), metrics.h5 has \(stored)")
 
         // pilot export peft: the client's LoRA in peft's layout, equal to its checkpointed state; the
         // connector and vision encoder beside it; pilot generate --adapter uses it.
@@ -155,18 +166,10 @@ struct SmolLM2RunTests {
         #expect(cut.status != 0)
         let refused = try Self.train(["--resume", dir.file("cut"), "--config", bf16])
         #expect(refused.status != 0 && refused.stderr.contains("model.base_dtype: \"q8\" → \"bf16\""), "\(refused.stderr)")
-        let resumed = try Self.train(["--resume", dir.file("cut")])
-        try #require(resumed.status == 0, "resume: \(resumed.stderr)")
-        let a = try TrainCLITests.finalRoundDatasets(dir.file("full"), round: 2)
-        let b = try TrainCLITests.finalRoundDatasets(dir.file("cut"), round: 2)
-        #expect(!a.isEmpty && a.count == b.count)
-        for (k, v) in a { #expect(b[k] == v, "\(k) differs after resume") }
-        let ev = try runProcess(pilotBinary, ["eval", "--run", dir.file("full"), "--client", "1", "--round", "2",
-                                              "--max-examples", "2", "--max-new-tokens", "4"], timeout: 300)
-        #expect(ev.status == 0, "eval: \(ev.stderr)")
-        let printed = Double(ev.stdout.split(separator: "=").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+        let a = try Self.resumeAndCompare(dir)
+        let printed = try Self.evalClient1(dir)
         let stored = try metrics.read(Double.self, at: "clients/eval_score").values[1 * 3 + 1]
-        #expect(printed.map { abs($0 - stored) <= 5e-7 } == true, "eval printed \(ev.stdout), metrics.h5 has \(stored)")
+        #expect(printed.map { abs($0 - stored) <= 5e-7 } == true, "eval printed \(String(describing: printed)), metrics.h5 has \(stored)")
     }
 
     @Test("a CLIP tower as the vision encoder: pretrain refers to it, pilot trains two rounds, export names it, a changed tower is refused")
