@@ -35,7 +35,7 @@ struct LlamaTests {
         #expect(d <= 1e-6)
     }
 
-    /// Batch 2 (decode rows through sgemm) and batch 1 (one row: the matrix-vector path of `gemvRow`).
+    /// Batch 2 (decode rows through sgemm) and batch 1 (one row: the matrix-vector path of `FrozenMatrix.gemv`).
     @Test("KV-cache decoding gives a full prefill's logits at every step", arguments: ["gqa-tied", "mha-untied", "qwen2"])
     func cacheDecodingMatchesPrefill(variant: String) throws {
         let f = try TinyLlamaFixture(variant)
