@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "PilotTensor", dependencies: ["PilotCore", "COpenBLAS", "CDNNL", "CPilotKernels"], swiftSettings: release),
         .target(name: "PilotComm", dependencies: ["PilotCore", "CMPI"]),
         .target(name: "PilotHDF5", dependencies: ["PilotCore", "CHDF5"]),
-        .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5", "PilotLM", "COpenBLAS"], swiftSettings: release),
+        .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5", "PilotLM"], swiftSettings: release),
         .target(name: "PilotLM", dependencies: ["PilotCore", "PilotTensor"], swiftSettings: release),
         .target(name: "PilotData", dependencies: ["PilotCore", "PilotHDF5", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: release),
         .target(name: "PilotJob", dependencies: ["PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotData"], swiftSettings: release),

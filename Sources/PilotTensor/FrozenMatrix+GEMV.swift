@@ -39,7 +39,8 @@ public enum GEMVKernel: Int32, Sendable, CaseIterable, CustomStringConvertible {
 extension FrozenMatrix {
     /// y[rows] = W·x (+ y when `accumulate`) for one row x [cols]: the product of a decode step, which
     /// streams every weight once in storage order (an m = 1 sgemm packs the matrix first; OpenBLAS's
-    /// sgemv reached 48–59% of the read bandwidth measured beside it, this 67–94% in f32).
+    /// sgemv streamed it at 48–59% of the read bandwidth; SmolLM2 decodes at 83–92% of its limit in f32
+    /// and bf16 with this, about half in q8: docs/performance.md, "Decode").
     ///
     /// Each y[r] is one dot product in a fixed order (64 lanes of fused multiply-adds, then a pairwise
     /// tree: Sources/CPilotKernels/include/pilot_kernels.h) over the row's Float32 values as
