@@ -53,6 +53,7 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard steps >= 1, warmup >= 0 else { throw ValidationError("--steps must be ≥ 1 and --warmup ≥ 0") }
+        if decodeOptions.decode && model == nil { throw ValidationError("--decode needs --model DIR (an imported LM)") }
         guard BaseDType(rawValue: baseDtype) != nil else { throw ValidationError("--base-dtype must be f32, bf16 or q8, not '\(baseDtype)'") }
     }
 
