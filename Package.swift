@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // Pilot: federated multimodal instruction tuning as an MPI job.
 // Layering (arrows point down only):
-//   C shims (CMPI, COpenBLAS, CDNNL, CHDF5, CZlib, CTurboJPEG, CPNG)
+//   C shims (CMPI, COpenBLAS, CDNNL, CHDF5, CZlib, CTurboJPEG, CPNG) and CPilotKernels (decode-step products, C)
 //   -> PilotCore (errors, checksums)
 //   -> PilotTensor (buffers, sgemm, kernels)   PilotComm (communicator protocol, MPI + in-process)   PilotHDF5 (HDF5 store)
 //   -> PilotLM (model files: safetensors/GGUF readers, byte-level BPE, chat formats, LlamaConfig, the
@@ -43,12 +43,15 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
 
+        // MARK: Pilot's own compiled kernels (C: per-function AVX2/AVX-512, chosen at run time)
+        .target(name: "CPilotKernels", path: "Sources/CPilotKernels"),
+
         // MARK: Library layers
         .target(name: "PilotCore"),
-        .target(name: "PilotTensor", dependencies: ["PilotCore", "COpenBLAS", "CDNNL"], swiftSettings: release),
+        .target(name: "PilotTensor", dependencies: ["PilotCore", "COpenBLAS", "CDNNL", "CPilotKernels"], swiftSettings: release),
         .target(name: "PilotComm", dependencies: ["PilotCore", "CMPI"]),
         .target(name: "PilotHDF5", dependencies: ["PilotCore", "CHDF5"]),
-        .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5", "PilotLM", "COpenBLAS"], swiftSettings: release),
+        .target(name: "PilotModel", dependencies: ["PilotCore", "PilotTensor", "PilotHDF5", "PilotLM"], swiftSettings: release),
         .target(name: "PilotLM", dependencies: ["PilotCore", "PilotTensor"], swiftSettings: release),
         .target(name: "PilotData", dependencies: ["PilotCore", "PilotHDF5", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: release),
         .target(name: "PilotJob", dependencies: ["PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotData"], swiftSettings: release),

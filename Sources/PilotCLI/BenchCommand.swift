@@ -50,10 +50,12 @@ struct BenchCommand: ParsableCommand {
     var products = false
     @Option(help: "With --products: rows of the activations (batch × tokens).")
     var productRows = 512
+    @OptionGroup var decodeOptions: DecodeBenchOptions
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard steps >= 1, warmup >= 0 else { throw ValidationError("--steps must be ≥ 1 and --warmup ≥ 0") }
+        if decodeOptions.decode && model == nil { throw ValidationError("--decode needs --model DIR (an imported LM)") }
         guard BaseDType(rawValue: baseDtype) != nil else { throw ValidationError("--base-dtype must be f32, bf16 or q8, not '\(baseDtype)'") }
     }
 
@@ -62,6 +64,10 @@ struct BenchCommand: ParsableCommand {
         print("pilot bench: \(BLASRuntime.summary), engine threads \(Parallel.threads)")
         if products { return try runProducts(rows: productRows) }
         print(BF16Kernel.summary)
+        if decodeOptions.decode {
+            guard let model else { throw ValidationError("--decode needs --model DIR (an imported LM)") }
+            return try runDecode(model)
+        }
         if let model { return try runModel(model) }
         if let ataClients { return try runATA(clients: ataClients, params: ataParams) }
         let model: MLLM, batch: Batch, lr: Float

@@ -46,7 +46,9 @@ final class FusedLinear {
     let dPackedA: Tensor
     /// Whether any LoRA branch trains (then x·A is kept and dA, dB are computed).
     let trainsLoRA: Bool
-    /// Frozen mode: one row goes through `gemvRow` instead of sgemm (inference-only decoders).
+    /// Frozen mode: one row goes through `FrozenMatrix.gemv` (a matrix-vector product in its own fixed
+    /// order, any dtype) instead of sgemm: inference-only decoders only, so the multimodal model's
+    /// training and evaluation keep their bits.
     var singleRowGEMV = false
 
     /// Merged mode: the base members are [I, out] parameters of the model.
@@ -118,8 +120,8 @@ final class FusedLinear {
         }
         let I = inFeatures, O = outTotal, R = rank, PR = packedWidth
         let base = frozenBase!
-        if singleRowGEMV && rows == 1, let w = base.float32 {
-            gemvRow(y: y, w: w, x: x, outFeatures: O, inFeatures: I, accumulate: accumulate)
+        if singleRowGEMV && rows == 1 {
+            base.gemv(x: x, y: y, accumulate: accumulate)
         } else {
             products!.forward(y: y, x: x, rows: rows, weight: base, accumulate: accumulate)
         }

@@ -76,12 +76,8 @@ extension LanguageModel {
             for hh in 0..<H {
                 let q = row + hh * D, s = st.scores.pointer, kvh = hh / G
                 var mx = -Float.infinity
-                for j in 0...pos {
-                    let k = slots + j * ld + kvh * D
-                    var d: Float = 0
-                    for i in 0..<D { d += q[i] * k[i] }
-                    s[j] = d * scale; mx = max(mx, s[j])
-                }
+                LanguageModel.dotScores(q: q, keys: slots + kvh * D, stride: ld, count: pos + 1, width: D, into: s)
+                for j in 0...pos { s[j] *= scale; mx = max(mx, s[j]) }
                 var sum: Float = 0
                 for j in 0...pos { s[j] = Foundation.exp(s[j] - mx); sum += s[j] }
                 let o = st.att.pointer + r * C + hh * D
@@ -91,6 +87,33 @@ extension LanguageModel {
                     for i in 0..<D { o[i] += p * v[i] }
                 }
             }
+        }
+    }
+
+    /// s[j] = Σ_i q[i]·k_j[i] for the `count` keys k_j = keys + j·stride, each sum from 0 in increasing i
+    /// with a rounded product and a rounded add per term: the bits of one plain loop per key. Four keys
+    /// run side by side, so their four dependent chains of adds overlap (one chain of D adds per key was
+    /// most of a decode step's attention time).
+    @inline(__always)
+    static func dotScores(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, stride ld: Int, count: Int, width D: Int,
+                          into s: UnsafeMutablePointer<Float>) {
+        var j = 0
+        while j + 4 <= count {
+            let k0 = keys + j * ld, k1 = k0 + ld, k2 = k1 + ld, k3 = k2 + ld
+            var d0: Float = 0, d1: Float = 0, d2: Float = 0, d3: Float = 0
+            for i in 0..<D {
+                let qi = q[i]
+                d0 += qi * k0[i]; d1 += qi * k1[i]; d2 += qi * k2[i]; d3 += qi * k3[i]
+            }
+            s[j] = d0; s[j + 1] = d1; s[j + 2] = d2; s[j + 3] = d3
+            j += 4
+        }
+        while j < count {
+            let k = keys + j * ld
+            var d: Float = 0
+            for i in 0..<D { d += q[i] * k[i] }
+            s[j] = d
+            j += 1
         }
     }
 
@@ -118,9 +141,9 @@ extension LanguageModel {
     func stepHead(rows: Int, into out: UnsafeMutablePointer<Float>) {
         let st = stepState()
         RMSNorm.forward(y: st.h.pointer, rstd: st.rstd.pointer, x: st.x.pointer, weight: finalNorm, rows: rows, width: C, eps: cfg.normEps)
-        if let frozenHead, !trains && rows == 1, let w = frozenHead.float32 {
-            // text generation's decode step: a matrix-vector product (see gemvRow)
-            gemvRow(y: out, w: w, x: st.h.pointer, outFeatures: V, inFeatures: C, accumulate: false)
+        if let frozenHead, !trains && rows == 1 {
+            // text generation's decode step: a matrix-vector product (FrozenMatrix.gemv)
+            frozenHead.gemv(x: st.h.pointer, y: out)
         } else if let frozenHead {
             products.forward(y: out, x: st.h.pointer, rows: rows, weight: frozenHead)
         } else {

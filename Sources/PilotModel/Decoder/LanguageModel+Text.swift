@@ -32,6 +32,15 @@ extension LanguageModel {
                   loraBranches: [], base: weights, training: false, maxStepTokens: maxTokens)
     }
 
+    /// Bytes of frozen weights one decode step reads (every layer's q|k|v, o, gate|up and down, and the
+    /// head; the one embedding row aside): the numerator of a decode step's memory-bound limit.
+    public var decodeWeightBytes: Int {
+        let blocks = layers.reduce(0) { sum, l in
+            sum + [l.qkv, l.o, l.gateUp, l.down].reduce(0) { $0 + ($1.frozenBase?.byteCount ?? 4 * $1.inFeatures * $1.outTotal) }
+        }
+        return blocks + (frozenHead?.byteCount ?? 4 * C * V)
+    }
+
     /// Largest B and n of one `forward` call; positions a cache can hold; vocabulary size.
     public var maxTokens: Int { maxStepTokens }
     public var maxContext: Int { T }
