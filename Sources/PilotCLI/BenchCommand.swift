@@ -40,6 +40,8 @@ struct BenchCommand: ParsableCommand {
     var rank = 16
     @Option(help: "With --model: the frozen matrices in f32, bf16 or q8 (compare with hf_lora_step_modes.py --mode fp32|bf16|autocast).")
     var baseDtype = "f32"
+    @Flag(help: "With --model: keep only each layer's input and recompute the layer in the backward pass (train.recompute_activations); the stored activation bytes are printed either way.")
+    var recomputeActivations = false
     @Option(help: "Time ATA's server step (Pilot Eq. 11–12: distances through one sgemm Gram matrix, top-6 weights, mixing) for this many clients instead (scripts/bench/bench_scale.sh).")
     var ataClients: Int?
     @Option(help: "With --ata-clients: LoRA values per client.")
@@ -132,10 +134,12 @@ struct BenchCommand: ParsableCommand {
         let t0 = DispatchTime.now().uptimeNanoseconds
         let base = try PretrainedBase(directory: dir, dtype: BaseDType(rawValue: baseDtype)!)
         let m = try TextLoRAModel(base: base, rank: rank, alpha: Float(2 * rank), maxBatch: batch, seqLen: seq, seed: 0,
-                                  optimizer: .init(weightDecay: 0.01))
+                                  optimizer: .init(weightDecay: 0.01), recomputeActivations: recomputeActivations)
         print(String(format: "loaded %@ in %.1f s: %d parameters in %@ (%.0f MiB), %d trainable (LoRA r=%d); peak RSS %.0f MiB",
                      dir, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, base.weights.parameterCount, baseDtype,
                      Double(base.weights.bytes.count) / 1048576, m.parameters.trainableCount, rank, BenchCommand.peakRSSMiB()))
+        let activationMiB = Double(m.storedActivationBytes) / 1_048_576
+        print(String(format: "activation recomputation %@: stored activations %.1f MiB", recomputeActivations ? "on" : "off", activationMiB))
         let text = String(repeating: "The quick brown fox jumps over the lazy dog. Federated learning trains a shared model across many clients "
             + "without moving their raw data to a server. Each client computes an update on its local examples, and the "
             + "server averages those updates into a new global model. ", count: 20)
@@ -170,11 +174,11 @@ struct BenchCommand: ParsableCommand {
         print("OpenBLAS kernel: \(BLASRuntime.coreName)" + (coreEnv.map { " (OPENBLAS_CORETYPE=\($0) in the environment)" } ?? " (OpenBLAS's own choice for this CPU)"))
         if let json {
             let blas = "\"blas_core\": \"\(BLASRuntime.coreName)\", \"openblas_coretype_env\": " + (coreEnv.map { "\"\($0)\"" } ?? "null") + ", "
-            let line = "{\"engine\": \"pilot\", \"base_dtype\": \"\(baseDtype)\", " + blas + String(format: "\"threads\": %d, \"batch\": %d, \"seq\": %d, \"lora_r\": %d, \"fwd_tok_per_s\": %.1f, \"train_tok_per_s\": %.1f, \"step_s_median\": %.4f, \"step_s_all\": [%@], \"losses\": [%@], \"peak_rss_mb\": %.0f, \"mflop_per_token\": %.1f, \"loadavg\": %.2f}\n",
+            let line = "{\"engine\": \"pilot\", \"base_dtype\": \"\(baseDtype)\", " + blas + String(format: "\"threads\": %d, \"batch\": %d, \"seq\": %d, \"lora_r\": %d, \"fwd_tok_per_s\": %.1f, \"train_tok_per_s\": %.1f, \"step_s_median\": %.4f, \"step_s_all\": [%@], \"losses\": [%@], \"peak_rss_mb\": %.0f, \"mflop_per_token\": %.1f, \"loadavg\": %.2f, \"recompute_activations\": %@, \"stored_activations_mib\": %.1f}\n",
                                                                   threads, batch, seq, rank, Double(need) / fmed, Double(need) / med, med,
                               times.map { String(format: "%.4f", $0) }.joined(separator: ", "),
                               losses.map { String(format: "%.4f", $0) }.joined(separator: ", "), rss,
-                              flops / Double(need) / 1e6, BenchCommand.loadAverage())
+                              flops / Double(need) / 1e6, BenchCommand.loadAverage(), recomputeActivations ? "true" : "false", activationMiB)
             if let h = FileHandle(forWritingAtPath: json) { h.seekToEndOfFile(); h.write(Data(line.utf8)); h.closeFile() }
             else { _ = FileManager.default.createFile(atPath: json, contents: Data(line.utf8)) }
         }

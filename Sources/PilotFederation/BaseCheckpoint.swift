@@ -138,7 +138,7 @@ public enum BaseCheckpoint {
     public static func load(path: String, variant: ConnectorVariant, options: ConnectorOptions = .init(),
                             trainable: TrainableSelection = .variantDefault, maxBatch: Int, seed: UInt64 = 0,
                             optimizer: AdamW.Parameters = .init(), base: PretrainedBase? = nil,
-                            overrides: ModelOverrides = .init()) throws -> (MLLM, any ExampleCodec) {
+                            overrides: ModelOverrides = .init(), recomputeActivations: Bool = false) throws -> (MLLM, any ExampleCodec) {
         let f = try H5File.open(path)
         defer { f.close() }
         let (stored, _) = try readMetadata(f)
@@ -159,7 +159,7 @@ public enum BaseCheckpoint {
             codec = WordLevelCodec(try Tokenizer.read(from: f, group: "/tokenizer"))
         }
         let model = try MLLM(config: config, variant: variant, options: options, trainable: trainable,
-                             maxBatch: maxBatch, seed: seed, optimizer: optimizer, base: base)
+                             maxBatch: maxBatch, seed: seed, optimizer: optimizer, base: base, recomputeActivations: recomputeActivations)
         let connectorTargets: [String]
         switch variant {
         case .mlp, .dualLoRA: connectorTargets = [connectorPrefix]

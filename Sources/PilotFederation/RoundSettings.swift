@@ -33,6 +33,8 @@ public struct RoundSettings: Sendable, Equatable {
     public var strictReproducibility: Bool
     /// Cache a CLIP tower's features beside each shard (`model.cache_vision_features`; nil: yes).
     public var cacheVisionFeatures: Bool?
+    /// Recompute each LM layer in the backward pass instead of storing its activations (`train.recompute_activations`).
+    public var recomputeActivations: Bool
 
     public init(_ s: RunSettings) {
         seed = s.run.seed
@@ -55,6 +57,7 @@ public struct RoundSettings: Sendable, Equatable {
         dp = s.dp.clip.map { DPSettings(clip: $0, noiseMultiplier: s.dp.noiseMultiplier ?? 1, delta: s.dp.delta ?? 1e-5) }
         strictReproducibility = s.run.strictReproducibility ?? false
         cacheVisionFeatures = s.model.cacheVisionFeatures
+        recomputeActivations = s.train.recomputeActivations ?? false
         let f = s.faults
         faults = FaultSettings(nanClient: f.nanClient, nanRound: f.nanRound, scaleClient: f.scaleClient, scaleFactor: f.scaleFactor ?? 1e6,
                                failClient: f.failClient, failRound: f.failRound, killPoint: f.killPoint, killRound: f.killRound ?? 1,

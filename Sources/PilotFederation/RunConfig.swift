@@ -23,8 +23,10 @@ public enum RunConfigSchema {
     public static func key(_ name: String) -> ConfigKey? { keys.first { $0.name == name } }
 
     /// Keys that change how a machine holds the job, never its results (the shared LM's switch and
-    /// cache directory, the vision-feature cache): not part of a run's identity, so a resume may change them.
-    public static let machineKeys: Set<String> = ["model.share_base", "model.weights_cache", "model.cache_vision_features"]
+    /// cache directory, the vision-feature cache, activation recomputation): not part of a run's
+    /// identity, so a resume may change them.
+    public static let machineKeys: Set<String> = ["model.share_base", "model.weights_cache", "model.cache_vision_features",
+                                                  "train.recompute_activations"]
 
     /// What `pilot train --list-keys` prints: each key with its default, "(optional)" for a key that
     /// may stay unset (its help says what unset means) or "(required)" for one a config must give,

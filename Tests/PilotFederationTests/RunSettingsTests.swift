@@ -51,6 +51,20 @@ struct RunSettingsTests {
         #expect(s.connector.lambdaDiff == 0 && s.ataM == 4 && s.aggregator == .trimmedMean(beta: 0.2))
     }
 
+    /// Recomputation gives the same bits (PilotModelTests' RecomputeTests), so like the vision-feature
+    /// cache it is a machine key: outside the effective config and its hash, so a resume may change it.
+    @Test("train.recompute_activations decodes, and stays out of the run's identity")
+    func recomputeIsAMachineKey() throws {
+        let plain = try Self.config(), on = try Self.config("[train]\nrecompute_activations = true\n")
+        #expect(RunConfigSchema.machineKeys.contains("train.recompute_activations"))
+        #expect(on.machine["train.recompute_activations"] == .bool(true) && on.values["train.recompute_activations"] == nil)
+        #expect(on.hash == plain.hash && !on.effectiveFile.contains("recompute_activations"))
+        #expect(try RunSettings(on).train.recomputeActivations == true && RoundSettings(try RunSettings(on)).recomputeActivations)
+        #expect(try RunSettings(plain).train.recomputeActivations == nil && !RoundSettings(try RunSettings(plain)).recomputeActivations)
+        let off = try Self.config("[train]\nrecompute_activations = false\n")
+        #expect(!RoundSettings(try RunSettings(off)).recomputeActivations && off.hash == plain.hash)
+    }
+
     @Test("camelCase fields map onto snake_case keys")
     func keyNames() {
         #expect(ConfigDecoder.key("lrStage1") == "lr_stage1")

@@ -148,3 +148,22 @@ struct BaseDTypeTests {
         #expect(throws: PilotError.self) { try own.merge(LoRAAdapter(config: config, rank: 2, alpha: 4, targets: [.q]) { _, shape in [Float](repeating: 0.1, count: shape.reduce(1, *)) }) }
     }
 }
+
+/// The node's memory checked before a copy of the LM is made (#33 "Bad input"): the message has the
+/// bytes needed and the bytes /proc/meminfo has available (PILOT_MEMINFO stands in for it here).
+@Suite("memory check before the frozen LM is loaded")
+struct MemoryCheckTests {
+    @Test("too little MemAvailable: refused with both numbers and what to do; enough: nothing")
+    func refusedWithBothNumbers() throws {
+        let dir = TemporaryDirectory("meminfo")
+        defer { dir.cleanup() }
+        let fake = dir.file("meminfo")
+        try "MemTotal:       2048 kB\nMemFree:         512 kB\nMemAvailable:    1024 kB\n".write(toFile: fake, atomically: true, encoding: .utf8)
+        #expect(MemoryInfo.read(path: fake)! == (1024 * 1024, 2048 * 1024))
+        #expect { try MemoryInfo.require(4 << 20, for: "the shared copy of the LM", fix: "use q8", meminfo: fake) } throws: { e in
+            let m = "\(e)"
+            return m.contains("the shared copy of the LM") && m.contains("(4194304 bytes)") && m.contains("(1048576 bytes) available") && m.contains("use q8")
+        }
+        try MemoryInfo.require(512 * 1024, for: "x", fix: "", meminfo: fake)
+    }
+}

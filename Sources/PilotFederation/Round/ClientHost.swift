@@ -157,7 +157,7 @@ final class ClientHost {
         let (model, _) = try BaseCheckpoint.load(path: basePath, variant: spec.variant, options: spec.options,
                                                  trainable: spec.trainable, maxBatch: settings.batchSize,
                                                  seed: UInt64(settings.seed), optimizer: settings.optimizer,
-                                                 base: inputs.lm, overrides: overrides)
+                                                 base: inputs.lm, overrides: overrides, recomputeActivations: settings.recomputeActivations)
         try strategy.prepare(model: model, round: round, client: client, state: states[client]!, roster: roster)
         return model
     }

@@ -31,6 +31,9 @@ extension RoundLoop {
         let inputs = try ClientInputs.load(scenario: scenario, base: base, placement: placement, settings: settings, world: world,
                                            verifiedHash: shared.hash)
         if let line = try inputs.visionFeatureSummary(hasTower: base.stored.visionTower != nil, world: world) { emit(.message(line)) }
+        if settings.recomputeActivations {
+            emit(.message("activation recomputation: on (train.recompute_activations): the LM keeps each layer's input and recomputes the layer in the backward pass (the same bits, less memory, more time)"))
+        }
         var cut = [Int64(inputs.train.values.map(\.truncation.truncated).reduce(0, +)), Int64(inputs.train.values.map(\.truncation.total).reduce(0, +))]
         try world.allreduce(&cut, op: .sum)
         if let line = TruncationCount(truncated: Int(cut[0]), total: Int(cut[1])).message(textLength: base.config.textLength, what: "client training data") {

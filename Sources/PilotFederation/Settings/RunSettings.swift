@@ -40,7 +40,7 @@ public struct RunSettings: Sendable, Equatable {
     public init(_ config: RunConfig) throws {
         func section<S: ConfigSection>(_ type: S.Type) throws -> S {
             try S(from: ConfigDecoder(section: S.name, values: S.name == FaultsSection.name ? config.faults
-                                      : S.name == ModelSection.name ? config.values.merging(config.machine) { a, _ in a } : config.values))
+                                      : config.values.merging(config.machine) { a, _ in a }))
         }
         run = try section(RunSection.self); model = try section(ModelSection.self); train = try section(TrainSection.self)
         pilot = try section(PilotSection.self); fedprox = try section(FedProxSection.self); fedadam = try section(FedAdamSection.self)

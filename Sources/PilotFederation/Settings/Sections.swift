@@ -90,6 +90,7 @@ public struct TrainSection: ConfigSection {
     public var warmupSteps: Int
     public var weightDecay: Double
     public var maxGradNorm: Double
+    public var recomputeActivations: Bool?
 
     public static let keys: [ConfigKey] = [
         .init(name: "train.epochs", kind: .int(1...1000), defaultValue: .int(1), help: "local epochs E per round"),
@@ -101,6 +102,8 @@ public struct TrainSection: ConfigSection {
         .init(name: "train.warmup_steps", kind: .int(0...RunConfigSchema.big), defaultValue: .int(0), help: "linear warm-up steps at the start of each round"),
         .init(name: "train.weight_decay", kind: .double(0...10), defaultValue: .double(0), help: "AdamW decoupled weight decay"),
         .init(name: "train.max_grad_norm", kind: .double(0...1e6), defaultValue: .double(1), help: "global-norm gradient clipping (0: off)"),
+        .init(name: "train.recompute_activations", kind: .bool, defaultValue: nil,
+              help: "true: the LM keeps only each layer's input from the forward pass and recomputes the layer just before its backward (transformers' gradient checkpointing): the stored activations shrink from every layer's to one layer's plus the layer inputs, for about one more forward pass per step; the same bits either way. Unset: false", optional: true),
     ]
 }
 

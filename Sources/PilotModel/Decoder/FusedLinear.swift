@@ -136,6 +136,13 @@ final class FusedLinear {
         }
     }
 
+    /// Only the xa[N,P·R] = x·[A…] that `forward` keeps for the backward pass (when it keeps one), by the
+    /// same sgemm: a recomputed layer's last linear, whose output y already exists.
+    func forwardLoRAInput(x: UnsafePointer<Float>, xa: UnsafeMutablePointer<Float>, rows: Int) {
+        guard isFrozenMode ? packedWidth > 0 : trainsLoRA else { return }
+        sgemm(m: rows, n: packedWidth, k: inFeatures, a: x, b: packedA.pointer, c: xa)
+    }
+
     /// dx (+)= dy·W'ᵀ; LoRA and base-weight gradients are added into their `d…` buffers.
     /// `t` is scratch [N, P·R].
     func backward(dx: UnsafeMutablePointer<Float>?, accumulateDx: Bool, dy: UnsafePointer<Float>,

@@ -14,9 +14,14 @@ extension LanguageModel {
     }
 
     /// A cache over the training forward's q|k|v rows (`qkvOut`): after `forward`, position t of
-    /// sequence b holds that pass's k|v, so decoding continues from it without a copy.
+    /// sequence b holds that pass's k|v, so decoding continues from it without a copy. In recompute
+    /// mode the layers share `qkvOut`, so it is the copy that `forward(keepKeysValues: true)` made.
     func forwardCache() -> KVCache {
         precondition(trains, "LanguageModel: an inference-only decoder has no forward rows to continue from")
+        if recomputesActivations {
+            guard let kept = keptKeysValues, keptKeysValuesAreCurrent else { preconditionFailure("LanguageModel: recompute mode keeps the forward's keys only when asked (forward(keepKeysValues: true))") }
+            return kept
+        }
         return KVCache(viewing: layers.map { $0.qkvOut.pointer + C }, batch: maxBatch, maxLength: T, stride: W, sequenceStride: T * W)
     }
 

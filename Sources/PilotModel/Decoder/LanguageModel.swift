@@ -17,6 +17,11 @@ import PilotTensor
 /// model on the rank, read in place in Hugging Face layout (`FusedLinear`'s frozen mode; the tied
 /// head is the embedding table). With a base, attention probabilities are recomputed in the backward
 /// pass instead of being stored (memory O(workers·32·T), attention being tiled over 32-row query blocks, instead of O(layers·B·H·T²)).
+/// With `recomputesActivations` (`train.recompute_activations`, transformers' gradient checkpointing)
+/// the layers share one set of activation buffers: the forward pass keeps only each layer's input
+/// (`resid`), and the backward pass reruns a layer's forward just before its backward
+/// (LanguageModel+Recompute.swift), with the same kernels in the same order, so the gradients are
+/// the same bits.
 public final class LanguageModel {
     let cfg: ModelConfig
     let maxBatch: Int
@@ -26,6 +31,14 @@ public final class LanguageModel {
     /// Whether the training activations (for `maxBatch` × T rows) exist; an inference-only decoder
     /// (`pilot generate`) has just the weights, the step buffers and its KV caches.
     let trains: Bool
+    /// Whether every layer shares one set of activation buffers, recomputed in the backward pass.
+    let recomputesActivations: Bool
+    /// Recompute mode: the layer whose activations the shared buffers hold (nil: none, or stale).
+    var heldLayer: Int?
+    /// Recompute mode: the forward pass's keys and values for decoding (`forwardCache`), made when a
+    /// forward is asked to keep them; the view of `qkvOut` that the other mode uses would see only
+    /// the last layer's.
+    var keptKeysValues: KVCache?, keptKeysValuesAreCurrent = false
     let T: Int, C: Int, F: Int, V: Int, H: Int, D: Int, KV: Int, KVD: Int, W: Int
     let rope: RoPE
     /// The imported frozen LM, when there is one.
@@ -128,11 +141,13 @@ public final class LanguageModel {
     ///   - base: the imported LM's weights; required exactly when `cfg.lm` is set.
     ///   - training: false allocates no training activations (then only `step` runs).
     ///   - maxStepTokens: tokens per sequence of one `step`.
+    ///   - recomputeActivations: one set of layer activations for all layers, recomputed in the backward pass.
     init(cfg: ModelConfig, store: ParameterStore, maxBatch: Int, loraBranches: [String], base: LlamaWeights? = nil,
-         training: Bool = true, maxStepTokens: Int = 1) {
+         training: Bool = true, maxStepTokens: Int = 1, recomputeActivations: Bool = false) {
         precondition((cfg.lm != nil) == (base != nil), "LanguageModel: an imported LM needs its weights and only then")
         self.cfg = cfg; self.maxBatch = maxBatch; self.base = base
         self.trains = training; self.maxStepTokens = maxStepTokens
+        recomputesActivations = training && recomputeActivations
         T = cfg.contextLength; C = cfg.width; F = cfg.ffnHidden; V = cfg.vocabSize; H = cfg.heads; D = cfg.headDim
         KV = cfg.kvHeadCount; KVD = KV * D; W = C + 2 * KVD
         rope = RoPE(headDim: D, maxPositions: T, theta: cfg.ropeTheta)
@@ -198,14 +213,22 @@ public final class LanguageModel {
             }
             if !training { for f in [qkv, o, gateUp, down] { f.singleRowGEMV = true } }
             maxPR = max(maxPR, qkv.packedWidth, o.packedWidth, gateUp.packedWidth, down.packedWidth)
+            // recompute mode: every layer's activations are layer 0's buffers
+            let first = recomputesActivations ? layers.first : nil
+            func buffer(_ shape: [Int], _ field: KeyPath<Layer, Tensor>) -> Tensor {
+                guard let first else { return Tensor(shape: shape) }
+                precondition(first[keyPath: field].shape == shape, "LanguageModel: layers with different activation shapes cannot share buffers")
+                return first[keyPath: field]
+            }
+            let probs = base == nil && training ? first?.probs ?? Tensor(shape: [maxBatch, H, T, T]) : nil
             layers.append(Layer(
                 attnNorm: attnNorm, dAttnNorm: dAttnNorm, mlpNorm: mlpNorm, dMlpNorm: dMlpNorm,
                 qkv: qkv, o: o, gateUp: gateUp, down: down,
-                h1: Tensor(shape: [N, C]), rstd1: Tensor(shape: [N]), xaQKV: Tensor(shape: [N, max(1, qkv.packedWidth)]),
-                qkvOut: Tensor(shape: [N, W]), probs: base == nil && training ? Tensor(shape: [maxBatch, H, T, T]) : nil, att: Tensor(shape: [N, C]),
-                xaO: Tensor(shape: [N, max(1, o.packedWidth)]), xmid: Tensor(shape: [N, C]), h2: Tensor(shape: [N, C]),
-                rstd2: Tensor(shape: [N]), xaGU: Tensor(shape: [N, max(1, gateUp.packedWidth)]), gu: Tensor(shape: [N, 2 * F]),
-                xaDown: Tensor(shape: [N, max(1, down.packedWidth)])))
+                h1: buffer([N, C], \.h1), rstd1: buffer([N], \.rstd1), xaQKV: buffer([N, max(1, qkv.packedWidth)], \.xaQKV),
+                qkvOut: buffer([N, W], \.qkvOut), probs: probs, att: buffer([N, C], \.att),
+                xaO: buffer([N, max(1, o.packedWidth)], \.xaO), xmid: buffer([N, C], \.xmid), h2: buffer([N, C], \.h2),
+                rstd2: buffer([N], \.rstd2), xaGU: buffer([N, max(1, gateUp.packedWidth)], \.xaGU), gu: buffer([N, 2 * F], \.gu),
+                xaDown: buffer([N, max(1, down.packedWidth)], \.xaDown)))
         }
         let width = cfg.width; resid = (0...cfg.layers).map { _ in Tensor(shape: [N, width]) }
         rowIndex = .allocate(capacity: N); rowTarget = .allocate(capacity: N)
@@ -229,7 +252,7 @@ public final class LanguageModel {
     static let scratchWorkers = 8
 
     /// The attention scratch, grown first if the pool now has more workers than it was sized for.
-    private func attentionScratch() -> UnsafeMutablePointer<Float> {
+    func attentionScratch() -> UnsafeMutablePointer<Float> {
         if Parallel.threads > attnScratch.shape[0] { attnScratch = Tensor(shape: [Parallel.threads, attnScratch.shape[1]]) }
         return attnScratch.pointer
     }
@@ -246,37 +269,6 @@ public final class LanguageModel {
     func prepare(localMix: Float) {
         for l in layers { l.qkv.prepare(localMix: localMix); l.o.prepare(localMix: localMix)
                           l.gateUp.prepare(localMix: localMix); l.down.prepare(localMix: localMix) }
-    }
-
-    /// Runs every block on resid[0] (filled by the caller) for `batch` sequences.
-    func forward(batch: Int, lengths: UnsafePointer<Int32>?) {
-        precondition(trains, "LanguageModel: an inference-only decoder runs `step`, not the training forward")
-        let N = batch * T
-        let attention = Attention(batch: batch, seqLen: T, heads: H, headDim: D, kvHeads: KV, causal: true)
-        let scratch = attentionScratch()
-        for (li, l) in layers.enumerated() {
-            let x = resid[li], out = resid[li + 1]
-            RMSNorm.forward(y: l.h1.pointer, rstd: l.rstd1.pointer, x: x.pointer, weight: l.attnNorm, rows: N, width: C, eps: cfg.normEps)
-            l.qkv.forward(y: l.qkvOut.pointer, x: l.h1.pointer, xa: l.xaQKV.pointer, rows: N)
-            let qkv = l.qkvOut.pointer, rope = self.rope, C = self.C, H = self.H, KV = self.KV, T = self.T, W = self.W
-            Parallel.rows(N, costPerItem: 2 * C, context: (qkv, rope, C, H, KV, T, W)) { k, lo, hi in
-                let (qkv, rope, C, H, KV, T, W) = k
-                for n in lo..<hi {
-                    rope.apply(row: qkv + n * W, heads: H, pos: n % T)
-                    rope.apply(row: qkv + n * W + C, heads: KV, pos: n % T)
-                }
-            }
-            attention.forward(o: l.att.pointer, ldo: C, probs: l.probs?.pointer, q: qkv, k: qkv + C, v: qkv + C + KVD,
-                              ldqkv: W, lengths: lengths, scratch: scratch)
-            l.xmid.pointer.update(from: x.pointer, count: N * C)
-            l.o.forward(y: l.xmid.pointer, x: l.att.pointer, xa: l.xaO.pointer, rows: N, accumulate: true)
-            RMSNorm.forward(y: l.h2.pointer, rstd: l.rstd2.pointer, x: l.xmid.pointer, weight: l.mlpNorm, rows: N, width: C, eps: cfg.normEps)
-            l.gateUp.forward(y: l.gu.pointer, x: l.h2.pointer, xa: l.xaGU.pointer, rows: N)
-            SwiGLU.forward(act: act.pointer, sigmoid: sig.pointer, g: l.gu.pointer, ldg: 2 * F,
-                           u: l.gu.pointer + F, ldu: 2 * F, rows: N, width: F)
-            out.pointer.update(from: l.xmid.pointer, count: N * C)
-            l.down.forward(y: out.pointer, x: act.pointer, xa: l.xaDown.pointer, rows: N, accumulate: true)
-        }
     }
 
     /// Gathers the rows with a target (targets[b·T + t] ≥ 0 is the token position t must predict),
@@ -343,6 +335,10 @@ public final class LanguageModel {
         let scratch = attentionScratch()
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[li], x = resid[li]
+            if recomputesActivations && heldLayer != li {
+                layerForward(li, batch: batch, attention: attention, scratch: scratch, lengths: lengths, output: false)
+                heldLayer = li
+            }
             // MLP: out = xmid + down(swiglu(gateUp(norm(xmid))))
             SwiGLU.forward(act: act.pointer, sigmoid: sig.pointer, g: l.gu.pointer, ldg: 2 * F,
                            u: l.gu.pointer + F, ldu: 2 * F, rows: N, width: F)

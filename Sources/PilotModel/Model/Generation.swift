@@ -16,9 +16,9 @@ extension MLLM {
         var (batch, lengths) = try promptBatch(visual: visual, prompts: prompts, caller: "generate")
         var out = [[Int32]](repeating: [], count: B)
         var done = [Bool](repeating: false, count: B)
-        _ = try prefill(batch)
+        _ = try prefill(batch, keepKeysValues: useKVCache)
         // the prefill's q|k|v rows are the cache: decoding continues from them
-        let cache = lm.forwardCache()
+        let cache = useKVCache ? lm.forwardCache() : nil
         var next = lastPositionArgmax(batch: B, lengths: lengths)
         for _ in 0..<maxNewTokens {
             for b in 0..<B where !done[b] {
@@ -29,7 +29,7 @@ extension MLLM {
             }
             if done.allSatisfy({ $0 }) { break }
             if useKVCache {
-                next = decodeStep(tokens: next, positions: lengths, done: done, cache: cache)
+                next = decodeStep(tokens: next, positions: lengths, done: done, cache: cache!)
                 for b in 0..<B where !done[b] { lengths[b] += 1 }
             } else {
                 for b in 0..<B where !done[b] {

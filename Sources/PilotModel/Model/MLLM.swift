@@ -60,9 +60,11 @@ public final class MLLM {
     ///   - maxBatch: activations are allocated once for this many sequences.
     ///   - seed: initial weights (each parameter from its own stream keyed by its name).
     ///   - base: the imported pretrained LM when `config.lm` is set (load it once per rank and share it).
+    ///   - recomputeActivations: the LM keeps only each layer's input and recomputes the layer in the
+    ///     backward pass (`train.recompute_activations`): less memory, the same bits, more time.
     public init(config: ModelConfig = .tiny, variant: ConnectorVariant, options: ConnectorOptions = .init(),
                 trainable: TrainableSelection = .variantDefault, maxBatch: Int, seed: UInt64 = 0,
-                optimizer: AdamW.Parameters = .init(), base: PretrainedBase? = nil) throws {
+                optimizer: AdamW.Parameters = .init(), base: PretrainedBase? = nil, recomputeActivations: Bool = false) throws {
         try config.validate()
         if config.lm != nil {
             guard let base else {
@@ -110,12 +112,16 @@ public final class MLLM {
         tower = base?.visionTower
         vision = tower == nil ? VisionEncoder(cfg: config, store: parameters, maxBatch: maxBatch) : nil
         connector = Connector(variant: variant, options: options, cfg: config, store: parameters, maxBatch: maxBatch)
-        lm = LanguageModel(cfg: config, store: parameters, maxBatch: maxBatch, loraBranches: branches, base: base?.weights)
+        lm = LanguageModel(cfg: config, store: parameters, maxBatch: maxBatch, loraBranches: branches, base: base?.weights,
+                           recomputeActivations: recomputeActivations)
         trainsVision = vision?.trains ?? false
         hvInput = Tensor(shape: [maxBatch * config.visualTokens, config.visionWidth])
         dvis = Tensor(shape: [maxBatch * config.visualTokens, config.width])
         if variant == .pilotStage2 { try initializeCrossTaskAdapters() }
     }
+
+    /// Bytes of the LM's activations kept from the forward to the backward pass (`LanguageModel.storedActivationBytes`).
+    public var storedActivationBytes: Int { lm.storedActivationBytes }
 
     // MARK: Named parameters
 
@@ -154,7 +160,8 @@ public final class MLLM {
     }
 
     /// Vision (if pixels), connector and every LM block for a validated batch; returns the connector's aux losses.
-    func prefill(_ batch: Batch) throws -> Connector.Aux {
+    /// `keepKeysValues`: the LM keeps the keys and values for decoding (`LanguageModel.forwardCache`).
+    func prefill(_ batch: Batch, keepKeysValues: Bool = false) throws -> Connector.Aux {
         let B = batch.size, P = config.visualTokens, T = config.contextLength, C = config.width, L = T - P
         lm.prepare(localMix: localLoRAWeight)
         let hv = try visualFeatures(batch)
@@ -170,9 +177,9 @@ public final class MLLM {
             }
         }
         if let lengths = batch.lengths {
-            lengths.withUnsafeBufferPointer { lm.forward(batch: B, lengths: $0.baseAddress) }
+            lengths.withUnsafeBufferPointer { lm.forward(batch: B, lengths: $0.baseAddress, keepKeysValues: keepKeysValues) }
         } else {
-            lm.forward(batch: B, lengths: nil)
+            lm.forward(batch: B, lengths: nil, keepKeysValues: keepKeysValues)
         }
         return aux
     }

@@ -85,6 +85,11 @@ public final class PretrainedBase: @unchecked Sendable {
         guard let lm = config.lm else { throw PilotError.message("no imported LM to share") }
         // every file read and checked against the others before anything is written
         let checked = try ModelDirectory(directory: lmPath ?? lm.path)
+        try checked.check(dtype: lm.baseDType, key: "model.base_dtype")
+        // the node's one copy must fit before it is written and mapped (not an OOM kill in round 1)
+        let bytes = LlamaWeights.layout(checked.config, dtype: lm.baseDType).total
+        try MemoryInfo.require(bytes, for: "the shared copy of the LM \(lmPath ?? lm.path) in \(lm.baseDType.rawValue)",
+                               fix: "use a smaller base dtype (model.base_dtype = \"bf16\" halves it, \"q8\" quarters it), fewer ranks on the node, or a node with more memory")
         return try PreparedWeights.prepare(path: path, config: checked.config, source: checked.checkpoint,
                                            sourceSHA256: hash, dtype: lm.baseDType, progress: progress)
     }
@@ -119,6 +124,8 @@ public final class PretrainedBase: @unchecked Sendable {
         if let sharedWeights {
             weights = try PreparedWeights.map(path: sharedWeights, config: llama, sourceSHA256: hash, dtype: dtype)
         } else {
+            try MemoryInfo.require(LlamaWeights.layout(llama, dtype: dtype).total, for: "a copy of the LM \(directory) in \(dtype.rawValue)",
+                                   fix: "use a smaller base dtype (bf16 halves it, q8 quarters it), share one copy per node (model.share_base), or a node with more memory")
             weights = try LlamaWeights(config: llama, source: checked.checkpoint, dtype: dtype)
         }
     }

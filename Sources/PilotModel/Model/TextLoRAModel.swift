@@ -18,9 +18,10 @@ public final class TextLoRAModel {
     /// - Parameters:
     ///   - seqLen: T, tokens per sequence.
     ///   - bInitStd: LoRA B's init (0: the adapter starts as a no-op, as in peft).
+    ///   - recomputeActivations: keep only each layer's input, recompute the layer in the backward pass.
     public init(base: PretrainedBase, rank: Int = 16, alpha: Float = 32, targets: [String]? = nil,
                 maxBatch: Int, seqLen: Int, seed: UInt64 = 0, bInitStd: Float = 0,
-                optimizer: AdamW.Parameters = .init()) throws {
+                optimizer: AdamW.Parameters = .init(), recomputeActivations: Bool = false) throws {
         var c = base.modelConfig(.tiny)
         c.contextLength = seqLen + c.visualTokens   // keeps validate()'s context rule; T below is seqLen
         c.loraRank = rank; c.loraAlpha = alpha; c.loraTargets = targets; c.loraBInitStd = bInitStd
@@ -30,7 +31,8 @@ public final class TextLoRAModel {
         parameters = ParameterStore(specs: LanguageModel.parameterSpecs(c, loraBranches: [""]),
                                     trainableGroups: { $0 == "lora" }, seed: seed)
         self.optimizer = AdamW(count: parameters.trainableCount, parameters: optimizer)
-        lm = LanguageModel(cfg: c, store: parameters, maxBatch: maxBatch, loraBranches: [""], base: base.weights)
+        lm = LanguageModel(cfg: c, store: parameters, maxBatch: maxBatch, loraBranches: [""], base: base.weights,
+                           recomputeActivations: recomputeActivations)
         self.targets = [Int32](repeating: -1, count: maxBatch * seqLen)
     }
 
@@ -54,6 +56,9 @@ public final class TextLoRAModel {
         if backward { lm.backward(batch: B, lengths: nil, inputGradient: false) }
         return r.ce
     }
+
+    /// Bytes of the LM's activations kept from the forward to the backward pass (`LanguageModel.storedActivationBytes`).
+    public var storedActivationBytes: Int { lm.storedActivationBytes }
 
     /// One LoRA training step (forward, backward, AdamW); returns the mean next-token CE before the update.
     @discardableResult
