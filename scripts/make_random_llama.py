@@ -11,6 +11,7 @@ Writes what transformers' LlamaForCausalLM.save_pretrained writes for a bf16 mod
     scripts/make_random_llama.py --preset llama2-7b /work/bigmodels/llama2-7b-random
     scripts/make_random_llama.py --preset smollm2-1.7b /work/bigmodels/smollm2-1.7b-random
     scripts/make_random_llama.py --hidden 64 --intermediate 128 --layers 2 --heads 4 --kv-heads 2 --vocab 300 OUT
+    scripts/make_random_llama.py --preset llama2-7b --print-config -    # config.json and the parameter count only
 
 Values: every matrix (embeddings, projections, head) is normal with std --std (0.02, transformers'
 initializer_range), every RMSNorm weight is 1. Each tensor has its own generator, seeded by (--seed, its
@@ -67,6 +68,8 @@ def args():
     p.add_argument("--std", type=float, default=0.02, help="std of every matrix (initializer_range)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-shard-size", default="2GB", help="largest shard (bytes, or with KB/MB/GB; default 2GB)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print config.json and the parameter count and bytes, and write nothing")
     p.add_argument("--tokenizer-from", help="directory with tokenizer.json and tokenizer_config.json "
                    "(default: models/smollm2-135m-instruct of this repository)")
     a = p.parse_args()
@@ -170,9 +173,9 @@ def write_values(f, index, shape, is_norm, seed, std, dtype):
         done += k
 
 
-def cut_tokenizer(src_dir, out_dir, vocab):
-    """Copies tokenizer.json / tokenizer_config.json, dropping ids >= vocab and the merges that need them.
-    Returns (tokens kept, tokens dropped, merges dropped)."""
+def cut_tokenizer(src_dir, vocab):
+    """tokenizer.json / tokenizer_config.json of src_dir without the ids >= vocab and the merges that need them:
+    (tokenizer, tokenizer config, tokens kept, tokens dropped, merges dropped). Exits on what cannot be cut."""
     with open(os.path.join(src_dir, "tokenizer.json"), encoding="utf-8") as fh:
         tok = json.load(fh)
     with open(os.path.join(src_dir, "tokenizer_config.json"), encoding="utf-8") as fh:
@@ -194,23 +197,25 @@ def cut_tokenizer(src_dir, out_dir, vocab):
             dropped_merges += 1
     model["vocab"] = kept
     model["merges"] = merges
-    with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as fh:
-        json.dump(tok, fh, ensure_ascii=False, indent=2)
     if "added_tokens_decoder" in tcfg:
         tcfg["added_tokens_decoder"] = {k: v for k, v in tcfg["added_tokens_decoder"].items() if int(k) < vocab}
-    with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as fh:
-        json.dump(tcfg, fh, ensure_ascii=False, indent=2)
-    return len(kept), len(old) - len(kept), dropped_merges
+    return tok, tcfg, len(kept), len(old) - len(kept), dropped_merges
 
 
 def main():
     a, s = args()
+    if a.print_config:
+        params = sum(int(np.prod(t[1])) for t in tensors(s))
+        print(json.dumps(config_json(s, a.dtype), indent=2))
+        print(f"parameters {params} bytes {params * (2 if a.dtype == 'bf16' else 4)}")
+        return
     if os.path.exists(a.out) and os.listdir(a.out):
         sys.exit(f"{a.out} exists and is not empty; remove it or choose another directory")
     for f in ("tokenizer.json", "tokenizer_config.json"):
         if not os.path.isfile(os.path.join(a.tokenizer_from, f)):
             sys.exit(f"{a.tokenizer_from}/{f} is missing: give --tokenizer-from DIR with tokenizer.json and "
                      "tokenizer_config.json (scripts/get_smollm2.sh makes models/smollm2-135m-instruct)")
+    tok, tcfg, kept, dropped, dropped_merges = cut_tokenizer(a.tokenizer_from, s["vocab"])
     tmp = a.out.rstrip("/") + f".tmp-{os.getpid()}"
     os.makedirs(tmp)
     try:
@@ -244,12 +249,15 @@ def main():
                 f.write(struct.pack("<Q", len(h)) + h)
                 for name, shape, is_norm in shard:
                     write_values(f, order[name], shape, is_norm, a.seed, a.std, a.dtype)
-            print(f"{fname}: {len(shard)} tensors, {off / 1e9:.2f} GB", flush=True)
+            print(f"{fname}: {len(shard)} tensors, {off / 1e6:,.1f} MB", flush=True)
         with open(os.path.join(tmp, "model.safetensors.index.json"), "w") as f:
             json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
         with open(os.path.join(tmp, "config.json"), "w") as f:
             json.dump(config_json(s, a.dtype), f, indent=2)
-        kept, dropped, dropped_merges = cut_tokenizer(a.tokenizer_from, tmp, s["vocab"])
+        with open(os.path.join(tmp, "tokenizer.json"), "w", encoding="utf-8") as fh:
+            json.dump(tok, fh, ensure_ascii=False, indent=2)
+        with open(os.path.join(tmp, "tokenizer_config.json"), "w", encoding="utf-8") as fh:
+            json.dump(tcfg, fh, ensure_ascii=False, indent=2)
         if os.path.exists(a.out):
             os.rmdir(a.out)
         os.rename(tmp, a.out)
