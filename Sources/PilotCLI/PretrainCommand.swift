@@ -68,6 +68,8 @@ struct PretrainCommand: ParsableCommand {
     var visionFeatureLayer: Int = -2
     @Option(name: .customLong("base-dtype"), help: ArgumentHelp("With --lm: hold the frozen LM's matrices in f32, bf16 (half the bytes) or q8 (GGUF's Q8_0, about a quarter), as a run's model.base_dtype does. The base records it, and runs on the base use it unless their config says otherwise. A 7B LM needs 27 GB in f32, 13.5 GB in bf16.", valueName: "f32|bf16|q8"))
     var baseDtype = "f32"
+    @Flag(name: .customLong("recompute-activations"), help: "Keep only each LM layer's input and recompute the layer in the backward pass, as a run's train.recompute_activations: the same bits, less memory (a 7B LM's activations are about 200 KB per token per layer), more time.")
+    var recomputeActivations = false
     @Option(name: .customLong("text-length"), help: "Text tokens per sequence with --lm (template, instruction and answer; longer conversations are cut and counted). Default 96.")
     var textLength: Int?
 
@@ -125,7 +127,8 @@ struct PretrainCommand: ParsableCommand {
             try lmDirectory.map { try PretrainedBase(directory: $0, visionTower: towerDirectory, featureLayer: featureLayer, dtype: dtype) }
         }
         let (config, codec) = try model(for: dir, base: base)
-        let trainer = try Pretrainer(parameters: p, config: config, examples: split.examples, codec: codec, base: base, communicator: world)
+        let trainer = try Pretrainer(parameters: p, config: config, examples: split.examples, codec: codec, base: base, communicator: world,
+                                      recomputeActivations: recomputeActivations)
         let root = world.isRoot
         if root, let base {
             Console.out("pretrain: on the LM at \(base.directory) (frozen, \(base.weights.dtype.rawValue), sha256 \(base.sha256.prefix(12))…), \(codec.summary), \(config.textLength) text tokens")
