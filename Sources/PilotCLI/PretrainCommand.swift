@@ -7,6 +7,7 @@ import PilotFederation
 import PilotJob
 import PilotPretrain
 import PilotModel
+import PilotTensor
 
 /// `pilot pretrain`: the base model (ViT + MLP connector + LM) from the public pretraining split,
 /// data-parallel over the MPI world. Maps flags onto `PretrainingParameters`; the work is in
@@ -65,6 +66,10 @@ struct PretrainCommand: ParsableCommand {
     var visionTower: String?
     @Option(name: .customLong("vision-feature-layer"), help: "With --vision-tower: which of its hidden states feeds the connector, Python-style (-2, the penultimate, is LLaVA's).")
     var visionFeatureLayer: Int = -2
+    @Option(name: .customLong("base-dtype"), help: ArgumentHelp("With --lm: hold the frozen LM's matrices in f32, bf16 (half the bytes) or q8 (GGUF's Q8_0, about a quarter), as a run's model.base_dtype does. The base records it, and runs on the base use it unless their config says otherwise. A 7B LM needs 27 GB in f32, 13.5 GB in bf16.", valueName: "f32|bf16|q8"))
+    var baseDtype = "f32"
+    @Flag(name: .customLong("recompute-activations"), help: "Keep only each LM layer's input and recompute the layer in the backward pass, as a run's train.recompute_activations: the same bits, less memory (a 7B LM's activations are about 200 KB per token per layer), more time.")
+    var recomputeActivations = false
     @Option(name: .customLong("text-length"), help: "Text tokens per sequence with --lm (template, instruction and answer; longer conversations are cut and counted). Default 96.")
     var textLength: Int?
 
@@ -87,6 +92,8 @@ struct PretrainCommand: ParsableCommand {
         if textLength != nil && lm == nil { throw ValidationError("--text-length applies to a pretrained LM (--lm DIR); the built-in LM's text length is its preset's") }
         if visionTower != nil && lm == nil { throw ValidationError("--vision-tower needs --lm DIR: a CLIP tower is the vision encoder of a model over a pretrained LM") }
         if visionTower == nil && visionFeatureLayer != -2 { throw ValidationError("--vision-feature-layer applies to a CLIP tower (--vision-tower DIR)") }
+        guard BaseDType(rawValue: baseDtype) != nil else { throw ValidationError("--base-dtype must be f32, bf16 or q8, not '\(baseDtype)'") }
+        if baseDtype != "f32" && lm == nil { throw ValidationError("--base-dtype applies to a pretrained LM (--lm DIR); the built-in LM trains in f32") }
         if let textLength, textLength < 8 || textLength > 4096 { throw ValidationError("--text-length must be in 8...4096, not \(textLength)") }
     }
 
@@ -115,15 +122,16 @@ struct PretrainCommand: ParsableCommand {
         let split = try dir.pretrain()
         var p = PretrainingParameters()
         p.steps = steps; p.batchSize = batch; p.learningRate = lr; p.warmupSteps = warmup; p.seed = seed; p.logEvery = evalEvery
-        let lmDirectory = lm, towerDirectory = visionTower, featureLayer = visionFeatureLayer
+        let lmDirectory = lm, towerDirectory = visionTower, featureLayer = visionFeatureLayer, dtype = BaseDType(rawValue: baseDtype)!
         let base = try RankCheck.run(towerDirectory == nil ? "loading the LM" : "loading the LM and the vision tower", on: world) {
-            try lmDirectory.map { try PretrainedBase(directory: $0, visionTower: towerDirectory, featureLayer: featureLayer) }
+            try lmDirectory.map { try PretrainedBase(directory: $0, visionTower: towerDirectory, featureLayer: featureLayer, dtype: dtype) }
         }
         let (config, codec) = try model(for: dir, base: base)
-        let trainer = try Pretrainer(parameters: p, config: config, examples: split.examples, codec: codec, base: base, communicator: world)
+        let trainer = try Pretrainer(parameters: p, config: config, examples: split.examples, codec: codec, base: base, communicator: world,
+                                      recomputeActivations: recomputeActivations)
         let root = world.isRoot
         if root, let base {
-            Console.out("pretrain: on the LM at \(base.directory) (frozen, sha256 \(base.sha256.prefix(12))…), \(codec.summary), \(config.textLength) text tokens")
+            Console.out("pretrain: on the LM at \(base.directory) (frozen, \(base.weights.dtype.rawValue), sha256 \(base.sha256.prefix(12))…), \(codec.summary), \(config.textLength) text tokens")
             if let t = base.visionTower {
                 Console.out("pretrain: vision encoder = the CLIP tower at \(t.directory) (frozen, sha256 \(t.sha256.prefix(12))…, \(t.config.numHiddenLayers) layers, width \(t.config.hiddenSize)), \(config.visualTokens) patch tokens of \(t.config.imageSize)px images from hidden_states[\(t.featureLayer)]; only the connector trains")
             }

@@ -58,7 +58,7 @@ public struct ScenarioConfig: Equatable, Sendable {
         self.testPerTask = testPerTask ?? size.testPerTask
         self.pretrainCount = pretrainCount ?? size.pretrain
         guard self.perClient >= 1, self.testPerTask >= 1, self.pretrainCount >= FedTask.allCases.count else {
-            throw PilotError.invalidArgument("sizes must be positive (per client \(self.perClient), test \(self.testPerTask)) and the pretraining split needs at least 5 examples")
+            throw PilotError.invalidArgument("sizes must be positive and the pretraining split needs at least \(FedTask.allCases.count) examples (one per task kind): per client \(self.perClient), test \(self.testPerTask), pretrain \(self.pretrainCount)")
         }
         pretrainMix = scenario.defaultPretrainMix
         self.maxVocab = maxVocab

@@ -66,8 +66,10 @@ public final class Pretrainer {
     ///   - config: the model's sizes (vocab must cover the tokenizer); with `config.lm` set, the LM is
     ///     `base`, frozen, and only the vision encoder and the connector train (LLaVA's stage 1).
     ///   - codec: how examples become text (the word-level layout, or the LM's chat layout).
+    ///   - recomputeActivations: the LM keeps only each layer's input and recomputes the layer in the
+    ///     backward pass (as `train.recompute_activations`): the same bits, less memory, more time.
     public init(parameters: PretrainingParameters, config: ModelConfig = .tiny, examples: [Example], codec: any ExampleCodec,
-                base: PretrainedBase? = nil, communicator: any Communicator) throws {
+                base: PretrainedBase? = nil, communicator: any Communicator, recomputeActivations: Bool = false) throws {
         try parameters.validate()
         guard !examples.isEmpty else { throw PilotError.invalidArgument("pretraining: the pretraining split has no examples") }
         self.parameters = parameters
@@ -78,7 +80,7 @@ public final class Pretrainer {
         model = try MLLM(config: config, variant: .mlp, trainable: .pretrain, maxBatch: perRank, seed: parameters.seed,
                          optimizer: AdamW.Parameters(weightDecay: parameters.weightDecay,
                                                      maxGradNorm: parameters.maxGradNorm > 0 ? parameters.maxGradNorm : nil),
-                         base: base)
+                         base: base, recomputeActivations: recomputeActivations)
     }
 
     /// The built-in LM over a word-level tokenizer.

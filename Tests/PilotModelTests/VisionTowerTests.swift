@@ -75,13 +75,33 @@ struct VisionTowerTests {
             (g.name, try m.parameters.view(group: g.name), try m.parameters.gradientView(group: g.name))
         }
         gradCheck(items, h: 2e-3, tol: 2e-2) { (try? m.loss(batch).total) ?? .nan }
-        let towerBefore = Array(base.visionTower!.tower.weights.storage), lmBefore = Array(base.weights.bytes)
+        let towerBefore = Array(try base.visionTower!.tower.weights.storage), lmBefore = Array(base.weights.bytes)
         let first = try m.loss(batch).total
         for _ in 0..<20 { try m.trainStep(batch, learningRate: 3e-3) }
         let after = try m.loss(batch).total
         print("pretraining over the CLIP tower: loss \(first) → \(after) in 20 steps")
         #expect(after < 0.8 * first)
-        #expect(Array(base.visionTower!.tower.weights.storage) == towerBefore && Array(base.weights.bytes) == lmBefore)
+        #expect(Array(try base.visionTower!.tower.weights.storage) == towerBefore && Array(base.weights.bytes) == lmBefore)
+    }
+
+    @Test("released weights are read again on use: the same features bit for bit; a tower changed meanwhile is refused")
+    func releaseAndReload() throws {
+        let tmp = TemporaryDirectory("tower-release"); defer { tmp.cleanup() }
+        let copy = tmp.file("tower")
+        try FileManager.default.copyItem(atPath: CLIPFixture.path(Self.towerName), toPath: copy)
+        let f = try CLIPFixture(Self.towerName)
+        let tower = try FrozenVisionTower(directory: copy)
+        let px = Self.modelPixels(f, tower)
+        let before = try tower.features(modelPixels: px, batch: f.batch)
+        tower.releaseWeights()
+        #expect(!tower.holdsWeights)
+        #expect(try tower.features(modelPixels: px, batch: f.batch) == before)
+        #expect(tower.holdsWeights)
+        tower.releaseWeights()
+        let h = FileHandle(forWritingAtPath: copy + "/config.json")!
+        h.seekToEndOfFile(); h.write(Data(" ".utf8)); try h.close()
+        let e = errorText { _ = try tower.features(modelPixels: px, batch: f.batch) }
+        #expect(e?.contains("changed while the run used it") == true && e?.contains(copy) == true, "\(e ?? "no error")")
     }
 
     @Test("a changed, missing or mismatched tower is refused with the path and what to do")

@@ -65,6 +65,8 @@ struct ClientInputs {
         if settings.cacheVisionFeatures ?? true, base.stored.visionTower != nil {
             try out.cacheVisionFeatures(scenario: scenario, placement: placement, first: settings.evalFirstExample, world: world)
             out.visionFeaturesCached = true
+            // every batch now carries its features: the tower's weights are not needed by the rounds
+            out.lm?.visionTower?.releaseWeights()
         }
         return out
     }

@@ -25,15 +25,41 @@ public struct VisionTowerReference: Codable, Sendable, Equatable {
 /// the "patch" select strategy): the patch tokens of hidden_states[`featureLayer`] go to the connector.
 /// It has no trainable parameters and no backward pass; pretraining with it trains the connector only,
 /// as LLaVA's stage 1 does. Loaded once per rank with the LM (`PretrainedBase`) and shared.
+///
+/// Its weights (Float32, 1.2 GB at CLIP-L/14-336) are a private copy per rank. A run that caches the
+/// features needs them only to build the caches, so it drops them afterwards (`releaseWeights`); they
+/// are read again from the directory, and its hash checked again, if the tower has to run after all.
 public final class FrozenVisionTower: @unchecked Sendable {
     public let directory: String
     public let sha256: String
     public let featureLayer: Int
-    public let tower: CLIPVisionTower
     public let normalization: CLIPImageNormalization
+    public let config: CLIPVisionConfig
+    private let lock = NSLock()
+    private var loaded: CLIPVisionTower?
 
     public var reference: VisionTowerReference { VisionTowerReference(path: directory, sha256: sha256, featureLayer: featureLayer) }
-    public var config: CLIPVisionConfig { tower.config }
+
+    /// The tower with its weights: those loaded with it, or, after `releaseWeights`, read again from the directory.
+    public var tower: CLIPVisionTower {
+        get throws {
+            lock.lock(); defer { lock.unlock() }
+            if let loaded { return loaded }
+            let now = try PretrainedBase.contentHash(directory: directory)
+            let t = try CLIPVisionTower.load(directory: directory)
+            guard now == sha256, t.config == config else {
+                throw PilotError.invalidArgument("the vision tower at '\(directory)' changed while the run used it (its files hashed to \(sha256.prefix(12))…, now to \(now.prefix(12))…); restore the original files, or pretrain a new base on this tower")
+            }
+            loaded = t
+            return t
+        }
+    }
+
+    /// Whether the weights are in memory now.
+    public var holdsWeights: Bool { lock.lock(); defer { lock.unlock() }; return loaded != nil }
+
+    /// Frees the weights (a run whose features are cached no longer runs the tower).
+    public func releaseWeights() { lock.lock(); loaded = nil; lock.unlock() }
 
     /// Loads and hashes `directory`; with `expected` a changed directory is refused before any weight is read.
     /// - Parameter context: what refers to it (e.g. the base checkpoint), for the errors.
@@ -54,7 +80,8 @@ public final class FrozenVisionTower: @unchecked Sendable {
         self.directory = directory
         self.sha256 = hash
         self.featureLayer = featureLayer
-        self.tower = tower
+        self.config = tower.config
+        loaded = tower
         normalization = try CLIPImageNormalization(directory: directory)
     }
 
@@ -91,6 +118,6 @@ public final class FrozenVisionTower: @unchecked Sendable {
                 }
             }
         }
-        return try tower.features(pixels: px, batch: B, layer: featureLayer)
+        return try tower.features(pixels: px, batch: B, layer: featureLayer)  // `tower` reads the weights again if they were released
     }
 }

@@ -28,9 +28,10 @@ public final class PretrainedBase: @unchecked Sendable {
     }
 
     /// Loads the LM at `directory` and the CLIP vision tower at `visionTower` (nil: none), hashing both.
-    public convenience init(directory: String, visionTower: String?, featureLayer: Int = -2) throws {
+    /// `dtype`: the LM's matrices in f32, bf16 or q8 (the base checkpoint records it).
+    public convenience init(directory: String, visionTower: String?, featureLayer: Int = -2, dtype: BaseDType = .f32) throws {
         let tower = try visionTower.map { try FrozenVisionTower(directory: $0, featureLayer: featureLayer) }
-        try self.init(directory: directory, expected: nil, tower: tower)
+        try self.init(directory: directory, expected: nil, tower: tower, dtype: dtype)
     }
 
     /// The LM (and vision tower) that `config` refers to, loaded and hash-checked; nil for the built-in LM.
