@@ -84,15 +84,17 @@ struct VisionTowerTests {
         #expect(Array(try base.visionTower!.tower.weights.storage) == towerBefore && Array(base.weights.bytes) == lmBefore)
     }
 
-    @Test("released weights are read again on use: the same features bit for bit; a tower changed meanwhile is refused")
+    @Test("the weights are read on first use and again after a release: the same features bit for bit; a tower changed meanwhile is refused")
     func releaseAndReload() throws {
         let tmp = TemporaryDirectory("tower-release"); defer { tmp.cleanup() }
         let copy = tmp.file("tower")
         try FileManager.default.copyItem(atPath: CLIPFixture.path(Self.towerName), toPath: copy)
         let f = try CLIPFixture(Self.towerName)
         let tower = try FrozenVisionTower(directory: copy)
+        #expect(!tower.holdsWeights)
         let px = Self.modelPixels(f, tower)
         let before = try tower.features(modelPixels: px, batch: f.batch)
+        #expect(tower.holdsWeights)
         tower.releaseWeights()
         #expect(!tower.holdsWeights)
         #expect(try tower.features(modelPixels: px, batch: f.batch) == before)

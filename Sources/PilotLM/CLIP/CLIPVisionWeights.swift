@@ -72,15 +72,13 @@ public final class CLIPVisionWeights: @unchecked Sendable {
         return String(found[0].dropLast(key.count))
     }
 
-    /// Fills every tensor of `table(config)` from `source` (F16/BF16 converted to Float32), found under the
-    /// tower's prefix. A missing tensor or a shape other than config.json's is refused by name, before the
-    /// weights are allocated (so their size is bounded by the file's).
-    public init(config: CLIPVisionConfig, source: TensorSource) throws {
-        self.config = config
+    /// Checks that `source` holds every tensor of `table(config)` with its shape, under one prefix, without
+    /// reading any value; returns the prefix. The weights' size is then bounded by the file's.
+    @discardableResult
+    public static func check(config: CLIPVisionConfig, source: TensorSource) throws -> String {
         try config.validate(file: "the config of \(source.path)")  // done at decode already; the caps bound `table`
-        prefix = try CLIPVisionWeights.prefix(in: source)
-        entries = CLIPVisionWeights.table(config)
-        for e in entries {
+        let prefix = try CLIPVisionWeights.prefix(in: source)
+        for e in table(config) {
             let name = prefix + e.name
             guard let info = source.info(name) else {
                 throw PilotError.invalidArgument("\(source.location(of: name)): tensor '\(name)' is missing; expected shape \(e.shape) from config.json")
@@ -89,6 +87,16 @@ public final class CLIPVisionWeights: @unchecked Sendable {
                 throw PilotError.invalidArgument("\(source.location(of: name)): tensor '\(name)' has shape \(info.shape); expected \(e.shape) from config.json (hidden_size \(config.hiddenSize), intermediate_size \(config.intermediateSize), image_size \(config.imageSize), patch_size \(config.patchSize), num_channels \(config.numChannels))")
             }
         }
+        return prefix
+    }
+
+    /// Fills every tensor of `table(config)` from `source` (F16/BF16 converted to Float32), found under the
+    /// tower's prefix. A missing tensor or a shape other than config.json's is refused by name, before the
+    /// weights are allocated (so their size is bounded by the file's).
+    public init(config: CLIPVisionConfig, source: TensorSource) throws {
+        self.config = config
+        prefix = try CLIPVisionWeights.check(config: config, source: source)
+        entries = CLIPVisionWeights.table(config)
         let total = entries.reduce(0) { $0 + $1.count }
         storage = .allocate(capacity: total)
         storage.initialize(repeating: 0)

@@ -26,9 +26,10 @@ public struct VisionTowerReference: Codable, Sendable, Equatable {
 /// It has no trainable parameters and no backward pass; pretraining with it trains the connector only,
 /// as LLaVA's stage 1 does. Loaded once per rank with the LM (`PretrainedBase`) and shared.
 ///
-/// Its weights (Float32, 1.2 GB at CLIP-L/14-336) are a private copy per rank. A run that caches the
-/// features needs them only to build the caches, so it drops them afterwards (`releaseWeights`); they
-/// are read again from the directory, and its hash checked again, if the tower has to run after all.
+/// Its weights (Float32, 1.2 GB at CLIP-L/14-336) are a private copy per rank, read on the tower's first
+/// use (`init` checks every tensor's shape, not the values), with the directory's hash checked again
+/// then. A run whose features are cached (`model.cache_vision_features`) needs them only to build missing
+/// caches, and drops them afterwards (`releaseWeights`); when every cache is valid they are never read.
 public final class FrozenVisionTower: @unchecked Sendable {
     public let directory: String
     public let sha256: String
@@ -40,7 +41,8 @@ public final class FrozenVisionTower: @unchecked Sendable {
 
     public var reference: VisionTowerReference { VisionTowerReference(path: directory, sha256: sha256, featureLayer: featureLayer) }
 
-    /// The tower with its weights: those loaded with it, or, after `releaseWeights`, read again from the directory.
+    /// The tower with its weights, read from the directory on first use (and again after `releaseWeights`);
+    /// a directory whose files no longer hash to `sha256` is refused.
     public var tower: CLIPVisionTower {
         get throws {
             lock.lock(); defer { lock.unlock() }
@@ -61,7 +63,8 @@ public final class FrozenVisionTower: @unchecked Sendable {
     /// Frees the weights (a run whose features are cached no longer runs the tower).
     public func releaseWeights() { lock.lock(); loaded = nil; lock.unlock() }
 
-    /// Loads and hashes `directory`; with `expected` a changed directory is refused before any weight is read.
+    /// Hashes `directory` and checks its config and tensors (the values are read on first use); with
+    /// `expected` a changed directory is refused.
     /// - Parameter context: what refers to it (e.g. the base checkpoint), for the errors.
     public init(directory: String, featureLayer: Int = -2, expected: (sha256: String, context: String)? = nil) throws {
         let hash = try PretrainedBase.referencedHash(
@@ -69,19 +72,20 @@ public final class FrozenVisionTower: @unchecked Sendable {
             missing: "copy the same directory there, or give its path with model.vision_tower",
             absent: "vision tower directory '\(directory)' does not exist; give a directory that CLIPVisionModel.save_pretrained wrote (config.json and model.safetensors)",
             changed: "the tower's directory changed. Restore the original files, or pretrain a new base on this tower (`pilot pretrain --vision-tower \(directory)`)")
-        let tower = try CLIPVisionTower.load(directory: directory)
-        guard tower.config.numChannels == 3 else {
-            throw PilotError.invalidArgument("\(directory)/config.json: num_channels \(tower.config.numChannels); the data is RGB, so the vision tower must take 3 channels")
+        // every tensor and shape checked against config.json now; the values are read on first use
+        let config = try CLIPVisionConfig.load(directory: directory)
+        try CLIPVisionWeights.check(config: config, source: try SafetensorsCheckpoint(directory: directory))
+        guard config.numChannels == 3 else {
+            throw PilotError.invalidArgument("\(directory)/config.json: num_channels \(config.numChannels); the data is RGB, so the vision tower must take 3 channels")
         }
-        let L = tower.config.numHiddenLayers
+        let L = config.numHiddenLayers
         guard featureLayer >= -(L + 1), featureLayer <= L else {
             throw PilotError.invalidArgument("vision feature layer \(featureLayer) is outside the \(L + 1) hidden states of the tower at '\(directory)' (-\(L + 1)...\(L); LLaVA uses -2)")
         }
         self.directory = directory
         self.sha256 = hash
         self.featureLayer = featureLayer
-        self.config = tower.config
-        loaded = tower
+        self.config = config
         normalization = try CLIPImageNormalization(directory: directory)
     }
 
