@@ -66,50 +66,83 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         return MPICommunicator(comm: newComm, rank: Int(r), size: Int(s), worldRank: worldRank, name: name, owned: true)
     }
 
+    /// Posts a nonblocking collective (`start` returns its code) and completes it as `IdleWait`
+    /// says. Every buffer `start` names must stay valid until this returns.
+    func collective(_ operation: @autoclosure () -> String, _ start: (UnsafeMutablePointer<MPI_Request?>) -> Int32) throws {
+        var request: MPI_Request? = nil
+        try withUnsafeMutablePointer(to: &request) { r in
+            try check(start(r), operation())
+            try check(IdleWait.complete(r), operation())
+        }
+    }
+
     public func barrier() throws {
-        try check(MPI_Barrier(comm), "MPI_Barrier")
+        try collective("MPI_Ibarrier") { MPI_Ibarrier(comm, $0) }
     }
 
     public func broadcast<T: CommElement>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws {
         try checkRoot(root, "broadcast")
         let n = try Self.count(buffer.count, "MPI_Bcast")
         if n == 0 { return }
-        try check(MPI_Bcast(buffer.baseAddress, n, Self.datatype(T.self), Int32(root), comm), "MPI_Bcast(\(buffer.count) \(T.kind))")
+        try collective("MPI_Ibcast(\(buffer.count) \(T.kind))") {
+            MPI_Ibcast(buffer.baseAddress, n, Self.datatype(T.self), Int32(root), comm, $0)
+        }
     }
 
     /// Sums of floating-point values: gather at rank 0, reduce in rank order, broadcast
     /// (bitwise reproducible; MPI_Allreduce's tree may change with message size or algorithm).
-    /// Max and integer sums are exact in any order and use MPI_Allreduce directly.
+    /// Max and integer sums are exact in any order and use MPI_Iallreduce directly.
     public func allreduce<T: CommElement>(_ buffer: UnsafeMutableBufferPointer<T>, op: ReduceOp) throws {
         let n = try Self.count(buffer.count, "allreduce")
         if n == 0 { return }
         let exactInAnyOrder = op == .max || T.kind == .int64
         if exactInAnyOrder {
-            try check(MPI_Allreduce(pilot_MPI_IN_PLACE(), buffer.baseAddress, n, Self.datatype(T.self),
-                                    op == .sum ? pilot_MPI_SUM() : pilot_MPI_MAX(), comm),
-                      "MPI_Allreduce(\(op), \(buffer.count) \(T.kind))")
+            try collective("MPI_Iallreduce(\(op), \(buffer.count) \(T.kind))") {
+                MPI_Iallreduce(pilot_MPI_IN_PLACE(), buffer.baseAddress, n, Self.datatype(T.self),
+                               op == .sum ? pilot_MPI_SUM() : pilot_MPI_MAX(), comm, $0)
+            }
             return
         }
         let total = try Self.count(buffer.count * size, "allreduce")
         var all = [T](repeating: T.zero, count: rank == 0 ? Int(total) : 0)
         try all.withUnsafeMutableBufferPointer { recv in
-            try check(MPI_Gather(buffer.baseAddress, n, Self.datatype(T.self),
-                                 recv.baseAddress, n, Self.datatype(T.self), 0, comm),
-                      "MPI_Gather for ordered allreduce(\(buffer.count) \(T.kind))")
+            try collective("MPI_Igather for ordered allreduce(\(buffer.count) \(T.kind))") {
+                MPI_Igather(buffer.baseAddress, n, Self.datatype(T.self), recv.baseAddress, n, Self.datatype(T.self), 0, comm, $0)
+            }
             if rank == 0 {
                 let parts = (0..<size).map { UnsafeBufferPointer(rebasing: recv[($0 * Int(n))..<(($0 + 1) * Int(n))]) }
                 reduceInRankOrder(parts, op: op, into: buffer)
             }
         }
-        try check(MPI_Bcast(buffer.baseAddress, n, Self.datatype(T.self), 0, comm), "MPI_Bcast for ordered allreduce")
+        try collective("MPI_Ibcast for ordered allreduce") {
+            MPI_Ibcast(buffer.baseAddress, n, Self.datatype(T.self), 0, comm, $0)
+        }
+    }
+
+    /// Every rank's element count, in rank order, on `root` (all ranks when root is nil).
+    private func counts(_ mine: Int32, root: Int?, _ operation: String) throws -> [Int32] {
+        var counts = [Int32](repeating: 0, count: size)
+        var mine = mine
+        try withUnsafeMutablePointer(to: &mine) { m in
+            try counts.withUnsafeMutableBufferPointer { c in
+                if let root {
+                    try collective("MPI_Igather(counts) for \(operation)") {
+                        MPI_Igather(m, 1, pilot_MPI_INT32(), c.baseAddress, 1, pilot_MPI_INT32(), Int32(root), comm, $0)
+                    }
+                } else {
+                    try collective("MPI_Iallgather(counts) for \(operation)") {
+                        MPI_Iallgather(m, 1, pilot_MPI_INT32(), c.baseAddress, 1, pilot_MPI_INT32(), comm, $0)
+                    }
+                }
+            }
+        }
+        return counts
     }
 
     public func gatherv<T: CommElement>(_ send: UnsafeBufferPointer<T>, root: Int) throws -> [[T]] {
         try checkRoot(root, "gatherv")
         let n = try Self.count(send.count, "MPI_Gatherv")
-        var counts = [Int32](repeating: 0, count: size)
-        var mine = n
-        try check(MPI_Gather(&mine, 1, pilot_MPI_INT32(), &counts, 1, pilot_MPI_INT32(), Int32(root), comm), "MPI_Gather(counts) for gatherv")
+        var counts = try self.counts(n, root: root, "gatherv")
         var displs = [Int32](repeating: 0, count: size)
         var total = 0
         if rank == root {
@@ -117,9 +150,14 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
         var recv = [T](repeating: T.zero, count: total)
         try recv.withUnsafeMutableBufferPointer { rb in
-            try check(MPI_Gatherv(send.baseAddress ?? UnsafePointer(rb.baseAddress), n, Self.datatype(T.self),
-                                  rb.baseAddress, counts, displs, Self.datatype(T.self), Int32(root), comm),
-                      "MPI_Gatherv(\(send.count) \(T.kind))")
+            try counts.withUnsafeMutableBufferPointer { cb in
+                try displs.withUnsafeMutableBufferPointer { db in
+                    try collective("MPI_Igatherv(\(send.count) \(T.kind))") {
+                        MPI_Igatherv(send.baseAddress ?? UnsafePointer(rb.baseAddress), n, Self.datatype(T.self),
+                                     rb.baseAddress, cb.baseAddress, db.baseAddress, Self.datatype(T.self), Int32(root), comm, $0)
+                    }
+                }
+            }
         }
         guard rank == root else { return [] }
         return (0..<size).map { Array(recv[Int(displs[$0])..<(Int(displs[$0]) + Int(counts[$0]))]) }
@@ -144,13 +182,24 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             for c in chunks { flat += c }
         }
         var mine: Int32 = 0
-        try check(MPI_Scatter(&counts, 1, pilot_MPI_INT32(), &mine, 1, pilot_MPI_INT32(), Int32(root), comm), "MPI_Scatter(counts) for scatterv")
+        try counts.withUnsafeMutableBufferPointer { cb in
+            try withUnsafeMutablePointer(to: &mine) { m in
+                try collective("MPI_Iscatter(counts) for scatterv") {
+                    MPI_Iscatter(cb.baseAddress, 1, pilot_MPI_INT32(), m, 1, pilot_MPI_INT32(), Int32(root), comm, $0)
+                }
+            }
+        }
         var recv = [T](repeating: T.zero, count: Int(mine))
         try flat.withUnsafeBufferPointer { sb in
             try recv.withUnsafeMutableBufferPointer { rb in
-                try check(MPI_Scatterv(sb.baseAddress, counts, displs, Self.datatype(T.self),
-                                       rb.baseAddress, mine, Self.datatype(T.self), Int32(root), comm),
-                          "MPI_Scatterv(\(T.kind))")
+                try counts.withUnsafeMutableBufferPointer { cb in
+                    try displs.withUnsafeMutableBufferPointer { db in
+                        try collective("MPI_Iscatterv(\(T.kind))") {
+                            MPI_Iscatterv(sb.baseAddress, cb.baseAddress, db.baseAddress, Self.datatype(T.self),
+                                          rb.baseAddress, mine, Self.datatype(T.self), Int32(root), comm, $0)
+                        }
+                    }
+                }
             }
         }
         return recv
@@ -158,17 +207,20 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public func allgatherv<T: CommElement>(_ send: UnsafeBufferPointer<T>) throws -> [[T]] {
         let n = try Self.count(send.count, "MPI_Allgatherv")
-        var counts = [Int32](repeating: 0, count: size)
-        var mine = n
-        try check(MPI_Allgather(&mine, 1, pilot_MPI_INT32(), &counts, 1, pilot_MPI_INT32(), comm), "MPI_Allgather(counts) for allgatherv")
+        var counts = try self.counts(n, root: nil, "allgatherv")
         var displs = [Int32](repeating: 0, count: size)
         var total = 0
         for r in 0..<size { displs[r] = try Self.count(total, "MPI_Allgatherv"); total += Int(counts[r]) }
         var recv = [T](repeating: T.zero, count: total)
         try recv.withUnsafeMutableBufferPointer { rb in
-            try check(MPI_Allgatherv(send.baseAddress ?? UnsafePointer(rb.baseAddress), n, Self.datatype(T.self),
-                                     rb.baseAddress, counts, displs, Self.datatype(T.self), comm),
-                      "MPI_Allgatherv(\(send.count) \(T.kind))")
+            try counts.withUnsafeMutableBufferPointer { cb in
+                try displs.withUnsafeMutableBufferPointer { db in
+                    try collective("MPI_Iallgatherv(\(send.count) \(T.kind))") {
+                        MPI_Iallgatherv(send.baseAddress ?? UnsafePointer(rb.baseAddress), n, Self.datatype(T.self),
+                                        rb.baseAddress, cb.baseAddress, db.baseAddress, Self.datatype(T.self), comm, $0)
+                    }
+                }
+            }
         }
         return (0..<size).map { Array(recv[Int(displs[$0])..<(Int(displs[$0]) + Int(counts[$0]))]) }
     }

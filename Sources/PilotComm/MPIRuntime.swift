@@ -30,6 +30,7 @@ public enum MPIRuntime {
     /// (MPI_ERRORS_RETURN) instead of aborting inside the library, so that every call can be
     /// checked and reported with its operation and rank.
     public static func world() throws -> MPICommunicator {
+        try IdleWait.validateEnvironment()
         if !isInitialized {
             var provided: Int32 = 0
             let rc = MPI_Init_thread(nil, nil, pilot_MPI_THREAD_FUNNELED(), &provided)

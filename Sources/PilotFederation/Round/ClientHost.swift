@@ -24,6 +24,8 @@ final class ClientHost {
     var faults = ClientFaults()
 
     var mine: Range<Int> { federation.localClients }
+    /// A client whose training takes this long gets its own progress line from its rank.
+    static let slowClientSeconds = 20.0
     var roster: Roster { federation.roster }
 
     init(settings: RoundSettings, strategy: FederatedStrategy, federation: Federation, inputs: ClientInputs,
@@ -82,6 +84,11 @@ final class ClientHost {
         record.examples = inputs.train[c]!.count
         record.secondsTrain = Date().timeIntervalSince(t0)
         out.records[c] = record
+        if record.secondsTrain! >= Self.slowClientSeconds {
+            // the round's line comes only when every client is done: at real sizes a client takes minutes
+            Console.error(String(format: "round %d: client %d (rank %d) trained %d step(s) in %.0f s, loss %.4f",
+                                 round, c, federation.world.base.rank, losses.steps, record.secondsTrain!, losses.total))
+        }
         if !strategy.exchanges {
             // no server to check it: the client itself refuses a broken model and keeps its previous state
             do { try Self.checkFinite(model, loss: losses.total, round: round) } catch {
