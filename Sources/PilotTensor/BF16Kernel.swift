@@ -62,9 +62,9 @@ public enum BF16Kernel {
 
     /// One line for `pilot bench` and `pilot selftest`: which kernel a bf16 base's products run on.
     public static var summary: String {
-        if disabledByEnvironment { return "bf16 products: decode to f32 + sgemm (PILOT_BF16_KERNEL=off)" }
-        if !cpuHasBF16 { return "bf16 products: decode to f32 + sgemm (oneDNN \(oneDNNVersion) sees \(isaName), no AVX512_BF16/AMX)" }
-        return "bf16 products: oneDNN \(oneDNNVersion) bf16 matmul (\(implementation ?? "no primitive"), \(isaName))"
+        if disabledByEnvironment { return "bf16 and q8 products: decode to f32 + sgemm (PILOT_BF16_KERNEL=off)" }
+        if !cpuHasBF16 { return "bf16 and q8 products: decode to f32 + sgemm (oneDNN \(oneDNNVersion) sees \(isaName), no AVX512_BF16/AMX)" }
+        return "bf16 and q8 products: oneDNN \(oneDNNVersion) bf16 matmul (\(implementation ?? "no primitive"), \(isaName))"
     }
 
     /// The process's one oneDNN CPU engine (thread-safe; primitives are created on it).

@@ -10,7 +10,13 @@
 /// (`BF16Products`): the activations (x, or dy) are rounded to bf16, the weight is read in place, and
 /// oneDNN accumulates and writes Float32; about 2× sgemm's speed on AVX512_BF16 (docs/performance.md).
 ///
-/// Otherwise (q8; bf16 without such a CPU or with `PILOT_BF16_KERNEL=off`) the weight is decoded a tile
+/// A q8 weight on such a CPU runs on the same kernel a tile of rows at a time: each tile is decoded to
+/// Float32 exactly (q·d), rounded to bf16 (to nearest even) and multiplied on oneDNN; the forward writes
+/// a block of y's columns per tile, the backward adds each tile's share of dx in tile order. The
+/// rounding of q·d to bf16 (relative 2⁻⁹, against Q8_0's own error of up to 2⁻⁸ of its block's largest
+/// value) is the price of running at bf16's speed rather than sgemm's (docs/models.md, "Base dtypes").
+///
+/// Otherwise (q8 or bf16 without such a CPU or with `PILOT_BF16_KERNEL=off`) the weight is decoded a tile
 /// of rows at a time into a Float32 scratch buffer, each tile followed by its sgemm: the forward writes
 /// a block of y's columns per tile, the backward adds each tile's share of dx in tile order. Tiles
 /// depend only on the shape, so the results are reproducible; the decoding costs O·I per product
@@ -21,6 +27,9 @@ public final class FrozenProducts: @unchecked Sendable {
     public static let tileValues = 1 << 21
     private var scratch: UnsafeMutablePointer<Float>
     private var capacity: Int
+    /// A q8 tile rounded to bf16 for the kernel.
+    private var bf16Tile = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
+    private var bf16TileCapacity = 0
     /// The bf16 kernel's state, nil when bf16 weights take the decode+sgemm path.
     private let bf16: BF16Products?
 
@@ -35,7 +44,7 @@ public final class FrozenProducts: @unchecked Sendable {
         bf16 = bf16Kernel && BF16Kernel.cpuHasBF16 ? BF16Products() : nil
     }
 
-    deinit { scratch.deallocate() }
+    deinit { scratch.deallocate(); bf16Tile.deallocate() }
 
     /// Rows of W per tile for `cols` inputs.
     public static func tileRows(cols: Int, rows: Int) -> Int { max(1, min(rows, tileValues / max(cols, 1))) }
@@ -59,15 +68,19 @@ public final class FrozenProducts: @unchecked Sendable {
         return out
     }
 
-    /// Decodes `w` a tile of rows at a time, in row order, and hands each tile (rows lo..<hi as Float32) to `body`.
-    private func forEachTile(of w: FrozenMatrix, _ body: (_ lo: Int, _ hi: Int, _ tile: UnsafeMutablePointer<Float>) -> Void) {
-        let t = Self.tileRows(cols: w.cols, rows: w.rows)
-        var lo = 0
-        while lo < w.rows {
-            let hi = min(w.rows, lo + t)
-            body(lo, hi, decode(w, lo, hi))
-            lo = hi
+    /// Rows lo..<hi of a q8 `w` as bf16 bits for the kernel (exact q·d in Float32, then rounded to nearest even).
+    private func decodeBF16(_ w: FrozenMatrix, _ lo: Int, _ hi: Int) -> UnsafeRawPointer {
+        let f = decode(w, lo, hi), n = (hi - lo) * w.cols
+        if n > bf16TileCapacity {
+            bf16Tile.deallocate()
+            bf16Tile = .allocate(capacity: n)
+            bf16TileCapacity = n
         }
+        Parallel.rows(hi - lo, costPerItem: w.cols, context: (f, w.cols, bf16Tile)) { c, a, b in
+            let (f, cols, out) = c
+            FrozenEncoding.bf16Rows(f + a * cols, ldx: cols, rows: b - a, cols: cols, into: out + a * cols)
+        }
+        return UnsafeRawPointer(bf16Tile)
     }
 
     /// y[N, O] = x[N, I]·Wᵀ (+ y when `accumulate`); y has leading dimension `ldy` (default O).
@@ -83,8 +96,18 @@ public final class FrozenProducts: @unchecked Sendable {
                         c: y, ldc: ldy, accumulate: accumulate) {
             return
         }
-        forEachTile(of: w) { lo, hi, tile in
-            sgemm(transB: true, m: n, n: hi - lo, k: w.cols, a: x, b: tile, ldb: w.cols, beta: accumulate ? 1 : 0, c: y + lo, ldc: ldy)
+        let t = Self.tileRows(cols: w.cols, rows: w.rows)
+        var lo = 0
+        while lo < w.rows {
+            let hi = min(w.rows, lo + t)
+            if w.dtype == .q8, n > 0, w.cols > 0, let bf16,
+               bf16.product(m: n, n: hi - lo, k: w.cols, a: x, lda: w.cols, b: decodeBF16(w, lo, hi), transB: true, ldb: w.cols,
+                            c: y + lo, ldc: ldy, accumulate: accumulate) {
+                lo = hi
+                continue
+            }
+            sgemm(transB: true, m: n, n: hi - lo, k: w.cols, a: x, b: decode(w, lo, hi), ldb: w.cols, beta: accumulate ? 1 : 0, c: y + lo, ldc: ldy)
+            lo = hi
         }
     }
 
@@ -101,9 +124,19 @@ public final class FrozenProducts: @unchecked Sendable {
                         c: dx, ldc: w.cols, accumulate: accumulate) {
             return
         }
-        forEachTile(of: w) { lo, hi, tile in
-            sgemm(m: n, n: w.cols, k: hi - lo, a: dy + lo, lda: ldy, b: tile, ldb: w.cols,
+        let t = Self.tileRows(cols: w.cols, rows: w.rows)
+        var lo = 0
+        while lo < w.rows {
+            let hi = min(w.rows, lo + t)
+            if w.dtype == .q8, n > 0, w.cols > 0, let bf16,
+               bf16.product(m: n, n: w.cols, k: hi - lo, a: dy + lo, lda: ldy, b: decodeBF16(w, lo, hi), transB: false, ldb: w.cols,
+                            c: dx, ldc: w.cols, accumulate: accumulate || lo > 0) {
+                lo = hi
+                continue
+            }
+            sgemm(m: n, n: w.cols, k: hi - lo, a: dy + lo, lda: ldy, b: decode(w, lo, hi), ldb: w.cols,
                   beta: (accumulate || lo > 0) ? 1 : 0, c: dx, ldc: w.cols)
+            lo = hi
         }
     }
 }

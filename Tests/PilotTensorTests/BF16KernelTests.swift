@@ -174,10 +174,54 @@ struct BF16KernelTests {
         #expect(yOff.map(\.bitPattern) == yDecoded.map(\.bitPattern))
     }
 
+    @Test("q8 weights on the kernel: the bf16 kernel on the bf16 rounding of q·d, bit for bit in one tile and within the summation bound over several; off, the exact decode+sgemm",
+          .enabled(if: BF16Kernel.cpuHasBF16))
+    func q8OnKernel() {
+        engineThreadsLock.lock(); defer { engineThreadsLock.unlock() }
+        // 200 × 96 is one tile; 600 × 4096 is two (2²¹ values per tile), the second a short one
+        for (rows, cols, n) in [(200, 96, 33), (600, 4096, 5)] {
+            let (q8, decoded) = FrozenMatrixTests.weight(.q8, rows: rows, cols: cols, seed: UInt64(rows + cols))
+            let rounded = decoded.map { FrozenEncoding.bf16($0) }
+            let roundedValues = rounded.map { Float(bitPattern: UInt32($0) << 16) }
+            let d = Self.data(rows: rows, cols: cols, n: n, seed: 5)
+            let on = FrozenProducts(bf16Kernel: true), off = FrozenProducts(bf16Kernel: false)
+            var yQ = [Float](repeating: 0, count: n * rows), dxQ = [Float](repeating: 0, count: n * cols)
+            var yB = yQ, dxB = dxQ, yOff = yQ
+            q8.withUnsafeBytes { raw in
+                let m = FrozenMatrix(dtype: .q8, rows: rows, cols: cols, raw: raw.baseAddress!)
+                on.forward(y: &yQ, x: d.x, rows: n, weight: m)
+                on.backward(dx: &dxQ, dy: d.dy, rows: n, weight: m)
+                off.forward(y: &yOff, x: d.x, rows: n, weight: m)
+            }
+            rounded.withUnsafeBytes { raw in
+                let m = FrozenMatrix(dtype: .bf16, rows: rows, cols: cols, raw: raw.baseAddress!)
+                on.forward(y: &yB, x: d.x, rows: n, weight: m)
+                on.backward(dx: &dxB, dy: d.dy, rows: n, weight: m)
+            }
+            let what = "q8 W [\(rows), \(cols)], \(n) rows"
+            if FrozenProducts.tileRows(cols: cols, rows: rows) >= rows {
+                #expect(yQ.map(\.bitPattern) == yB.map(\.bitPattern), "\(what): forward")
+                #expect(dxQ.map(\.bitPattern) == dxB.map(\.bitPattern), "\(what): backward")
+            } else {
+                Self.expectClose(yQ, a: d.x, b: roundedValues, c0: nil, m: n, n: rows, k: cols, transB: true, "\(what): forward")
+                Self.expectClose(dxQ, a: d.dy, b: roundedValues, c0: nil, m: n, n: cols, k: rows, transB: false, "\(what): backward")
+                #expect(yQ.map(\.bitPattern) != yOff.map(\.bitPattern), "\(what): the kernel path is not the decode path")
+            }
+            // with the kernel off: sgemm on the exact q·d, x not rounded
+            var yExact = [Float](repeating: 0, count: n * rows)
+            d.x.withUnsafeBufferPointer { px in decoded.withUnsafeBufferPointer { pw in yExact.withUnsafeMutableBufferPointer { pc in
+                sgemm(transB: true, m: n, n: rows, k: cols, a: px.baseAddress!, b: pw.baseAddress!, c: pc.baseAddress!)
+            } } }
+            if FrozenProducts.tileRows(cols: cols, rows: rows) >= rows {
+                #expect(yOff.map(\.bitPattern) == yExact.map(\.bitPattern), "\(what): kernel off")
+            }
+        }
+    }
+
     @Test("the report names the path a bf16 base takes")
     func summary() {
         let s = BF16Kernel.summary
-        #expect(s.hasPrefix("bf16 products: "))
+        #expect(s.hasPrefix("bf16 and q8 products: "))
         if BF16Kernel.isUsable { #expect(s.contains("oneDNN") && BF16Kernel.implementation != nil, "\(s)") } else { #expect(s.contains("decode")) }
     }
 }

@@ -51,7 +51,7 @@ extension RoundLoop {
                                 "config": .string(config.effectiveFile), "config_sha256": .string(config.hash),
                                 "world_size": .int(Int64(world.size))])
         if let lm = base.config.lm { identity.metricsAttributes["base_dtype"] = .string(lm.baseDType.rawValue) }
-        if base.config.lm?.baseDType == .bf16 {
+        if let dtype = base.config.lm?.baseDType, dtype != .f32 {   // bf16 and q8 products run on the kernel where there is one
             identity.bf16Kernel = BF16Kernel.runName
             identity.metricsAttributes["bf16_kernel"] = .string(identity.bf16Kernel)
         }
