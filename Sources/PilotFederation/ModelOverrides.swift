@@ -10,9 +10,21 @@ public struct ModelOverrides: Sendable, Equatable {
     public var loraTargets: [String]?
     /// The dtype of the frozen LM's matrices (`model.base_dtype`); nil keeps the base's.
     public var baseDType: BaseDType?
+    /// Each client's own rank (`model.lora_ranks`, HetLoRA), indexed by client; `client(_:)` picks one.
+    /// `apply(to:)` ignores it: a model is built for one client.
+    public var loraRanks: [Int]?
 
     public init(loraRank: Int? = nil, loraAlpha: Float? = nil, loraTargets: [String]? = nil, baseDType: BaseDType? = nil) {
         self.loraRank = loraRank; self.loraAlpha = loraAlpha; self.loraTargets = loraTargets; self.baseDType = baseDType
+    }
+
+    /// Client k's settings: its own rank from `loraRanks` (alpha: `loraAlpha`, or 2·r_k as for `loraRank`).
+    public func client(_ k: Int) -> ModelOverrides {
+        guard let ranks = loraRanks else { return self }
+        var o = self
+        o.loraRank = ranks[k]
+        o.loraRanks = nil
+        return o
     }
 
     /// The base's config with these settings: a rank without an alpha gets alpha = 2·r (the base's
