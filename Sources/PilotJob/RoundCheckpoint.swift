@@ -55,8 +55,7 @@ public enum RoundCheckpoint {
         /// Clients left out of training from some round on (`pilot train --resume --exclude-client`);
         /// stored only when there are some, so other runs' files are as before.
         public var excludedClients: [Int] = []
-        /// Each client's LoRA rank when the run gives the clients their own (`model.lora_ranks`); stored
-        /// only then, so other runs' files are as before. A resume refuses to change one.
+        /// Each client's LoRA rank under `model.lora_ranks` (stored only then); a resume refuses to change one.
         public var loraRanks: [Int] = []
 
         public init(round: Int, stage: Int, algorithm: String, configText: String, configHash: String, seed: Int) {

@@ -53,6 +53,22 @@ struct HetLoRATests {
         #expect(try HetLoRA.rank(of: padded) == 3)
     }
 
+    @Test("every client starts from the leading components of one adapter: a lower rank's initial A is the leading columns of the largest rank's, drawn from the same stream")
+    func alignedInitialA() throws {
+        func a(_ r: Int, _ initial: ParameterInit) -> [Float] {
+            ParameterStore(specs: [ParameterSpec("lm/layers/0/attn/q/lora_a", [5, r], group: "lora", init: initial)], trainableGroups: { _ in true }, seed: 9).trainable.values
+        }
+        let full = a(4, .uniform(bound: 0.5)), cut = a(2, .uniformLeadingColumns(bound: 0.5, columns: 4))
+        var leading: [Float] = []
+        for i in 0..<5 { leading += full[(i * 4)..<(i * 4 + 2)] }
+        #expect(cut == leading)
+        #expect(cut != a(2, .uniform(bound: 0.5)))
+        let o = try Self.settings("lora_ranks = [4, 8, 16]\n").modelOverrides
+        #expect(o.client(0).loraInitRank == 16 && o.client(1).loraInitRank == 16 && o.client(2).loraInitRank == nil)
+        #expect(o.client(0).apply(to: .tiny).loraInitRank == 16)
+        #expect(try Self.settings("lora_ranks = [8, 8, 8]\n").modelOverrides.client(1).loraInitRank == nil)
+    }
+
     @Test("effective-update distances from the factors' Gram matrices equal the dense ‖ΔW_i − ΔW_j‖ to 1e-6 relative, padded or not, at ranks 2, 3 and 5 with their own scales")
     func gramIdentityMatchesDense() throws {
         let ranks = [2, 3, 5, 3], scales = [2.0, 0.5, 1.25, 2.0]

@@ -31,6 +31,9 @@ struct HetLoRACLITests {
         let round = try H5File.open(dir.file("np3/ckpt/round_003.h5"))
         defer { round.close() }
         #expect(try round.attribute("lora_ranks") == .ints([2, 4, 8, 2, 4, 8, 2, 4, 8]))
+        // `pilot eval` builds a client's model at its own rank from the run's config
+        let ev = try TrainCLITests.evalAgainstMetrics(run: dir.file("np3"), client: 2, round: 3)
+        #expect(ev.status == 0 && ev.printed == ev.stored, "printed \(String(describing: ev.printed)), stored \(ev.stored): \(ev.stderr)")
     }
 
     @Test("lora_ranks giving every client rank 2 is bit for bit the run with lora_rank = 2")
