@@ -46,7 +46,7 @@ extension RoundLoop {
             let stored = try RunConfig(effectiveFile: storedText, path: RoundCheckpoint.roundFile(runDirectory, round))
             // a client's rank first: its state holds factors of that rank
             try RunSettings(config).checkResumedRanks(before: RunSettings(stored), recorded: recorded, clients: federation.clientCount,
-                                                      run: runDirectory) { [basePath] in try BaseCheckpoint.readMetadata(path: basePath).0.loraRank }
+                                                      run: runDirectory) { [basePath] in try BaseCheckpoint.readMetadata(path: basePath).config.loraRank }
             if stored.values != config.values {
                 let diff = config.differences(from: stored)
                 throw PilotError.message("refusing to resume \(runDirectory): the config differs from the one the run was started with:\n  "
