@@ -131,6 +131,13 @@ struct TrainCommand: ParsableCommand {
             let original = try RunConfig(file: ConfigFile(path: saved))
             if let config {
                 let given = try RunConfig(file: ConfigFile(path: config))
+                // a client's LoRA rank first: its state holds factors of that rank
+                let (then, now) = (try RunSettings(original), try RunSettings(given))
+                if let k = try? ScenarioDirectory(path: then.run.data).clientCount {
+                    try now.checkResumedRanks(before: then, recorded: [], clients: k, run: runDir) {
+                        try BaseCheckpoint.readMetadata(path: then.run.base).config.loraRank
+                    }
+                }
                 if given.values != original.values {
                     throw PilotError.message("refusing to resume \(runDir) with \(config): these keys differ from the run's config:\n  "
                                              + given.differences(from: original).joined(separator: "\n  "))

@@ -10,9 +10,26 @@ public struct ModelOverrides: Sendable, Equatable {
     public var loraTargets: [String]?
     /// The dtype of the frozen LM's matrices (`model.base_dtype`); nil keeps the base's.
     public var baseDType: BaseDType?
+    /// Each client's own rank (`model.lora_ranks`, HetLoRA), indexed by client; `client(_:)` picks one.
+    /// `apply(to:)` ignores it: a model is built for one client.
+    public var loraRanks: [Int]?
+    /// The rank whose initial A this model's A is cut from (`ModelConfig.loraInitRank`); nil: its own.
+    public var loraInitRank: Int?
 
     public init(loraRank: Int? = nil, loraAlpha: Float? = nil, loraTargets: [String]? = nil, baseDType: BaseDType? = nil) {
         self.loraRank = loraRank; self.loraAlpha = loraAlpha; self.loraTargets = loraTargets; self.baseDType = baseDType
+    }
+
+    /// Client k's settings: its own rank from `loraRanks` (alpha: `loraAlpha`, or 2·r_k as for `loraRank`),
+    /// and, when the ranks differ, A's initial values cut from a draw at the largest rank (HetLoRA's
+    /// global adapter), so that every client starts from the leading components of one adapter.
+    public func client(_ k: Int) -> ModelOverrides {
+        guard let ranks = loraRanks else { return self }
+        var o = self
+        o.loraRank = ranks[k]
+        o.loraRanks = nil
+        if let largest = ranks.max(), largest > ranks[k] { o.loraInitRank = largest }
+        return o
     }
 
     /// The base's config with these settings: a rank without an alpha gets alpha = 2·r (the base's
@@ -25,6 +42,7 @@ public struct ModelOverrides: Sendable, Equatable {
         } else if let a = loraAlpha {
             c.loraAlpha = a
         }
+        if let r = loraInitRank { c.loraInitRank = r }
         if let t = loraTargets {
             let ordered = ModelConfig.allLoRATargets.filter { t.contains($0) }
             c.loraTargets = ordered == ModelConfig.allLoRATargets ? nil : ordered

@@ -30,7 +30,7 @@ public enum PersonalisedModel {
                                          lmPath: config.model.lm, towerPath: config.model.visionTower)
         let (model, codec) = try BaseCheckpoint.load(path: basePath, variant: spec.variant, options: spec.options,
                                                      trainable: spec.trainable, maxBatch: maxBatch, seed: UInt64(config.run.seed),
-                                                     base: lm, overrides: config.modelOverrides)
+                                                     base: lm, overrides: config.modelOverrides.client(client))
         try ClientHost.putPersonalised(model, state: state, task: clientTasks[client])
         return (model, codec, scenario.clientTasks[client], r)
     }

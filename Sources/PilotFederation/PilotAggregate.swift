@@ -108,13 +108,18 @@ extension PilotStrategy {
 
     /// The server's ATA step (Eq. 11–12) on the clients' LoRA vectors, in client order: distances
     /// with one sgemm, top-M inverse-distance weights, mixing. With `ata` off, the n_k-weighted mean.
-    public func mixLoRA(_ updates: [ClientUpdate], tasks: [Int]) throws -> [[Float]] {
+    ///
+    /// With clients of different LoRA ranks (`lora`, not uniform), the updates hold factors zero-padded
+    /// to the largest rank: the distances are between the effective updates ΔW_k = (α_k/r_k)·A_k·B_k
+    /// (`Aggregate.effectiveUpdateDistances`), the padded factors are mixed, and each client keeps its
+    /// leading r_k components (`ServerStep`).
+    public func mixLoRA(_ updates: [ClientUpdate], tasks: [Int], lora: ClientLoRA? = nil) throws -> [[Float]] {
         var notes: [String] = []
-        return try mixLoRA(updates, tasks: tasks, round: 0, notes: &notes)
+        return try mixLoRA(updates, tasks: tasks, lora: lora, round: 0, notes: &notes)
     }
 
     /// `mixLoRA`, adding to `notes` the line of a round whose robust rule (ATA off) fell back to the median.
-    func mixLoRA(_ updates: [ClientUpdate], tasks: [Int], round: Int, notes: inout [String]) throws -> [[Float]] {
+    func mixLoRA(_ updates: [ClientUpdate], tasks: [Int], lora: ClientLoRA?, round: Int, notes: inout [String]) throws -> [[Float]] {
         let vectors = updates.map(\.tensors.values)
         let k = vectors.count
         let n = updates.map(\.examples)
@@ -130,7 +135,13 @@ extension PilotStrategy {
         if let bad = vectors.firstIndex(where: { $0.count != p }) {
             throw PilotError.invalidArgument("ATA: client \(updates[bad].client) sent \(vectors[bad].count) LoRA values, client \(updates[0].client) \(p)")
         }
-        let distances = Aggregate.pairwiseDistances(Aggregate.rows(vectors, length: p), clients: k, length: p)
+        let distances: [Double]
+        if let lora, !lora.isUniform {
+            distances = try Aggregate.effectiveUpdateDistances(updates.map(\.tensors), ranks: updates.map { lora.ranks[$0.client] },
+                                                               scales: updates.map { lora.scale($0.client) })
+        } else {
+            distances = Aggregate.pairwiseDistances(Aggregate.rows(vectors, length: p), clients: k, length: p)
+        }
         let matrix = try Aggregate.ataMixingMatrix(distances: distances, samples: n, tasks: updates.map { tasks[$0.client] },
                                                    selection: settings.ataSelection, m: min(settings.ataM, max(1, k - 1)),
                                                    normalisation: settings.ataNormalisation)
@@ -162,7 +173,7 @@ extension PilotStrategy {
             }
         }
         let loras = zip(updates, parts).map { ClientUpdate(client: $0.client, examples: $0.examples, tensors: $1.lora) }
-        let mixed = try mixLoRA(loras, tasks: roster.clientTasks, round: round, notes: &notes)
+        let mixed = try mixLoRA(loras, tasks: roster.clientTasks, lora: roster.lora, round: round, notes: &notes)
         var personal: [Int: NamedTensors] = [:]
         for (u, v) in zip(loras, mixed) { personal[u.client] = try u.tensors.with(values: v) }
         var result = RoundResult(shared: shared, personal: personal, serverState: shared)

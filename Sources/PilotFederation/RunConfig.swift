@@ -5,7 +5,7 @@ import PilotModel
 /// Every key a run configuration may set: its type, default, allowed range and meaning.
 /// This table is the documentation (`pilot train --help-config` prints it) and the validator.
 public struct ConfigKey: Sendable {
-    public enum Kind: Sendable { case string([String]?), int(ClosedRange<Int>), double(ClosedRange<Double>), bool, strings([String]) }
+    public enum Kind: Sendable { case string([String]?), int(ClosedRange<Int>), double(ClosedRange<Double>), bool, strings([String]), ints(ClosedRange<Int>) }
     public let name: String
     public let kind: Kind
     public let defaultValue: ConfigFile.Value?
@@ -131,6 +131,12 @@ public struct RunConfig: Sendable, Equatable {
                 guard seen.insert(x).inserted else { return "lists \"\(x)\" twice" }
             }
             return items.isEmpty ? "is empty; leave the key out for the default" : nil
+        case let (.ints(range), .array(items)):
+            for (i, item) in items.enumerated() {
+                guard case let .int(x) = item else { return "has a \(item.typeName) \(item) in its list; expected integers" }
+                guard range.contains(x) else { return "has \(x) at position \(i); each must be in \(range.lowerBound)...\(range.upperBound)" }
+            }
+            return items.isEmpty ? "is empty; leave the key out for the default" : nil
         default:
             return "has the wrong type: \(v.typeName) \(v), expected \(Self.typeName(key.kind))"
         }
@@ -143,6 +149,7 @@ public struct RunConfig: Sendable, Equatable {
         case .double: return "a number"
         case .bool: return "true or false"
         case .strings(let c): return "a list of strings from " + c.map { "\"\($0)\"" }.joined(separator: ", ")
+        case .ints(let r): return "a list of integers in \(r.lowerBound)...\(r.upperBound)"
         }
     }
 

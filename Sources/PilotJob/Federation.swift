@@ -11,10 +11,12 @@ public struct Roster: Sendable, Equatable {
     /// n_k of every client.
     public var clientSamples: [Int]
     public var numTasks: Int
+    /// Each client's LoRA rank and alpha (nil: one rank for all, the base's or `model.lora_rank`).
+    public var lora: ClientLoRA?
     public var clientCount: Int { clientTasks.count }
 
-    public init(clientTasks: [Int], clientSamples: [Int], numTasks: Int) {
-        self.clientTasks = clientTasks; self.clientSamples = clientSamples; self.numTasks = numTasks
+    public init(clientTasks: [Int], clientSamples: [Int], numTasks: Int, lora: ClientLoRA? = nil) {
+        self.clientTasks = clientTasks; self.clientSamples = clientSamples; self.numTasks = numTasks; self.lora = lora
     }
 }
 
@@ -54,7 +56,7 @@ public struct Federation {
     /// placement; each client rank passes the sample counts of its own clients (client order),
     /// which every rank learns.
     public init(world base: any Communicator, clientTasks: [Int], numTasks: Int, placement: Placement,
-                localSamples: [Int], sampling: ClientSampling = .everyone) throws {
+                localSamples: [Int], sampling: ClientSampling = .everyone, lora: ClientLoRA? = nil) throws {
         guard base.size == placement.clientRanks + 1, placement.clientCount == clientTasks.count else {
             throw PilotError.invalidArgument("the job has \(base.size) ranks but the placement is for \(placement.clientRanks + 1) ranks and \(placement.clientCount) clients (the scenario has \(clientTasks.count))")
         }
@@ -65,7 +67,7 @@ public struct Federation {
         }
         clients = try world.split(color: world.rank == 0 ? nil : 0, key: world.rank, name: "clients")
         let counts = try world.allgatherv(localSamples.map(Int64.init))
-        roster = Roster(clientTasks: clientTasks, clientSamples: counts.flatMap { $0 }.map { Int($0) }, numTasks: numTasks)
+        roster = Roster(clientTasks: clientTasks, clientSamples: counts.flatMap { $0 }.map { Int($0) }, numTasks: numTasks, lora: lora)
         self.placement = placement
         self.sampling = sampling
         world.resetCounts()

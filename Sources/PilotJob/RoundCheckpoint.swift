@@ -55,6 +55,8 @@ public enum RoundCheckpoint {
         /// Clients left out of training from some round on (`pilot train --resume --exclude-client`);
         /// stored only when there are some, so other runs' files are as before.
         public var excludedClients: [Int] = []
+        /// Each client's LoRA rank under `model.lora_ranks` (stored only then); a resume refuses to change one.
+        public var loraRanks: [Int] = []
 
         public init(round: Int, stage: Int, algorithm: String, configText: String, configHash: String, seed: Int) {
             self.round = round; self.stage = stage; self.algorithm = algorithm
@@ -124,6 +126,7 @@ public enum RoundCheckpoint {
                 ("rng", .string("client k's data order in round r comes from PilotRNG seeded with SplitMix64(f(seed, r, k)), one shuffle per epoch; each client's seed is stored in its file as rng_seed")),
                 ("client_files_sha256", .strings(digests)),
             ] + (m.excludedClients.isEmpty ? [] : [("excluded_clients", .ints(m.excludedClients.map(Int64.init)))])
+              + (m.loraRanks.isEmpty ? [] : [("lora_ranks", .ints(m.loraRanks.map(Int64.init)))])
               + (m.bf16Kernel.isEmpty ? [] : [("bf16_kernel", .string(m.bf16Kernel))])
             for (name, value) in attributes { try f.setAttribute(name, value) }
             // datasets carry their own SHA-256; this covers the root attributes (#18 item 4)
@@ -338,6 +341,7 @@ public enum RoundCheckpoint {
         m.baseHash = try f.attribute("base_sha256")?.stringValue ?? ""
         m.bf16Kernel = try f.attribute("bf16_kernel")?.stringValue ?? ""
         if case let .ints(e)? = try f.attribute("excluded_clients") { m.excludedClients = e.map(Int.init) }
+        if case let .ints(r)? = try f.attribute("lora_ranks") { m.loraRanks = r.map(Int.init) }
         guard SHA256.hex(Array(m.configText.utf8)) == m.configHash else {
             throw PilotError.message("the config stored in '\(path)' does not match its SHA-256 (config_sha256): the file is corrupt, not your config changed. Restore it, or resume from an earlier round by writing its name into \(directory(run))/latest")
         }

@@ -134,7 +134,7 @@ final class ClientHost {
                 }
                 result = ClientResult(shared: exchange.shared, personal: nil)
             }
-            states[c] = try strategy.apply(round: round, client: c, kept: kept, result: result, roster: roster)
+            states[c] = try strategy.apply(round: round, client: c, kept: kept, result: Self.leading(result, client: c, lora: roster.lora), roster: roster)
         }
         training.outcomes = [:]
     }
@@ -168,9 +168,18 @@ final class ClientHost {
         let (model, _) = try BaseCheckpoint.load(path: basePath, variant: spec.variant, options: spec.options,
                                                  trainable: spec.trainable, maxBatch: settings.batchSize,
                                                  seed: UInt64(settings.seed), optimizer: settings.optimizer,
-                                                 base: inputs.lm, overrides: overrides, recomputeActivations: settings.recomputeActivations)
+                                                 base: inputs.lm, overrides: overrides.client(client), recomputeActivations: settings.recomputeActivations)
         try strategy.prepare(model: model, round: round, client: client, state: states[client]!, roster: roster)
         return model
+    }
+
+    /// HetLoRA: client `client`'s part of a result at the largest rank, its leading r_k components
+    /// (the shared result is one buffer for every client); unchanged with one rank for all.
+    static func leading(_ result: ClientResult, client: Int, lora: ClientLoRA?) throws -> ClientResult {
+        guard let lora, !lora.isUniform else { return result }
+        let r = lora.ranks[client]
+        return ClientResult(shared: try result.shared.map { try HetLoRA.resized($0, rank: r) },
+                            personal: try result.personal.map { try HetLoRA.resized($0, rank: r) })
     }
 
     /// The values `like`'s tensors had as the round began, by name, from the trainable buffer `start`.

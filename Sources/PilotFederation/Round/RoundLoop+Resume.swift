@@ -12,6 +12,7 @@ extension RoundLoop {
         var digests: [String] = []
         var storedText = ""
         var stored: [Int] = []
+        var recordedRanks: [Int] = []
         if federation.isServer {
             let (meta, server, d) = try RoundCheckpoint.readRound(run: runDirectory, round: round)
             storedText = meta.configText
@@ -32,15 +33,20 @@ extension RoundLoop {
             digests = d
             serverState = server
             stored = meta.excludedClients
+            recordedRanks = meta.loraRanks
             try recorder.restoreLog(round: round)
         }
         storedText = try world.broadcast(string: storedText, root: 0)
         // the clients an earlier resume excluded stay excluded
         let excluded = try world.broadcastSized(stored.map(Int64.init), root: 0)
         excludedClients.formUnion(excluded.map(Int.init))
+        let recorded = try world.broadcastSized(recordedRanks.map(Int64.init), root: 0).map(Int.init)
         // every rank finds the same difference; RankCheck prints it once
         try RankCheck.run("resuming \(runDirectory)", on: world) {
             let stored = try RunConfig(effectiveFile: storedText, path: RoundCheckpoint.roundFile(runDirectory, round))
+            // a client's rank first: its state holds factors of that rank
+            try RunSettings(config).checkResumedRanks(before: RunSettings(stored), recorded: recorded, clients: federation.clientCount,
+                                                      run: runDirectory) { [basePath] in try BaseCheckpoint.readMetadata(path: basePath).config.loraRank }
             if stored.values != config.values {
                 let diff = config.differences(from: stored)
                 throw PilotError.message("refusing to resume \(runDirectory): the config differs from the one the run was started with:\n  "

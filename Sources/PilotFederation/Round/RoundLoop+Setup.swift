@@ -40,7 +40,8 @@ extension RoundLoop {
             emit(.message(line))
         }
         let federation = try Federation(world: world, clientTasks: clientTasks, numTasks: tasks.count, placement: placement,
-                                        localSamples: mine.map { inputs.train[$0]!.count }, sampling: settings.sampling)
+                                        localSamples: mine.map { inputs.train[$0]!.count }, sampling: settings.sampling,
+                                        lora: typed.clientLoRA)
         let baseHash = world.rank == 0 ? try RoundCheckpoint.fileDigest(base.path) : ""
         var identity = RunIdentity(
             algorithm: strategy.name, configText: config.effectiveFile, configHash: config.hash,
@@ -54,6 +55,10 @@ extension RoundLoop {
         if let dtype = base.config.lm?.baseDType, dtype != .f32 {   // bf16 and q8 products run on the kernel where there is one
             identity.bf16Kernel = BF16Kernel.runName
             identity.metricsAttributes["bf16_kernel"] = .string(identity.bf16Kernel)
+        }
+        if let lora = typed.clientLoRA {
+            identity.loraRanks = lora.ranks
+            identity.metricsAttributes["lora_ranks"] = .ints(lora.ranks.map(Int64.init))
         }
         if base.stored.visionTower != nil { identity.metricsAttributes["vision_feature_cache"] = .string(inputs.visionFeaturesCached ? "on" : "off") }
         let host = ClientHost(settings: settings, strategy: strategy, federation: federation, inputs: inputs,
@@ -76,6 +81,7 @@ extension RoundLoop {
         }
         let baseConfig = settings.modelOverrides.apply(to: stored)
         try baseConfig.validate()
+        try settings.checkLoRARankDimensions(baseConfig)
         let lmPath = settings.model.lm, towerPath = settings.model.visionTower
         if lmPath != nil && stored.lm == nil {
             throw PilotError.invalidArgument("model.lm is set but the base checkpoint '\(basePath)' was pretrained on the built-in LM; pretrain a base on the LM (`pilot pretrain --lm DIR`) or remove model.lm")

@@ -67,6 +67,7 @@ final class RoundRecorder {
         meta.baseHash = identity.baseHash
         meta.bf16Kernel = identity.bf16Kernel
         meta.excludedClients = excludedClients
+        meta.loraRanks = identity.loraRanks
         try RoundCheckpoint.write(run: runDirectory, metadata: meta, federation: federation, clientStates: states,
                                   clientSeed: { [settings] in settings.dataSeed(round: round, client: $0) },
                                   serverState: federation.isServer ? serverState : NamedTensors(),
@@ -143,4 +144,6 @@ struct RunIdentity {
     var metricsAttributes: [String: H5AttributeValue]
     /// What a bf16 base's products run on ("" unless the run's base is bf16).
     var bf16Kernel = ""
+    /// Each client's LoRA rank when `model.lora_ranks` gives them (recorded in every round file); else empty.
+    var loraRanks: [Int] = []
 }

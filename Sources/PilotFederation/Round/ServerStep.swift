@@ -5,10 +5,13 @@ import PilotTensor
 /// The server's part of a round, pure: no communicator, no model, no file. Given every update of the
 /// round in client order, it
 ///
-///  1. validates them (`UpdateValidation`: n_k > 0, finite loss and values, the common layout, and
+///  1. with clients of different LoRA ranks (`model.lora_ranks`), zero-pads every update's LoRA
+///     factors to the largest rank (`HetLoRA`), refusing an update of another rank than its client's;
+///  2. validates them (`UpdateValidation`: n_k > 0, finite loss and values, the common layout, and
 ///     `robust.max_update_norm`), refusing the bad ones by name;
-///  2. adds client-level DP noise (σ·C, seeded by run seed, round and client) to the accepted ones;
-///  3. calls the strategy's pure `aggregate`.
+///  3. adds client-level DP noise (σ·C, seeded by run seed, round and client) to the accepted ones;
+///  4. calls the strategy's pure `aggregate`, and gives each client its leading r_k components of its
+///     personal result.
 ///
 /// `RoundExchange` runs it on rank 0 between the gather and the scatter; tests call it directly.
 public struct ServerStep {
@@ -32,7 +35,9 @@ public struct ServerStep {
     /// The round's result, with the refused updates in `rejected`. Throws, naming every refused
     /// client, when nothing is left to aggregate.
     public func callAsFunction(round: Int, updates: [ClientUpdate], serverState: NamedTensors) throws -> RoundResult {
-        let (accepted, refused) = UpdateValidation.check(updates, settings: robust)
+        let (padded, wrongRank) = try HetLoRA.padded(updates, lora: roster.lora)
+        var (accepted, refused) = UpdateValidation.check(padded, settings: robust)
+        refused = (refused + wrongRank).sorted { $0.client < $1.client }
         let kept = round > 1 ? "round \(round - 1) stays the latest checkpoint" : "no round is committed"
         guard !accepted.isEmpty else {
             throw PilotError.message("round \(round): every update was rejected, so nothing can be aggregated; \(kept):\n  "
@@ -51,6 +56,11 @@ public struct ServerStep {
             }
         }
         var result = try strategy.aggregate(round: round, updates: noised, serverState: serverState, roster: roster)
+        if let lora = roster.lora, !lora.isUniform {
+            // HetLoRA: each participant receives its leading r_k components (the shared result, one
+            // buffer for every client, is cut by each client: `ClientHost.apply`)
+            for (c, p) in result.personal { result.personal[c] = try HetLoRA.resized(p, rank: lora.ranks[c]) }
+        }
         result.rejected = refused
         return result
     }

@@ -60,6 +60,7 @@ public struct RunSettings: Sendable, Equatable {
             throw PilotError.invalidArgument("run.min_clients = \(m) is more than the \(k) clients of the scenario (\(run.data)), so no round can train that many: set it to \(k) or less, or leave it unset")
         }
         try sampling.validate(clients: k)
+        try checkLoRARanks(clients: k)
         try checkAggregator(sampled: sampling.size(of: k), clients: k, clientTasks: clientTasks)
         if run.algorithm == .centralized && (placement.clientRanks != k || sampling.size(of: k) != k) {
             throw PilotError.invalidArgument("centralized training is data-parallel with one client per rank and every client in every round: run with -np \(k + 1), without run.clients_per_rank > 1 or run.fraction < 1")
@@ -92,8 +93,10 @@ public struct RunSettings: Sendable, Equatable {
     /// The model settings a run may change on the base's model: LoRA rank, alpha and targets, and the
     /// dtype of the frozen LM's matrices.
     public var modelOverrides: ModelOverrides {
-        ModelOverrides(loraRank: model.loraRank, loraAlpha: model.loraAlpha.map(Float.init), loraTargets: model.loraTargets,
-                       baseDType: model.baseDtype)
+        var o = ModelOverrides(loraRank: model.loraRank, loraAlpha: model.loraAlpha.map(Float.init), loraTargets: model.loraTargets,
+                               baseDType: model.baseDtype)
+        o.loraRanks = model.loraRanks
+        return o
     }
 }
 

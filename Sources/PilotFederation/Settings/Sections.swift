@@ -49,6 +49,7 @@ public struct ModelSection: ConfigSection {
     public var lm: String?
     public var visionTower: String?
     public var loraRank: Int?
+    public var loraRanks: [Int]?
     public var loraAlpha: Double?
     public var loraTargets: [String]?
     public var cacheVisionFeatures: Bool?
@@ -63,6 +64,8 @@ public struct ModelSection: ConfigSection {
               help: "the CLIP vision tower's directory on this machine (relative to the config file), for a base pretrained with --vision-tower; its files must hash to what the base recorded. Default: the path the base recorded", optional: true),
         .init(name: "model.lora_rank", kind: .int(1...4096), defaultValue: nil,
               help: "LoRA rank r on the LM (default: the base's, 16; the paper uses 64)", optional: true),
+        .init(name: "model.lora_ranks", kind: .ints(1...4096), defaultValue: nil,
+              help: "each client's own LoRA rank, one per client in client order, e.g. [4, 8, 16, 4, 8, 16, 4, 8, 16] (HetLoRA: the server zero-pads the factors to the largest rank, aggregates, and each client keeps its leading r_k components; Pilot's ATA compares the effective updates (α_k/r_k)·A_k·B_k; docs/baselines.md). Alpha: model.lora_alpha for every client, else 2·r_k. Not with model.lora_rank; centralized and feddpa need one rank for all. Unset: one rank for all", optional: true),
         .init(name: "model.lora_alpha", kind: .double(1e-6...1e6), defaultValue: nil,
               help: "LoRA alpha; the update is scaled by alpha/r (default: 2·r when lora_rank is given, else the base's, 32)", optional: true),
         .init(name: "model.lora_targets", kind: .strings(ModelConfig.allLoRATargets), defaultValue: nil,

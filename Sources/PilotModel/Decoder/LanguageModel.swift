@@ -124,7 +124,9 @@ public final class LanguageModel {
                 guard targets.contains(n) else { continue }
                 for br in loraBranches {
                     let g = br.isEmpty ? "lora" : "lora_local"
-                    s.append(ParameterSpec(p + "\(blk)/\(n)/\(br)lora_a", [i, R], group: g, init: .uniform(bound: 1 / Float(i).squareRoot())))
+                    let bound = 1 / Float(i).squareRoot()
+                    s.append(ParameterSpec(p + "\(blk)/\(n)/\(br)lora_a", [i, R], group: g,
+                                           init: (c.loraInitRank ?? R) > R ? .uniformLeadingColumns(bound: bound, columns: c.loraInitRank!) : .uniform(bound: bound)))
                     s.append(ParameterSpec(p + "\(blk)/\(n)/\(br)lora_b", [R, o], group: g,
                                            init: c.loraBInitStd > 0 ? .normal(std: c.loraBInitStd) : .zeros))
                 }

@@ -32,6 +32,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var loraAlpha: Float = 32
     /// Standard deviation of LoRA B at init; 0 (the LoRA convention) makes the adapter start as a no-op.
     public var loraBInitStd: Float = 0
+    /// Clients of different ranks (HetLoRA): A is drawn as the leading `loraRank` columns of a draw of this
+    /// rank, so every client starts from the leading components of one adapter; nil: drawn at `loraRank`.
+    public var loraInitRank: Int? = nil
     // Connector
     /// Hidden width of every connector MLP (Dv → hidden → d).
     public var adapterHidden = 256
@@ -105,7 +108,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         case normEps = "norm_eps", loraRank = "lora_rank", loraAlpha = "lora_alpha"
         case loraBInitStd = "lora_b_init_std", adapterHidden = "adapter_hidden"
         case kvHeads = "kv_heads", lm, loraTargets = "lora_targets", visualPosition = "visual_position"
-        case visionTower = "vision_tower"
+        case visionTower = "vision_tower", loraInitRank = "lora_init_rank"
     }
 }
 

@@ -7,6 +7,8 @@ public enum ParameterInit: Sendable, Equatable {
     case ones
     case normal(std: Float)
     case uniform(bound: Float)
+    /// The leading columns of a uniform [rows, columns] draw (a LoRA A [in, r] cut from one of rank `columns`).
+    case uniformLeadingColumns(bound: Float, columns: Int)
 }
 
 /// One named parameter: its stable name (also its HDF5 path), shape, group and initialiser.
@@ -84,6 +86,13 @@ public final class ParameterStore: @unchecked Sendable {
             case .ones: t.fill(1)
             case let .normal(std): for j in 0..<t.count { p[j] = Float(rng.normal()) * std }
             case let .uniform(bound): for j in 0..<t.count { p[j] = Float((rng.uniform() * 2 - 1)) * bound }
+            case let .uniformLeadingColumns(bound, columns):
+                let kept = s.shape[1]
+                precondition(s.shape.count == 2 && kept <= columns, "\(s.name): \(s.shape) is not the leading columns of \(columns)")
+                for j in 0..<(s.shape[0] * columns) {
+                    let v = Float((rng.uniform() * 2 - 1)) * bound
+                    if j % columns < kept { p[j / columns * kept + j % columns] = v }
+                }
             }
         }
     }
