@@ -28,6 +28,16 @@ struct MultiRankTests {
         #expect(r.stderr.contains("pilot: rank 2 of 4: in `pilot selftest`: selftest was asked to fail on rank 2"), "stderr: \(r.stderr)")
     }
 
+    @Test("PILOT_MPI_WAIT=busy (MPI_Wait) passes the selftest too; any other value is refused, naming the variable and its values")
+    func waitModes() throws {
+        let busy = try runProcess(mpirunPath, mpirunArguments(np: 3) + [pilotBinary, "selftest"], environment: ["PILOT_MPI_WAIT": "busy"], timeout: 120)
+        #expect(busy.status == 0, "stdout: \(busy.stdout) stderr: \(busy.stderr)")
+        #expect(busy.stdout.contains("selftest: 8 passed, 0 failed"), "stdout: \(busy.stdout)")
+        let bad = try runProcess(mpirunPath, mpirunArguments(np: 2) + [pilotBinary, "selftest"], environment: ["PILOT_MPI_WAIT": "spin"], timeout: 60)
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("PILOT_MPI_WAIT=spin: use idle") && bad.stderr.contains("busy"), "stderr: \(bad.stderr)")
+    }
+
     @Test("an odd world size and a single rank work too", arguments: [1, 3])
     func otherSizes(np: Int) throws {
         let r = try runProcess(mpirunPath, mpirunArguments(np: np) + [pilotBinary, "selftest"], timeout: 120)
