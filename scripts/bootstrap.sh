@@ -6,11 +6,11 @@ set -euo pipefail
 
 # Build and run dependencies, then test-only ones (h5py/numpy for the interop tests, Pillow as the
 # independent encoder/decoder of the image tests, procps for pgrep in scripts/test_signals.sh and
-# scripts/bench/node_pss.sh).
+# scripts/bench/node_pss.sh), iproute2 (ip netns) and strace for the test cluster (scripts/testcluster.sh).
 # libdnnl-dev is oneDNN, the bf16 matmul kernel for bf16 frozen bases (docs/engine.md).
 PACKAGES=(pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libdnnl-dev libhdf5-dev hdf5-tools zlib1g-dev
           libturbojpeg0-dev libpng-dev)
-TEST_PACKAGES=(python3 python3-h5py python3-numpy python3-pil procps)
+TEST_PACKAGES=(python3 python3-h5py python3-numpy python3-pil procps iproute2 strace)
 
 want=("${PACKAGES[@]}")
 if [ "${PILOT_BOOTSTRAP_TESTS:-1}" = "1" ]; then want+=("${TEST_PACKAGES[@]}"); fi

@@ -23,8 +23,13 @@ struct SelftestChecks {
 
     func runAll() throws {
         let size = world.size, rank = world.rank
+        // the hosts the ranks run on, in order of first rank: what a node split (the shared base) sees
+        let hostNames = try world.allgatherv(Array(type(of: world).hostName.utf8)).map { String(decoding: $0, as: UTF8.self) }
+        var hosts: [String] = []
+        for h in hostNames where !hosts.contains(h) { hosts.append(h) }
+        let layout = hosts.map { h in "\(h): \(hostNames.filter { $0 == h }.count)" }.joined(separator: ", ")
         try report.check("mpi") {
-            "world of \(size) ranks; rank 0 is the server, \(size - 1) clients; \(MPIRuntime.libraryVersion) on \(MPIRuntime.processorName)"
+            "world of \(size) ranks on \(hosts.count) host\(hosts.count == 1 ? "" : "s") (\(layout)); rank 0 is the server, \(size - 1) clients; \(MPIRuntime.libraryVersion)"
         }
 
         // Per-task communicators: client k (world rank k ≥ 1) has task (k − 1) mod T; the server has none.

@@ -184,7 +184,7 @@ struct TrainCommand: ParsableCommand {
         for t in Set(mine.map { scenario.clientTasks[$0] }).sorted(by: { $0.rawValue < $1.rawValue })
         where !FileManager.default.isReadableFile(atPath: scenario.testPath(t)) { missing.append(scenario.testPath(t)) }
         if !missing.isEmpty {
-            throw OwnFilesError(message: "missing or unreadable data files on \(placement.label(launch.rank)):\n  " + missing.joined(separator: "\n  "))
+            throw OwnFilesError(message: "missing or unreadable data files on \(placement.label(launch.rank)) on host \(MPICommunicator.hostName):\n  " + missing.joined(separator: "\n  "))
         }
         if launch.rank == 0 && resume == nil {
             try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)

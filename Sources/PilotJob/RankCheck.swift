@@ -12,6 +12,7 @@ public enum RankCheck {
     /// - Parameters:
     ///   - what: the check, for the message ("loading the LM").
     ///   - label: how a rank is named in the message (e.g. "rank 3 (client 2)").
+    ///   When the ranks run on more than one host, each failing rank's host is added ("rank 3 (client 2) on host node7").
     public static func run<T>(_ what: String, on world: any Communicator, label: (Int) -> String = { "rank \($0)" },
                               _ body: () throws -> T) throws -> T {
         var result: T? = nil
@@ -24,7 +25,11 @@ public enum RankCheck {
         let messages = try world.gatherv(Array(failure.utf8), root: 0)
         let failed = try world.allreduce(scalar: Int64(failure.isEmpty ? 0 : 1), op: .sum)
         if failed == 0, let result { return result }
+        // on a job that spans hosts, each failing rank is named with its host (a node's missing file)
+        let hosts = try world.gatherv(Array(type(of: world).hostName.utf8), root: 0).map { String(decoding: $0, as: UTF8.self) }
         if world.rank == 0 {
+            let names = (0..<world.size).map { Set(hosts).count > 1 ? "\(label($0)) on host \(hosts[$0])" : label($0) }
+            let label = { (r: Int) -> String in names[r] }
             let failing = messages.enumerated().filter { !$0.element.isEmpty }
             let texts = Set(failing.map(\.element))
             if texts.count == 1 && failing.count > 1 {

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# A cluster of 3 hosts on this one machine, for tests (docs/running.md, "Several nodes"):
+#   scripts/testcluster.sh up       make the hosts (as root)
+#   scripts/testcluster.sh down     remove them and everything `up` made
+#   scripts/testcluster.sh exec HOST CMD...   run CMD on HOST (tc-h0, tc-h1 or tc-h2)
+#   scripts/testcluster.sh mpirun [ARGS...]   scripts/mpirun.sh on tc-h0 with the cluster's flags
+#                                             (ARGS as for mpirun: -np N pilot ...; ranks fill tc-h0,
+#                                             then tc-h1, then tc-h2, PILOT_SLOTS per host, default 3,2,2)
+#   scripts/testcluster.sh test     up, the checks of scripts/testcluster_checks.sh (one PASS or FAIL
+#                                   line each), down; exits non-zero if any check fails
+#
+# Each host is a network namespace (pilot-tc-hN) with one veth interface, address 10.231.77.(N+1)/24,
+# on a bridge that lives in a namespace of its own (pilot-tc-net): nothing is added to this machine's
+# own network namespace, there is no default route, and no traffic leaves these namespaces. Every
+# command run on a host also gets its own hostname (a UTS namespace: tc-hN), so that Open MPI, PMIx and
+# pilot's node split see three nodes, and its own mount namespace, in which the host's scratch
+# directory ($STATE/hosts/tc-hN/scratch) is mounted at $STATE/scratch: the same path names a different,
+# node-local directory on each host, as /scratch or $TMPDIR does on a cluster. $STATE/shared is the
+# one directory every host writes to, standing for the cluster's shared file system (run directories).
+# Open MPI starts its daemons on tc-h1 and tc-h2 through $STATE/agent (plm_rsh_agent) instead of ssh.
+# Environment: PILOT_TESTCLUSTER_STATE (default /tmp/pilot-testcluster).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+STATE=${PILOT_TESTCLUSTER_STATE:-/tmp/pilot-testcluster}
+SUBNET=10.231.77
+HOSTS=(tc-h0 tc-h1 tc-h2)
+NETNS=pilot-tc-net
+
+die() { echo "testcluster: $*" >&2; exit 1; }
+netns_of() { echo "pilot-$1"; }          # tc-h1 -> pilot-tc-h1
+known_host() { local h; for h in "${HOSTS[@]}"; do [ "$h" = "$1" ] && return 0; done; return 1; }
+
+up() {
+  [ "$(id -u)" = 0 ] || die "needs root (ip netns, mount --bind): run as root or under sudo"
+  command -v ip >/dev/null || die "no 'ip' command: apt-get install iproute2"
+  ip netns list | grep -q "^$NETNS\b" && die "already up ($NETNS exists): scripts/testcluster.sh down first"
+  mkdir -p "$STATE/shared" "$STATE/scratch"
+  chmod 1777 "$STATE/shared"
+  ip netns add "$NETNS"
+  ip -n "$NETNS" link add br0 type bridge
+  ip -n "$NETNS" link set br0 up
+  local i h ns
+  for i in "${!HOSTS[@]}"; do
+    h=${HOSTS[$i]}; ns=$(netns_of "$h")
+    ip netns add "$ns"
+    ip -n "$NETNS" link add "veth-$h" type veth peer name eth0 netns "$ns"
+    ip -n "$NETNS" link set "veth-$h" master br0 up
+    ip -n "$ns" link set lo up
+    ip -n "$ns" addr add "$SUBNET.$((i + 1))/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    mkdir -p "$STATE/hosts/$h/scratch" "/etc/netns/$ns"
+    # `ip netns exec` mounts /etc/netns/NS/hosts over /etc/hosts: the hosts know each other by name
+    { echo "127.0.0.1 localhost"
+      local j; for j in "${!HOSTS[@]}"; do echo "$SUBNET.$((j + 1)) ${HOSTS[$j]}"; done; } >"/etc/netns/$ns/hosts"
+  done
+  # The launcher agent: Open MPI runs `agent HOST CMD...` to start its daemon on HOST.
+  cat >"$STATE/agent" <<EOF
+#!/bin/sh
+host=\$1; shift
+exec "$REPO/scripts/testcluster.sh" exec "\$host" /bin/sh -c "\$*"
+EOF
+  chmod +x "$STATE/agent"
+  echo "testcluster: up: ${HOSTS[*]} on $SUBNET.0/24 (state in $STATE)"
+}
+
+down() {
+  local h ns
+  for h in "${HOSTS[@]}"; do
+    ns=$(netns_of "$h")
+    if ip netns list | grep -q "^$ns\b"; then
+      # every process still in the host's namespace (a rank that outlived a failed test)
+      ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+      ip netns del "$ns"
+    fi
+    rm -rf "/etc/netns/$ns"
+  done
+  if ip netns list | grep -q "^$NETNS\b"; then ip netns del "$NETNS"; fi
+  case $STATE in /tmp/*) rm -rf "$STATE" ;; *) echo "testcluster: left $STATE in place (not under /tmp)" ;; esac
+  echo "testcluster: down"
+}
+
+# exec HOST CMD...: CMD in HOST's network namespace, with HOST's hostname and HOST's scratch at $STATE/scratch.
+exec_on() {
+  local h=$1; shift
+  known_host "$h" || die "unknown host '$h' (hosts: ${HOSTS[*]})"
+  [ -d "$STATE/hosts/$h/scratch" ] || die "the cluster is not up ($STATE/hosts/$h missing): scripts/testcluster.sh up"
+  exec ip netns exec "$(netns_of "$h")" unshare --uts --mount --propagation private /bin/sh -c '
+    hostname "$1" && mount --bind "$2" "$3" || exit 1
+    shift 3; exec "$@"' testcluster "$h" "$STATE/hosts/$h/scratch" "$STATE/scratch" "$@"
+}
+
+cluster_mpirun() {
+  local slots=${PILOT_SLOTS:-3,2,2} hostlist="" i s
+  IFS=, read -r -a s <<<"$slots"
+  for i in "${!HOSTS[@]}"; do hostlist+="${hostlist:+,}${HOSTS[$i]}:${s[$i]:-1}"; done
+  exec_on tc-h0 "$REPO/scripts/mpirun.sh" -H "$hostlist" --map-by slot \
+    --mca plm_rsh_agent "$STATE/agent" \
+    --mca oob_tcp_if_include "$SUBNET.0/24" --mca btl_tcp_if_include "$SUBNET.0/24" \
+    --mca btl tcp,vader,self "$@"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  exec) shift; [ $# -ge 2 ] || die "usage: scripts/testcluster.sh exec HOST CMD..."; exec_on "$@" ;;
+  mpirun) shift; cluster_mpirun "$@" ;;
+  test)
+    shift
+    up
+    trap down EXIT    # torn down also when a check fails or the test is interrupted
+    PILOT_TESTCLUSTER_STATE=$STATE bash "$REPO/scripts/testcluster_checks.sh" "$@" ;;
+  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; [ "${1:-}" = -h ] || [ "${1:-}" = --help ] || exit 2 ;;
+esac

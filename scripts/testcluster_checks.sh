@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The checks `scripts/testcluster.sh test` runs on the 3-host test cluster (scripts/testcluster.sh up
+# first). One line per check, "PASS name: what was seen" or "FAIL name: why"; exits 1 if any failed.
+#   selftest      `pilot selftest` over the 3 hosts (7 ranks: 3 on tc-h0, 2 on tc-h1, 2 on tc-h2)
+#   locality      each host's scratch holds only its own clients' shards; rank 0 opens none
+#   bitwise       Pilot, 9 clients on 6 client ranks over 3 hosts, 3 rounds: every round's checkpoint
+#                 bit for bit equal to the same run on one host (scripts/studies/compare_rounds.py)
+#   bytes         the bytes each client and the server sent and received per round (metrics.h5) equal
+#                 the one-host run's
+#   node-split    pilot saw 3 nodes (its node split, as the shared base uses it)
+#   kill-host     kill -9 of every process on tc-h2 in round 2: every rank exits within 60 s; the resume
+#                 (`pilot train --resume` on the cluster) ends bitwise equal to the one-host run
+#   missing-shard a host whose scratch lacks one of its clients' shards: the error names the client,
+#                 the rank and the host, and every rank exits within 60 s
+# Environment: PILOT_BIN (default .build/release/pilot), PYTHON (with h5py; default /usr/bin/python3),
+# PILOT_TESTCLUSTER_STATE (as scripts/testcluster.sh).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+STATE=${PILOT_TESTCLUSTER_STATE:-/tmp/pilot-testcluster}
+PYTHON=${PYTHON:-/usr/bin/python3}
+PILOT=${PILOT_BIN:-$REPO/.build/release/pilot}
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+T0=$(date +%s)
+FAILED=0
+pass() { echo "PASS $1: $2 (+$(( $(date +%s) - T0 )) s)"; }
+fail() { echo "FAIL $1: $2 (+$(( $(date +%s) - T0 )) s)"; FAILED=1; }
+tc() { "$REPO/scripts/testcluster.sh" "$@"; }
+[ -x "$PILOT" ] || { echo "FAIL setup: no pilot binary at $PILOT: swift build -c release --product pilot"; exit 1; }
+[ -d "$STATE/hosts/tc-h0/scratch" ] || { echo "FAIL setup: the cluster is not up: scripts/testcluster.sh up"; exit 1; }
+SHARED=$STATE/shared            # the shared file system: the base, the configs and the run directories
+WORK=$SHARED/work
+mkdir -p "$WORK"
+
+# ---------------------------------------------------------------- selftest
+if tc mpirun -np 7 "$PILOT" selftest >"$WORK/selftest.out" 2>&1; then
+  layout=$(grep -o 'on [0-9]* hosts ([^)]*)' "$WORK/selftest.out")
+  summary=$(grep -o 'selftest: [0-9]* passed, [0-9]* failed' "$WORK/selftest.out")
+  [ "$layout" = "on 3 hosts (tc-h0: 3, tc-h1: 2, tc-h2: 2)" ] && pass selftest "$summary, world of 7 ranks $layout" \
+    || fail selftest "$summary, but the ranks ran ${layout:-on an unknown layout}, not 3, 2 and 2 on tc-h0, tc-h1 and tc-h2"
+else
+  fail selftest "exit $?: $(tail -n 3 "$WORK/selftest.out" | tr '\n' ' ')"
+fi
+
+# ---------------------------------------------------------------- the data, on each host's scratch
+"$PILOT" data generate --scenario vu --size tiny --seed 3 --out "$WORK/data" >/dev/null
+"$PILOT" pretrain --data "$WORK/data" --out "$SHARED/base.h5" --model-size micro --steps 4 --batch 8 --eval-test 0 >/dev/null
+# clients 0-3 on ranks 1-2 (tc-h0), 4-6 on ranks 3-4 (tc-h1), 7-8 on ranks 5-6 (tc-h2): Placement's blocks for 9 over 6
+declare -A CLIENTS=([tc-h0]="0 1 2 3" [tc-h1]="4 5 6" [tc-h2]="7 8")
+stage() {   # stage HOST: the scenario's manifest and test splits, and only HOST's clients' shards
+  local h=$1 dir=$STATE/hosts/$1/scratch/vu k f
+  rm -rf "$dir"; mkdir -p "$dir/clients"
+  for f in "$WORK/data"/*; do [ "$(basename "$f")" = clients ] || cp -r "$f" "$dir/"; done
+  for k in ${CLIENTS[$h]}; do cp "$WORK/data/clients/client-$(printf %02d "$k").h5" "$dir/clients/"; done
+}
+for h in tc-h0 tc-h1 tc-h2; do stage "$h"; done
+ROUNDS=3
+CFG=$SHARED/pilot.toml
+"$PYTHON" scripts/derive_config.py configs/tiny/pilot.toml "$CFG" \
+  run.data="$STATE/scratch/vu" run.base="$SHARED/base.h5" run.seed=5 run.rounds=$ROUNDS \
+  train.max_steps=2 eval.max_examples=6 eval.max_new_tokens=6 >/dev/null
+"$PYTHON" scripts/derive_config.py "$CFG" "$SHARED/stall.toml" faults.stall_round=2 faults.stall_seconds=6 >/dev/null
+
+mkdir -p "$STATE/scratch/vu"    # the mount point, here; each host mounts its own scratch over $STATE/scratch
+# The one-host reference: the same config, the same paths, on this machine's own network and hostname,
+# with the whole scenario mounted at $STATE/scratch (in a mount namespace of its own).
+unshare --mount --propagation private /bin/sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"' ref \
+  "$WORK/data" "$STATE/scratch/vu" "$REPO/scripts/mpirun.sh" -np 7 "$PILOT" train --config "$CFG" --out "$SHARED/ref" \
+  >"$WORK/ref.out" 2>&1 || { fail bitwise "the one-host run failed: $(tail -n 3 "$WORK/ref.out" | tr '\n' ' ')"; }
+# the one-host run must have seen the whole scenario; nothing of it is left at $STATE/scratch here
+mountpoint -q "$STATE/scratch/vu" 2>/dev/null && fail setup "the reference's mount leaked into this namespace"
+
+# ---------------------------------------------------------------- locality and bitwise
+# rank 0 runs under strace (Open MPI's MPMD syntax), which logs every file it opens
+if tc mpirun -np 1 strace -f -qq -e trace=open,openat -o "$WORK/rank0.strace" "$PILOT" train --config "$CFG" --out "$SHARED/cluster" \
+     : -np 6 "$PILOT" train --config "$CFG" --out "$SHARED/cluster" >"$WORK/cluster.out" 2>&1; then
+  diffs=$("$PYTHON" scripts/studies/compare_rounds.py "$SHARED/ref" "$SHARED/cluster" $ROUNDS 2>&1)
+  if [ $? = 0 ]; then pass bitwise "round $ROUNDS on 3 hosts equals the one-host run: $(tail -n 1 <<<"$diffs")"
+  else fail bitwise "$(head -n 5 <<<"$diffs" | tr '\n' ' ')"; fi
+  bytes=$("$PYTHON" scripts/testcluster_bytes.py "$SHARED/ref/metrics.h5" "$SHARED/cluster/metrics.h5" 2>&1)
+  case $bytes in DIFF*|"") fail bytes "$bytes" ;; *) pass bytes "$bytes" ;; esac
+  opened=$(grep -c 'open' "$WORK/rank0.strace" 2>/dev/null || echo 0)
+  shards=$(grep -E 'client-[0-9]+\.h5' "$WORK/rank0.strace" | grep -v ENOENT | head -n 3)
+  placed=""
+  for h in tc-h0 tc-h1 tc-h2; do placed+="$h: $(cd "$STATE/hosts/$h/scratch/vu/clients" && ls | tr '\n' ' ')"; done
+  if [ "$opened" -gt 0 ] && [ -z "$shards" ]; then pass locality "rank 0 opened $opened files, no client shard; shards placed $placed"
+  else fail locality "rank 0 opened ${shards:-nothing traced}"; fi
+else
+  fail bitwise "the cluster run failed: $(tail -n 5 "$WORK/cluster.out" | tr '\n' ' ')"
+fi
+
+# ---------------------------------------------------------------- kill -9 of a whole host, then resume
+RUN=$SHARED/killed
+setsid "$REPO/scripts/testcluster.sh" mpirun -np 7 "$PILOT" train --config "$SHARED/stall.toml" --out "$RUN" >"$WORK/killed.out" 2>&1 &
+W=$!
+for i in $(seq 2400); do
+  [ "$(cat "$RUN/ckpt/latest" 2>/dev/null)" = round_001.h5 ] && break
+  kill -0 "$W" 2>/dev/null || break
+  sleep 0.05
+done
+if [ "$(cat "$RUN/ckpt/latest" 2>/dev/null)" != round_001.h5 ]; then
+  fail kill-host "round 1 was never committed: $(tail -n 3 "$WORK/killed.out" | tr '\n' ' ')"
+  kill -KILL -- -"$W" 2>/dev/null
+else
+  sleep 2    # rank 1 stalls round 2 for 6 s: the kill lands in it
+  victims=$(ip netns pids pilot-tc-h2 | tr '\n' ' ')
+  t0=$(date +%s.%N)
+  kill -KILL $victims 2>/dev/null
+  for i in $(seq 1200); do kill -0 "$W" 2>/dev/null || break; sleep 0.05; done
+  took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  left=$(for h in tc-h0 tc-h1 tc-h2; do ip netns pids "pilot-$h"; done | wc -l)
+  if kill -0 "$W" 2>/dev/null || [ "$left" != 0 ]; then
+    fail kill-host "60 s after kill -9 of tc-h2's $(wc -w <<<"$victims") processes, $left processes are still running"
+    kill -KILL -- -"$W" 2>/dev/null
+  else
+    rc=0; wait "$W" || rc=$?
+    latest=$(cat "$RUN/ckpt/latest")
+    if tc mpirun -np 7 "$PILOT" train --resume "$RUN" >"$WORK/resume.out" 2>&1 \
+       && diffs=$("$PYTHON" scripts/studies/compare_rounds.py "$SHARED/ref" "$RUN" $ROUNDS 2>&1); then
+      pass kill-host "kill -9 of tc-h2's $(wc -w <<<"$victims") processes in round 2: the job exited $rc after $took s with $latest committed; resumed on the cluster, round $ROUNDS bitwise equal to the one-host run"
+    else
+      fail kill-host "the resume failed or differs: $(tail -n 3 "$WORK/resume.out" | tr '\n' ' ') ${diffs:-}"
+    fi
+  fi
+fi
+
+# ---------------------------------------------------------------- a host without one of its shards
+rm "$STATE/hosts/tc-h1/scratch/vu/clients/client-05.h5"
+t0=$(date +%s)
+timeout 120 "$REPO/scripts/testcluster.sh" mpirun -np 7 "$PILOT" train --config "$CFG" --out "$SHARED/missing" >"$WORK/missing.out" 2>&1
+rc=$?
+took=$(( $(date +%s) - t0 ))
+line=$(grep -m 1 'client-05.h5' "$WORK/missing.out")
+if [ "$rc" != 0 ] && [ "$rc" != 124 ] && [ "$took" -lt 60 ] && grep -q 'client 5' <<<"$line" && grep -q 'rank 3 (clients 4–5) on host tc-h1' "$WORK/missing.out"; then
+  line="$(grep -m 1 'on host tc-h1' "$WORK/missing.out") $line"
+  pass missing-shard "exit $rc after $took s: $line"
+else
+  fail missing-shard "exit $rc after $took s; the error line: '${line:-none}' (wanted client 5, its rank and host tc-h1)"
+fi
+stage tc-h1
+
+[ "$FAILED" = 0 ] && echo "testcluster: every check passed" || echo "testcluster: some checks FAILED"
+exit $FAILED
