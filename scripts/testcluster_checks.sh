@@ -12,6 +12,9 @@
 #                 (`pilot train --resume` on the cluster) ends bitwise equal to the one-host run
 #   missing-shard a host whose scratch lacks one of its clients' shards: the error names the client,
 #                 the rank and the host, and every rank exits within 60 s
+#   other-build   pilot installed on each host's scratch, tc-h2's a different build (its build ID
+#                 changed): the error names the hosts and ranks of each build; every rank exits within 60 s
+#   other-base    the base checkpoint copied to each host's scratch, tc-h2's a different one: the same
 # Environment: PILOT_BIN (default .build/release/pilot), PYTHON (with h5py; default /usr/bin/python3),
 # PILOT_TESTCLUSTER_STATE (as scripts/testcluster.sh).
 set -uo pipefail
@@ -138,6 +141,41 @@ else
   fail missing-shard "exit $rc after $took s; the error line: '${line:-none}' (wanted client 5, its rank and host tc-h1)"
 fi
 stage tc-h1
+
+# refused: expect_refusal NAME PATTERN CMD...: CMD must exit non-zero within 60 s with a line matching PATTERN
+expect_refusal() {
+  local name=$1 pattern=$2 rc t0 took line; shift 2
+  t0=$(date +%s)
+  timeout 120 "$@" >"$WORK/$name.out" 2>&1
+  rc=$?
+  took=$(( $(date +%s) - t0 ))
+  line=$(grep -m 1 -E "$pattern" "$WORK/$name.out")
+  if [ "$rc" != 0 ] && [ "$rc" != 124 ] && [ "$took" -lt 60 ] && [ -n "$line" ]; then pass "$name" "exit $rc after $took s: $line"
+  else fail "$name" "exit $rc after $took s; no line matching '$pattern': $(grep -v setpgid "$WORK/$name.out" | tail -n 3 | tr '\n' ' ')"; fi
+}
+
+# ---------------------------------------------------------------- hosts with different pilot builds
+for h in tc-h0 tc-h1 tc-h2; do mkdir -p "$STATE/hosts/$h/scratch/bin"; cp "$PILOT" "$STATE/hosts/$h/scratch/bin/pilot"; done
+"$PYTHON" - "$STATE/hosts/tc-h2/scratch/bin/pilot" <<'EOF2'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+note = b"\x04\x00\x00\x00\x14\x00\x00\x00\x03\x00\x00\x00GNU\x00"   # NT_GNU_BUILD_ID, 20 bytes
+i = b.find(note)
+assert i >= 0, "no GNU build ID note in " + p
+b[i + len(note)] ^= 0xFF
+open(p, "wb").write(b)
+EOF2
+expect_refusal other-build 'different pilot builds: .* on tc-h0 \(ranks 0–2\), tc-h1 \(ranks 3–4\); .* on tc-h2 \(ranks 5–6\)' \
+  "$REPO/scripts/testcluster.sh" mpirun -np 7 "$STATE/scratch/bin/pilot" train --config "$CFG" --out "$SHARED/other-build"
+for h in tc-h0 tc-h1 tc-h2; do rm -rf "$STATE/hosts/$h/scratch/bin"; done
+
+# ---------------------------------------------------------------- hosts with different base checkpoints
+for h in tc-h0 tc-h1; do cp "$SHARED/base.h5" "$STATE/hosts/$h/scratch/base.h5"; done
+"$PILOT" pretrain --data "$WORK/data" --out "$STATE/hosts/tc-h2/scratch/base.h5" --model-size micro --steps 5 --batch 8 --eval-test 0 >/dev/null
+"$PYTHON" scripts/derive_config.py "$CFG" "$SHARED/local-base.toml" run.base="$STATE/scratch/base.h5" >/dev/null
+expect_refusal other-base "different base checkpoints at '$STATE/scratch/base.h5'.* on tc-h0 \\(ranks 0–2\\), tc-h1 \\(ranks 3–4\\); .* on tc-h2 \\(ranks 5–6\\)" \
+  "$REPO/scripts/testcluster.sh" mpirun -np 7 "$PILOT" train --config "$SHARED/local-base.toml" --out "$SHARED/other-base"
 
 [ "$FAILED" = 0 ] && echo "testcluster: every check passed" || echo "testcluster: some checks FAILED"
 exit $FAILED

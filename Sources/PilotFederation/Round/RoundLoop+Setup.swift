@@ -20,6 +20,9 @@ extension RoundLoop {
         let placement = try RankCheck.run("placing \(clientTasks.count) clients on \(world.size) ranks", on: world) {
             try typed.placement(clients: clientTasks.count, worldSize: world.size, clientTasks: scenario.clientTasks.map(\.rawValue))
         }
+        try RankCheck.run("checking that every host runs the same pilot build and reads the same base", on: world) {
+            try HostConsistency.check(world: world, basePath: typed.run.base)
+        }
         let strategy = StrategyFactory.make(typed)
         let base = try RankCheck.run("checking the base checkpoint", on: world) { try Self.checkBase(typed, scenario: scenario) }
         if let made = base.madeWith, made != BLASRuntime.coreName {
