@@ -85,9 +85,12 @@ exec_on() {
   local h=$1; shift
   known_host "$h" || die "unknown host '$h' (hosts: ${HOSTS[*]})"
   [ -d "$STATE/hosts/$h/scratch" ] || die "the cluster is not up ($STATE/hosts/$h missing): scripts/testcluster.sh up"
+  # PILOT_TC_NO_SHARED=HOST (for a test): HOST sees an empty directory in place of $STATE/shared
+  local hide=""; [ "${PILOT_TC_NO_SHARED:-}" = "$h" ] && hide=$STATE/hosts/$h/empty && mkdir -p "$hide"
   exec ip netns exec "$(netns_of "$h")" unshare --uts --mount --propagation private /bin/sh -c '
     hostname "$1" && mount --bind "$2" "$3" || exit 1
-    shift 3; exec "$@"' testcluster "$h" "$STATE/hosts/$h/scratch" "$STATE/scratch" "$@"
+    if [ -n "$4" ]; then mount --bind "$4" "$5" || exit 1; fi
+    shift 5; exec "$@"' testcluster "$h" "$STATE/hosts/$h/scratch" "$STATE/scratch" "$hide" "$STATE/shared" "$@"
 }
 
 cluster_mpirun() {

@@ -15,6 +15,8 @@
 #   other-build   pilot installed on each host's scratch, tc-h2's a different build (its build ID
 #                 changed): the error names the hosts and ranks of each build; every rank exits within 60 s
 #   other-base    the base checkpoint copied to each host's scratch, tc-h2's a different one: the same
+#   no-run-dir    tc-h2 does not mount the shared directory that holds the run directory: the error
+#                 names the ranks and the host; every rank exits within 60 s
 # Environment: PILOT_BIN (default .build/release/pilot), PYTHON (with h5py; default /usr/bin/python3),
 # PILOT_TESTCLUSTER_STATE (as scripts/testcluster.sh).
 set -uo pipefail
@@ -33,6 +35,7 @@ tc() { "$REPO/scripts/testcluster.sh" "$@"; }
 [ -d "$STATE/hosts/tc-h0/scratch" ] || { echo "FAIL setup: the cluster is not up: scripts/testcluster.sh up"; exit 1; }
 SHARED=$STATE/shared            # the shared file system: the base, the configs and the run directories
 WORK=$SHARED/work
+rm -rf "${SHARED:?}"/*
 mkdir -p "$WORK"
 
 # ---------------------------------------------------------------- selftest
@@ -176,6 +179,12 @@ for h in tc-h0 tc-h1; do cp "$SHARED/base.h5" "$STATE/hosts/$h/scratch/base.h5";
 "$PYTHON" scripts/derive_config.py "$CFG" "$SHARED/local-base.toml" run.base="$STATE/scratch/base.h5" >/dev/null
 expect_refusal other-base "different base checkpoints at '$STATE/scratch/base.h5'.* on tc-h0 \\(ranks 0–2\\), tc-h1 \\(ranks 3–4\\); .* on tc-h2 \\(ranks 5–6\\)" \
   "$REPO/scripts/testcluster.sh" mpirun -np 7 "$PILOT" train --config "$SHARED/local-base.toml" --out "$SHARED/other-base"
+
+# ---------------------------------------------------------------- a host without the run directory
+# the config and the base are node-local here (the same copies on every host)
+for h in tc-h0 tc-h1 tc-h2; do cp "$SHARED/local-base.toml" "$STATE/hosts/$h/scratch/pilot.toml"; cp "$SHARED/base.h5" "$STATE/hosts/$h/scratch/base.h5"; done
+PILOT_TC_NO_SHARED=tc-h2 expect_refusal no-run-dir "write to the run directory failed on rank 5 \\(client 7\\) on host tc-h2, rank 6 \\(client 8\\) on host tc-h2, each with: cannot write to the run directory '$SHARED/no-run-dir'" \
+  "$REPO/scripts/testcluster.sh" mpirun -np 7 "$PILOT" train --config "$STATE/scratch/pilot.toml" --out "$SHARED/no-run-dir"
 
 [ "$FAILED" = 0 ] && echo "testcluster: every check passed" || echo "testcluster: some checks FAILED"
 exit $FAILED

@@ -88,8 +88,13 @@ struct TrainCommand: ParsableCommand {
                 Console.error("pilot train: \(error)")
             } else {
                 // mpirun kills the whole job when the first rank exits non-zero; give rank 0 time
-                // to print the reason before that happens.
-                usleep(1_500_000)
+                // to print the reason before that happens. A rank still here after that saw what
+                // rank 0 did not (another node's copy of a file): it says so itself, naming its host.
+                let until = Date().addingTimeInterval(1.5)
+                while Date() < until && !StopSignal.requested { usleep(20_000) }
+                if !StopSignal.requested {
+                    Console.error("pilot train: rank \(launch.rank) on host \(MPICommunicator.hostName): \(error)")
+                }
             }
             throw ExitCode(1)
         }

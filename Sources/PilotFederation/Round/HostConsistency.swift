@@ -1,3 +1,4 @@
+import Foundation
 import PilotComm
 import PilotCore
 import PilotJob
@@ -60,5 +61,20 @@ enum HostConsistency {
             i = j + 1
         }
         return parts.joined(separator: ", ")
+    }
+}
+
+extension HostConsistency {
+    /// Whether this rank can write to the run directory, which every rank writes its clients' checkpoint
+    /// files to (on a cluster: the shared file system): a probe file made and removed. Run inside a
+    /// `RankCheck`, so that a node that does not mount it is named before the first round, not at its commit.
+    static func probeRunDirectory(_ dir: String, rank: Int) throws {
+        let probe = dir + "/.probe-rank-\(rank)"
+        let fd = open(probe, O_CREAT | O_WRONLY | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            throw PilotError.message("cannot write to the run directory '\(dir)' (\(String(cString: strerror(errno)))): every rank writes its clients' checkpoint files there, so it must be on a file system every node mounts (docs/running.md, \"Several nodes\")")
+        }
+        close(fd)
+        unlink(probe)
     }
 }

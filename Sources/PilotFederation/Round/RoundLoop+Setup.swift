@@ -23,6 +23,9 @@ extension RoundLoop {
         try RankCheck.run("checking that every host runs the same pilot build and reads the same base", on: world) {
             try HostConsistency.check(world: world, basePath: typed.run.base)
         }
+        try RankCheck.run("checking that every rank can write to the run directory", on: world, label: { placement.label($0) }) {
+            try HostConsistency.probeRunDirectory(runDirectory, rank: world.rank)
+        }
         let strategy = StrategyFactory.make(typed)
         let base = try RankCheck.run("checking the base checkpoint", on: world) { try Self.checkBase(typed, scenario: scenario) }
         if let made = base.madeWith, made != BLASRuntime.coreName {
