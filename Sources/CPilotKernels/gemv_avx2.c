@@ -35,6 +35,21 @@ void pilot_gemv_f32_avx2(const float *w, const float *x, float *y, ptrdiff_t row
     }
 }
 
+void pilot_sqdist_rows_avx2(const float *b, const float *a, float *y, ptrdiff_t rows, ptrdiff_t n) {
+    for (ptrdiff_t r = 0; r < rows; r++, b += n) {
+        __m256 acc8[8];
+        for (int j = 0; j < 8; j++) acc8[j] = _mm256_setzero_ps();
+        ptrdiff_t k = 0;
+        for (; k + 64 <= n; k += 64)
+            for (int j = 0; j < 8; j++) {
+                __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + k + 8 * j), _mm256_loadu_ps(b + k + 8 * j));
+                acc8[j] = _mm256_fmadd_ps(d, d, acc8[j]);
+            }
+        if (k == n) y[r] = tree(acc8);
+        else { float acc[64]; spill(acc8, acc); y[r] = pilot_tail_sqdist(acc, a + k, b + k, (int)(n - k)); }
+    }
+}
+
 /// 8 bfloat16 values as Float32.
 PILOT_INLINE __m256 bf16x8(const uint16_t *p) {
     __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));

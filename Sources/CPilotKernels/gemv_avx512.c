@@ -41,6 +41,25 @@ void pilot_gemv_f32_avx512(const float *w, const float *x, float *y, ptrdiff_t r
     }
 }
 
+void pilot_sqdist_rows_avx512(const float *b, const float *a, float *y, ptrdiff_t rows, ptrdiff_t n) {
+    for (ptrdiff_t r = 0; r < rows; r++, b += n) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        ptrdiff_t k = 0;
+        for (; k + 64 <= n; k += 64) {
+            __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k));
+            __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + k + 16), _mm512_loadu_ps(b + k + 16));
+            __m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(a + k + 32), _mm512_loadu_ps(b + k + 32));
+            __m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(a + k + 48), _mm512_loadu_ps(b + k + 48));
+            a0 = _mm512_fmadd_ps(d0, d0, a0);
+            a1 = _mm512_fmadd_ps(d1, d1, a1);
+            a2 = _mm512_fmadd_ps(d2, d2, a2);
+            a3 = _mm512_fmadd_ps(d3, d3, a3);
+        }
+        if (k == n) y[r] = tree(a0, a1, a2, a3);
+        else { float acc[64]; spill(a0, a1, a2, a3, acc); y[r] = pilot_tail_sqdist(acc, a + k, b + k, (int)(n - k)); }
+    }
+}
+
 /// 16 bfloat16 values as Float32.
 PILOT_INLINE __m512 bf16x16(const uint16_t *p) {
     __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));

@@ -10,6 +10,8 @@ void pilot_gemv_f32_avx512(const float *, const float *, float *, ptrdiff_t, ptr
 void pilot_gemv_bf16_avx512(const uint16_t *, const float *, float *, ptrdiff_t, ptrdiff_t, int);
 void pilot_gemv_q8_avx512(const uint8_t *, const float *, float *, ptrdiff_t, ptrdiff_t, int);
 float pilot_read_sum_avx512(const void *, size_t);
+void pilot_sqdist_rows_avx2(const float *, const float *, float *, ptrdiff_t, ptrdiff_t);
+void pilot_sqdist_rows_avx512(const float *, const float *, float *, ptrdiff_t, ptrdiff_t);
 
 int pilot_kernel_best(void) {
 #if defined(__x86_64__)
@@ -66,6 +68,16 @@ static float read_sum_portable(const void *p, size_t bytes) {
     return s;
 }
 
+static void sqdist_rows_portable(const float *b, const float *a, float *y, ptrdiff_t rows, ptrdiff_t n) {
+    for (ptrdiff_t r = 0; r < rows; r++, b += n) {
+        float acc[PILOT_LANES] = {0};
+        ptrdiff_t k = 0;
+        for (; k + PILOT_LANES <= n; k += PILOT_LANES)
+            for (int l = 0; l < PILOT_LANES; l++) { float d = a[k + l] - b[k + l]; acc[l] = fmaf(d, d, acc[l]); }
+        y[r] = pilot_tail_sqdist(acc, a + k, b + k, (int)(n - k));
+    }
+}
+
 #if defined(__x86_64__)
 #define DISPATCH(name, ...) \
     switch (kernel) { \
@@ -95,4 +107,9 @@ void pilot_gemv_q8(int kernel, const uint8_t *w, const float *x, float *y, ptrdi
 float pilot_read_sum(int kernel, const void *p, size_t bytes) {
     DISPATCH(pilot_read_sum, p, bytes)
     return read_sum_portable(p, bytes);
+}
+
+void pilot_sqdist_rows(int kernel, const float *b, const float *a, float *y, ptrdiff_t rows, ptrdiff_t cols) {
+    DISPATCH(pilot_sqdist_rows, b, a, y, rows, cols)
+    sqdist_rows_portable(b, a, y, rows, cols);
 }

@@ -57,6 +57,12 @@ PILOT_INLINE float pilot_tail_bf16(float *acc, const uint16_t *w, const float *x
     return pilot_tree(acc);
 }
 
+/// The squared distance's tail: d = a − b, acc[l] = fma(d, d, acc[l]).
+PILOT_INLINE float pilot_tail_sqdist(float *acc, const float *a, const float *b, int rem) {
+    for (int l = 0; l < rem; l++) { float d = a[l] - b[l]; acc[l] = fmaf(d, d, acc[l]); }
+    return pilot_tree(acc);
+}
+
 PILOT_INLINE void pilot_store(float *y, float dot, int accumulate) { *y = accumulate ? *y + dot : dot; }
 
 #endif

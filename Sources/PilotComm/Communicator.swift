@@ -36,6 +36,9 @@ public protocol Communicator: AnyObject, Sendable {
     func scatterv<T: CommElement>(_ chunks: [[T]], root: Int) throws -> [T]
     /// Every rank receives every rank's buffer (any lengths), indexed by rank.
     func allgatherv<T: CommElement>(_ send: UnsafeBufferPointer<T>) throws -> [[T]]
+    /// Rank r receives `chunks[r]` from every rank (size entries on every rank, any lengths); returns
+    /// what each rank sent this one, indexed by rank.
+    func alltoallv<T: CommElement>(_ chunks: [[T]]) throws -> [[T]]
 }
 
 // MARK: - Conveniences built on the primitives

@@ -76,4 +76,11 @@ public final class CountingCommunicator: Communicator, @unchecked Sendable {
         counter.received += Self.bytes(out.enumerated().filter { $0.offset != rank }.map(\.element.count).reduce(0, +), T.self)
         return out
     }
+
+    public func alltoallv<T: CommElement>(_ chunks: [[T]]) throws -> [[T]] {
+        let out = try base.alltoallv(chunks)
+        counter.sent += Self.bytes(chunks.enumerated().filter { $0.offset != rank }.map(\.element.count).reduce(0, +), T.self)
+        counter.received += Self.bytes(out.enumerated().filter { $0.offset != rank }.map(\.element.count).reduce(0, +), T.self)
+        return out
+    }
 }

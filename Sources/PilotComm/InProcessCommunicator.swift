@@ -123,6 +123,15 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
         let (all, _) = try group.exchange(rank: rank, worldRank: worldRank, op: "allgatherv(\(T.kind))", value: Array(send))
         return all.map { $0 as! [T] }
     }
+
+    public func alltoallv<T: CommElement>(_ chunks: [[T]]) throws -> [[T]] {
+        let (all, _) = try group.exchange(rank: rank, worldRank: worldRank, op: "alltoallv(\(T.kind))", value: chunks)
+        let parts = all.map { $0 as! [[T]] }
+        if let bad = parts.firstIndex(where: { $0.count != size }) {
+            throw PilotError.invalidArgument("alltoallv on \(name): rank \(bad) has \(parts[bad].count) chunks for \(size) ranks")
+        }
+        return parts.map { $0[rank] }
+    }
 }
 
 struct SplitRequest { let color: Int?; let key: Int }

@@ -224,4 +224,45 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
         return (0..<size).map { Array(recv[Int(displs[$0])..<(Int(displs[$0]) + Int(counts[$0]))]) }
     }
+
+    public func alltoallv<T: CommElement>(_ chunks: [[T]]) throws -> [[T]] {
+        guard chunks.count == size else {
+            throw PilotError.invalidArgument("alltoallv on \(name): \(chunks.count) chunks for \(size) ranks")
+        }
+        var sendCounts = try chunks.map { try Self.count($0.count, "MPI_Alltoallv") }
+        var recvCounts = [Int32](repeating: 0, count: size)
+        try sendCounts.withUnsafeMutableBufferPointer { sc in
+            try recvCounts.withUnsafeMutableBufferPointer { rc in
+                try collective("MPI_Ialltoall(counts) for alltoallv") {
+                    MPI_Ialltoall(sc.baseAddress, 1, pilot_MPI_INT32(), rc.baseAddress, 1, pilot_MPI_INT32(), comm, $0)
+                }
+            }
+        }
+        var sendDispls = [Int32](repeating: 0, count: size), recvDispls = [Int32](repeating: 0, count: size)
+        var sendTotal = 0, recvTotal = 0
+        for r in 0..<size {
+            sendDispls[r] = try Self.count(sendTotal, "MPI_Alltoallv"); sendTotal += Int(sendCounts[r])
+            recvDispls[r] = try Self.count(recvTotal, "MPI_Alltoallv"); recvTotal += Int(recvCounts[r])
+        }
+        var send = [T](); send.reserveCapacity(sendTotal)
+        for c in chunks { send.append(contentsOf: c) }
+        var recv = [T](repeating: T.zero, count: recvTotal)
+        try send.withUnsafeMutableBufferPointer { sb in
+            try recv.withUnsafeMutableBufferPointer { rb in
+                try sendCounts.withUnsafeMutableBufferPointer { sc in
+                    try sendDispls.withUnsafeMutableBufferPointer { sd in
+                        try recvCounts.withUnsafeMutableBufferPointer { rc in
+                            try recvDispls.withUnsafeMutableBufferPointer { rd in
+                                try collective("MPI_Ialltoallv(\(sendTotal) \(T.kind))") {
+                                    MPI_Ialltoallv(sb.baseAddress, sc.baseAddress, sd.baseAddress, Self.datatype(T.self),
+                                                   rb.baseAddress, rc.baseAddress, rd.baseAddress, Self.datatype(T.self), comm, $0)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (0..<size).map { Array(recv[Int(recvDispls[$0])..<(Int(recvDispls[$0]) + Int(recvCounts[$0]))]) }
+    }
 }

@@ -87,6 +87,7 @@ final class OfflineCommunicator: Communicator, @unchecked Sendable {
     func gatherv<T: CommElement>(_ send: UnsafeBufferPointer<T>, root: Int) throws -> [[T]] { [Array(send)] }
     func scatterv<T: CommElement>(_ chunks: [[T]], root: Int) throws -> [T] { chunks.first ?? [] }
     func allgatherv<T: CommElement>(_ send: UnsafeBufferPointer<T>) throws -> [[T]] { [Array(send)] }
+    func alltoallv<T: CommElement>(_ chunks: [[T]]) throws -> [[T]] { [chunks.first ?? []] }
 }
 
 /// Accumulates wall time of the server's aggregation steps.

@@ -34,6 +34,10 @@ void pilot_gemv_bf16(int kernel, const uint16_t *w, const float *x, float *y, pt
 /// W as GGUF Q8_0 blocks along each row (34 bytes per 32 values: f16 scale d, then 32 int8 q); cols % 32 == 0.
 void pilot_gemv_q8(int kernel, const uint8_t *w, const float *x, float *y, ptrdiff_t rows, ptrdiff_t cols, int accumulate);
 
+/// y[r] = ‖a − B[r]‖² for r < rows; B row-major [rows, cols]. The order of the dot product above, with
+/// d = a[k] − B[r][k] and acc[l] = fma(d, d, acc[l]); the same bits on every level (ATA's distances, DistributedATA).
+void pilot_sqdist_rows(int kernel, const float *b, const float *a, float *y, ptrdiff_t rows, ptrdiff_t cols);
+
 /// Reads `bytes` (a multiple of 256, 64-byte aligned) at `p` with the level's widest loads and returns the sum
 /// of the floats there, so that the loads cannot be dropped: a read-bandwidth probe.
 float pilot_read_sum(int kernel, const void *p, size_t bytes);
