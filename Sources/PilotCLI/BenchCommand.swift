@@ -42,10 +42,12 @@ struct BenchCommand: ParsableCommand {
     var baseDtype = "f32"
     @Flag(help: "With --model: keep only each layer's input and recompute the layer in the backward pass (train.recompute_activations); the stored activation bytes are printed either way.")
     var recomputeActivations = false
-    @Option(help: "Time ATA's server step (Pilot Eq. 11–12: distances through one sgemm Gram matrix, top-6 weights, mixing) for this many clients instead (scripts/bench/bench_scale.sh).")
+    @Option(help: "Time ATA (Pilot Eq. 11–12) for this many clients instead: alone, the server step (one sgemm Gram matrix, top-6 weights, mixing; scripts/bench/bench_scale.sh); under mpirun, ATA across ranks (each client rank makes and keeps its own clients' vectors).")
     var ataClients: Int?
     @Option(help: "With --ata-clients: LoRA values per client.")
     var ataParams = 1_000_000
+    @Option(help: "With --ata-clients under mpirun (ATA across ranks): values per column block.")
+    var ataBlock = 2_048   // DistributedATA.defaultBlock
     @Flag(help: "Time the frozen products of a SmolLM2-135M step instead: f32 sgemm, bf16 decode+sgemm and bf16 on oneDNN's kernel, interleaved.")
     var products = false
     @Option(help: "With --products: rows of the activations (batch × tokens).")
@@ -61,6 +63,9 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         Parallel.configure(threads: threads)
+        if let ataClients, let size = LaunchEnvironment().size, size > 1 {
+            return try runDistributedATA(clients: ataClients, params: ataParams, block: ataBlock)
+        }
         print("pilot bench: \(BLASRuntime.summary), engine threads \(Parallel.threads)")
         if products { return try runProducts(rows: productRows) }
         print(BF16Kernel.summary)

@@ -253,10 +253,13 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
                     try sendDispls.withUnsafeMutableBufferPointer { sd in
                         try recvCounts.withUnsafeMutableBufferPointer { rc in
                             try recvDispls.withUnsafeMutableBufferPointer { rd in
-                                try collective("MPI_Ialltoallv(\(sendTotal) \(T.kind))") {
-                                    MPI_Ialltoallv(sb.baseAddress, sc.baseAddress, sd.baseAddress, Self.datatype(T.self),
-                                                   rb.baseAddress, rc.baseAddress, rd.baseAddress, Self.datatype(T.self), comm, $0)
-                                }
+                                // Blocking, unlike every other collective here (IdleWait): Open MPI 4.1.4's
+                                // MPI_Ialltoallv, on a rank that sends and receives nothing (the server in
+                                // DistributedATA), left the next nonblocking collective of the communicator
+                                // hanging (seen 2026-12-08: rank 0 stuck in the following MPI_Igatherv). A rank
+                                // waiting here polls as MPI does (yield_when_idle under scripts/mpirun.sh).
+                                try check(MPI_Alltoallv(sb.baseAddress, sc.baseAddress, sd.baseAddress, Self.datatype(T.self),
+                                                   rb.baseAddress, rc.baseAddress, rd.baseAddress, Self.datatype(T.self), comm), "MPI_Alltoallv")
                             }
                         }
                     }

@@ -128,3 +128,4 @@ extension DistributedATA {
         }
     }
 }
+

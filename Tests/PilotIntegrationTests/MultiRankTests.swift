@@ -44,4 +44,17 @@ struct MultiRankTests {
         #expect(r.status == 0, "stdout: \(r.stdout) stderr: \(r.stderr)")
         #expect(r.stdout.contains("0 failed"))
     }
+
+    @Test("ATA across ranks (pilot bench --ata-clients under mpirun): the same mixed vectors on 3 and 4 ranks, with a collective after every alltoallv")
+    func distributedATA() throws {
+        var checksums: [String] = []
+        for np in [3, 4] {
+            let r = try runProcess(mpirunPath, mpirunArguments(np: np) + [pilotBinary, "bench", "--ata-clients", "13", "--ata-params", "5000", "--ata-block", "1000"], timeout: 120)
+            #expect(r.status == 0, "-np \(np): stdout: \(r.stdout) stderr: \(r.stderr)")
+            let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("mixed vectors' checksum") }
+            #expect(line != nil, "-np \(np): no checksum line in \(r.stdout)")
+            checksums.append(line.map(String.init) ?? "")
+        }
+        #expect(checksums[0] == checksums[1], "\(checksums)")
+    }
 }
