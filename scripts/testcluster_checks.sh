@@ -15,6 +15,10 @@
 #   other-build   pilot installed on each host's scratch, tc-h2's a different build (its build ID
 #                 changed): the error names the hosts and ranks of each build; every rank exits within 60 s
 #   other-base    the base checkpoint copied to each host's scratch, tc-h2's a different one: the same
+#   one-base      (with SmolLM2-135M imported at models/smollm2-135m-instruct or $PILOT_SMOLLM2) FedAvg on
+#                 the LM, 9 clients: each host prepares its own copy of the LM in its node-local
+#                 model.weights_cache, and each host's summed PSS is below the run with model.share_base = false
+#                 by most of a copy of the LM for each client rank beyond the first
 #   no-run-dir    tc-h2 does not mount the shared directory that holds the run directory: the error
 #                 names the ranks and the host; every rank exits within 60 s
 # Environment: PILOT_BIN (default .build/release/pilot), PYTHON (with h5py; default /usr/bin/python3),
@@ -185,6 +189,53 @@ expect_refusal other-base "different base checkpoints at '$STATE/scratch/base.h5
 for h in tc-h0 tc-h1 tc-h2; do cp "$SHARED/local-base.toml" "$STATE/hosts/$h/scratch/pilot.toml"; cp "$SHARED/base.h5" "$STATE/hosts/$h/scratch/base.h5"; done
 PILOT_TC_NO_SHARED=tc-h2 expect_refusal no-run-dir "write to the run directory failed on rank 5 \\(client 7\\) on host tc-h2, rank 6 \\(client 8\\) on host tc-h2, each with: cannot write to the run directory '$SHARED/no-run-dir'" \
   "$REPO/scripts/testcluster.sh" mpirun -np 7 "$PILOT" train --config "$STATE/scratch/pilot.toml" --out "$SHARED/no-run-dir"
+
+# ---------------------------------------------------------------- one copy of the LM per host
+LM=${PILOT_SMOLLM2:-$REPO/models/smollm2-135m-instruct}
+# host_pss RUN CONFIG: runs CONFIG on the cluster while sampling each host's summed PSS (MB) every 0.2 s;
+# prints "peak_h0 peak_h1 peak_h2"
+host_pss() {
+  local out=$WORK/$1.pss
+  rm -f "$out"
+  ( while :; do
+      line=""
+      for h in tc-h0 tc-h1 tc-h2; do
+        kb=0
+        for p in $(ip netns pids "pilot-$h" 2>/dev/null); do
+          v=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null); kb=$(( kb + ${v:-0} ))
+        done
+        line+="$kb "
+      done
+      echo "$line" >>"$out"; sleep 0.2
+    done ) &
+  local sampler=$!
+  "$REPO/scripts/testcluster.sh" mpirun -np 7 "$PILOT" train --config "$2" --out "$SHARED/$1" >"$WORK/$1.out" 2>&1
+  local rc=$?
+  kill "$sampler"; wait "$sampler" 2>/dev/null
+  [ "$rc" = 0 ] || { echo "FAILED"; return; }
+  awk '{ for (i = 1; i <= 3; i++) if ($i > m[i]) m[i] = $i } END { printf "%d %d %d", m[1] / 1024, m[2] / 1024, m[3] / 1024 }' "$out"
+}
+if [ -f "$LM/config.json" ]; then
+  "$PILOT" data generate --scenario vu --size tiny --clients-per-task 3 --per-client 8 --test-size 4 --out "$WORK/lmdata" >/dev/null
+  "$PILOT" pretrain --data "$WORK/lmdata" --lm "$LM" --out "$SHARED/lmbase.h5" --steps 2 --batch 2 --text-length 64 >/dev/null
+  "$PYTHON" scripts/derive_config.py configs/tiny-smollm2/fedavg.toml "$SHARED/lm.toml" run.data="$WORK/lmdata" run.base="$SHARED/lmbase.h5" \
+    model.lm="$LM" model.weights_cache="$STATE/scratch/wcache" run.rounds=1 >/dev/null
+  "$PYTHON" scripts/derive_config.py "$SHARED/lm.toml" "$SHARED/lm-private.toml" model.share_base=false >/dev/null
+  shared=$(host_pss lm-shared "$SHARED/lm.toml")
+  private=$(host_pss lm-private "$SHARED/lm-private.toml")
+  copies=$(ls "$STATE"/hosts/tc-h*/scratch/wcache/*.pilotw 2>/dev/null | wc -l)
+  size=$(( $(stat -c %s "$STATE"/hosts/tc-h1/scratch/wcache/*.pilotw 2>/dev/null | head -n 1 || echo 0) / 1048576 ))
+  read -r s0 s1 s2 <<<"$shared"; read -r p0 p1 p2 <<<"$private"
+  # tc-h1 and tc-h2 hold 2 client ranks each: sharing saves about one copy of the LM on each
+  if [ "$shared" != FAILED ] && [ "$private" != FAILED ] && [ "$copies" = 3 ] && [ "$size" -gt 0 ] \
+     && [ $(( p1 - s1 )) -gt $(( size / 2 )) ] && [ $(( p2 - s2 )) -gt $(( size / 2 )) ]; then
+    pass one-base "one prepared LM per host ($copies files of $size MB, node-local); peak PSS per host tc-h0/tc-h1/tc-h2 (MB): shared $s0/$s1/$s2, a copy per rank $p0/$p1/$p2"
+  else
+    fail one-base "prepared copies $copies (want 3) of $size MB; peak PSS per host (MB): shared '$shared', a copy per rank '$private'; see $WORK/lm-shared.out"
+  fi
+else
+  echo "SKIP one-base: no SmolLM2 at $LM (bash scripts/get_smollm2.sh)"
+fi
 
 [ "$FAILED" = 0 ] && echo "testcluster: every check passed" || echo "testcluster: some checks FAILED"
 exit $FAILED

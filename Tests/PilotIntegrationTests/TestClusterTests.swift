@@ -6,7 +6,7 @@ import Testing
 /// hostname and node-local scratch) through scripts/testcluster.sh test: `pilot selftest` over TCP
 /// between hosts, a 9-client Pilot run on 3 hosts bit for bit equal to the one-host run (bytes per
 /// round too), rank 0 opening no client shard, kill -9 of a whole host then a bitwise resume, and a
-/// host missing one of its shards, hosts with different builds or bases, and a host without the run directory, each named in the error. About 40 s. Cancelled (reported as skipped)
+/// host missing one of its shards, hosts with different builds or bases, and a host without the run directory, each named in the error; with SmolLM2 imported, one copy of the LM per host by each host's PSS. About 100 s. Cancelled (reported as skipped)
 /// only where namespaces cannot be made: not root, or no `ip netns`.
 @Suite("several hosts: scripts/testcluster.sh")
 struct TestClusterTests {
@@ -23,6 +23,10 @@ struct TestClusterTests {
         #expect(r.status == 0, "scripts/testcluster.sh test exited \(r.status) after \(Int(r.seconds)) s:\n\(out.suffix(6000))")
         for name in ["selftest", "bitwise", "bytes", "locality", "kill-host", "missing-shard", "other-build", "other-base", "no-run-dir"] {
             #expect(checks.contains { $0.hasPrefix("PASS \(name):") }, "no PASS line for \(name):\n\(checks.joined(separator: "\n"))")
+        }
+        // one copy of the LM per host: checked where SmolLM2 is imported (scripts/test.sh imports it)
+        if FileManager.default.fileExists(atPath: repositoryRoot + "/models/smollm2-135m-instruct/config.json") {
+            #expect(checks.contains { $0.hasPrefix("PASS one-base:") }, "no PASS line for one-base:\n\(checks.joined(separator: "\n"))")
         }
         #expect(!checks.contains { $0.hasPrefix("FAIL") })
     }
