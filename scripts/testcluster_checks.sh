@@ -19,6 +19,9 @@
 #                 the LM, 9 clients: each host prepares its own copy of the LM in its node-local
 #                 model.weights_cache, and each host's summed PSS is below the run with model.share_base = false
 #                 by most of a copy of the LM for each client rank beyond the first
+#   slurm         (where Slurm is installed) slurmctld on tc-h0 and a slurmd per host: jobs/train.sbatch
+#                 with --nodes=3 --ntasks-per-node=3 on the node-local data, stopped by USR1 in round 2, requeued
+#                 by itself, resumed: its last round bit for bit equal to the one-host run
 #   no-run-dir    tc-h2 does not mount the shared directory that holds the run directory: the error
 #                 names the ranks and the host; every rank exits within 60 s
 # Environment: PILOT_BIN (default .build/release/pilot), PYTHON (with h5py; default /usr/bin/python3),
@@ -235,6 +238,41 @@ if [ -f "$LM/config.json" ]; then
   fi
 else
   echo "SKIP one-base: no SmolLM2 at $LM (bash scripts/get_smollm2.sh)"
+fi
+
+# ---------------------------------------------------------------- Slurm across the hosts
+if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null; then
+  # 9 tasks, 3 per node: the server and clients 0-2 (ranks 1-2) on tc-h0, clients 3-5 on tc-h1, 6-8 on tc-h2
+  CLIENTS=([tc-h0]="0 1 2" [tc-h1]="3 4 5" [tc-h2]="6 7 8")
+  for h in tc-h0 tc-h1 tc-h2; do stage "$h"; done
+  if tc slurm-up >"$WORK/slurm-up.out" 2>&1; then
+    export SLURM_CONF=$STATE/slurm/etc/slurm.conf
+    RUN=$SHARED/slurm-run
+    timeout 300 "$REPO/scripts/testcluster.sh" exec tc-h0 sbatch --wait --nodes=3 --ntasks=9 --ntasks-per-node=3 --time=4 --parsable \
+      -o "$WORK/slurm.out" jobs/train.sbatch "$SHARED/stall.toml" "$RUN" >"$WORK/slurm.id" 2>"$WORK/slurm.err" &
+    SB=$!
+    for i in $(seq 1800); do [ -f "$RUN/ckpt/round_001.h5" ] || ! kill -0 $SB 2>/dev/null && break; sleep 0.1; done
+    if [ -f "$RUN/ckpt/round_001.h5" ]; then
+      JOB=$(cat "$WORK/slurm.id")
+      tc exec tc-h0 scancel -b -s USR1 "$JOB"
+      rc=0; wait $SB || rc=$?
+      nodes=$(grep -o 'on 3 hosts ([^)]*)' "$WORK/slurm.out" | head -n 1)
+      if [ "$rc" = 0 ] && grep -q "restart 0: exit 75 after USR1" "$RUN/jobs.log" && grep -q "restart 1: exit 0" "$RUN/jobs.log" \
+         && diffs=$("$PYTHON" scripts/studies/compare_rounds.py "$SHARED/ref" "$RUN" $ROUNDS 2>&1); then
+        pass slurm "job $JOB, train.sbatch --nodes=3 --ntasks-per-node=3 on node-local shards: stopped by USR1 ($(grep -o 'stop requested by SIG[A-Z0-9]*: round [0-9]* is committed' "$WORK/slurm.out" | head -n 1)), requeued, resumed; round $ROUNDS bitwise equal to the one-host run"
+      else
+        fail slurm "sbatch exited $rc; jobs.log: $(tr '\n' ';' <"$RUN/jobs.log" 2>/dev/null); $(tail -n 5 "$WORK/slurm.out" | tr '\n' ' ') ${diffs:-}"
+      fi
+    else
+      kill $SB 2>/dev/null
+      fail slurm "round 1 was never committed: $(tail -n 5 "$WORK/slurm.out" "$WORK/slurm.err" 2>/dev/null | tr '\n' ' ')"
+    fi
+  else
+    fail slurm "Slurm did not come up on the hosts: $(tail -n 3 "$WORK/slurm-up.out" | tr '\n' ' ')"
+  fi
+  tc slurm-down >/dev/null 2>&1
+else
+  echo "SKIP slurm: Slurm is not installed (scripts/slurm/slurm-up.sh installs it)"
 fi
 
 [ "$FAILED" = 0 ] && echo "testcluster: every check passed" || echo "testcluster: some checks FAILED"
