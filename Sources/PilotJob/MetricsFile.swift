@@ -11,6 +11,8 @@ import PilotHDF5
 /// refused its update, which left its state as it was); `/server/dp_epsilon` [R] is ε after the
 /// round with `dp.*` (NaN without); `/server/<field>` float64 [R] for the server's bytes and
 /// seconds; root attributes `algorithm`, `scenario`, `client_tasks` (names), `run_config`.
+/// Written only when a run produces them: `/clients/eval_score_before` (and FedDPA's
+/// `eval_local_weight_before`, `eval.when`) and `/ata/…` (Pilot's ATA choices, `MetricsFile+ATA.swift`).
 /// In pandas: `pd.DataFrame(f["clients/eval_score"][()], index=f["round"][()])`.
 public struct ClientRoundMetrics: Sendable, Equatable {
     public static let fields = ["loss_total", "loss_ce", "loss_diff", "loss_balance", "loss_z", "loss_proximal", "steps",
