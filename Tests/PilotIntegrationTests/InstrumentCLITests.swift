@@ -17,6 +17,11 @@ struct InstrumentCLITests {
             let r = try TrainCLITests.train(["--config", cfg, "--out", dir.file(out)])
             try #require(r.status == 0, "\(out): \(r.stderr)")
         }
+        // a stop after round 1 and a resume give the uninterrupted run's rows, ATA's choices and scores before aggregation included
+        let cut = try TrainCLITests.train(["--config", bothCfg, "--out", dir.file("cut"), "--stop-after-round", "1"])
+        #expect(cut.status == 75, "\(cut.stderr)")
+        let resumed = try TrainCLITests.train(["--resume", dir.file("cut")])
+        try #require(resumed.status == 0, "\(resumed.stderr)")
         // every tensor of the last round: eval.when changes no bit of the run
         let a = try TrainCLITests.finalRoundDatasets(dir.file("plain"), round: 2)
         let b = try TrainCLITests.finalRoundDatasets(dir.file("both"), round: 2)
@@ -44,9 +49,31 @@ struct InstrumentCLITests {
                     assert abs(s[r, k] + w[r, k].sum() - 1) < 1e-12 and (w[r, k] > 0).all()
                     assert (np.diff(d[r, k]) >= 0).all()       # nearest first
         assert plain['ata/neighbours'][()].tobytes() == both['ata/neighbours'][()].tobytes()
+        # Eq. 11-12 from the file alone: the weights from the distances and n_k, and top-M's cut (a client
+        # left out of i's neighbours is no nearer than i's farthest neighbour, where the file has its distance)
+        nk = h5py.File(sys.argv[1] + '/ckpt/round_001.h5')['federation/client_samples'][()].astype(float)
+        n, w, d, s = (plain['ata/' + k][()] for k in ('neighbours', 'weights', 'distances', 'self_weight'))
+        checked = 0
+        for r in range(2):
+            for i in range(9):
+                inv = 1 / d[r, i]; share = inv / inv.sum()
+                z = nk[i] + (nk[n[r, i]] * share).sum()
+                assert np.allclose(w[r, i], nk[n[r, i]] * share / z, rtol=1e-12, atol=0) and abs(s[r, i] - nk[i] / z) < 1e-12
+                for j in range(9):
+                    if j != i and j not in n[r, i] and i in n[r, j]:
+                        dji = d[r, j][list(n[r, j]).index(i)]
+                        assert dji >= d[r, i].max() * (1 - 1e-12), (r, i, j, dji, d[r, i])
+                        checked += 1
+                    if j in n[r, i] and i in n[r, j]:
+                        assert abs(d[r, i][list(n[r, i]).index(j)] - d[r, j][list(n[r, j]).index(i)]) <= 1e-9 * d[r, i].max()
+        assert checked > 0
+        cut = h5py.File(sys.argv[3] + '/metrics.h5')
+        for name in ['clients/' + k for k in both['clients']] + ['ata/' + k for k in both['ata']]:
+            if 'seconds_' in name: continue
+            assert both[name][()].tobytes() == cut[name][()].tobytes(), name   # resumed: the same rows
         print('ok', before[-1].round(3).tolist())
         """
-        let py = try runProcess("/usr/bin/python3", ["-c", script, dir.file("plain"), dir.file("both")])
+        let py = try runProcess("/usr/bin/python3", ["-c", script, dir.file("plain"), dir.file("both"), dir.file("cut")])
         #expect(py.status == 0 && py.stdout.contains("ok"), "h5py: \(py.stdout) \(py.stderr)")
 
         // pilot report: --eval after is the default; --eval before reads clients/eval_score_before
