@@ -32,6 +32,10 @@ struct ReportCommand: ParsableCommand {
         each task's average at every round (one row per configuration, one column per round, mean \
         ± std over the seeds); --csv then writes its tidy form. --plot-average draws the same \
         curves, with ± one standard deviation as error bars.
+
+        --eval before reports the scores of each client's model before the round's aggregation \
+        (clients/eval_score_before, written by runs with eval.when = "before" or "both") instead of \
+        after it (clients/eval_score, the default).
         """
     )
 
@@ -51,6 +55,9 @@ struct ReportCommand: ParsableCommand {
     @Flag(help: "Show one column per client in the Markdown table even with many clients (by default, more than 12 clients show the task averages only; the CSV always has every client).")
     var perClient = false
 
+    @Option(help: ArgumentHelp("Which scores to report: after (each client's model after the round's aggregation; the default) or before (the model it trained, before aggregation: runs with eval.when = \"before\" or \"both\").", valueName: "WHEN"))
+    var eval: String = "after"
+
     @Option(help: ArgumentHelp("What to print on stdout: markdown or csv.", valueName: "FORMAT"))
     var format: String = "markdown"
 
@@ -69,6 +76,7 @@ struct ReportCommand: ParsableCommand {
 
     func validate() throws {
         guard !runs.isEmpty else { throw ValidationError("give at least one run directory, e.g. `pilot report runs/vu-pilot`") }
+        guard ["after", "before"].contains(eval) else { throw ValidationError("--eval must be after or before, not '\(eval)'") }
         guard ["markdown", "csv"].contains(format) else { throw ValidationError("--format must be markdown or csv, not '\(format)'") }
         for p in plot where !["svg", "png"].contains(URL(fileURLWithPath: p).pathExtension.lowercased()) {
             throw ValidationError("--plot '\(p)': the file name must end in .svg or .png")
@@ -93,7 +101,7 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try runs.map { try ReportRun.load(directory: $0) }
+        let loaded = try runs.map { try ReportRun.load(directory: $0, before: eval == "before") }
         let report = try RunReport(runs: loaded, labels: labels.map(parseLabel), round: round)
         for w in report.warnings { Console.error("warning: \(w)") }
         let table = byRound ? report.roundsCSV() : report.csv()

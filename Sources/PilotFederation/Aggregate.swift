@@ -117,10 +117,7 @@ extension Aggregate {
         guard selection != .topM || m >= 1 else { throw PilotError.invalidArgument("ATA top-M needs M >= 1 (got \(m))") }
         var matrix = [[Double]](repeating: [Double](repeating: 0, count: k), count: k)
         for i in 0..<k {
-            var candidates = (0..<k).filter { $0 != i }
-            if selection == .sameTask { candidates = candidates.filter { tasks[$0] == tasks[i] } }
-            candidates.sort { (d[i * k + $0], $0) < (d[i * k + $1], $1) }
-            if selection == .topM { candidates = Array(candidates.prefix(m)) }
+            let candidates = ataNeighbours(of: i, distances: d, tasks: tasks, selection: selection, m: m)
             let w = inverseDistanceWeights(candidates.map { d[i * k + $0] })
             var z = Double(n[i])
             switch normalisation {
@@ -131,6 +128,17 @@ extension Aggregate {
             for (c, wc) in zip(candidates, w) { matrix[i][c] = Double(n[c]) * wc / z }
         }
         return matrix
+    }
+
+    /// The neighbours ATA mixes into row i (indices into the round's updates), nearest first, ties
+    /// by index: the M nearest (`.topM`), every same-task client (`.sameTask`) or every other one.
+    public static func ataNeighbours(of i: Int, distances d: [Double], tasks: [Int], selection: ATASelection, m: Int) -> [Int] {
+        let k = tasks.count
+        var candidates = (0..<k).filter { $0 != i }
+        if selection == .sameTask { candidates = candidates.filter { tasks[$0] == tasks[i] } }
+        candidates.sort { (d[i * k + $0], $0) < (d[i * k + $1], $1) }
+        if selection == .topM { candidates = Array(candidates.prefix(m)) }
+        return candidates
     }
 
     /// (1/d) / Σ(1/d), with the d → 0 limit for zero distances.

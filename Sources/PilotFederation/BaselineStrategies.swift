@@ -110,6 +110,16 @@ public final class ShepherdStrategy: AveragingStrategy, FederatedStrategy {
     override func sharedNames(_ model: MLLM) -> [String] { model.names(inGroup: "lora") }
 }
 
+/// `shepherd_lora`: Shepherd as published (Zhang et al., 2024): clients train LoRA only, and the
+/// server averages it (n_k-weighted); the connector stays frozen at the base on every client.
+/// `shepherd` above also trains a private connector every round (FedPer-style).
+public final class ShepherdLoRAStrategy: AveragingStrategy, FederatedStrategy {
+    public var name: String { "shepherd_lora" }
+    public override func modelSpec(round: Int, client: Int, roster: Roster) -> ModelSpec {
+        ModelSpec(variant: variant, options: ConnectorOptions(), trainable: .groups(["lora"]), learningRate: learningRate, stage: 0)
+    }
+}
+
 /// `feddpa` (FedDPA-T, Yang et al., 2024): two LoRAs on every projection. The global one is
 /// averaged uniformly over the clients; the local one and the connector never leave the client.
 /// At inference each test instance weighs the local LoRA by `FedDPAInference.weight`.

@@ -60,6 +60,9 @@ public struct RoundResult: Sendable, Equatable {
     /// What rank 0 logs about the aggregation, e.g. a group whose robust rule fell back to the
     /// median because too few updates were left (`RobustAggregator.applicable(to:)`).
     public var notes: [String] = []
+    /// ATA's choice for each client whose LoRA it mixed (Pilot; empty otherwise): what metrics.h5's
+    /// `/ata/…` records. Not sent to the clients.
+    public var ata: [Int: ATAChoice] = [:]
 
     public init(shared: NamedTensors? = nil, personal: [Int: NamedTensors] = [:], serverState: NamedTensors = NamedTensors()) {
         self.shared = shared; self.personal = personal; self.serverState = serverState

@@ -115,11 +115,14 @@ extension PilotStrategy {
     /// leading r_k components (`ServerStep`).
     public func mixLoRA(_ updates: [ClientUpdate], tasks: [Int], lora: ClientLoRA? = nil) throws -> [[Float]] {
         var notes: [String] = []
-        return try mixLoRA(updates, tasks: tasks, lora: lora, round: 0, notes: &notes)
+        var choices: [Int: ATAChoice] = [:]
+        return try mixLoRA(updates, tasks: tasks, lora: lora, round: 0, notes: &notes, choices: &choices)
     }
 
-    /// `mixLoRA`, adding to `notes` the line of a round whose robust rule (ATA off) fell back to the median.
-    func mixLoRA(_ updates: [ClientUpdate], tasks: [Int], lora: ClientLoRA?, round: Int, notes: inout [String]) throws -> [[Float]] {
+    /// `mixLoRA`, adding to `notes` the line of a round whose robust rule (ATA off) fell back to the
+    /// median, and to `choices` each client's neighbours and weights (ATA on; metrics.h5's `/ata`).
+    func mixLoRA(_ updates: [ClientUpdate], tasks: [Int], lora: ClientLoRA?, round: Int, notes: inout [String],
+                 choices: inout [Int: ATAChoice]) throws -> [[Float]] {
         let vectors = updates.map(\.tensors.values)
         let k = vectors.count
         let n = updates.map(\.examples)
@@ -142,9 +145,14 @@ extension PilotStrategy {
         } else {
             distances = Aggregate.pairwiseDistances(Aggregate.rows(vectors, length: p), clients: k, length: p)
         }
-        let matrix = try Aggregate.ataMixingMatrix(distances: distances, samples: n, tasks: updates.map { tasks[$0.client] },
-                                                   selection: settings.ataSelection, m: min(settings.ataM, max(1, k - 1)),
-                                                   normalisation: settings.ataNormalisation)
+        let updateTasks = updates.map { tasks[$0.client] }, m = min(settings.ataM, max(1, k - 1))
+        let matrix = try Aggregate.ataMixingMatrix(distances: distances, samples: n, tasks: updateTasks,
+                                                   selection: settings.ataSelection, m: m, normalisation: settings.ataNormalisation)
+        for i in 0..<k {
+            let picked = Aggregate.ataNeighbours(of: i, distances: distances, tasks: updateTasks, selection: settings.ataSelection, m: m)
+            choices[updates[i].client] = ATAChoice(neighbours: picked.map { updates[$0].client }, weights: picked.map { matrix[i][$0] },
+                                                   distances: picked.map { distances[i * k + $0] }, selfWeight: matrix[i][i])
+        }
         return Aggregate.mix(vectors, matrix: matrix)
     }
 
@@ -173,11 +181,13 @@ extension PilotStrategy {
             }
         }
         let loras = zip(updates, parts).map { ClientUpdate(client: $0.client, examples: $0.examples, tensors: $1.lora) }
-        let mixed = try mixLoRA(loras, tasks: roster.clientTasks, lora: roster.lora, round: round, notes: &notes)
+        var choices: [Int: ATAChoice] = [:]
+        let mixed = try mixLoRA(loras, tasks: roster.clientTasks, lora: roster.lora, round: round, notes: &notes, choices: &choices)
         var personal: [Int: NamedTensors] = [:]
         for (u, v) in zip(loras, mixed) { personal[u.client] = try u.tensors.with(values: v) }
         var result = RoundResult(shared: shared, personal: personal, serverState: shared)
         result.notes = notes
+        result.ata = choices
         return result
     }
 }

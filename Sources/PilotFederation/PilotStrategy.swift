@@ -27,6 +27,12 @@ public final class PilotStrategy: FederatedStrategy {
         public var ataNormalisation: ATANormalisation = .normalised
         /// Eq. 10's averaging step inside each task (`robust.aggregator`; the n_k-weighted mean by default).
         public var aggregator: RobustAggregator = .mean
+        /// How stage 1's client adapter ψs starts (`pilot.psi_s_init`): a copy of ψt (the paper), or perturbed.
+        public var psiSInit: PsiSInit = .copy
+        /// The perturbation's std relative to each ψs tensor's RMS (`pilot.psi_s_noise`).
+        public var psiSNoise = 0.1
+        /// The run's seed (`run.seed`), which seeds the perturbation.
+        public var seed: UInt64 = 0
         public init() {}
     }
 
@@ -54,7 +60,7 @@ public final class PilotStrategy: FederatedStrategy {
     public func prepare(model: MLLM, round: Int, client: Int, state: NamedTensors, roster: Roster) throws {
         // Round 1: ψt and ψs both start from the pretrained connector (BaseCheckpoint.load does it).
         // A client that first trains in a later round (sampling) starts stage 2 from the same base.
-        if round == 1 { return }
+        if round == 1 { return try initialiseClientAdapter(model, client: client) }
         // The state holds every task's aggregated adapter in its slot; stage 1's own ψt is superseded.
         try model.assign(state) { !$0.hasPrefix(Names.prefix(Names.taskAdapter)) }
         let crossTaskInState = state.names.contains { $0.hasPrefix(Names.prefix(Names.crossTaskAdapters)) }

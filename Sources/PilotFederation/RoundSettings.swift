@@ -25,6 +25,8 @@ public struct RoundSettings: Sendable, Equatable {
     public var sampling: ClientSampling
     /// Which clients are evaluated in an evaluation round.
     public var evalSampling: ClientSampling
+    /// Which model an evaluation scores (`eval.when`; after the aggregation by default).
+    public var evalWhen: EvalWhen
     public var robust: RobustSettings
     /// nil: no differential privacy.
     public var dp: DPSettings?
@@ -53,6 +55,7 @@ public struct RoundSettings: Sendable, Equatable {
         clientsPerRank = s.run.clientsPerRank ?? 0
         sampling = ClientSampling(fraction: s.run.fraction ?? 1, minClients: s.run.minClients ?? 0, seed: UInt64(seed))
         evalSampling = ClientSampling(fraction: s.eval.fraction ?? 1, minClients: 1, seed: UInt64(seed))
+        evalWhen = s.eval.when ?? .after
         robust = RobustSettings(maxUpdateNorm: s.robust.maxUpdateNorm, clip: s.robust.onBad == "clip", aggregator: s.robust.rule)
         dp = s.dp.clip.map { DPSettings(clip: $0, noiseMultiplier: s.dp.noiseMultiplier ?? 1, delta: s.dp.delta ?? 1e-5) }
         strictReproducibility = s.run.strictReproducibility ?? false

@@ -11,6 +11,7 @@ public enum StrategyFactory {
         case .fedavg: return FedAvgStrategy(learningRate: lr, aggregator: rule)
         case .fedprox: return FedProxStrategy(learningRate: lr, mu: Float(s.fedprox.mu), aggregator: rule)
         case .shepherd: return ShepherdStrategy(learningRate: lr, aggregator: rule)
+        case .shepherdLoRA: return ShepherdLoRAStrategy(learningRate: lr, aggregator: rule)
         case .feddpa: return FedDPAStrategy(learningRate: lr, supportPrompts: s.feddpa.support, aggregator: rule)
         case .fedadam:
             var h = FedAdamServer.Hyper()
@@ -18,7 +19,9 @@ public enum StrategyFactory {
             h.tau = s.fedadam.tau; h.biasCorrected = s.fedadam.biasCorrection
             return FedAdamStrategy(learningRate: lr, hyper: h, aggregator: rule)
         case .pilot:
-            return PilotStrategy(settings: PilotStrategy.Settings(s.pilot, train: s.train, aggregator: rule))
+            var settings = PilotStrategy.Settings(s.pilot, train: s.train, aggregator: rule)
+            settings.seed = UInt64(s.run.seed)
+            return PilotStrategy(settings: settings)
         }
     }
 }
@@ -42,5 +45,7 @@ extension PilotStrategy.Settings {
         ataM = p.ataM
         ataNormalisation = p.ataZ
         self.aggregator = aggregator
+        psiSInit = p.psiSInit ?? .copy
+        psiSNoise = p.psiSNoise ?? 0.1
     }
 }

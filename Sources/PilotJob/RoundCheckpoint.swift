@@ -136,6 +136,7 @@ public enum RoundCheckpoint {
             try write(serverState, into: f, under: "server/")
             if let metrics {
                 for field in StoredMetrics.fields {
+                    if ClientRoundMetrics.optionalFields.contains(field) && metrics.clients.allSatisfy({ $0[field].isNaN }) { continue }
                     try f.write(metrics.clients.map { $0[field] }, shape: [metrics.clients.count], at: "metrics/clients/" + field)
                 }
                 try f.write(metrics.server, shape: [metrics.server.count], at: "metrics/server/bytes_sent_received")

@@ -6,7 +6,7 @@ import PilotHDF5
 /// One run directory as `pilot report` sees it: who it is (algorithm, scenario, configuration
 /// without its seed) and its per-round eval scores, from `RUN/metrics.h5`.
 ///
-/// Only `round`, `clients/eval_score` and the root attributes are read, so metrics files written
+/// Only `round`, `clients/eval_score` (or `clients/eval_score_before`) and the root attributes are read, so metrics files written
 /// before a field was added still report.
 public struct ReportRun: Sendable, Equatable {
     /// The run directory as given on the command line.
@@ -49,8 +49,10 @@ public struct ReportRun: Sendable, Equatable {
     /// The configuration key whose value is the seed; it is left out of `settings`.
     public static let seedKey = "run.seed"
 
-    /// Reads `directory/metrics.h5`. Errors name the path and say what to pass instead.
-    public static func load(directory: String) throws -> ReportRun {
+    /// Reads `directory/metrics.h5`: the scores after each round's aggregation (`clients/eval_score`),
+    /// or with `before` those of the model each client trained (`clients/eval_score_before`, `eval.when`).
+    /// Errors name the path and say what to pass instead.
+    public static func load(directory: String, before: Bool = false) throws -> ReportRun {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw PilotError.message("run directory '\(directory)' does not exist: pass the directory that `pilot train --out` wrote")
@@ -64,17 +66,21 @@ public struct ReportRun: Sendable, Equatable {
         }
         let f = try H5File.open(file)
         defer { f.close() }
-        for required in ["round", "clients/eval_score"] where !f.exists(required) {
+        let scoreDataset = before ? "clients/eval_score_before" : "clients/eval_score"
+        if before && !f.exists(scoreDataset) {
+            throw PilotError.message("'\(file)' has no \(scoreDataset): its run scored clients after aggregation only. Scores before aggregation come from runs with eval.when = \"before\" or \"both\"; report this run without --eval before")
+        }
+        for required in ["round", scoreDataset] where !f.exists(required) {
             throw PilotError.notFound(file: file, object: required)
         }
         guard case let .strings(tasks)? = try f.attribute("client_tasks"), !tasks.isEmpty else {
             throw PilotError.message("'\(file)' has no client_tasks attribute, so its clients cannot be matched to tasks: was it written by `pilot train`?")
         }
         let rounds = try f.read(Int64.self, at: "round").values.map { Int($0) }
-        let score = try f.read(Double.self, at: "clients/eval_score")
+        let score = try f.read(Double.self, at: scoreDataset)
         let k = tasks.count
         guard score.shape == [rounds.count, k] else {
-            throw PilotError.typeMismatch(file: file, object: "clients/eval_score",
+            throw PilotError.typeMismatch(file: file, object: scoreDataset,
                                           expected: "shape [\(rounds.count), \(k)] (rounds × client_tasks)", found: "shape \(score.shape)")
         }
         let scores = (0..<rounds.count).map { r in Array(score.values[(r * k)..<((r + 1) * k)]) }

@@ -50,11 +50,12 @@ final class ClientHost {
     /// gradients every step, cannot lose one: there a failure on any rank is reported once, naming
     /// the rank, and every rank throws (collective). An update that is not finite, or whose loss is
     /// not, is left for the server to reject (`ServerStep`), so it never spreads.
-    func train(round: Int, plans: [ClientPlan]) throws -> Training {
+    /// The participants in `evaluateBefore` are scored on the model they trained, before it is aggregated.
+    func train(round: Int, plans: [ClientPlan], evaluateBefore: Set<Int> = []) throws -> Training {
         var out = Training(records: Dictionary(uniqueKeysWithValues: mine.map { ($0, ClientRoundRecord()) }))
         var failure: Error? = nil
         for plan in plans where mine.contains(plan.client) && failure == nil {
-            do { try train(plan, round: round, into: &out) } catch {
+            do { try train(plan, round: round, into: &out, evaluate: evaluateBefore.contains(plan.client)) } catch {
                 guard !strategy.dataParallel else { failure = error; continue }
                 out.records[plan.client]!.participated = true
                 out.outcomes[plan.client] = nil
@@ -69,7 +70,7 @@ final class ClientHost {
         return out
     }
 
-    private func train(_ plan: ClientPlan, round: Int, into out: inout Training) throws {
+    private func train(_ plan: ClientPlan, round: Int, into out: inout Training, evaluate: Bool) throws {
         let c = plan.client
         let t0 = Date()
         let model = try buildModel(plan.spec, client: c, round: round)
@@ -110,6 +111,12 @@ final class ClientHost {
         // for LoRA r = 16 on a 7B LM).
         o.reference = nil
         out.outcomes[c] = o
+        if evaluate, inputs.codec != nil {
+            // eval.when: the trained model, after its update and what it keeps were taken from it
+            let t1 = Date()
+            out.records[c]!.evaluationBefore = try score(model, client: c)
+            out.records[c]!.secondsEvaluate = Date().timeIntervalSince(t1)
+        }
     }
 
     /// Builds every client's new state from what it kept and what the server sent. Clients that did
@@ -148,18 +155,25 @@ final class ClientHost {
 
     /// Scores this rank's clients among `clients` on their personalised models.
     func evaluate(round: Int, clients: [Int], into records: inout [Int: ClientRoundRecord]) throws {
-        guard let codec = inputs.codec else { return }
+        guard inputs.codec != nil else { return }
         for c in clients where mine.contains(c) {
             let t0 = Date()
             let spec = strategy.modelSpec(round: round, client: c, roster: roster)
             let model = try buildModel(spec, client: c, round: round)
             try Self.putPersonalised(model, state: states[c]!, task: roster.clientTasks[c])
-            let task = inputs.clientTasks[c]
-            let context = EvaluationContext(model: model, examples: inputs.test[task]!, training: inputs.train[c]!, codec: codec, task: task,
-                                            batchSize: min(settings.evalBatchSize, model.maxBatch), maxNewTokens: settings.evalMaxNewTokens)
-            records[c]!.evaluation = try strategy.evaluate(context)
-            records[c]!.secondsEvaluate = Date().timeIntervalSince(t0)
+            records[c]!.evaluation = try score(model, client: c)
+            // with eval.when = "both", the seconds of both evaluations
+            records[c]!.secondsEvaluate = (records[c]!.secondsEvaluate ?? 0) + Date().timeIntervalSince(t0)
         }
+    }
+
+    /// The strategy's metrics of `model` on client `c`'s test examples.
+    private func score(_ model: MLLM, client c: Int) throws -> [String: Double] {
+        guard let codec = inputs.codec else { return [:] }
+        let task = inputs.clientTasks[c]
+        let context = EvaluationContext(model: model, examples: inputs.test[task]!, training: inputs.train[c]!, codec: codec, task: task,
+                                        batchSize: min(settings.evalBatchSize, model.maxBatch), maxNewTokens: settings.evalMaxNewTokens)
+        return try strategy.evaluate(context)
     }
 
     /// Client `client`'s model for `round`: built from the base (the LM shared by the rank), then set

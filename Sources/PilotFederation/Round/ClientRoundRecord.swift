@@ -23,6 +23,9 @@ public struct ClientRoundRecord: Sendable, Equatable {
     public var secondsEvaluate: Double?
     /// The strategy's evaluation metrics ("eval_score", FedDPA's "eval_local_weight").
     public var evaluation: [String: Double] = [:]
+    /// The same metrics on the model it trained this round, before aggregation (`eval.when`); each
+    /// key's column is the key + "_before" ("eval_score_before").
+    public var evaluationBefore: [String: Double] = [:]
 
     public init() {}
 
@@ -43,6 +46,7 @@ public struct ClientRoundRecord: Sendable, Equatable {
         if let v = secondsAggregate { r["seconds_aggregate"] = v }
         if let v = secondsEvaluate { r["seconds_evaluate"] = v }
         for (key, value) in evaluation { r[key] = value }
+        for (key, value) in evaluationBefore { r[key + "_before"] = value }
         return r
     }
 }

@@ -102,18 +102,26 @@ public final class RoundLoop {
         emit(.phase(round: round, .train))
         settings.faults.stall(round: round, rank: world.rank)
         let plans = strategy.configure(round: round, federation: federation).filter { !excludedClients.contains($0.client) }
-        var training = try host.train(round: round, plans: plans)
+        // eval.fraction samples the intermediate evaluations; the last round scores every client
+        let evaluated = !settings.evaluates(round: round) ? []
+            : round == settings.rounds ? Array(0..<federation.clientCount)
+            : settings.evalSampling.sample(round: round, clients: federation.clientCount, stream: 1)
+        // eval.when = "before"/"both": each evaluated participant is scored on the model it just trained
+        var training = try host.train(round: round, plans: plans, evaluateBefore: settings.evalWhen.scoresBefore ? Set(evaluated) : [])
 
         emit(.phase(round: round, .communicate))
         let t0 = Date()
         federation.aggregationClock.reset()
         var rejected = training.rejections
         var notes: [String] = []
+        var ata: [Int: ATAChoice] = [:]
         if strategy.exchanges {
             // the clients that dropped out are named before the server aggregates without them
             try recorder.reportRejections(training.rejections, round: round)
             let exchange = try RoundExchange.run(training.updates, federation: federation) { [server, serverState] updates in
-                try server(round: round, updates: updates, serverState: serverState)
+                let result = try server(round: round, updates: updates, serverState: serverState)
+                ata = result.ata   // rank 0: ATA's choices, for metrics.h5
+                return result
             }
             if let state = exchange.serverState { serverState = state }
             rejected += exchange.rejected
@@ -139,16 +147,13 @@ public final class RoundLoop {
         }
 
         emit(.phase(round: round, .evaluate))
-        if settings.evaluates(round: round) {
-            // eval.fraction samples the intermediate evaluations; the last round scores every client
-            let clients = round == settings.rounds ? Array(0..<federation.clientCount)
-                : settings.evalSampling.sample(round: round, clients: federation.clientCount, stream: 1)
-            try host.evaluate(round: round, clients: clients, into: &training.records)
+        if !evaluated.isEmpty && settings.evalWhen.scoresAfter {
+            try host.evaluate(round: round, clients: evaluated, into: &training.records)
         }
 
         try recorder.commit(round: round, stage: plans.first?.spec.stage ?? 0, records: training.records, states: host.states,
                             serverState: serverState, aggregateSeconds: aggregateSeconds, started: started,
-                            dataParallel: strategy.dataParallel)
+                            dataParallel: strategy.dataParallel, ata: ata)
         if simulateStopAfterRound == round { StopSignal.request() }
         return try world.allreduce(scalar: Int64(StopSignal.requested ? 1 : 0), op: .max) > 0
     }

@@ -50,7 +50,7 @@ final class RoundRecorder {
     /// The round file keeps the rows' deterministic fields, so a row that metrics.h5 lost (a kill
     /// between the commit and the metrics write, a deleted file) is rebuilt on resume.
     func commit(round: Int, stage: Int, records: [Int: ClientRoundRecord], states: [Int: NamedTensors], serverState: NamedTensors,
-                aggregateSeconds: Double, started: Date, dataParallel: Bool) throws {
+                aggregateSeconds: Double, started: Date, dataParallel: Bool, ata: [Int: ATAChoice] = [:]) throws {
         let world = federation.world
         let mine = federation.localClients
         var rows = try gatherRows(mine.flatMap { records[$0]!.row.values })
@@ -81,7 +81,7 @@ final class RoundRecorder {
         let epsilon = settings.dp.map { ClientPrivacy.epsilon($0, sampled: settings.sampling.size(of: federation.clientCount),
                                                               clients: federation.clientCount, rounds: round) } ?? .nan
         log.append(round: round, stage: stage, clients: rows,
-                   server: serverBytes + [aggregateSeconds, Date().timeIntervalSince(started), checkpointSeconds, epsilon])
+                   server: serverBytes + [aggregateSeconds, Date().timeIntervalSince(started), checkpointSeconds, epsilon], ata: ata)
         try log.write(to: metricsPath, attributes: metricsAttributes)
         settings.faults.kill(at: "after_metrics", round: round)
         emit(.committed(CommittedRound(round: round, rounds: settings.rounds, stage: stage, rows: rows, clientTasks: federation.clientTasks,

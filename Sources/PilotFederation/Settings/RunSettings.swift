@@ -13,6 +13,28 @@ public protocol ConfigSection: Decodable, Sendable, Equatable {
 /// The methods `run.algorithm` names.
 public enum Algorithm: String, Decodable, Sendable, CaseIterable {
     case pilot, local, centralized, fedavg, fedprox, fedadam, shepherd, feddpa
+    /// Shepherd as published: LoRA only, the connector frozen at the base (`shepherd` trains a private connector too).
+    case shepherdLoRA = "shepherd_lora"
+}
+
+/// `eval.when`: which model a client is scored on in an evaluation round.
+public enum EvalWhen: String, Decodable, Sendable, CaseIterable {
+    /// Its personalised model after the round's aggregation (metrics.h5 `clients/eval_score`).
+    case after
+    /// The model it trained this round, before aggregation (`clients/eval_score_before`).
+    case before
+    /// Both.
+    case both
+    public var scoresAfter: Bool { self != .before }
+    public var scoresBefore: Bool { self != .after }
+}
+
+/// `pilot.psi_s_init`: how stage 1's client adapter ψs starts.
+public enum PsiSInit: String, Decodable, Sendable, CaseIterable {
+    /// A copy of the pretrained MLP, as ψt (the paper).
+    case copy
+    /// The copy plus seeded Gaussian noise (`pilot.psi_s_noise` × each tensor's RMS).
+    case perturbed
 }
 
 /// A run configuration decoded once into typed sections: the only way the rest of the program
@@ -46,6 +68,17 @@ public struct RunSettings: Sendable, Equatable {
         pilot = try section(PilotSection.self); fedprox = try section(FedProxSection.self); fedadam = try section(FedAdamSection.self)
         feddpa = try section(FedDPASection.self); robust = try section(RobustSection.self); dp = try section(DPSection.self)
         faults = try section(FaultsSection.self); eval = try section(EvalSection.self)
+        try checkPsiS()
+    }
+
+    /// `pilot.psi_s_init` is Pilot's stage-1 connector, and `pilot.psi_s_noise` the scale of its "perturbed" start.
+    func checkPsiS() throws {
+        if let i = pilot.psiSInit, run.algorithm != .pilot {
+            throw PilotError.invalidArgument("pilot.psi_s_init = \"\(i.rawValue)\" sets Pilot's stage-1 client adapter, but run.algorithm = \"\(run.algorithm.rawValue)\" has none: remove the key, or set run.algorithm = \"pilot\"")
+        }
+        if let n = pilot.psiSNoise, pilot.psiSInit != .perturbed {
+            throw PilotError.invalidArgument("pilot.psi_s_noise = \(n) scales the noise of pilot.psi_s_init = \"perturbed\", but pilot.psi_s_init is \(pilot.psiSInit.map { "\"\($0.rawValue)\"" } ?? "unset (copy)"): set pilot.psi_s_init = \"perturbed\", or remove pilot.psi_s_noise")
+        }
     }
 
     /// Where K clients go on `worldSize` ranks (`Placement`), checked against the round's sample,

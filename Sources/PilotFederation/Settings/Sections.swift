@@ -24,7 +24,7 @@ public struct RunSection: ConfigSection {
     public static let keys: [ConfigKey] = [
         .init(name: "run.algorithm", kind: .string(Algorithm.allCases.map(\.rawValue)),
               defaultValue: .string("pilot"),
-              help: "method: pilot (the paper), local (no communication), centralized (one model on all clients' data, data-parallel), fedavg, fedprox, fedadam, shepherd (LoRA-only FedAvg), feddpa (FedDPA-T)"),
+              help: "method: pilot (the paper), local (no communication), centralized (one model on all clients' data, data-parallel), fedavg, fedprox, fedadam, shepherd (FedAvg of LoRA; each client also trains its own connector), shepherd_lora (Shepherd as published: FedAvg of LoRA, the connector frozen at the base), feddpa (FedDPA-T)"),
         .init(name: "run.seed", kind: .int(0...RunConfigSchema.big), defaultValue: .int(1), help: "seed of every random choice (data order, initialisation)"),
         .init(name: "run.rounds", kind: .int(1...1000), defaultValue: .int(3), help: "federated rounds R; Pilot runs stage 1 in round 1 and stage 2 after"),
         .init(name: "run.data", kind: .string(nil), defaultValue: nil, help: "scenario directory written by `pilot data generate` (relative to the config file)"),
@@ -127,6 +127,8 @@ public struct PilotSection: ConfigSection {
     public var ataSelection: ATASelection
     public var ataM: Int
     public var ataZ: ATANormalisation
+    public var psiSInit: PsiSInit?
+    public var psiSNoise: Double?
 
     public static let keys: [ConfigKey] = [
         .init(name: "pilot.lambda_diff", kind: .double(0...1e3), defaultValue: .double(0.1), help: "λ0, weight of the stage-1 difference loss"),
@@ -147,6 +149,10 @@ public struct PilotSection: ConfigSection {
         .init(name: "pilot.ata_m", kind: .int(1...10_000), defaultValue: .int(6), help: "M of top-M (paper: 6 of 8 other clients)"),
         .init(name: "pilot.ata_z", kind: .string(["normalised", "paper_literal"]), defaultValue: .string("normalised"),
               help: "Z of Eq. 12: weights summing to one (default) or as printed (n_k + Σ n_k')"),
+        .init(name: "pilot.psi_s_init", kind: .string(PsiSInit.allCases.map(\.rawValue)), defaultValue: nil,
+              help: "stage 1's client adapter ψs: a copy of the pretrained MLP like ψt (the paper; then ψt and ψs stay identical and the difference loss does nothing, docs/baselines.md), \"perturbed\" (the copy plus seeded Gaussian noise of pilot.psi_s_noise × each tensor's RMS, per client), which breaks the symmetry; a deviation from the paper. Unset: copy", optional: true),
+        .init(name: "pilot.psi_s_noise", kind: .double(1e-12...10), defaultValue: nil,
+              help: "pilot.psi_s_init = \"perturbed\": the noise's std relative to each ψs tensor's RMS; unset: 0.1", optional: true),
     ]
 }
 
@@ -277,6 +283,7 @@ public struct EvalSection: ConfigSection {
     public var maxNewTokens: Int
     public var fraction: Double?
     public var batchSize: Int
+    public var when: EvalWhen?
 
     public static let keys: [ConfigKey] = [
         .init(name: "eval.max_examples", kind: .int(1...1_000_000), defaultValue: .int(200), help: "test examples each client scores (from its task's test split)"),
@@ -286,5 +293,7 @@ public struct EvalSection: ConfigSection {
         .init(name: "eval.fraction", kind: .double(1e-9...1), defaultValue: nil,
               help: "share of the clients scored in an intermediate evaluation round, a seeded sample (at least one client); the last round scores every client. Unset: 1, every client", optional: true),
         .init(name: "eval.batch_size", kind: .int(1...512), defaultValue: .int(32), help: "evaluation batch size"),
+        .init(name: "eval.when", kind: .string(EvalWhen.allCases.map(\.rawValue)), defaultValue: nil,
+              help: "which model a client is scored on: \"after\" the round's aggregation (its personalised model; clients/eval_score), \"before\" it (the model it just trained; clients/eval_score_before, clients that did not train that round have none), or \"both\"; unset: after", optional: true),
     ]
 }
