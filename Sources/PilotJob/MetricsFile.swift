@@ -16,7 +16,11 @@ public struct ClientRoundMetrics: Sendable, Equatable {
     public static let fields = ["loss_total", "loss_ce", "loss_diff", "loss_balance", "loss_z", "loss_proximal", "steps",
                                 "eval_score", "eval_local_weight", "bytes_sent", "bytes_received",
                                 "seconds_train", "seconds_communicate", "seconds_aggregate",
-                                "seconds_evaluate", "seconds_checkpoint", "participated", "rejected"]
+                                "seconds_evaluate", "seconds_checkpoint", "participated", "rejected",
+                                "bytes_sent_uncompressed", "bytes_received_uncompressed"]
+    /// Fields written only when some round has a value (a run with `exchange.compress*`), so the
+    /// files of every other run keep their datasets.
+    public static let optionalFields: Set<String> = ["bytes_sent_uncompressed", "bytes_received_uncompressed"]
     public var values: [Double]
     public init(values: [Double]) { self.values = values }
     public init() { values = [Double](repeating: .nan, count: Self.fields.count) }
@@ -61,7 +65,8 @@ public struct MetricsLog: Sendable {
         let k = clients.first?.count ?? 0
         try f.write(rounds.map(Int64.init), shape: [r], at: "round")
         try f.write(stages.map(Int64.init), shape: [r], at: "stage")
-        for (i, field) in ClientRoundMetrics.fields.enumerated() {
+        for (i, field) in ClientRoundMetrics.fields.enumerated()
+        where !ClientRoundMetrics.optionalFields.contains(field) || clients.contains(where: { $0.contains { !$0.values[i].isNaN } }) {
             try f.write(clients.flatMap { $0.map { $0.values[i] } }, shape: [r, k], at: "clients/" + field)
         }
         for (i, field) in Self.serverFields.enumerated() {
