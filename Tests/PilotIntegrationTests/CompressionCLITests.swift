@@ -36,7 +36,7 @@ struct CompressionCLITests {
         }
     }
 
-    @Test("stop after round 1, resume on another placement: the final checkpoint equals an uninterrupted run's bit for bit")
+    @Test("stop after round 2, resume on another placement: the final checkpoint equals an uninterrupted run's bit for bit")
     func resumeIsBitwise() throws {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }
         let cfg = try TrainCLITests.writeConfig(dir, "a.toml", TrainCLITests.config(Self.topk, algorithm: "fedavg"))
