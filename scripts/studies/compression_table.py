@@ -41,7 +41,7 @@ def fmt(v):
 
 
 def main():
-    lines = ["| method | exchange.compress | avg at R = 6 (3 seeds) | change per seed (s1, s2, s3) | mean change | seed std (uncompressed) | up, bytes/client/round: round 1; rounds 2-6 (Float32) | down, bytes/client/round |",
+    lines = ["| method | exchange.compress | avg at R = 6 (mean ± std over the seeds run) | change per seed (s1, s2, s3) | mean change | seed std (uncompressed) | up, bytes/client/round: round 1; rounds 2-6 (Float32) | down, bytes/client/round |",
              "|---|---|--:|---|--:|--:|---|---|"]
     for method in ["pilot", "fedavg"]:
         base = [os.path.join(ROOT, f"results/rounds/vu-{method}-s{s}-run.rounds=10/metrics.h5") for s in (1, 2, 3)]
