@@ -19,10 +19,12 @@ public struct ClientRoundMetrics: Sendable, Equatable {
                                 "eval_score", "eval_local_weight", "bytes_sent", "bytes_received",
                                 "seconds_train", "seconds_communicate", "seconds_aggregate",
                                 "seconds_evaluate", "seconds_checkpoint", "participated", "rejected",
-                                "eval_score_before", "eval_local_weight_before"]
-    /// Fields written only when some row has a value (`eval.when = "before"` or `"both"`), so that the
-    /// files of every other run keep exactly the datasets they had.
-    public static let optionalFields: Set<String> = ["eval_score_before", "eval_local_weight_before"]
+                                "eval_score_before", "eval_local_weight_before",
+                                "bytes_sent_uncompressed", "bytes_received_uncompressed"]
+    /// Fields written only when some row has a value (`eval.when = "before"` or `"both"`; a run with
+    /// `exchange.compress*`), so that the files of every other run keep exactly the datasets they had.
+    public static let optionalFields: Set<String> = ["eval_score_before", "eval_local_weight_before",
+                                                     "bytes_sent_uncompressed", "bytes_received_uncompressed"]
     public var values: [Double]
     public init(values: [Double]) { self.values = values }
     public init() { values = [Double](repeating: .nan, count: Self.fields.count) }
@@ -70,8 +72,8 @@ public struct MetricsLog: Sendable {
         let k = clients.first?.count ?? 0
         try f.write(rounds.map(Int64.init), shape: [r], at: "round")
         try f.write(stages.map(Int64.init), shape: [r], at: "stage")
-        for (i, field) in ClientRoundMetrics.fields.enumerated() {
-            if ClientRoundMetrics.optionalFields.contains(field) && !clients.contains(where: { $0.contains { !$0.values[i].isNaN } }) { continue }
+        for (i, field) in ClientRoundMetrics.fields.enumerated()
+        where !ClientRoundMetrics.optionalFields.contains(field) || clients.contains(where: { $0.contains { !$0.values[i].isNaN } }) {
             try f.write(clients.flatMap { $0.map { $0.values[i] } }, shape: [r, k], at: "clients/" + field)
         }
         for (i, field) in Self.serverFields.enumerated() {

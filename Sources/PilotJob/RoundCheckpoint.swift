@@ -135,8 +135,7 @@ public enum RoundCheckpoint {
             try f.write(federation.clientTasks.map(Int64.init), shape: [federation.clientCount], at: "federation/client_tasks")
             try write(serverState, into: f, under: "server/")
             if let metrics {
-                for field in StoredMetrics.fields {
-                    if ClientRoundMetrics.optionalFields.contains(field) && metrics.clients.allSatisfy({ $0[field].isNaN }) { continue }
+                for field in StoredMetrics.fields where !ClientRoundMetrics.optionalFields.contains(field) || metrics.clients.contains(where: { !$0[field].isNaN }) {
                     try f.write(metrics.clients.map { $0[field] }, shape: [metrics.clients.count], at: "metrics/clients/" + field)
                 }
                 try f.write(metrics.server, shape: [metrics.server.count], at: "metrics/server/bytes_sent_received")

@@ -22,6 +22,8 @@ final class ClientHost {
     var states: [Int: NamedTensors] = [:]
     /// Faults to inject into training (tests; the `faults.*` keys install one).
     var faults = ClientFaults()
+    /// Codes what crosses the network (`exchange.compress*`); nil: Float32 values.
+    var coder: ExchangeCoder?
 
     var mine: Range<Int> { federation.localClients }
     /// A client whose training takes this long gets its own progress line from its rank.
@@ -127,6 +129,7 @@ final class ClientHost {
         for c in mine {
             let outcome = training.outcomes[c]
             if let o = outcome { training.records[c]!.bytesSent = Double(4 * (o.update?.tensors.values.count ?? 0)) }
+            try coder?.clientReceived(c, sent: outcome?.update != nil, refused: refused.contains(c), exchange: exchange)
             var kept: NamedTensors
             let result: ClientResult
             if let o = outcome, !refused.contains(c) {
@@ -143,6 +146,7 @@ final class ClientHost {
             }
             states[c] = try strategy.apply(round: round, client: c, kept: kept, result: Self.leading(result, client: c, lora: roster.lora), roster: roster)
         }
+        if let coder { for c in mine { coder.recordBytes(c, into: &training.records[c]!) } }
         training.outcomes = [:]
     }
 

@@ -16,6 +16,10 @@ public struct ClientRoundRecord: Sendable, Equatable {
     /// Float32 payload bytes of its update, and of what it received back.
     public var bytesSent: Double?
     public var bytesReceived: Double?
+    /// With `exchange.compress*`: the Float32 sizes of the same tensors (`bytes_sent` and
+    /// `bytes_received` are then the coded bytes on the wire); nil otherwise.
+    public var bytesSentUncompressed: Double?
+    public var bytesReceivedUncompressed: Double?
     public var secondsTrain: Double?
     /// The exchange as this client's rank saw it, and the server's aggregation inside it.
     public var secondsCommunicate: Double?
@@ -41,6 +45,8 @@ public struct ClientRoundRecord: Sendable, Equatable {
         }
         if let v = bytesSent { r["bytes_sent"] = v }
         if let v = bytesReceived { r["bytes_received"] = v }
+        if let v = bytesSentUncompressed { r["bytes_sent_uncompressed"] = v }
+        if let v = bytesReceivedUncompressed { r["bytes_received_uncompressed"] = v }
         if let v = secondsTrain { r["seconds_train"] = v }
         if let v = secondsCommunicate { r["seconds_communicate"] = v }
         if let v = secondsAggregate { r["seconds_aggregate"] = v }

@@ -38,11 +38,17 @@ public enum RoundExchange {
     /// shared result (every rank) and this rank's personal results by client.
     public static func run(_ updates: [ClientUpdate], federation: Federation,
                            aggregate: ([ClientUpdate]) throws -> RoundResult) throws -> Result {
+        try run(updates, federation: federation, coder: nil, aggregate: aggregate)
+    }
+
+    /// With a `coder` (`exchange.compress*`), the values cross as its coded bytes (docs/compression.md).
+    static func run(_ updates: [ClientUpdate], federation: Federation, coder: ExchangeCoder?,
+                    aggregate: ([ClientUpdate]) throws -> RoundResult) throws -> Result {
         let world = federation.world
         let packed = Packed(updates.map { ($0.client, $0.examples, $0.tensors) }, losses: updates.map { $0.metrics["loss_total"] ?? 0 })
         let headers = try world.gatherv(packed.header, root: 0)
         let layouts = try world.gatherv(packed.layouts, root: 0)
-        let values = try world.gatherv(packed.values, root: 0)
+        let (values, changes) = try gatherValues(packed, updates, federation: federation, headers: headers, coder: coder)
 
         var result = RoundResult()
         var personalChunks: [Packed] = []
@@ -52,7 +58,8 @@ public enum RoundExchange {
                 var all: [ClientUpdate] = []
                 for r in 1..<world.size {
                     for (client, examples, loss, tensors) in try Packed(header: headers[r], layouts: layouts[r], values: values[r]).unpack() {
-                        all.append(ClientUpdate(client: client, examples: examples, tensors: tensors, metrics: ["loss_total": loss]))
+                        let t = changes.contains(client) ? try coder!.absolute(tensors, client: client) : tensors
+                        all.append(ClientUpdate(client: client, examples: examples, tensors: t, metrics: ["loss_total": loss]))
                     }
                 }
                 all.sort { $0.client < $1.client }
@@ -61,6 +68,7 @@ public enum RoundExchange {
                 if let stray = result.personal.keys.first(where: { !wanted.contains($0) }) {
                     throw PilotError.message("aggregation returned a result for client \(stray), which sent no update this round")
                 }
+                if let coder { try coder.serverDownlink(&result, sent: wanted, clients: federation.clientCount) }
                 personalChunks = (0..<world.size).map { r in
                     let mine = federation.placement.clients(onRank: r)
                     return Packed(result.personal.keys.sorted().filter { mine.contains($0) }.map { ($0, 0, result.personal[$0]!) })
@@ -84,12 +92,12 @@ public enum RoundExchange {
         let shared = result.shared.map { Packed([(-1, 0, $0)]) } ?? Packed([])
         let sharedHeader = try world.broadcastSized(shared.header, root: 0)
         let sharedLayouts = try world.broadcastSized(shared.layouts, root: 0)
-        let sharedValues = try world.broadcastSized(shared.values, root: 0)
+        let sharedValues = try broadcastValues(shared, header: sharedHeader, coder: coder, world: world)
         let sharedOut = try Packed(header: sharedHeader, layouts: sharedLayouts, values: sharedValues).unpack().first?.3
 
         let myHeader = try world.scatterv(personalChunks.map(\.header), root: 0)
         let myLayouts = try world.scatterv(personalChunks.map(\.layouts), root: 0)
-        let myValues = try world.scatterv(personalChunks.map(\.values), root: 0)
+        let myValues = try scatterValues(personalChunks, header: myHeader, coder: coder, world: world)
         var personal: [Int: NamedTensors] = [:]
         if !federation.isServer {
             for (client, _, _, tensors) in try Packed(header: myHeader, layouts: myLayouts, values: myValues).unpack() { personal[client] = tensors }

@@ -31,7 +31,7 @@ extension RoundLoop {
                 emit(.message("warning: \(what); the run continues correctly but not bitwise (pin it with OPENBLAS_CORETYPE=\(meta.blasCore) and --threads \(meta.threads), or refuse with run.strict_reproducibility = true)"))
             }
             digests = d
-            serverState = server
+            serverState = try host.coder?.restoreServer(server) ?? server
             stored = meta.excludedClients
             recordedRanks = meta.loraRanks
             try recorder.restoreLog(round: round)
@@ -69,7 +69,7 @@ extension RoundLoop {
             }
             return out
         }
-        for (c, s) in read { host.states[c] = s }
+        for (c, s) in read { host.states[c] = try host.coder?.restoreClient(c, s) ?? s }
         emit(.message("resumed \(runDirectory) after round \(round)"))
     }
 }

@@ -70,6 +70,7 @@ extension RoundLoop {
         let host = ClientHost(settings: settings, strategy: strategy, federation: federation, inputs: inputs,
                               basePath: base.path, overrides: typed.modelOverrides)
         host.faults = ClientFaults(settings.faults)
+        host.coder = typed.compression.map { ExchangeCoder(up: $0.up, down: $0.down, fraction: $0.fraction, updatesAreChanges: strategy is FedAdamStrategy) }
         let server = ServerStep(strategy: strategy, roster: federation.roster, robust: settings.robust, dp: settings.dp,
                                 seed: UInt64(settings.seed), minimumUpdates: settings.sampling.minClients,
                                 describe: { "client \($0) (\(placement.label(placement.rank(of: $0))))" })

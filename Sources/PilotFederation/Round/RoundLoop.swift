@@ -118,7 +118,7 @@ public final class RoundLoop {
         if strategy.exchanges {
             // the clients that dropped out are named before the server aggregates without them
             try recorder.reportRejections(training.rejections, round: round)
-            let exchange = try RoundExchange.run(training.updates, federation: federation) { [server, serverState] updates in
+            let exchange = try RoundExchange.run(training.updates, federation: federation, coder: host.coder) { [server, serverState] updates in
                 let result = try server(round: round, updates: updates, serverState: serverState)
                 ata = result.ata   // rank 0: ATA's choices, for metrics.h5
                 return result
@@ -151,8 +151,9 @@ public final class RoundLoop {
             try host.evaluate(round: round, clients: evaluated, into: &training.records)
         }
 
-        try recorder.commit(round: round, stage: plans.first?.spec.stage ?? 0, records: training.records, states: host.states,
-                            serverState: serverState, aggregateSeconds: aggregateSeconds, started: started,
+        try recorder.commit(round: round, stage: plans.first?.spec.stage ?? 0, records: training.records,
+                            states: try host.coder?.withClientState(host.states) ?? host.states,
+                            serverState: try host.coder?.withServerState(serverState) ?? serverState, aggregateSeconds: aggregateSeconds, started: started,
                             dataParallel: strategy.dataParallel, ata: ata)
         if simulateStopAfterRound == round { StopSignal.request() }
         return try world.allreduce(scalar: Int64(StopSignal.requested ? 1 : 0), op: .max) > 0

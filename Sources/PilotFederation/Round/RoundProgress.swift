@@ -15,13 +15,19 @@ public enum RoundProgress {
             return v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count)
         }
         let mb = rows.map { $0["bytes_sent"] + $0["bytes_received"] }.filter { !$0.isNaN }.reduce(0, +) / 1e6
+        // with exchange.compress*: the Float32 size of the same tensors beside the bytes on the wire
+        let raw = rows.map { $0["bytes_sent_uncompressed"] + $0["bytes_received_uncompressed"] }.filter { !$0.isNaN }
+        let moved = raw.isEmpty ? String(format: "%.1f MB moved", mb)
+            : String(format: "%.2f MB moved (%.2f MB uncompressed; up %.2f of %.2f MB)", mb, raw.reduce(0, +) / 1e6,
+                     rows.map { $0["bytes_sent"] }.filter { !$0.isNaN }.reduce(0, +) / 1e6,
+                     rows.map { $0["bytes_sent_uncompressed"] }.filter { !$0.isNaN }.reduce(0, +) / 1e6)
         let refused = rows.filter { $0["rejected"] == 1 }.count
         let took = rows.filter { $0["participated"] != 0 }.count
         let sample = (took == rows.count ? "" : " | \(took)/\(rows.count) clients") + (refused > 0 ? " | \(refused) rejected" : "")
-        var line = String(format: "round %d/%d stage %d%@ | loss %.4f (ce %.4f) | train %.1fs comm %.2fs ckpt %.2fs | %.1f MB moved | %.1fs",
+        var line = String(format: "round %d/%d stage %d%@ | loss %.4f (ce %.4f) | train %.1fs comm %.2fs ckpt %.2fs | %@ | %.1fs",
                           round, rounds, stage, sample, mean("loss_total", trained), mean("loss_ce", trained),
                           trained.map { $0["seconds_train"] }.filter { !$0.isNaN }.max() ?? 0, mean("seconds_communicate", trained),
-                          mean("seconds_checkpoint", rows), mb, seconds)
+                          mean("seconds_checkpoint", rows), moved, seconds)
         let scores = rows.map { $0["eval_score"] }
         if rows.count <= perClientLimit {
             if !scores.contains(where: { $0.isNaN }) {
