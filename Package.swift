@@ -25,6 +25,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Curve25519 key agreement, HKDF and ChaCha20 for secure aggregation (`secure.aggregation`)
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         // MARK: C system libraries (Debian packages) with small shims for macro-only constants
@@ -58,6 +60,7 @@ let package = Package(
         .target(name: "PilotFederation", dependencies: [
             "PilotJob",
             "PilotCore", "PilotTensor", "PilotComm", "PilotHDF5", "PilotModel", "PilotData", "PilotLM",
+            .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: release),
         .target(name: "PilotReport", dependencies: ["PilotCore", "PilotHDF5", "PilotData", "PilotJob", "PilotFederation"], swiftSettings: release),
         .target(name: "PilotPretrain", dependencies: [

@@ -162,8 +162,16 @@ extension PilotStrategy {
         let parts = try updates.map(Self.split)
         let (means, fallbacks) = try Self.taskAggregates(zip(updates, parts).map { ($0.client, $0.examples, $1.adapter.values) },
                                                          tasks: roster.clientTasks, numTasks: roster.numTasks, aggregator: settings.aggregator)
-        var notes = fallbacks.map { settings.aggregator.fallbackNote(round: round, group: "task \($0.task)'s adapter (Eq. 10)", clients: $0.clients) }
-        let layout = parts[0].adapter
+        let notes = fallbacks.map { settings.aggregator.fallbackNote(round: round, group: "task \($0.task)'s adapter (Eq. 10)", clients: $0.clients) }
+        let loras = zip(updates, parts).map { ClientUpdate(client: $0.client, examples: $0.examples, tensors: $1.lora) }
+        return try assemble(round: round, means: means, layout: parts[0].adapter, loras: loras, serverState: serverState, roster: roster, notes: notes)
+    }
+
+    /// The round's result from Eq. 10's task means (nil: a task without participants keeps its
+    /// adapter of the server state) and the participants' LoRA (mixed by ATA).
+    func assemble(round: Int, means: [[Float]?], layout: AdapterPart, loras: [ClientUpdate], serverState: NamedTensors,
+                  roster: Roster, notes: [String]) throws -> RoundResult {
+        var notes = notes
         var adapters = try Self.taskAdapters(serverState, layout: layout)
         for (t, m) in means.enumerated() { if let m { adapters[t] = m } }
         // Shared: every task adapter the server has, in its slot; it is also the server's state.
@@ -180,7 +188,6 @@ extension PilotStrategy {
                 offset += n
             }
         }
-        let loras = zip(updates, parts).map { ClientUpdate(client: $0.client, examples: $0.examples, tensors: $1.lora) }
         var choices: [Int: ATAChoice] = [:]
         let mixed = try mixLoRA(loras, tasks: roster.clientTasks, lora: roster.lora, round: round, notes: &notes, choices: &choices)
         var personal: [Int: NamedTensors] = [:]

@@ -77,6 +77,11 @@ extension RoundLoop {
         let recorder = RoundRecorder(runDirectory: runDirectory, federation: federation, settings: settings, identity: identity, emit: emit)
         self.init(config: config, settings: settings, runDirectory: runDirectory, federation: federation, strategy: strategy,
                   scenario: scenario, basePath: base.path, host: host, server: server, recorder: recorder, emit: emit)
+        if let mode = typed.secureMode, let averaging = strategy as? any SecureAveraging {
+            secure = SecureRound(mode: mode, strategy: averaging, federation: federation, dp: settings.dp, seed: UInt64(settings.seed),
+                                 minimumUpdates: settings.sampling.minClients)
+            emit(.message(SecureRound.summary(mode)))
+        }
     }
 
     /// The base checkpoint, checked against the scenario and the config's `model.*` keys.

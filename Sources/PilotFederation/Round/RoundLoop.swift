@@ -31,6 +31,8 @@ public final class RoundLoop {
     let emit: (RoundEvent) -> Void
     /// The server's state (rank 0): FedAdam's moments, Pilot's task adapters.
     var serverState = NamedTensors()
+    /// Secure aggregation or its fixed-point reference (`[secure]`); nil: the float averaging.
+    var secure: SecureRound?
 
     /// Test hook: behave as if a stop signal arrived during this round.
     public var simulateStopAfterRound: Int?
@@ -116,16 +118,24 @@ public final class RoundLoop {
         var notes: [String] = []
         var ata: [Int: ATAChoice] = [:]
         if strategy.exchanges {
+            var updates = training.updates
+            if let secure {
+                let prepared = try secure.prepare(round: round, training: &training)
+                updates = prepared.updates
+                rejected = training.rejections
+                if prepared.clipped > 0 { notes.append(SecureRound.clippedNote(round: round, count: prepared.clipped)) }
+            }
             // the clients that dropped out are named before the server aggregates without them
             try recorder.reportRejections(training.rejections, round: round)
-            let exchange = try RoundExchange.run(training.updates, federation: federation, coder: host.coder) { [server, serverState] updates in
+            let exchange = try RoundExchange.run(updates, federation: federation, coder: host.coder) { [server, serverState, secure] updates in
+                if let secure { return try secure.server(round: round, updates: updates, serverState: serverState) }
                 let result = try server(round: round, updates: updates, serverState: serverState)
                 ata = result.ata   // rank 0: ATA's choices, for metrics.h5
                 return result
             }
             if let state = exchange.serverState { serverState = state }
             rejected += exchange.rejected
-            notes = exchange.notes
+            notes += exchange.notes
             try host.apply(round: round, exchange: exchange, to: &training)
             try recorder.reportRejections(exchange.rejected, round: round)
         } else {

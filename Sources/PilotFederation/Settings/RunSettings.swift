@@ -52,11 +52,13 @@ public struct RunSettings: Sendable, Equatable {
     public var faults: FaultsSection
     public var eval: EvalSection
     public var exchange: ExchangeSection
+    public var secure: SecureSection
 
     /// Every section in file order: the schema is their keys, in this order.
     static let sections: [any ConfigSection.Type] = [
         RunSection.self, ModelSection.self, TrainSection.self, PilotSection.self, FedProxSection.self, FedAdamSection.self,
         FedDPASection.self, RobustSection.self, DPSection.self, FaultsSection.self, EvalSection.self, ExchangeSection.self,
+        SecureSection.self,
     ]
 
     /// Decodes every section of a validated config (the faults from its `faults` part).
@@ -70,6 +72,7 @@ public struct RunSettings: Sendable, Equatable {
         feddpa = try section(FedDPASection.self); robust = try section(RobustSection.self); dp = try section(DPSection.self)
         faults = try section(FaultsSection.self); eval = try section(EvalSection.self)
         exchange = try section(ExchangeSection.self)
+        secure = try section(SecureSection.self)
         try checkPsiS()
     }
 
@@ -97,6 +100,7 @@ public struct RunSettings: Sendable, Equatable {
         try sampling.validate(clients: k)
         try checkLoRARanks(clients: k)
         try checkCompression()
+        try checkSecure()
         try checkAggregator(sampled: sampling.size(of: k), clients: k, clientTasks: clientTasks)
         if run.algorithm == .centralized && (placement.clientRanks != k || sampling.size(of: k) != k) {
             throw PilotError.invalidArgument("centralized training is data-parallel with one client per rank and every client in every round: run with -np \(k + 1), without run.clients_per_rank > 1 or run.fraction < 1")
