@@ -180,7 +180,7 @@ struct CompressionTests {
         try RunSettings(RunConfig(file: ConfigFile(text: "[run]\nalgorithm = \"\(algorithm)\"\ndata = \"d\"\nbase = \"b.h5\"\n" + text, path: "/tmp/x.toml")))
     }
 
-    @Test("refused at config time, naming the key: topk_fraction outside (0, 1], topk_fraction without topk, compression with dp.clip, local training, mixed ranks")
+    @Test("refused at config time, naming the key: topk_fraction outside (0, 1], topk_fraction without topk, compression with dp.clip, local training, mixed ranks, secure aggregation")
     func refusals() throws {
         func message(_ body: () throws -> Void) -> String {
             do { try body(); return "" } catch { return "\(error)" }
@@ -198,6 +198,8 @@ struct CompressionTests {
         #expect(local.contains("local"), "\(local)")
         let mixed = message { _ = try Self.settings("[model]\nlora_ranks = [4, 8, 16]\n[exchange]\ncompress = \"int8\"\n").placement(clients: 3, worldSize: 4) }
         #expect(mixed.contains("model.lora_ranks"), "\(mixed)")
+        let secure = message { _ = try Self.settings("[exchange]\ncompress = \"int8\"\n[secure]\naggregation = true\n").placement(clients: 3, worldSize: 4) }
+        #expect(secure.contains("secure.aggregation") && secure.contains("exchange.compress"), "\(secure)")
         let down = message { _ = try Self.settings("[exchange]\ncompress_down = \"topk\"\n") }
         #expect(down.contains("exchange.compress_down"), "\(down)")
         #expect(try Self.settings("").compression == nil)
