@@ -172,6 +172,23 @@ struct SecureAggregationTests {
         #expect(secure.results[0]?.shared?.values.map(\.bitPattern) == expected.map(\.bitPattern))
     }
 
+    @Test("with DP, each client adds the very noise the server adds without secure aggregation: the secure mean is the fixed-point mean of the server-noised updates")
+    func differentialPrivacy() throws {
+        let dp = DPSettings(clip: 1, noiseMultiplier: 0.5, delta: 1e-5)
+        let out = try InProcessCommunicator.run(size: 3) { world -> [Float]? in
+            let placement = try Placement(clients: 6, worldSize: 3)
+            let mine = placement.clients(onRank: world.rank)
+            let fed = try Federation(world: world, clientTasks: Self.tasks, numTasks: 3, placement: placement, localSamples: mine.map { Self.samples[$0] })
+            let secure = SecureRound(mode: .masked, strategy: FedAvgStrategy(learningRate: 1e-3), federation: fed, dp: dp, seed: 9, minimumUpdates: 1)
+            let updates = try secure.prepare(round: 4, updates: mine.map(Self.fedavgUpdate)).updates
+            return try RoundExchange.run(updates, federation: fed) { all in try secure.server(round: 4, updates: all, serverState: [:]) }.shared?.values
+        }
+        let noised = (0..<6).map { ClientPrivacy.noised(Self.fedavgUpdate($0).tensors.values, std: 0.5, seed: 9, round: 4, client: $0) }
+        let expected = FixedPoint.mean(noised, weights: Self.samples.map(Double.init)).mean
+        #expect(out[0]?.map(\.bitPattern) == expected.map(\.bitPattern))
+        #expect(out[0] != FixedPoint.mean((0..<6).map { Self.fedavgUpdate($0).tensors.values }, weights: Self.samples.map(Double.init)).mean)
+    }
+
     static func settings(_ text: String, algorithm: String = "fedavg") throws -> RunSettings {
         try RunSettings(RunConfig(file: ConfigFile(text: "[run]\nalgorithm = \"\(algorithm)\"\ndata = \"d\"\nbase = \"b.h5\"\n" + text, path: "/tmp/x.toml")))
     }
