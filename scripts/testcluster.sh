@@ -82,7 +82,11 @@ down() {
     rm -rf "/etc/netns/$ns"
   done
   if ip netns list | grep -q "^$NETNS\b"; then ip netns del "$NETNS"; fi
-  if mountpoint -q "$STATE/cgroup" 2>/dev/null; then umount -R "$STATE/cgroup" || umount -lR "$STATE/cgroup" || true; fi
+  # the cgroup binds of this state directory, and of any earlier test cluster killed before its `down`
+  local m
+  for m in $(awk '$2 ~ /^\/tmp\/pilot-testcluster[^/]*\/cgroup$/ { print $2 }' /proc/self/mounts | sort -u) "$STATE/cgroup"; do
+    if mountpoint -q "$m" 2>/dev/null; then umount -R "$m" 2>/dev/null || umount -lR "$m" || true; fi
+  done
   if mountpoint -q "$STATE/cgroup" 2>/dev/null || grep -q " $STATE/" /proc/self/mounts; then
     echo "testcluster: left $STATE in place: something is still mounted under it (grep $STATE /proc/self/mounts)"
   else
@@ -199,6 +203,8 @@ case ${1:-} in
   mpirun) shift; cluster_mpirun "$@" ;;
   test)
     shift
+    # a cluster left by a test that was killed before its `down` (the names are this script's own)
+    if ip netns list 2>/dev/null | grep -q "^$NETNS\b"; then echo "testcluster: tearing down a cluster left by an earlier test"; down; fi
     up
     trap down EXIT    # torn down also when a check fails or the test is interrupted
     PILOT_TESTCLUSTER_STATE=$STATE bash "$REPO/scripts/testcluster_checks.sh" "$@" ;;

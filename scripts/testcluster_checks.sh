@@ -27,6 +27,14 @@
 # Environment: PILOT_BIN (default .build/release/pilot), PYTHON (with h5py; default /usr/bin/python3),
 # PILOT_TESTCLUSTER_STATE (as scripts/testcluster.sh).
 set -uo pipefail
+# A parent may have ignored or blocked the signals this script sends (a test runner does, and ignored
+# signals are inherited): start again with them at their defaults, as from a shell.
+if [ -z "${PILOT_TESTCLUSTER_UNMASKED:-}" ]; then
+  export PILOT_TESTCLUSTER_UNMASKED=1
+  exec perl -MPOSIX -e '$SIG{$_} = "DEFAULT" for qw(TERM INT HUP USR1 USR2);
+                        sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die "sigprocmask: $!\n";
+                        exec { $ARGV[0] } @ARGV or die "exec: $!\n"' -- bash "$0" "$@"
+fi
 cd "$(dirname "$0")/.."
 REPO=$PWD
 STATE=${PILOT_TESTCLUSTER_STATE:-/tmp/pilot-testcluster}
@@ -140,7 +148,7 @@ fi
 # ---------------------------------------------------------------- a host without one of its shards
 rm "$STATE/hosts/tc-h1/scratch/vu/clients/client-05.h5"
 t0=$(date +%s)
-timeout 120 "$REPO/scripts/testcluster.sh" mpirun -np 7 "$PILOT" train --config "$CFG" --out "$SHARED/missing" >"$WORK/missing.out" 2>&1
+timeout -s KILL 120 "$REPO/scripts/testcluster.sh" mpirun -np 7 "$PILOT" train --config "$CFG" --out "$SHARED/missing" >"$WORK/missing.out" 2>&1
 rc=$?
 took=$(( $(date +%s) - t0 ))
 line=$(grep -m 1 'client-05.h5' "$WORK/missing.out")
@@ -156,7 +164,7 @@ stage tc-h1
 expect_refusal() {
   local name=$1 pattern=$2 rc t0 took line; shift 2
   t0=$(date +%s)
-  timeout 120 "$@" >"$WORK/$name.out" 2>&1
+  timeout -s KILL 120 "$@" >"$WORK/$name.out" 2>&1
   rc=$?
   took=$(( $(date +%s) - t0 ))
   line=$(grep -m 1 -E "$pattern" "$WORK/$name.out")
@@ -200,7 +208,8 @@ LM=${PILOT_SMOLLM2:-$REPO/models/smollm2-135m-instruct}
 host_pss() {
   local out=$WORK/$1.pss
   rm -f "$out"
-  ( while :; do
+  rm -f "$out.stop"
+  ( while [ ! -e "$out.stop" ]; do
       line=""
       for h in tc-h0 tc-h1 tc-h2; do
         kb=0
@@ -214,7 +223,7 @@ host_pss() {
   local sampler=$!
   "$REPO/scripts/testcluster.sh" mpirun -np 7 "$PILOT" train --config "$2" --out "$SHARED/$1" >"$WORK/$1.out" 2>&1
   local rc=$?
-  kill "$sampler"; wait "$sampler" 2>/dev/null
+  touch "$out.stop"; wait "$sampler" 2>/dev/null
   [ "$rc" = 0 ] || { echo "FAILED"; return; }
   awk '{ for (i = 1; i <= 3; i++) if ($i > m[i]) m[i] = $i } END { printf "%d %d %d", m[1] / 1024, m[2] / 1024, m[3] / 1024 }' "$out"
 }
