@@ -31,9 +31,8 @@ extension BenchCommand {
         try world.barrier()
         let total = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         // a checksum of the mixed vectors, in client order: equal on every placement
-        var sums = owned[world.rank].isEmpty ? [Double]() : mine.map { $0.reduce(0.0) { $0 + Double($1) } }
+        let sums = mine.map { $0.reduce(0.0) { $0 + Double($1) } }
         let allSums = try world.gatherv(sums, root: 0).flatMap { $0 }
-        sums = []
         let rss = try world.gather([BenchCommand.peakRSSMiB()], root: 0)
         guard world.rank == 0 else { return }
         var digest = SHA256()

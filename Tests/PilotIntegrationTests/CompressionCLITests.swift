@@ -15,11 +15,7 @@ struct CompressionCLITests {
     func placementIndependent(algorithm: String) throws {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }
         let cfg = try TrainCLITests.writeConfig(dir, "a.toml", TrainCLITests.config(Self.topk, algorithm: algorithm))
-        let wide = try TrainCLITests.train(["--config", cfg, "--out", dir.file("np10")], np: 10)
-        try #require(wide.status == 0, "\(wide.stderr)")
-        let narrow = try TrainCLITests.train(["--config", cfg, "--out", dir.file("np3")], np: 3)
-        try #require(narrow.status == 0, "\(narrow.stderr)")
-        let d = try PlacementCLITests.sameBits(dir.file("np10"), dir.file("np3"))
+        let (narrow, d) = try PlacementCLITests.trainWideAndNarrow(cfg, in: dir)
         #expect(d.isEmpty, "differ: \(d.prefix(5))")
         #expect(narrow.stdout.contains("MB uncompressed"), "\(narrow.stdout)")
         let f = try H5File.open(dir.file("np3/metrics.h5"))

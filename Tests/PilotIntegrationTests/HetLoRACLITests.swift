@@ -16,11 +16,7 @@ struct HetLoRACLITests {
     func placementIndependent(algorithm: String) throws {
         let dir = TemporaryDirectory(); defer { dir.cleanup() }
         let cfg = try TrainCLITests.writeConfig(dir, "a.toml", TrainCLITests.config(Self.mixed, algorithm: algorithm))
-        let wide = try TrainCLITests.train(["--config", cfg, "--out", dir.file("np10")], np: 10)
-        try #require(wide.status == 0, "\(wide.stderr)")
-        let narrow = try TrainCLITests.train(["--config", cfg, "--out", dir.file("np3")], np: 3)
-        try #require(narrow.status == 0, "\(narrow.stderr)")
-        let d = try PlacementCLITests.sameBits(dir.file("np10"), dir.file("np3"))
+        let (_, d) = try PlacementCLITests.trainWideAndNarrow(cfg, in: dir)
         #expect(d.isEmpty, "differ: \(d.prefix(5))")
         for (k, r) in [2, 4, 8, 2].enumerated() {
             let f = try H5File.open(dir.file(String(format: "np3/ckpt/round_003/client_%02d.h5", k)))

@@ -19,6 +19,16 @@ struct PlacementCLITests {
         return out
     }
 
+    /// Trains `cfg` on -np 10 into dir/np10 and on -np 3 into dir/np3 (each must exit 0); returns the
+    /// -np 3 run's result and the final round's datasets that differ between the two (`sameBits`).
+    static func trainWideAndNarrow(_ cfg: String, in dir: TemporaryDirectory) throws -> (narrow: ProcessResult, differ: [String]) {
+        let wide = try TrainCLITests.train(["--config", cfg, "--out", dir.file("np10")], np: 10)
+        try #require(wide.status == 0, "\(wide.stderr)")
+        let narrow = try TrainCLITests.train(["--config", cfg, "--out", dir.file("np3")], np: 3)
+        try #require(narrow.status == 0, "\(narrow.stderr)")
+        return (narrow, try sameBits(dir.file("np10"), dir.file("np3")))
+    }
+
     static func sameBits(_ a: String, _ b: String, round: Int = 3) throws -> [String] {
         let x = try TrainCLITests.finalRoundDatasets(a, round: round), y = try TrainCLITests.finalRoundDatasets(b, round: round)
         var diff = x.keys.filter { x[$0]!.map(\.bitPattern) != y[$0]?.map(\.bitPattern) }.sorted()
